@@ -1,0 +1,1 @@
+"""Continual learning: task streams, baselines, Bayes-duality methods and forgetting metrics."""

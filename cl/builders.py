@@ -1,0 +1,114 @@
+"""From a config to the objects of a run: checks, stream, model, method, optimizer, learner.
+
+`validate_config` runs before any data is read or anything is compiled; every error names the config
+field and the values it allows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import optax
+
+from cl import data as cl_data
+from cl import methods, models, streams, train
+from experiment.config import ConfigError, check_choice, check_positive, check_range
+
+OPTIMIZERS = ('adam', 'sgd')
+
+
+def validate_config(config) -> None:
+  """Raises `ConfigError` naming the first bad field."""
+  check_choice('dataset', config.dataset, cl_data.DATASETS)
+  check_choice('stream', config.stream, streams.STREAMS)
+  allowed_scenarios = ('task', 'class') if config.stream == 'split' else ('domain',)
+  check_choice('scenario', config.scenario, allowed_scenarios)
+  check_choice('model', config.model, models.MODELS)
+  check_choice('method', config.method, methods.METHODS)
+  check_choice('optimizer.name', config.optimizer.name, OPTIMIZERS)
+  check_positive('optimizer.learning_rate', config.optimizer.learning_rate)
+  check_positive('num_tasks', config.num_tasks, integer=True)
+  check_positive('classes_per_task', config.classes_per_task, integer=True)
+  check_positive('batch_size', config.batch_size, integer=True)
+  check_positive('epochs', config.epochs, integer=True, allow_zero=True)
+  check_positive('num_seeds', config.num_seeds, integer=True)
+  check_positive('seed', config.seed, integer=True, allow_zero=True)
+  check_range('val_fraction', config.val_fraction, 0.0, 0.5)
+  check_positive('max_train_examples_per_task', config.max_train_examples_per_task, integer=True,
+                 allow_zero=True)
+  check_positive('max_test_examples_per_task', config.max_test_examples_per_task, integer=True,
+                 allow_zero=True)
+  if config.model == 'mlp':
+    if not config.hidden_sizes or not all(isinstance(h, int) and h > 0 for h in config.hidden_sizes):
+      raise ConfigError(f'config.hidden_sizes must be a non-empty tuple of positive integers, '
+                        f'got {config.hidden_sizes!r}')
+  if config.method in ('ewc', 'online_ewc'):
+    check_positive('ewc.ewc_lambda', config.ewc.ewc_lambda, allow_zero=True)
+    check_positive('ewc.fisher_num_examples', config.ewc.fisher_num_examples, integer=True)
+    check_choice('ewc.fisher_type', config.ewc.fisher_type, methods.FISHER_TYPES)
+    check_range('ewc.gamma', config.ewc.gamma, 0.0, 1.0)
+  if config.method == 'si':
+    check_positive('si.c', config.si.c, allow_zero=True)
+    check_positive('si.xi', config.si.xi)
+  if config.method == 'replay':
+    check_positive('replay.memory_size', config.replay.memory_size, integer=True)
+    check_positive('replay.batch_size', config.replay.batch_size, integer=True)
+    check_positive('replay.weight', config.replay.weight, allow_zero=True)
+    check_choice('replay.selection', config.replay.selection, methods.MEMORY_SELECTIONS)
+
+
+def _subsample(x, y, limit, rng):
+  if not limit or len(y) <= limit:
+    return x, y
+  idx = np.sort(rng.permutation(len(y))[:limit])
+  return x[idx], y[idx]
+
+
+def build_stream(config) -> streams.TaskStream:
+  dataset = cl_data.load_dataset(config.dataset, data_dir=config.data_dir or None,
+                                 download=config.download)
+  if config.stream == 'split':
+    stream = streams.split_stream(dataset, classes_per_task=config.classes_per_task,
+                                  num_tasks=config.num_tasks, scenario=config.scenario,
+                                  val_fraction=config.val_fraction, seed=config.seed)
+  elif config.stream == 'permuted':
+    stream = streams.permuted_stream(dataset, num_tasks=config.num_tasks,
+                                     val_fraction=config.val_fraction, seed=config.seed)
+  else:
+    stream = streams.rotated_stream(dataset, num_tasks=config.num_tasks, max_angle=config.max_angle,
+                                    val_fraction=config.val_fraction, seed=config.seed)
+  if config.max_train_examples_per_task or config.max_test_examples_per_task:
+    rng = np.random.default_rng(config.seed)
+    tasks = []
+    for task in stream.tasks:
+      x_train, y_train = _subsample(task.x_train, task.y_train, config.max_train_examples_per_task, rng)
+      x_test, y_test = _subsample(task.x_test, task.y_test, config.max_test_examples_per_task, rng)
+      tasks.append(dataclasses.replace(task, x_train=x_train, y_train=y_train,
+                                       x_test=x_test, y_test=y_test))
+    stream = dataclasses.replace(stream, tasks=tuple(tasks))
+  return stream
+
+
+def build_optimizer(config) -> optax.GradientTransformation:
+  c = config.optimizer
+  if c.name == 'adam':
+    return optax.adam(c.learning_rate)
+  return optax.sgd(c.learning_rate, momentum=c.momentum or None)
+
+
+def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, methods.Method]:
+  model = models.make_model(config.model, stream.input_shape, stream.num_outputs,
+                            hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
+                            dense_size=config.dense_size)
+  method = methods.make_method(config, model.apply, input_shape=stream.input_shape,
+                               num_outputs=stream.num_outputs, num_tasks=stream.num_tasks)
+  learner = train.make_learner(model, method, build_optimizer(config), batch_size=config.batch_size,
+                               reset_optimizer=config.reset_optimizer)
+  return learner, method
+
+
+def seed_keys(config) -> jax.Array:
+  """[num_seeds] typed keys for seeds config.seed, config.seed + 1, ..."""
+  return jax.vmap(jax.random.key)(np.arange(config.seed, config.seed + config.num_seeds))

@@ -1,0 +1,217 @@
+"""The generic continual-learning trainer.
+
+A `Learner` is four pure functions built from a model, a method and an optax optimizer. `run_stream`
+drives them over a task stream for a batch of seeds at once: every function is `jax.vmap`-ed over the
+leading seed axis of the state and keys and `jax.jit`-ed once, and one epoch is a `lax.scan` over
+minibatches inside the compiled function. The host loop only moves task data to the device, evaluates
+and reports.
+
+Randomness: seed s uses `key_s = jax.random.key(seed_s)`; the initial params use `fold_in(key_s, 0)` and
+task t uses `fold_in(key_s, t + 1)`, split into one key per epoch and one for consolidation. A run
+resumed from the checkpoint taken after task t therefore repeats exactly what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from cl.methods.base import Method, TaskData, cross_entropy
+from cl.models import Model, masked_logits
+from cl.streams import TaskStream
+
+
+@struct.dataclass
+class TrainState:
+  params: Any
+  opt_state: Any
+  method_state: Any
+  step: jax.Array  # int32, optimizer steps taken over the whole run
+
+
+@struct.dataclass
+class RunState:
+  """Everything a run needs to continue after `tasks_done` tasks; leading axis = seed."""
+  train_state: TrainState
+  accuracy_matrix: jax.Array       # [S, T, T], row i after task i, NaN where not reached yet
+  val_accuracy_matrix: jax.Array   # [S, T, T] on the validation splits
+  accuracy_before: jax.Array       # [S, T], before any training
+  val_accuracy_before: jax.Array   # [S, T]
+  tasks_done: jax.Array            # [] int32
+
+
+class Learner(NamedTuple):
+  init: Callable[[jax.Array], TrainState]
+  begin_task: Callable[[TrainState], TrainState]
+  train_epoch: Callable[[TrainState, TaskData, jax.Array], tuple[TrainState, dict]]
+  consolidate: Callable[[TrainState, TaskData, jax.Array], TrainState]
+  accuracy: Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
+                 batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000) -> Learner:
+  """Builds the pure functions of one seed's training (vmap them for several seeds)."""
+
+  def init(key):
+    params = model.init(key)
+    return TrainState(params=params, opt_state=optimizer.init(params),
+                      method_state=method.init(params), step=jnp.zeros((), jnp.int32))
+
+  def begin_task(state):
+    if not reset_optimizer:
+      return state
+    return state.replace(opt_state=optimizer.init(state.params))
+
+  def train_step(state, batch, key):
+    x, y, mask = batch
+
+    def data_loss(params):
+      return cross_entropy(model.apply(params, x), y, mask)
+
+    loss, data_grads = jax.value_and_grad(data_loss)(state.params)
+    reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key)
+    grads = jax.tree.map(jnp.add, data_grads, reg_grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    method_state = method.after_step(state.method_state, state.params, params, data_grads)
+    new_state = TrainState(params=params, opt_state=opt_state, method_state=method_state,
+                           step=state.step + 1)
+    return new_state, {'loss': loss, 'regularizer': reg}
+
+  def train_epoch(state, data: TaskData, key):
+    n = data.y.shape[0]
+    b = min(batch_size, n)
+    steps = n // b
+    perm_key, step_key = jax.random.split(key)
+    batches = jax.random.permutation(perm_key, n)[:steps * b].reshape(steps, b)
+
+    def body(state, inputs):
+      idx, k = inputs
+      return train_step(state, (data.x[idx], data.y[idx], data.mask[idx]), k)
+
+    state, metrics = jax.lax.scan(body, state, (batches, jax.random.split(step_key, steps)))
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  def consolidate(state, data, key):
+    return state.replace(method_state=method.consolidate(state.method_state, state.params, data, key))
+
+  def accuracy(params, x, y, mask):
+    def predict(xb):
+      return jnp.argmax(masked_logits(model.apply(params, xb[None]), mask[None])[0])
+    pred = jax.lax.map(predict, x, batch_size=min(eval_batch_size, x.shape[0]))
+    return jnp.mean((pred == y).astype(jnp.float32))
+
+  return Learner(init=init, begin_task=begin_task, train_epoch=train_epoch, consolidate=consolidate,
+                 accuracy=accuracy)
+
+
+def task_keys(keys: jax.Array, task_index: int, epochs: int) -> tuple[jax.Array, jax.Array]:
+  """Per-seed keys for one task: `[epochs, S]` epoch keys and `[S]` consolidation keys."""
+  task = jax.vmap(lambda k: jax.random.fold_in(k, task_index + 1))(keys)
+  split = jax.vmap(lambda k: jax.random.split(k, epochs + 1))(task)  # [S, epochs + 1]
+  return jnp.swapaxes(split[:, :epochs], 0, 1), split[:, epochs]
+
+
+def training_data(stream: TaskStream, task_index: int, cumulative: bool) -> TaskData:
+  """Task `task_index`'s training data, or the union of tasks 0..task_index when `cumulative`."""
+  tasks = stream.tasks[:task_index + 1] if cumulative else [stream.tasks[task_index]]
+  x = np.concatenate([t.x_train for t in tasks])
+  y = np.concatenate([t.y_train for t in tasks]).astype(np.int32)
+  mask = np.concatenate([np.broadcast_to(t.output_mask, (len(t.y_train), stream.num_outputs))
+                         for t in tasks])
+  return TaskData(x=jnp.asarray(x), y=jnp.asarray(y), mask=jnp.asarray(mask),
+                  task_index=jnp.asarray(task_index, jnp.int32))
+
+
+class CompiledLearner(NamedTuple):
+  """The learner's functions, vmapped over seeds and jitted once."""
+  init: Callable
+  begin_task: Callable
+  train_epoch: Callable
+  consolidate: Callable
+  accuracy: Callable
+
+
+def compile_learner(learner: Learner) -> CompiledLearner:
+  return CompiledLearner(
+      init=jax.jit(jax.vmap(learner.init)),
+      begin_task=jax.jit(jax.vmap(learner.begin_task)),
+      train_epoch=jax.jit(jax.vmap(learner.train_epoch, in_axes=(0, None, 0)), donate_argnums=0),
+      consolidate=jax.jit(jax.vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
+      accuracy=jax.jit(jax.vmap(learner.accuracy, in_axes=(0, None, None, None))),
+  )
+
+
+def _evaluate(compiled: CompiledLearner, params, stream: TaskStream, split: str) -> np.ndarray:
+  """[S, T] accuracies of every seed on every task's `split` ('test' or 'val')."""
+  cols = []
+  for task in stream.tasks:
+    x, y = (task.x_test, task.y_test) if split == 'test' else (task.x_val, task.y_val)
+    cols.append(compiled.accuracy(params, jnp.asarray(x), jnp.asarray(y, jnp.int32),
+                                  jnp.asarray(task.output_mask)))
+  return np.stack([np.asarray(c) for c in cols], axis=1)
+
+
+def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> RunState:
+  """Initial params for every seed and the accuracy row before any training."""
+  init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
+  state = compiled.init(init_keys)
+  s, t = keys.shape[0], stream.num_tasks
+  nan = np.full((s, t, t), np.nan, np.float32)
+  return RunState(train_state=state,
+                  accuracy_matrix=jnp.asarray(nan), val_accuracy_matrix=jnp.asarray(nan),
+                  accuracy_before=jnp.asarray(_evaluate(compiled, state.params, stream, 'test')),
+                  val_accuracy_before=jnp.asarray(_evaluate(compiled, state.params, stream, 'val')),
+                  tasks_done=jnp.zeros((), jnp.int32))
+
+
+def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax.Array, *,
+               epochs: int, cumulative: bool = False, run_state: RunState | None = None,
+               progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
+               task_end_fn: Callable[[RunState], None] = lambda r: None) -> RunState:
+  """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
+
+  Starts from `run_state` (e.g. restored from a checkpoint) when given, else from scratch.
+  `progress_fn(task_index, epoch, metrics)` is called after each epoch with per-seed metrics;
+  `task_end_fn(run_state)` after each task (checkpointing goes there). Returns the final `RunState`.
+  """
+  compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner)
+  if run_state is None:
+    run_state = init_run(compiled, stream, keys)
+  state = run_state.train_state
+  for t in range(int(run_state.tasks_done), stream.num_tasks):
+    data = training_data(stream, t, cumulative)
+    epoch_keys, consolidate_key = task_keys(keys, t, epochs)
+    state = compiled.begin_task(state)
+    for epoch in range(epochs):
+      state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch])
+      progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))
+    state = compiled.consolidate(state, data, consolidate_key)
+    del data
+    test_row = _evaluate(compiled, state.params, stream, 'test')
+    val_row = _evaluate(compiled, state.params, stream, 'val')
+    run_state = RunState(
+        train_state=state,
+        accuracy_matrix=run_state.accuracy_matrix.at[:, t].set(test_row),
+        val_accuracy_matrix=run_state.val_accuracy_matrix.at[:, t].set(val_row),
+        accuracy_before=run_state.accuracy_before,
+        val_accuracy_before=run_state.val_accuracy_before,
+        tasks_done=jnp.asarray(t + 1, jnp.int32))
+    task_end_fn(run_state)
+  return run_state
+
+
+def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> RunState:
+  """Shapes and dtypes of the `RunState` that `init_run` would build (a restore target)."""
+  init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
+  state = jax.eval_shape(compiled.init, init_keys)
+  s, t = keys.shape[0], stream.num_tasks
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  return RunState(train_state=state, accuracy_matrix=f32(s, t, t), val_accuracy_matrix=f32(s, t, t),
+                  accuracy_before=f32(s, t), val_accuracy_before=f32(s, t),
+                  tasks_done=jax.ShapeDtypeStruct((), jnp.int32))

@@ -1,0 +1,56 @@
+"""Defaults shared by the continual-learning configs; each config file overrides what it needs."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Data and stream.
+  c.dataset = 'fashion_mnist'   # fashion_mnist | mnist | digits | blobs
+  c.data_dir = ''               # directory with the IDX files; '' = Debian package dir or cache
+  c.download = False            # download (SHA-256 verified) when the files are nowhere on disk
+  c.stream = 'split'            # split | permuted | rotated
+  c.scenario = 'task'           # split: task | class; permuted/rotated: domain
+  c.num_tasks = 5
+  c.classes_per_task = 2
+  c.max_angle = 180.0           # rotated streams: task t rotates by t * max_angle / num_tasks
+  c.val_fraction = 0.1          # validation split carved from each task's training data
+  c.max_train_examples_per_task = 0  # 0 = all; a cap for quick runs
+  c.max_test_examples_per_task = 0   # 0 = all
+  # Model.
+  c.model = 'mlp'               # mlp | cnn
+  c.hidden_sizes = (256, 256)
+  c.channels = (32, 64)
+  c.dense_size = 256
+  # Method.
+  c.method = 'finetune'         # finetune | joint | ewc | online_ewc | si | replay
+  c.ewc = ml_collections.ConfigDict(dict(
+      ewc_lambda=100.0, gamma=1.0, fisher_num_examples=1024, fisher_type='sampled'))
+  c.si = ml_collections.ConfigDict(dict(c=1.0, xi=1e-3))
+  c.replay = ml_collections.ConfigDict(dict(
+      memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
+  # Optimisation.
+  c.optimizer = ml_collections.ConfigDict(dict(name='adam', learning_rate=1e-3, momentum=0.9))
+  c.batch_size = 128
+  c.epochs = 5
+  c.reset_optimizer = True      # fresh optimizer state at the start of each task
+  # Seeds.
+  c.seed = 0
+  c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
+  return c
+
+
+def apply_variant(c, arg):
+  """`quick`: a tiny run for smoke tests (few examples, one epoch)."""
+  if arg in (None, ''):
+    return c
+  if arg == 'quick':
+    c.max_train_examples_per_task = 512
+    c.max_test_examples_per_task = 256
+    c.epochs = 1
+    c.ewc.fisher_num_examples = 128
+    c.replay.memory_size = 100
+    c.replay.batch_size = 32
+    c.batch_size = 64
+    return c
+  raise ValueError(f"config variant must be one of ['', 'quick'], got {arg!r}")

@@ -1,0 +1,26 @@
+"""Permuted Fashion-MNIST: 10 tasks (task 1 unpermuted), domain-incremental, MLP 784-100-100.
+
+  python scripts/train_cl.py --config configs/cl/permuted_fmnist.py --config.method=si --workdir ...
+"""
+
+from configs.cl import common
+
+
+def get_config(arg=None):
+  c = common.base_config()
+  c.dataset = 'fashion_mnist'
+  c.stream = 'permuted'
+  c.scenario = 'domain'
+  c.num_tasks = 10
+  c.hidden_sizes = (100, 100)
+  c.epochs = 3
+  c.ewc.ewc_lambda = 100.0
+  c.si.c = 1.0
+  c.replay.memory_size = 2000
+  return common.apply_variant(c, arg)
+
+
+def sweep(add, arg=None):
+  del arg
+  for method in ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay'):
+    add(method=method, num_seeds=3)

@@ -1,0 +1,29 @@
+"""Split Fashion-MNIST: 5 tasks of 2 classes, task-incremental (multi-head), MLP 784-256-256.
+
+  python scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc --workdir ...
+  --config configs/cl/split_fmnist.py:quick   (tiny smoke run)
+"""
+
+from configs.cl import common
+
+
+def get_config(arg=None):
+  c = common.base_config()
+  c.dataset = 'fashion_mnist'
+  c.stream = 'split'
+  c.scenario = 'task'
+  c.num_tasks = 5
+  c.classes_per_task = 2
+  c.hidden_sizes = (256, 256)
+  c.epochs = 5
+  c.ewc.ewc_lambda = 1000.0
+  c.si.c = 1.0
+  c.replay.memory_size = 1000
+  return common.apply_variant(c, arg)
+
+
+def sweep(add, arg=None):
+  """Every baseline with three seeds (vmapped inside each run)."""
+  del arg
+  for method in ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay'):
+    add(method=method, num_seeds=3)

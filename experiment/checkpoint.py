@@ -1,0 +1,75 @@
+"""A thin wrapper around orbax's `CheckpointManager`: one directory per run, typed restores.
+
+Each checkpoint step holds two items: `state` (any pytree of arrays, saved with `StandardSave` and
+restored against an abstract target so dataclasses come back as themselves) and `meta` (a JSON dict).
+Saves are synchronous by default so that a run killed right after `save` returns has its checkpoint on
+disk; orbax writes to a temporary directory and renames it, so a half-written step is never read back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Saves and restores `(state, meta)` pairs under `directory/<step>/`.
+
+  Use as a context manager (or call `close()`): errors of a save surface there at the latest.
+  """
+
+  def __init__(self, directory: str, max_to_keep: int | None = None):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep,
+        enable_async_checkpointing=False,
+        cleanup_tmp_directories=True,
+        create=True,
+    )
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options, item_names=('state', 'meta'))
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        force=True,
+    )
+    self._manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    """Restores step `step` into the structure (and dtypes, shardings) of `abstract_state`."""
+    target = jax.tree.map(_as_abstract, abstract_state)
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+    )
+    return restored.state, dict(restored.meta)
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+  def __enter__(self) -> 'Checkpointer':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+def _as_abstract(x):
+  if isinstance(x, jax.ShapeDtypeStruct):
+    return x
+  sharding = getattr(x, 'sharding', None)
+  return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)

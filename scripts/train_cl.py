@@ -1,0 +1,135 @@
+r"""Trains a continual-learning method on a task stream and writes its results to --workdir.
+
+  python scripts/train_cl.py --config configs/cl/split_fmnist.py \
+      --config.method=ewc --config.seed=3 --workdir runs/split_fmnist/ewc_3
+
+Writes `config.json`, `metrics.jsonl`, TensorBoard events (`tensorboard/`), an orbax checkpoint after
+each task (`checkpoints/<tasks done>/`), and at the end `results.json` and `accuracy_matrix.png`.
+Rerunning the same command on the same workdir resumes from the last checkpoint.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (config, metrics, '
+                               'checkpoints, results).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  del argv
+  # Heavy imports after flag parsing, so that `--help` and config errors are instant.
+  import jax
+  import numpy as np
+  from tqdm import tqdm
+
+  from cl import builders, report, train
+  from experiment.checkpoint import Checkpointer
+  from experiment.config import ConfigError
+  from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value
+  try:
+    builders.validate_config(config)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
+
+  os.makedirs(workdir, exist_ok=True)
+  config_path = os.path.join(workdir, 'config.json')
+  resolved = json.loads(config.to_json_best_effort())
+  if os.path.exists(config_path):
+    with open(config_path, encoding='utf-8') as f:
+      previous = json.load(f)
+    if previous != resolved:
+      changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
+      raise app.UsageError(f'{workdir} holds a run with a different config (fields {changed}); '
+                           'use a new --workdir or the same config to resume.')
+  else:
+    with open(config_path, 'w', encoding='utf-8') as f:
+      json.dump(resolved, f, indent=2, sort_keys=True)
+
+  stream = builders.build_stream(config)
+  learner, method = builders.build_learner(config, stream)
+  compiled = train.compile_learner(learner)
+  keys = builders.seed_keys(config)
+  seeds = list(range(config.seed, config.seed + config.num_seeds))
+  num_tasks = stream.num_tasks
+
+  writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
+                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
+  with Checkpointer(os.path.join(workdir, 'checkpoints')) as ckpt:
+    latest = ckpt.latest_step()
+    if latest is None:
+      run_state = train.init_run(compiled, stream, keys)
+      ckpt.save(0, run_state, {'tasks_done': 0})
+    else:
+      target = train.abstract_run_state(compiled, stream, keys)
+      run_state, meta = ckpt.restore(latest, target)
+      logging.info('Resuming %s after task %d of %d.', workdir, meta['tasks_done'], num_tasks)
+      print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
+
+    bar = None
+
+    def progress_fn(task, epoch, metrics):
+      nonlocal bar
+      if bar is None:
+        bar = tqdm(total=config.epochs, desc=f'task {task + 1}/{num_tasks}', unit='epoch',
+                   disable=None, leave=False)
+      scalars = {f'train/{k}': float(np.mean(v)) for k, v in metrics.items()}
+      writer.write_scalars(task * config.epochs + epoch + 1, {'task': task + 1, **scalars})
+      bar.set_postfix(loss=f'{scalars["train/loss"]:.4f}')
+      bar.update(1)
+
+    def task_end_fn(rs):
+      nonlocal bar
+      if bar is not None:
+        bar.close()
+        bar = None
+      t = int(rs.tasks_done)
+      ckpt.save(t, rs, {'tasks_done': t})
+      row = np.asarray(rs.accuracy_matrix)[:, t - 1]  # [S, T]
+      val_row = np.asarray(rs.val_accuracy_matrix)[:, t - 1]
+      scalars = {'eval/average_accuracy_seen': float(row[:, :t].mean()),
+                 'eval/val_average_accuracy_seen': float(val_row[:, :t].mean())}
+      scalars.update({f'eval/test_accuracy_task{j + 1}': float(row[:, j].mean()) for j in range(t)})
+      writer.write_scalars(t * config.epochs, {'task': t, **scalars})
+      logging.info('After task %d: mean test accuracy on tasks seen %.4f', t,
+                   scalars['eval/average_accuracy_seen'])
+
+    run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
+                                 cumulative=method.cumulative, run_state=run_state,
+                                 progress_fn=progress_fn, task_end_fn=task_end_fn)
+  writer.close()
+
+  results = report.results_json(run_state, seeds)
+  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
+    json.dump(results, f, indent=2)
+  R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
+  title = f'{stream.name} ({stream.scenario}-IL), {config.method}, ' + (
+      f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}')
+  report.plot_accuracy_matrix(R_mean, os.path.join(workdir, 'accuracy_matrix.png'), title)
+
+  print(f'{stream.name} ({stream.scenario}-incremental), method {config.method}, seed {seeds[0]}')
+  print('Test accuracy matrix R (row i: after training task i; column j: task j):')
+  print(report.format_matrix(results['accuracy_matrix'], results['accuracy_before']))
+  for k in report.SCALARS:
+    v = results[k]
+    print(f'{k:>20}: ' + ('n/a' if v is None else f'{v:.4f}'))
+  if len(seeds) > 1:
+    print(f'Over seeds {seeds}: ' + ', '.join(
+        f'{k} {results["mean"][k]:.4f} ± {results["std"][k]:.4f}'
+        for k in ('average_accuracy', 'forgetting') if results['mean'][k] is not None))
+  print(f'Wrote {workdir}/results.json and {workdir}/accuracy_matrix.png')
+  del jax
+
+
+if __name__ == '__main__':
+  app.run(main)
