@@ -15,18 +15,13 @@ import os
 import pathlib
 import shutil
 import struct
-import sys
 import threading
 
 import numpy as np
 import pytest
 
-_REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[1])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from cl import data  # noqa: E402
-from cl.data import DataError  # noqa: E402
+from cl import data
+from cl.data import DataError
 
 IDX_STEMS = (
     "train-images-idx3-ubyte",

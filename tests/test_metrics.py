@@ -2,18 +2,11 @@
 
 import json
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 
-# Make the repo root importable when pytest is run without an installed package.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from cl import metrics as M  # noqa: E402
+from cl import metrics as M
 
 NAN = float("nan")
 
