@@ -16,14 +16,14 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
 
 
 def check_positive(field: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
-  kind = 'integer' if integer else 'number'
+  kind = 'an integer' if integer else 'a number'
   ok = isinstance(value, (int, float)) and not isinstance(value, bool)
   if integer:
     ok = ok and float(value).is_integer()
   bound_ok = ok and (value >= 0 if allow_zero else value > 0)
   if not bound_ok:
     rel = '>= 0' if allow_zero else '> 0'
-    raise ConfigError(f'config.{field} must be a {kind} {rel}, got {value!r}')
+    raise ConfigError(f'config.{field} must be {kind} {rel}, got {value!r}')
 
 
 def check_range(field: str, value: Any, low: float, high: float) -> None:

@@ -1,0 +1,41 @@
+"""Every shipped config is valid, and its `quick` variant too."""
+
+import importlib
+import pkgutil
+
+import pytest
+
+import configs.cl
+from cl import builders, methods
+
+CONFIGS = [m.name for m in pkgutil.iter_modules(configs.cl.__path__) if m.name != 'common']
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+@pytest.mark.parametrize('variant', [None, 'quick'])
+def test_config_is_valid_for_every_method(name, variant):
+  module = importlib.import_module(f'configs.cl.{name}')
+  for method in methods.METHODS:
+    config = module.get_config(variant)
+    config.method = method
+    builders.validate_config(config)
+
+
+def test_sweeps_list_valid_overrides():
+  for name in CONFIGS:
+    module = importlib.import_module(f'configs.cl.{name}')
+    if not hasattr(module, 'sweep'):
+      continue
+    runs = []
+    module.sweep(lambda **kw: runs.append(kw))
+    assert runs
+    for overrides in runs:
+      config = module.get_config()
+      config.update(overrides)
+      builders.validate_config(config)
+
+
+def test_unknown_variant_is_rejected():
+  from configs.cl import split_fmnist
+  with pytest.raises(ValueError, match=r"config variant must be one of \['', 'quick'\], got 'big'"):
+    split_fmnist.get_config('big')

@@ -1,0 +1,131 @@
+"""End-to-end runs of the scripts in a subprocess, as a user runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cl import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_FMNIST = os.path.isdir(data.DEBIAN_FASHION_MNIST_DIR)
+pytestmark = pytest.mark.slow
+
+
+def script(name, *args):
+  return [sys.executable, os.path.join(ROOT, 'scripts', name), *args]
+
+
+def run(cmd, **kwargs):
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+RESULT_KEYS = {'accuracy_matrix', 'accuracy_before', 'average_accuracy', 'backward_transfer',
+               'forward_transfer', 'forgetting', 'learning_accuracy'}
+
+
+def test_train_cl_writes_the_documented_outputs(tmp_path):
+  workdir = tmp_path / 'run'
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py:quick',
+                    '--config.method=replay', '--config.num_seeds=2', f'--workdir={workdir}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Test accuracy matrix R' in proc.stdout and 'forgetting' in proc.stdout
+  results = json.loads((workdir / 'results.json').read_text())
+  assert RESULT_KEYS <= set(results)
+  R = np.array(results['accuracy_matrix'])
+  assert R.shape == (5, 5) and np.all((R >= 0) & (R <= 1))
+  assert len(results['accuracy_before']) == 5
+  assert abs(results['average_accuracy'] - R[-1].mean()) < 1e-9
+  assert [r['seed'] for r in results['per_seed']] == [0, 1]
+  assert set(results['mean']) >= {'average_accuracy', 'forgetting'}
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['method'] == 'replay' and config['epochs'] == 1
+  lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert any('train/loss' in l for l in lines) and any('eval/average_accuracy_seen' in l for l in lines)
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir / 'tensorboard'))
+  assert (workdir / 'accuracy_matrix.png').read_bytes()[:4] == b'\x89PNG'
+  assert sorted(int(d) for d in os.listdir(workdir / 'checkpoints') if d.isdigit()) == list(range(6))
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.method=lwf', "config.method must be one of ['finetune', 'joint', 'ewc', 'online_ewc', "
+                            "'si', 'replay'], got 'lwf'"),
+    ('--config.dataset=cifar10', "config.dataset must be one of ['fashion_mnist', 'mnist', 'digits', "
+                                 "'blobs'], got 'cifar10'"),
+    ('--config.scenario=domain', "config.scenario must be one of ['task', 'class'], got 'domain'"),
+    ('--config.batch_size=0', 'config.batch_size must be an integer > 0, got 0'),
+])
+def test_bad_config_stops_before_any_compute(tmp_path, override, message):
+  workdir = tmp_path / 'bad'
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py', override,
+                    f'--workdir={workdir}'))
+  assert proc.returncode != 0
+  assert message in proc.stderr
+  assert not workdir.exists()
+
+
+def test_unknown_config_field_is_rejected(tmp_path):
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py', '--config.methd=ewc',
+                    f'--workdir={tmp_path / "x"}'))
+  assert proc.returncode != 0 and 'methd' in proc.stderr
+
+
+def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
+  # Long tasks (many epochs on a small dataset) so the kill lands in the middle of the run.
+  args = ['--config', 'configs/cl/split_digits.py', '--config.method=si', '--config.epochs=1500']
+  reference = tmp_path / 'reference'
+  proc = run(script('train_cl.py', *args, f'--workdir={reference}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+  workdir = tmp_path / 'killed'
+  child = subprocess.Popen(script('train_cl.py', *args, f'--workdir={workdir}'), cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (workdir / 'checkpoints' / '2').is_dir():
+    assert child.poll() is None, 'run ended before it could be killed'
+    assert time.time() < deadline
+    time.sleep(0.05)
+  child.send_signal(signal.SIGKILL)
+  child.wait()
+  assert not (workdir / 'results.json').exists(), 'the run finished before the kill; make tasks longer'
+
+  proc = run(script('train_cl.py', *args, f'--workdir={workdir}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Resuming from the checkpoint after task' in proc.stdout
+  resumed = json.loads((workdir / 'results.json').read_text())
+  expected = json.loads((reference / 'results.json').read_text())
+  assert resumed['accuracy_matrix'] == expected['accuracy_matrix']
+  assert resumed['accuracy_before'] == expected['accuracy_before']
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+  workdir = tmp_path / 'run'
+  base = ['--config', 'configs/cl/split_digits.py:quick', f'--workdir={workdir}']
+  assert run(script('train_cl.py', *base)).returncode == 0
+  proc = run(script('train_cl.py', *base, '--config.method=ewc'))
+  assert proc.returncode != 0 and "different config (fields ['method'])" in proc.stderr
+
+
+@pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
+def test_split_fmnist_quick_run(tmp_path):
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py:quick',
+                    '--config.method=ewc', f'--workdir={tmp_path / "fm"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'fm' / 'results.json').read_text())
+  # Task-incremental pairs of Fashion-MNIST classes are learned well above chance (0.5) even here.
+  assert results['learning_accuracy'] > 0.8
+
+
+@pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
+def test_bench_cl_prints_one_json_line():
+  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert record['examples_per_sec_1_seed'] > 0
+  assert record['examples_per_sec_2_seeds_vmapped'] > 0
+  assert record['vmapped_over_single_ratio'] > 0
