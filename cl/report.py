@@ -7,12 +7,14 @@ import numpy as np
 from cl import metrics
 
 
-def seed_results(accuracy_matrix, accuracy_before, val_accuracy_matrix=None) -> dict:
-  """One seed's results dict: the matrices as lists of rows plus every metric from `cl.metrics`."""
+def seed_results(accuracy_matrix, accuracy_before, val_accuracy_matrix=None,
+                 joint_accuracy=None) -> dict:
+  """One seed's results dict: the matrices as lists of rows plus every metric from `cl.metrics`
+  (`intransigence` too when `joint_accuracy`, the joint reference's a*_k per task, is given)."""
   R = np.asarray(accuracy_matrix, np.float64)
   before = np.asarray(accuracy_before, np.float64)
   out = {'accuracy_matrix': R.tolist(), 'accuracy_before': before.tolist()}
-  out.update(metrics.compute_all(R, before))
+  out.update(metrics.compute_all(R, before, joint_accuracy))
   if val_accuracy_matrix is not None:
     out['val_accuracy_matrix'] = np.asarray(val_accuracy_matrix, np.float64).tolist()
   return out
@@ -22,19 +24,35 @@ SCALARS = ('average_accuracy', 'backward_transfer', 'forward_transfer', 'forgett
            'learning_accuracy')
 
 
-def results_json(run_state, seeds) -> dict:
+def results_json(run_state, seeds, joint_accuracy=None) -> dict:
   """`results.json`: the first seed's results at the top level; with several seeds also `per_seed`
   (one dict per seed, with its `seed`) and `mean` / `std` of every scalar metric over seeds."""
   R = np.asarray(run_state.accuracy_matrix)
   before = np.asarray(run_state.accuracy_before)
   val = np.asarray(run_state.val_accuracy_matrix)
-  per_seed = [dict(seed=int(s), **seed_results(R[i], before[i], val[i])) for i, s in enumerate(seeds)]
+  per_seed = [dict(seed=int(s), **seed_results(R[i], before[i], val[i], joint_accuracy))
+              for i, s in enumerate(seeds)]
   out = dict(per_seed[0])
   if len(per_seed) > 1:
     out['per_seed'] = per_seed
-    out['mean'] = {k: _nanstat(np.mean, [r[k] for r in per_seed]) for k in SCALARS}
-    out['std'] = {k: _nanstat(np.std, [r[k] for r in per_seed]) for k in SCALARS}
+    scalars = [k for k in SCALARS + ('intransigence',) if k in out]
+    out['mean'] = {k: _nanstat(np.mean, [r[k] for r in per_seed]) for k in scalars}
+    out['std'] = {k: _nanstat(np.std, [r[k] for r in per_seed]) for k in scalars}
   return out
+
+
+def joint_reference_accuracy(path: str, num_tasks: int) -> np.ndarray:
+  """a*_k for intransigence: the diagonal of a `joint` run's accuracy matrix (mean over its seeds).
+
+  A joint run at task k has trained on the union of tasks 1..k, so its R[k, k] is RWalk's reference."""
+  import json  # pylint: disable=g-import-not-at-top
+  with open(path, encoding='utf-8') as f:
+    ref = json.load(f)
+  rows = [r['accuracy_matrix'] for r in ref.get('per_seed', [ref])]
+  diag = np.mean([np.diag(np.asarray(r, np.float64)) for r in rows], axis=0)
+  if diag.shape != (num_tasks,):
+    raise ValueError(f'config.joint_reference {path} has {diag.shape[0]} tasks, this run has {num_tasks}')
+  return diag
 
 
 def _nanstat(fn, values):

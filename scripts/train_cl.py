@@ -39,6 +39,9 @@ def main(argv):
   workdir = _WORKDIR.value
   try:
     builders.validate_config(config)
+    if config.joint_reference and not os.path.isfile(config.joint_reference):
+      raise ConfigError('config.joint_reference must be the results.json of a joint run, '
+                        f'got {config.joint_reference!r} (no such file)')
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
 
@@ -62,6 +65,12 @@ def main(argv):
   keys = builders.seed_keys(config)
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   num_tasks = stream.num_tasks
+  joint_accuracy = None
+  if config.joint_reference:
+    try:
+      joint_accuracy = report.joint_reference_accuracy(config.joint_reference, num_tasks)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
 
   writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
                         TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
@@ -109,7 +118,7 @@ def main(argv):
                                  progress_fn=progress_fn, task_end_fn=task_end_fn)
   writer.close()
 
-  results = report.results_json(run_state, seeds)
+  results = report.results_json(run_state, seeds, joint_accuracy)
   with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2)
   R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
@@ -120,7 +129,9 @@ def main(argv):
   print(f'{stream.name} ({stream.scenario}-incremental), method {config.method}, seed {seeds[0]}')
   print('Test accuracy matrix R (row i: after training task i; column j: task j):')
   print(report.format_matrix(results['accuracy_matrix'], results['accuracy_before']))
-  for k in report.SCALARS:
+  for k in report.SCALARS + ('intransigence',):
+    if k not in results:
+      continue
     v = results[k]
     print(f'{k:>20}: ' + ('n/a' if v is None else f'{v:.4f}'))
   if len(seeds) > 1:

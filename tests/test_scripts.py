@@ -129,3 +129,19 @@ def test_bench_cl_prints_one_json_line():
   assert record['examples_per_sec_1_seed'] > 0
   assert record['examples_per_sec_2_seeds_vmapped'] > 0
   assert record['vmapped_over_single_ratio'] > 0
+
+
+def test_intransigence_against_a_joint_reference(tmp_path):
+  base = ['--config', 'configs/cl/split_digits.py:quick']
+  joint, ewc = tmp_path / 'joint', tmp_path / 'ewc'
+  assert run(script('train_cl.py', *base, '--config.method=joint', f'--workdir={joint}')).returncode == 0
+  proc = run(script('train_cl.py', *base, '--config.method=ewc',
+                    f'--config.joint_reference={joint / "results.json"}', f'--workdir={ewc}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  ref = np.diag(json.loads((joint / 'results.json').read_text())['accuracy_matrix'])
+  results = json.loads((ewc / 'results.json').read_text())
+  expected = np.mean(ref - np.diag(results['accuracy_matrix']))
+  assert abs(results['intransigence'] - expected) < 1e-9
+  proc = run(script('train_cl.py', *base, '--config.joint_reference=/nonexistent.json',
+                    f'--workdir={tmp_path / "bad"}'))
+  assert proc.returncode != 0 and 'config.joint_reference must be the results.json' in proc.stderr

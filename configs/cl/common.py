@@ -37,6 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Seeds.
   c.seed = 0
   c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
+  # Reporting.
+  c.joint_reference = ''        # results.json of a `joint` run on the same stream -> intransigence
   return c
 
 
@@ -54,3 +56,12 @@ def apply_variant(c, arg):
     c.batch_size = 64
     return c
   raise ValueError(f"config variant must be one of ['', 'quick'], got {arg!r}")
+
+
+BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
+
+
+def baseline_sweep(add, num_seeds: int = 3):
+  """Every baseline, `num_seeds` seeds each (vmapped inside one run)."""
+  for method in BASELINES:
+    add(method=method, num_seeds=num_seeds)

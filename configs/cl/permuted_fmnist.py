@@ -21,6 +21,6 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
+  """Every baseline with three seeds (vmapped inside each run)."""
   del arg
-  for method in ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay'):
-    add(method=method, num_seeds=3)
+  common.baseline_sweep(add)
