@@ -147,13 +147,18 @@ def compile_learner(learner: Learner) -> CompiledLearner:
   )
 
 
-def _evaluate(compiled: CompiledLearner, params, stream: TaskStream, split: str) -> np.ndarray:
-  """[S, T] accuracies of every seed on every task's `split` ('test' or 'val')."""
-  cols = []
+def _eval_sets(stream: TaskStream, split: str):
+  """Device copies of every task's `split` ('test' or 'val') data, made once per run."""
+  sets = []
   for task in stream.tasks:
     x, y = (task.x_test, task.y_test) if split == 'test' else (task.x_val, task.y_val)
-    cols.append(compiled.accuracy(params, jnp.asarray(x), jnp.asarray(y, jnp.int32),
-                                  jnp.asarray(task.output_mask)))
+    sets.append((jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(task.output_mask)))
+  return sets
+
+
+def _evaluate(compiled: CompiledLearner, params, eval_sets) -> np.ndarray:
+  """[S, T] accuracies of every seed on every task's evaluation set."""
+  cols = [compiled.accuracy(params, x, y, mask) for x, y, mask in eval_sets]
   return np.stack([np.asarray(c) for c in cols], axis=1)
 
 
@@ -163,10 +168,11 @@ def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> 
   state = compiled.init(init_keys)
   s, t = keys.shape[0], stream.num_tasks
   nan = np.full((s, t, t), np.nan, np.float32)
+  before = _evaluate(compiled, state.params, _eval_sets(stream, 'test'))
+  val_before = _evaluate(compiled, state.params, _eval_sets(stream, 'val'))
   return RunState(train_state=state,
                   accuracy_matrix=jnp.asarray(nan), val_accuracy_matrix=jnp.asarray(nan),
-                  accuracy_before=jnp.asarray(_evaluate(compiled, state.params, stream, 'test')),
-                  val_accuracy_before=jnp.asarray(_evaluate(compiled, state.params, stream, 'val')),
+                  accuracy_before=jnp.asarray(before), val_accuracy_before=jnp.asarray(val_before),
                   tasks_done=jnp.zeros((), jnp.int32))
 
 
@@ -184,6 +190,7 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   if run_state is None:
     run_state = init_run(compiled, stream, keys)
   state = run_state.train_state
+  test_sets, val_sets = _eval_sets(stream, 'test'), _eval_sets(stream, 'val')
   for t in range(int(run_state.tasks_done), stream.num_tasks):
     data = training_data(stream, t, cumulative)
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)
@@ -193,8 +200,8 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
       progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))
     state = compiled.consolidate(state, data, consolidate_key)
     del data
-    test_row = _evaluate(compiled, state.params, stream, 'test')
-    val_row = _evaluate(compiled, state.params, stream, 'val')
+    test_row = _evaluate(compiled, state.params, test_sets)
+    val_row = _evaluate(compiled, state.params, val_sets)
     run_state = RunState(
         train_state=state,
         accuracy_matrix=run_state.accuracy_matrix.at[:, t].set(test_row),

@@ -35,5 +35,5 @@ def make_method(config, apply_fn, *, input_shape, num_outputs: int, num_tasks: i
   raise ValueError(f'config.method must be one of {list(METHODS)}, got {name!r}')
 
 
-__all__ = ['FISHER_TYPES', 'MEMORY_SELECTIONS', 'METHODS', 'Method', 'TaskData', 'cross_entropy', 'diagonal_fisher', 'ewc', 'finetune',
-           'joint', 'make_method', 'online_ewc', 'replay', 'si']
+__all__ = ['FISHER_TYPES', 'MEMORY_SELECTIONS', 'METHODS', 'Method', 'TaskData', 'cross_entropy',
+           'diagonal_fisher', 'ewc', 'finetune', 'joint', 'make_method', 'online_ewc', 'replay', 'si']
