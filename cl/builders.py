@@ -13,10 +13,19 @@ import numpy as np
 import optax
 
 from cl import data as cl_data
-from cl import methods, models, streams, train
+from cl import ivon, methods, models, streams, train
 from experiment.config import ConfigError, check_choice, check_positive, check_range
 
-OPTIMIZERS = ('adam', 'sgd')
+OPTIMIZERS = ('auto', 'adam', 'sgd', 'ivon', 'vogn')
+
+
+def optimizer_name(config) -> str:
+  """The optimizer a config resolves to: 'auto' means ivon for method vcl and adam otherwise."""
+  name = config.optimizer.name
+  if name == 'auto':
+    return 'ivon' if config.method == 'vcl' else 'adam'
+  return name
+HESS_APPROX = {'ivon': ('price', 'gradsq'), 'vogn': ('ggn',)}
 
 
 def validate_config(config) -> None:
@@ -52,6 +61,49 @@ def validate_config(config) -> None:
   if config.method == 'si':
     check_positive('si.c', config.si.c, allow_zero=True)
     check_positive('si.xi', config.si.xi)
+  if optimizer_name(config) in ('ivon', 'vogn'):
+    c = config.ivon
+    check_positive('ivon.learning_rate', c.learning_rate)
+    check_positive('ivon.ess', c.ess, allow_zero=True)
+    check_positive('ivon.hess_init', c.hess_init)
+    check_range('ivon.beta1', c.beta1, 0.0, 1.0)
+    check_range('ivon.beta2', c.beta2, 0.0, 1.0)
+    check_positive('ivon.weight_decay', c.weight_decay)
+    check_positive('ivon.clip_radius', c.clip_radius)
+    check_positive('ivon.mc_samples', c.mc_samples, integer=True)
+    if optimizer_name(config) == 'ivon':
+      check_choice('ivon.hess_approx', c.hess_approx, HESS_APPROX['ivon'])
+  if config.method == 'vcl':
+    check_choice('optimizer.name (method vcl)', config.optimizer.name, ('auto', 'ivon', 'vogn'))
+    if not config.reset_optimizer:
+      raise ConfigError('config.reset_optimizer must be True for method vcl (each task starts IVON '
+                        'afresh with the propagated prior), got False')
+  for name in ('fromp', 'kpriors', 'ewc_fr_replay'):
+    if config.method in (name, name + '_l2'):
+      c = config[name]
+      check_positive(f'{name}.memory_per_task', c.memory_per_task, integer=True)
+      check_positive(f'{name}.tau', c.tau, allow_zero=True)
+      check_choice(f'{name}.selection', c.selection, methods.SELECTION_RULES)
+      check_choice(f'{name}.tasks_per_step', c.tasks_per_step, methods.TASKS_PER_STEP)
+  if config.method in ('fromp', 'fromp_l2'):
+    check_positive('fromp.prior_precision', config.fromp.prior_precision)
+    check_positive('fromp.jitter', config.fromp.jitter)
+  if config.method == 'kpriors':
+    check_positive('kpriors.delta', config.kpriors.delta, allow_zero=True)
+  if config.method == 'ewc_fr_replay':
+    c = config.ewc_fr_replay
+    check_positive('ewc_fr_replay.ewc_lambda', c.ewc_lambda, allow_zero=True)
+    check_positive('ewc_fr_replay.replay_weight', c.replay_weight, allow_zero=True)
+    check_range('ewc_fr_replay.m2_fraction', c.m2_fraction, 0.0, 1.0)
+    check_positive('ewc_fr_replay.temperature', c.temperature)
+    check_positive('ewc_fr_replay.fisher_num_examples', c.fisher_num_examples, integer=True)
+    check_choice('ewc_fr_replay.fisher_type', c.fisher_type, methods.FISHER_TYPES)
+    if c.selection == 'sensitivity':
+      raise ConfigError("config.ewc_fr_replay.selection must be one of ['lambda_descend', "
+                        "'lambda_ascend', 'random'], got 'sensitivity'")
+  if config.method == 'kpriors' and config.kpriors.selection == 'sensitivity':
+    raise ConfigError("config.kpriors.selection must be one of ['lambda_descend', 'lambda_ascend', "
+                      "'random'], got 'sensitivity'")
   if config.method == 'replay':
     check_positive('replay.memory_size', config.replay.memory_size, integer=True)
     check_positive('replay.batch_size', config.replay.batch_size, integer=True)
@@ -91,11 +143,24 @@ def build_stream(config) -> streams.TaskStream:
   return stream
 
 
-def build_optimizer(config) -> optax.GradientTransformation:
+def build_optimizer(config, stream: streams.TaskStream):
+  """`(optimizer, variational)`: an optax transform, and `train.Variational` for IVON / VOGN."""
   c = config.optimizer
-  if c.name == 'adam':
-    return optax.adam(c.learning_rate)
-  return optax.sgd(c.learning_rate, momentum=c.momentum or None)
+  name = optimizer_name(config)
+  if name == 'adam':
+    return optax.adam(c.learning_rate), None
+  if name == 'sgd':
+    return optax.sgd(c.learning_rate, momentum=c.momentum or None), None
+  v = config.ivon
+  # The initial ess; VCL (and any method with prepare_optimizer) may reset it per task.
+  ess = v.ess or float(len(stream.tasks[0].y_train))
+  if name == 'ivon':
+    tx = ivon.ivon(v.learning_rate, ess, hess_init=v.hess_init, beta1=v.beta1, beta2=v.beta2,
+                   weight_decay=v.weight_decay, clip_radius=v.clip_radius)
+    return tx, train.Variational(mc_samples=v.mc_samples, hess_approx=v.hess_approx)
+  tx = ivon.vogn(v.learning_rate, ess, hess_init=v.hess_init, beta1=v.beta1, beta2=v.beta2,
+                 weight_decay=v.weight_decay, clip_radius=v.clip_radius)
+  return tx, train.Variational(mc_samples=v.mc_samples, hess_approx='ggn')
 
 
 def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, methods.Method]:
@@ -103,9 +168,11 @@ def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, me
                             hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
                             dense_size=config.dense_size)
   method = methods.make_method(config, model.apply, input_shape=stream.input_shape,
-                               num_outputs=stream.num_outputs, num_tasks=stream.num_tasks)
-  learner = train.make_learner(model, method, build_optimizer(config), batch_size=config.batch_size,
-                               reset_optimizer=config.reset_optimizer)
+                               num_outputs=stream.num_outputs, num_tasks=stream.num_tasks,
+                               classes_per_task=len(stream.tasks[0].classes))
+  optimizer, variational = build_optimizer(config, stream)
+  learner = train.make_learner(model, method, optimizer, batch_size=config.batch_size,
+                               reset_optimizer=config.reset_optimizer, variational=variational)
   return learner, method
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from cl import ivon
 from cl.methods.base import Method, TaskData, cross_entropy
 from cl.models import Model, masked_logits
 from cl.streams import TaskStream
@@ -45,38 +46,77 @@ class RunState:
   tasks_done: jax.Array            # [] int32
 
 
+class Variational(NamedTuple):
+  """Marks the optimizer as IVON / VOGN: gradients are taken at weights sampled from its posterior."""
+  mc_samples: int = 1
+  hess_approx: str = 'price'   # 'price' | 'gradsq' (IVON) or 'ggn' (VOGN: per-example squared grads)
+
+
 class Learner(NamedTuple):
   init: Callable[[jax.Array], TrainState]
-  begin_task: Callable[[TrainState], TrainState]
+  begin_task: Callable[[TrainState, TaskData], TrainState]
   train_epoch: Callable[[TrainState, TaskData, jax.Array], tuple[TrainState, dict]]
   consolidate: Callable[[TrainState, TaskData, jax.Array], TrainState]
   accuracy: Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
-                 batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000) -> Learner:
-  """Builds the pure functions of one seed's training (vmap them for several seeds)."""
+                 batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000,
+                 variational: Variational | None = None) -> Learner:
+  """Builds the pure functions of one seed's training (vmap them for several seeds).
+
+  With `variational` set, `optimizer` is `cl.ivon.ivon(...)` or `cl.ivon.vogn(...)`: each step draws
+  `mc_samples` weights from the posterior held in the optimizer state, and the params are its mean.
+  """
 
   def init(key):
     params = model.init(key)
     return TrainState(params=params, opt_state=optimizer.init(params),
                       method_state=method.init(params), step=jnp.zeros((), jnp.int32))
 
-  def begin_task(state):
-    if not reset_optimizer:
-      return state
-    return state.replace(opt_state=optimizer.init(state.params))
+  def begin_task(state, data):
+    opt_state = optimizer.init(state.params) if reset_optimizer else state.opt_state
+    if method.prepare_optimizer is not None:
+      opt_state = method.prepare_optimizer(state.method_state, state.params, opt_state, data)
+    return state.replace(opt_state=opt_state)
+
+  def data_loss(params, x, y, mask):
+    return cross_entropy(model.apply(params, x), y, mask)
+
+  def variational_grads(state, batch, key):
+    """Loss, regulariser and gradients at posterior samples, plus the optimizer's curvature input."""
+    x, y, mask = batch
+    sample_key, loss_key = jax.random.split(key)
+    if variational.hess_approx == 'ggn':
+      # VOGN: per-example squared gradients of the data loss at the sampled weights; the method's
+      # regulariser (if any) is differentiated at the mean.
+      loss, grads, hess = ivon.value_and_grad_and_sq_grad(
+          lambda p, ex: data_loss(p, ex[0][None], ex[1][None], ex[2][None]), sample_key,
+          state.params, state.opt_state, (x, y, mask), mc_samples=variational.mc_samples)
+      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, loss_key)
+      return loss, reg, jax.tree.map(jnp.add, grads, reg_grads), grads, {'hess_estimate': hess}
+
+    def total(params):
+      loss = data_loss(params, x, y, mask)
+      reg = method.loss(params, state.method_state, loss_key)
+      return loss + reg, (loss, reg)
+
+    (_, (loss, reg)), grads, hess = ivon.value_and_grad_and_hess(
+        total, sample_key, state.params, state.opt_state, mc_samples=variational.mc_samples,
+        hess_approx=variational.hess_approx, has_aux=True)
+    # Aux comes back per MC sample; SI-style hooks see the total gradient (no separate data gradient).
+    return jnp.mean(loss), jnp.mean(reg), grads, grads, {'hess_estimate': hess}
 
   def train_step(state, batch, key):
     x, y, mask = batch
-
-    def data_loss(params):
-      return cross_entropy(model.apply(params, x), y, mask)
-
-    loss, data_grads = jax.value_and_grad(data_loss)(state.params)
-    reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key)
-    grads = jax.tree.map(jnp.add, data_grads, reg_grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    if variational is not None:
+      loss, reg, grads, data_grads, extra = variational_grads(state, batch, key)
+    else:
+      loss, data_grads = jax.value_and_grad(data_loss)(state.params, x, y, mask)
+      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key)
+      grads = jax.tree.map(jnp.add, data_grads, reg_grads)
+      extra = {}
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
     params = optax.apply_updates(state.params, updates)
     method_state = method.after_step(state.method_state, state.params, params, data_grads)
     new_state = TrainState(params=params, opt_state=opt_state, method_state=method_state,
@@ -98,7 +138,8 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
     return state, jax.tree.map(jnp.mean, metrics)
 
   def consolidate(state, data, key):
-    return state.replace(method_state=method.consolidate(state.method_state, state.params, data, key))
+    return state.replace(method_state=method.consolidate(state.method_state, state.params, data, key,
+                                                         opt_state=state.opt_state))
 
   def accuracy(params, x, y, mask):
     def predict(xb):
@@ -140,7 +181,7 @@ class CompiledLearner(NamedTuple):
 def compile_learner(learner: Learner) -> CompiledLearner:
   return CompiledLearner(
       init=jax.jit(jax.vmap(learner.init)),
-      begin_task=jax.jit(jax.vmap(learner.begin_task)),
+      begin_task=jax.jit(jax.vmap(learner.begin_task, in_axes=(0, None))),
       train_epoch=jax.jit(jax.vmap(learner.train_epoch, in_axes=(0, None, 0)), donate_argnums=0),
       consolidate=jax.jit(jax.vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
       accuracy=jax.jit(jax.vmap(learner.accuracy, in_axes=(0, None, None, None))),
@@ -194,7 +235,7 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   for t in range(int(run_state.tasks_done), stream.num_tasks):
     data = training_data(stream, t, cumulative)
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)
-    state = compiled.begin_task(state)
+    state = compiled.begin_task(state, data)
     for epoch in range(epochs):
       state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch])
       progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))

@@ -54,7 +54,10 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
 
 @pytest.mark.parametrize('override, message', [
     ('--config.method=lwf', "config.method must be one of ['finetune', 'joint', 'ewc', 'online_ewc', "
-                            "'si', 'replay'], got 'lwf'"),
+                            "'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'], "
+                            "got 'lwf'"),
+    ('--config.optimizer.name=lbfgs', "config.optimizer.name must be one of ['auto', 'adam', 'sgd', "
+                                      "'ivon', 'vogn'], got 'lbfgs'"),
     ('--config.dataset=cifar10', "config.dataset must be one of ['fashion_mnist', 'mnist', 'digits', "
                                  "'blobs'], got 'cifar10'"),
     ('--config.scenario=domain', "config.scenario must be one of ['task', 'class'], got 'domain'"),

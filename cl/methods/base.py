@@ -43,8 +43,12 @@ class Method(NamedTuple):
   """Extra loss terms (penalties, replay), added to the current minibatch's mean cross-entropy."""
   after_step: Callable[[MethodState, Params, Params, Params], MethodState]
   """`(state, params_before, params_after, data_grads) -> state`, after every optimizer step."""
-  consolidate: Callable[[MethodState, Params, TaskData, jax.Array], MethodState]
-  """`(state, params, task_data, key) -> state` at the end of each task."""
+  consolidate: Callable[..., MethodState]
+  """`(state, params, task_data, key, opt_state=None) -> state` at the end of each task; `opt_state` is
+  the optimizer's state (VCL reads IVON's posterior from it)."""
+  prepare_optimizer: Callable[..., Any] | None = None
+  """`(state, params, opt_state, task_data) -> opt_state` at the start of each task, after the optimizer
+  state is (re)initialised; None = leave it. VCL writes the propagated prior into IVON's state here."""
   cumulative: bool = False
   """Whether the trainer should train on the union of all tasks seen so far (joint training)."""
 
@@ -65,8 +69,8 @@ def no_after_step(state, params_before, params_after, grads):
   return state
 
 
-def no_consolidate(state, params, data, key):
-  del params, data, key
+def no_consolidate(state, params, data, key, opt_state=None):
+  del params, data, key, opt_state
   return state
 
 

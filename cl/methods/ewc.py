@@ -86,7 +86,8 @@ def ewc(apply_fn, *, num_tasks: int, ewc_lambda: float, fisher_num_examples: int
     terms = jax.tree.map(term, params, state.anchors, state.fishers)
     return 0.5 * ewc_lambda * sum(jax.tree.leaves(terms))
 
-  def consolidate(state, params, data, key):
+  def consolidate(state, params, data, key, opt_state=None):
+    del opt_state
     fisher = diagonal_fisher(apply_fn, params, data, key, num_examples=fisher_num_examples,
                              fisher_type=fisher_type)
     slot = jnp.minimum(state.num_penalties, num_tasks - 1)
@@ -117,7 +118,8 @@ def online_ewc(apply_fn, *, ewc_lambda: float, gamma: float = 1.0, fisher_num_ex
                          params, state.anchor, state.fisher)
     return 0.5 * ewc_lambda * sum(jax.tree.leaves(terms))
 
-  def consolidate(state, params, data, key):
+  def consolidate(state, params, data, key, opt_state=None):
+    del opt_state
     fisher = diagonal_fisher(apply_fn, params, data, key, num_examples=fisher_num_examples,
                              fisher_type=fisher_type)
     return OnlineEWCState(anchor=params,

@@ -110,8 +110,8 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
                        mask=update(state.mask, data.mask), group=update(state.group, task_group),
                        count=jnp.minimum(state.seen + n, m).astype(jnp.int32), seen=state.seen + n)
 
-  def consolidate(state, params, data, key):
-    del params
+  def consolidate(state, params, data, key, opt_state=None):
+    del params, opt_state
     if selection == 'class_balanced':
       return consolidate_balanced(state, data, key)
     return consolidate_reservoir(state, data, key)

@@ -42,8 +42,8 @@ def si(*, si_c: float, xi: float = 1e-3) -> Method:
                         state.path_integral, grads, params_after, params_before)
     return state._replace(path_integral=path)
 
-  def consolidate(state, params, data, key):
-    del data, key
+  def consolidate(state, params, data, key, opt_state=None):
+    del data, key, opt_state
     importance = jax.tree.map(lambda o, w, p, s: o + w / (jnp.square(p - s) + xi),
                               state.importance, state.path_integral, params, state.task_start)
     zeros = jax.tree.map(jnp.zeros_like, params)

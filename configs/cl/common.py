@@ -29,8 +29,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.si = ml_collections.ConfigDict(dict(c=1.0, xi=1e-3))
   c.replay = ml_collections.ConfigDict(dict(
       memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
-  # Optimisation.
-  c.optimizer = ml_collections.ConfigDict(dict(name='adam', learning_rate=1e-3, momentum=0.9))
+  c.fromp = ml_collections.ConfigDict(dict(
+      memory_per_task=40, tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
+      tasks_per_step='all'))
+  c.kpriors = ml_collections.ConfigDict(dict(
+      memory_per_task=40, tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all'))
+  c.ewc_fr_replay = ml_collections.ConfigDict(dict(
+      memory_per_task=40, ewc_lambda=1.0, tau=1.0, replay_weight=1.0, m2_fraction=0.5,
+      temperature=1.0, fisher_num_examples=1024, fisher_type='empirical', selection='random',
+      tasks_per_step='all'))
+  # Optimisation. optimizer.name 'auto' = adam, or ivon for method vcl. IVON / VOGN take their
+  # learning rate and the rest from c.ivon; adam / sgd use optimizer.learning_rate.
+  c.optimizer = ml_collections.ConfigDict(dict(name='auto', learning_rate=1e-3, momentum=0.9))
+  c.ivon = ml_collections.ConfigDict(dict(
+      learning_rate=0.1,
+      ess=0.0,            # λ; 0 = the current task's number of training examples
+      hess_init=1.0, beta1=0.9, beta2=0.99999, weight_decay=1e-4, clip_radius=float('inf'),
+      mc_samples=1, hess_approx='price'))
   c.batch_size = 128
   c.epochs = 5
   c.reset_optimizer = True      # fresh optimizer state at the start of each task
@@ -59,6 +74,7 @@ def apply_variant(c, arg):
 
 
 BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
+BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 
 
 def baseline_sweep(add, num_seeds: int = 3):

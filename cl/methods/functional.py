@@ -1,0 +1,274 @@
+"""Function-space methods on a small memory of each past task: FROMP, FROMP-L2, K-priors, EWC+FR+replay.
+
+All four keep, for every finished task s, a memory M_s of `memory_per_task` inputs with their head mask
+and the old model's predictions on them, and add a term on the current outputs at those points.
+
+- **FROMP** (Pan, Swaroop, Immer, Eschenhagen, Turner & Khan, NeurIPS 2020, eq. 7): the memorable points
+  are the top-λ_i examples per class, λ_i = Σ_k p_ik(1 − p_ik); the regulariser is
+      (τ / 2N) Σ_s Σ_c (m_{s,c}(θ) − m_{s,c}^old)ᵀ K_{s,c}⁻¹ (m_{s,c}(θ) − m_{s,c}^old),
+  with m the softmax outputs at the memory points, and K_{s,c} = J_c Σ J_cᵀ the DNN2GP kernel of class c
+  at θ_s of the softmax outputs (J_c = ∂m_c/∂θ = (Λ J)_c; `cl.dual.kernel`), Σ the diagonal posterior
+  covariance 1 / (δ₀ + Σ_{r≤s} diag GGN_r), the GGN of each task taken on all its training data.
+- **FROMP-L2**: the same with K = I.
+- **K-priors** (Khan & Swaroop, NeurIPS 2021): τ Σ_s mean_{i∈M_s} CE(σ(f_i(θ_s)), f_i(θ)) +
+  (δ/2)‖θ − θ_{t−1}‖². With equal task sizes, the soft-label term weights each past task like the
+  current one, i.e. each memory point stands for N_s / |M_s| old examples.
+- **EWC + FR + replay** (Daxberger et al., TMLR 2023): the past gradient Σ_i J_iᵀ(σ(f_i) − y_i) is split
+  into Σ J_iᵀ(σ(f_i(θ)) − σ(f_i(θ_old))) — functional regularisation on M₁ (a soft-label term) — plus
+  Σ J_iᵀ(σ(f_i(θ_old)) − y_i), the residual, which is constant in θ and enters as the linear
+  "error-correction" term f_i(θ)ᵀ(σ(f_i(θ_old)) − y_i) on M₂ ⊂ M₁ (the first `m2_fraction` of each
+  memory); online EWC (Laplace with the diagonal Fisher, γ = 1) covers the rest of the old data. On M₂
+  with temperature 1 and τ equal to the replay weight, FR + correction has exactly the replay gradient.
+  Memories are chosen uniformly at random per class, as in the paper's code. Departure: the Fisher is
+  estimated on a random subset of all the task's examples, memory included (the paper's code excludes
+  the last memory set).
+
+N in FROMP's scaling is the training-set size of the last finished task (our streams have equal-sized
+tasks). Past tasks are summed every step (`tasks_per_step='all'`, the papers' choice) or one past task
+is drawn per step and its term scaled by the number of past tasks (`'one'`: an unbiased estimate whose
+cost does not grow with the number of tasks).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from cl import dual
+from cl.methods.base import Method, TaskData, no_after_step
+from cl.methods.ewc import diagonal_fisher
+from cl.models import masked_logits
+
+SELECTION_RULES = ('lambda_descend', 'lambda_ascend', 'random', 'sensitivity')
+TASKS_PER_STEP = ('all', 'one')
+
+
+class TaskMemory(NamedTuple):
+  x: jax.Array        # [T, M, ...]
+  y: jax.Array        # [T, M] int32
+  mask: jax.Array     # [T, M, C] bool head masks
+  valid: jax.Array    # [T, M] bool
+  targets: jax.Array  # [T, M, C] old model's (tempered) softmax
+  num_tasks: jax.Array  # [] int32 finished tasks stored
+
+
+def init_memory(num_tasks, memory_per_task, input_shape, num_outputs) -> TaskMemory:
+  t, m, c = num_tasks, memory_per_task, num_outputs
+  return TaskMemory(x=jnp.zeros((t, m) + tuple(input_shape), jnp.float32),
+                    y=jnp.zeros((t, m), jnp.int32), mask=jnp.zeros((t, m, c), bool),
+                    valid=jnp.zeros((t, m), bool), targets=jnp.zeros((t, m, c), jnp.float32),
+                    num_tasks=jnp.zeros((), jnp.int32))
+
+
+def select_points(apply_fn, params, data: TaskData, key, *, num_outputs, memory_per_task,
+                  classes_per_task, rule, variance=None):
+  """Indices [memory_per_task] (and validity) of a class-balanced memory of this task's examples."""
+  per_class = max(memory_per_task // classes_per_task, 1)
+  head = data.mask[0]
+  if rule == 'random':
+    scores = jnp.zeros(data.y.shape, jnp.float32)
+  elif rule == 'sensitivity':
+    scores = dual.sensitivity_scores(apply_fn, params, data.x, data.y, variance, head)
+  else:
+    logits = jax.lax.map(lambda xb: apply_fn(params, xb[None])[0], data.x, batch_size=512)
+    scores = dual.lambda_scores(logits, head)
+  idx, valid = dual.select_memory(key, scores, data.y, num_classes=num_outputs,
+                                  num_per_class=per_class, rule=rule)
+  idx, valid = idx.reshape(-1), valid.reshape(-1)
+  # Compact the valid slots (classes present in this task) to the front and keep memory_per_task.
+  order = jnp.argsort(~valid, stable=True)[:memory_per_task]
+  return idx[order], valid[order]
+
+
+def store(memory: TaskMemory, slot, data: TaskData, idx, valid, targets) -> TaskMemory:
+  put = lambda stack, x: jax.lax.dynamic_update_index_in_dim(stack, x, slot, axis=0)
+  return TaskMemory(x=put(memory.x, data.x[idx]), y=put(memory.y, data.y[idx]),
+                    mask=put(memory.mask, data.mask[idx]), valid=put(memory.valid, valid),
+                    targets=put(memory.targets, targets), num_tasks=memory.num_tasks + 1)
+
+
+def softmax_probs(apply_fn, params, x, mask, temperature=1.0):
+  return jax.nn.softmax(masked_logits(apply_fn(params, x), mask) / temperature)
+
+
+def past_task_weights(memory: TaskMemory, key, num_tasks, tasks_per_step):
+  """Weights [T] of each task slot in this step's estimate of the sum over past tasks."""
+  past = jnp.arange(num_tasks) < memory.num_tasks
+  if tasks_per_step == 'all':
+    return past.astype(jnp.float32), None
+  s = jax.random.randint(key, (), 0, jnp.maximum(memory.num_tasks, 1))
+  return (jnp.arange(num_tasks) == s) * memory.num_tasks.astype(jnp.float32), s
+
+
+def _gather_tasks(memory, s):
+  """Memory restricted to task s (leading axis 1), or all tasks when s is None."""
+  if s is None:
+    return memory
+  take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=True)
+  return TaskMemory(*(take(a) for a in memory[:-1]), num_tasks=memory.num_tasks)
+
+
+class FrompState(NamedTuple):
+  memory: TaskMemory
+  kernel_inv: jax.Array   # [T, C, M, M]
+  precision: object       # params pytree: δ₀ + Σ_s diag GGN_s
+  task_size: jax.Array    # [] float32, N of the last finished task
+
+
+def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
+          tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
+          tasks_per_step='all', use_kernel=True, ggn_chunk_size=64) -> Method:
+  """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`)."""
+  m, c = memory_per_task, num_outputs
+
+  def init(params):
+    return FrompState(memory=init_memory(num_tasks, m, input_shape, c),
+                      kernel_inv=jnp.zeros((num_tasks, c, m, m), jnp.float32),
+                      precision=jax.tree.map(lambda p: jnp.full_like(p, prior_precision), params),
+                      task_size=jnp.ones((), jnp.float32))
+
+  def loss(params, state, key):
+    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
+    mem = _gather_tasks(state.memory, s)
+    kinv = state.kernel_inv if s is None else jax.lax.dynamic_index_in_dim(state.kernel_inv, s, 0)
+    w = weights if s is None else weights[s][None]
+    k = mem.x.shape[0]
+    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
+    probs = softmax_probs(apply_fn, params, x, mem.mask.reshape(k * m, c)).reshape(k, m, c)
+    diff = (probs - mem.targets) * mem.valid[..., None]   # [k, M, C]
+    diff = jnp.swapaxes(diff, 1, 2)                        # [k, C, M]
+    if use_kernel:
+      quad = jnp.einsum('kci,kcij,kcj->k', diff, kinv, diff)
+    else:
+      quad = jnp.sum(jnp.square(diff), axis=(1, 2))
+    return 0.5 * tau * jnp.sum(w * quad) / state.task_size
+
+  def consolidate(state, params, data, key, opt_state=None):
+    del opt_state
+    slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
+    head = data.mask[0]
+    ggn = dual.diagonal_ggn(apply_fn, params, data.x, head, chunk_size=ggn_chunk_size)
+    precision = jax.tree.map(jnp.add, state.precision, ggn)
+    idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
+                               classes_per_task=classes_per_task, rule=selection,
+                               variance=jax.tree.map(lambda p: 1.0 / p, precision))
+    x_mem = data.x[idx]
+    targets = softmax_probs(apply_fn, params, x_mem, data.mask[idx])
+    memory = store(state.memory, slot, data, idx, valid, targets)
+    if use_kernel:
+      variance = jax.tree.map(lambda p: 1.0 / p, precision)
+      # The kernel of the softmax outputs m(θ) (FROMP's linearisation: ∂m/∂θ = Λ J), per class.
+      kern = dual.kernel(apply_fn, params, x_mem, variance, head, outputs='probs')  # [C, M, M]
+      both = valid[:, None] & valid[None, :]
+      eye = jnp.eye(m)
+      # Invalid slots get an identity block so the inverse exists; their diff is zero anyway.
+      kern = jnp.where(both, kern, 0.0) + eye * jnp.where(valid, jitter, 1.0)
+      kinv = jnp.linalg.inv(kern)
+    else:
+      kinv = jnp.broadcast_to(jnp.eye(m), (c, m, m))
+    kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)
+    return FrompState(memory=memory, kernel_inv=kernel_inv, precision=precision,
+                      task_size=jnp.asarray(data.y.shape[0], jnp.float32))
+
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
+
+
+class KPriorState(NamedTuple):
+  memory: TaskMemory
+  anchor: object  # θ_{t−1}
+  has_anchor: jax.Array
+
+
+def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
+            tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all') -> Method:
+  m, c = memory_per_task, num_outputs
+
+  def init(params):
+    return KPriorState(memory=init_memory(num_tasks, m, input_shape, c), anchor=params,
+                       has_anchor=jnp.zeros((), bool))
+
+  def loss(params, state, key):
+    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
+    mem = _gather_tasks(state.memory, s)
+    w = weights if s is None else weights[s][None]
+    k = mem.x.shape[0]
+    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
+    logits = apply_fn(params, x)
+    ce = dual.soft_label_cross_entropy(logits, mem.targets.reshape(k * m, c),
+                                       mem.mask.reshape(k * m, c)).reshape(k, m)
+    valid = mem.valid.astype(jnp.float32)
+    per_task = jnp.sum(ce * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
+    weight_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)),
+                                                   params, state.anchor)))
+    return tau * jnp.sum(w * per_task) + jnp.where(state.has_anchor, 0.5 * delta * weight_term, 0.0)
+
+  def consolidate(state, params, data, key, opt_state=None):
+    del opt_state
+    slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
+    idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
+                               classes_per_task=classes_per_task, rule=selection)
+    targets = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx])
+    return KPriorState(memory=store(state.memory, slot, data, idx, valid, targets), anchor=params,
+                       has_anchor=jnp.ones((), bool))
+
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
+
+
+class EwcFrReplayState(NamedTuple):
+  memory: TaskMemory
+  anchor: object
+  fisher: object
+
+
+def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task,
+                  memory_per_task=40, ewc_lambda=1.0, tau=1.0, replay_weight=1.0, m2_fraction=0.5,
+                  temperature=1.0, fisher_num_examples=1024, fisher_type='empirical',
+                  selection='random', tasks_per_step='all') -> Method:
+  m, c = memory_per_task, num_outputs
+  m2 = int(round(m * m2_fraction))
+
+  def init(params):
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return EwcFrReplayState(memory=init_memory(num_tasks, m, input_shape, c), anchor=zeros,
+                            fisher=zeros)
+
+  def loss(params, state, key):
+    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
+    mem = _gather_tasks(state.memory, s)
+    w = weights if s is None else weights[s][None]
+    k = mem.x.shape[0]
+    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
+    flat_mask = mem.mask.reshape(k * m, c)
+    logits = apply_fn(params, x)
+    fr = dual.soft_label_cross_entropy(logits / temperature, mem.targets.reshape(k * m, c),
+                                       flat_mask).reshape(k, m)
+    onehot = jax.nn.one_hot(mem.y.reshape(k * m), c)
+    residual = (mem.targets.reshape(k * m, c) - onehot) * flat_mask
+    correction = jnp.sum(jnp.where(flat_mask, logits, 0.0) * residual, -1).reshape(k, m)
+    valid = mem.valid.astype(jnp.float32)
+    in_m2 = valid * (jnp.arange(m) < m2)
+    # Both terms are averaged over M₁ so that each point of M₂ carries the same weight in both: then
+    # FR + correction on M₂ is exactly the cross-entropy with the true labels (bounded below); a larger
+    # weight on the linear correction term alone would be unbounded.
+    count = jnp.maximum(jnp.sum(valid, 1), 1.0)
+    fr_term = jnp.sum(fr * valid, 1) / count
+    corr_term = jnp.sum(correction * in_m2, 1) / count
+    ewc_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a, f: jnp.sum(f * jnp.square(p - a)),
+                                                params, state.anchor, state.fisher)))
+    return jnp.sum(w * (tau * fr_term + replay_weight * corr_term)) + 0.5 * ewc_lambda * ewc_term
+
+  def consolidate(state, params, data, key, opt_state=None):
+    del opt_state
+    select_key, fisher_key = jax.random.split(key)
+    slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
+    idx, valid = select_points(apply_fn, params, data, select_key, num_outputs=c,
+                               memory_per_task=m, classes_per_task=classes_per_task, rule=selection)
+    targets = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature)
+    fisher = diagonal_fisher(apply_fn, params, data, fisher_key, num_examples=fisher_num_examples,
+                             fisher_type=fisher_type)
+    return EwcFrReplayState(memory=store(state.memory, slot, data, idx, valid, targets),
+                            anchor=params, fisher=jax.tree.map(jnp.add, state.fisher, fisher))
+
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
