@@ -250,7 +250,10 @@ def _variational_online_newton(learning_rate, ess, *, hess_init, beta1, beta2, w
 
     def mean_update(m, gbar, h, mu0, delta):
       direction = (gbar / bias_correction + delta * (m - mu0)) / (h + delta)
-      step_size = lr * (hess_init + delta) if rescale_lr else lr
+      # α' = α (h₀ + δ) with δ the weight-decay hyper-parameter, not the (possibly propagated)
+      # per-parameter prior precision: with VCL's prior δ' ≫ δ a per-parameter rescale would make the
+      # step α δ' (m − μ0)/(h + δ') an unstable gradient step on the prior term.
+      step_size = lr * (hess_init + weight_decay) if rescale_lr else lr
       return -step_size * jnp.clip(direction, -clip_radius, clip_radius)
 
     updates = jax.tree.map(mean_update, params, momentum, hess, state.prior_mean, state.prior_prec)
@@ -280,7 +283,8 @@ def ivon(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float 
     beta2: β₂, EMA of ĥ, Eq. (3); must be very close to 1 for noisy ĥ.
     weight_decay: δ, prior precision / λ; broadcast per parameter into the state by `init`.
     clip_radius: ξ, element-wise clip of the preconditioned direction, Eq. (4).
-    rescale_lr: α' = α (h₀ + δ), per parameter; so the first steps move like SGD with rate α.
+    rescale_lr: α' = α (h₀ + δ) with the scalar `weight_decay` δ, so the first steps move like SGD
+      with rate α; a prior precision set later (`with_prior`) does not change α'.
     debias: divide the momentum by 1 − β₁ᵗ (h is never debiased).
     hess_approx: 'price' or 'gradsq'; used only when `update` gets `noise=` instead of `hess_estimate=`.
 
@@ -355,7 +359,7 @@ def posterior_as_prior(state: IVONState, params: Params,
   λ', δ' = λ (h + δ) / λ'. Call it on the state at the *end* of task t (it reads h and δ). The count, the
   momentum and h are kept: h then warm-starts the next task's curvature, so the next posterior precision
   starts at λ' h + λ(h + δ); reset them by hand (e.g. `state._replace(hess=...)`) for a cold start.
-  Note that with `rescale_lr` the step size α (h₀ + δ') grows with the propagated precision.
+  The step size α (h₀ + δ) uses the weight-decay hyper-parameter, so it does not grow with δ'.
 
   Args:
     state: the state after task t.

@@ -214,8 +214,9 @@ def test_ivon_one_step_matches_hand_computation():
   state = ivon_lib.IVONState(count=jnp.asarray(count, jnp.int32), momentum=gbar, hess=h,
                              prior_mean=mu0, prior_prec=delta, ess=jnp.asarray(ess, jnp.float32))
   schedule = lambda c: lr / (1.0 + c)  # evaluated at the count before the step
+  weight_decay = 0.02  # the hyper-parameter δ that rescales the step; the state's δ is per parameter
   opt = ivon_lib.ivon(schedule, ess=ess, beta1=beta1, beta2=beta2, hess_init=hess_init,
-                      clip_radius=clip_radius)
+                      clip_radius=clip_radius, weight_decay=weight_decay)
   updates, new_state = jax.jit(opt.update)(g, state, m, hess_estimate=h_hat)
 
   t = count + 1
@@ -226,7 +227,7 @@ def test_ivon_one_step_matches_hand_computation():
     h_new = (beta2 * h[k] + (1 - beta2) * h_hat[k]
              + 0.5 * (1 - beta2)**2 * (h[k] - h_hat[k])**2 / (h[k] + delta[k]))
     direction = (gbar_new / (1 - beta1**t) + delta[k] * (m[k] - mu0[k])) / (h_new + delta[k])
-    expected = -alpha * (hess_init + delta[k]) * np.clip(direction, -clip_radius, clip_radius)
+    expected = -alpha * (hess_init + weight_decay) * np.clip(direction, -clip_radius, clip_radius)
     np.testing.assert_allclose(np.asarray(new_state.momentum[k]), gbar_new, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(new_state.hess[k]), h_new, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(updates[k]), expected, rtol=1e-6)

@@ -1,0 +1,171 @@
+"""Exact identities of the Bayes-duality methods: FROMP, FROMP-L2, K-priors, EWC+FR+replay, VCL."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cl import builders, dual, ivon, methods, metrics, models, train
+from cl.methods.base import TaskData, cross_entropy
+from configs.cl import split_digits
+
+
+def mlp():
+  return models.make_model('mlp', (6,), 4, hidden_sizes=(8,))
+
+
+def task(num=60, classes=(0, 1), num_out=4, task_index=0, seed=0):
+  rng = np.random.default_rng(seed)
+  y = np.asarray(classes)[rng.integers(0, len(classes), num)]
+  x = rng.normal(size=(num, 6)).astype(np.float32) + y[:, None]
+  mask = np.zeros((num, num_out), bool)
+  mask[:, list(classes)] = True
+  return TaskData(x=jnp.asarray(x), y=jnp.asarray(y, jnp.int32), mask=jnp.asarray(mask),
+                  task_index=jnp.asarray(task_index, jnp.int32))
+
+
+def perturb(params, scale=0.3, seed=5):
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(tree, [l + scale * jax.random.normal(k, l.shape)
+                                   for l, k in zip(leaves, keys)])
+
+
+def grads_close(a, b, atol=1e-6, rtol=1e-5):
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(u, v, atol=atol, rtol=rtol)
+
+
+def test_ewc_fr_replay_reconstructs_the_replay_gradient_on_m2():
+  """With M₂ = M₁, temperature 1, τ = replay weight and no EWC, FR + error correction has exactly the
+  gradient of the cross-entropy with the true labels on the memory (Daxberger et al., eq. 3)."""
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  method = methods.ewc_fr_replay(model.apply, input_shape=(6,), num_outputs=4, num_tasks=3,
+                                 classes_per_task=2, memory_per_task=10, ewc_lambda=0.0, tau=0.7,
+                                 replay_weight=0.7, m2_fraction=1.0, temperature=1.0)
+  data = task()
+  state = method.consolidate(method.init(params), params, data, jax.random.key(1))
+  mem = state.memory
+  assert int(mem.num_tasks) == 1 and int(mem.valid[0].sum()) == 10
+  theta = perturb(params)
+  got = jax.grad(method.loss)(theta, state, jax.random.key(2))
+  replay = jax.grad(lambda p: 0.7 * cross_entropy(model.apply(p, mem.x[0]), mem.y[0], mem.mask[0]))(theta)
+  grads_close(got, replay)
+
+
+def test_kpriors_and_fromp_vanish_at_the_old_parameters():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  data = task()
+  for name in ('fromp', 'fromp_l2', 'kpriors'):
+    if name == 'kpriors':
+      method = methods.kpriors(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
+                               classes_per_task=2, memory_per_task=10, tau=1.0, delta=0.1)
+    else:
+      method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
+                             classes_per_task=2, memory_per_task=10, tau=1.0,
+                             use_kernel=name == 'fromp')
+    state = method.consolidate(method.init(params), params, data, jax.random.key(1))
+    g = jax.grad(method.loss)(params, state, jax.random.key(2))
+    # The function-space term has gradient J^T(σ(f(θ)) − σ(f(θ_old))) = 0 at θ_old; so has the
+    # weight-space term.
+    assert max(float(jnp.max(jnp.abs(l))) for l in jax.tree.leaves(g)) < 1e-5, name
+    assert float(method.loss(perturb(params), state, jax.random.key(2))) > 0.0, name
+
+
+def test_fromp_memory_is_memorable_and_class_balanced():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  data = task(num=80)
+  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
+                         classes_per_task=2, memory_per_task=8, tau=1.0)
+  state = method.consolidate(method.init(params), params, data, jax.random.key(1))
+  mem_y = np.asarray(state.memory.y[0])
+  assert sorted(np.bincount(mem_y, minlength=4).tolist()) == [0, 0, 4, 4]
+  # λ-descend: the stored points of each class are that class's top-λ examples.
+  logits = model.apply(params, data.x)
+  scores = np.asarray(dual.lambda_scores(logits, data.mask[0]))
+  y = np.asarray(data.y)
+  for c in (0, 1):
+    top = np.sort(scores[y == c])[::-1][:4]
+    stored = np.sort(np.asarray(dual.lambda_scores(model.apply(params, state.memory.x[0][mem_y == c]),
+                                                   data.mask[0])))[::-1]
+    np.testing.assert_allclose(stored, top, rtol=1e-5)
+  # The kernel inverse is symmetric and the stored targets are the old softmax probabilities.
+  kinv = np.asarray(state.kernel_inv[0])
+  np.testing.assert_allclose(kinv, np.swapaxes(kinv, -1, -2), rtol=1e-3, atol=1e-3 * np.abs(kinv).max())
+  probs = jax.nn.softmax(models.masked_logits(model.apply(params, state.memory.x[0]), data.mask[0]))
+  np.testing.assert_allclose(state.memory.targets[0], probs, atol=1e-6)
+
+
+def test_fromp_l2_loss_by_hand():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  data = task(num=40)
+  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
+                         classes_per_task=2, memory_per_task=6, tau=3.0, use_kernel=False)
+  state = method.consolidate(method.init(params), params, data, jax.random.key(1))
+  theta = perturb(params)
+  x = state.memory.x[0]
+  p_new = jax.nn.softmax(models.masked_logits(model.apply(theta, x), data.mask[0]))
+  expected = 0.5 * 3.0 * float(jnp.sum((p_new - state.memory.targets[0]) ** 2)) / 40
+  np.testing.assert_allclose(method.loss(theta, state, jax.random.key(0)), expected, rtol=1e-5)
+
+
+def test_one_past_task_per_step_is_an_unbiased_estimate():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=3, classes_per_task=2, memory_per_task=6,
+            tau=1.0, delta=0.0)
+  full = methods.kpriors(model.apply, tasks_per_step='all', **kw)
+  one = methods.kpriors(model.apply, tasks_per_step='one', **kw)
+  state = full.init(params)
+  for t, classes in enumerate([(0, 1), (2, 3)]):
+    state = full.consolidate(state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t),
+                             jax.random.key(t))
+  theta = perturb(params, seed=9)
+  exact = float(full.loss(theta, state, jax.random.key(0)))
+  draws = jax.vmap(lambda k: one.loss(theta, state, k))(jax.random.split(jax.random.key(1), 4000))
+  assert set(np.round(np.asarray(draws), 5).tolist()) .__len__() == 2  # one value per past task
+  np.testing.assert_allclose(float(jnp.mean(draws)), exact, rtol=0.05)
+
+
+def test_vcl_propagates_the_posterior_as_the_next_prior():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  tx = ivon.ivon(0.1, 60.0, weight_decay=1e-2)
+  opt_state = tx.init(params)
+  opt_state = opt_state._replace(hess=jax.tree.map(lambda p: jnp.full_like(p, 0.5), params))
+  method = methods.vcl()
+  state = method.consolidate(method.init(params), params, task(), jax.random.key(0),
+                             opt_state=opt_state)
+  fresh = tx.init(params)
+  next_task = task(num=30)
+  prepared = method.prepare_optimizer(state, params, fresh, next_task)
+  assert float(prepared.ess) == 30.0
+  grads_close(prepared.prior_mean, params, atol=0, rtol=0)
+  # Absolute prior precision of task 2 = posterior precision after task 1 = 60 (0.5 + 0.01).
+  for d in jax.tree.leaves(prepared.prior_prec):
+    np.testing.assert_allclose(30.0 * d, 60.0 * 0.51, rtol=1e-5)
+  # Before any task finished, the optimizer state is left as it is.
+  untouched = method.prepare_optimizer(method.init(params), params, fresh, next_task)
+  grads_close(untouched.prior_prec, fresh.prior_prec, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('method', ['fromp', 'kpriors', 'ewc_fr_replay', 'vcl'])
+def test_methods_train_and_reduce_forgetting_on_split_digits(method):
+  results = {}
+  for name in ('finetune', method):
+    c = split_digits.get_config()
+    c.method, c.num_seeds, c.epochs, c.scenario = name, 2, 5, 'class'
+    if method == 'vcl':
+      c.optimizer.name = 'ivon'  # fine-tune with IVON alone as the reference
+    builders.validate_config(c)
+    stream = builders.build_stream(c)
+    learner, m = builders.build_learner(c, stream)
+    rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs,
+                          cumulative=m.cumulative)
+    results[name] = np.mean([metrics.forgetting(r) for r in np.asarray(rs.accuracy_matrix)])
+  # Class-incremental digits: fine-tuning forgets old classes almost completely.
+  assert results[method] < results['finetune'] - 0.1, results
