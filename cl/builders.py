@@ -88,6 +88,8 @@ def validate_config(config) -> None:
   if config.method in ('fromp', 'fromp_l2'):
     check_positive('fromp.prior_precision', config.fromp.prior_precision)
     check_positive('fromp.jitter', config.fromp.jitter)
+    check_positive('fromp.ggn_num_examples', config.fromp.ggn_num_examples, integer=True,
+                   allow_zero=True)
   if config.method == 'kpriors':
     check_positive('kpriors.delta', config.kpriors.delta, allow_zero=True)
   if config.method == 'ewc_fr_replay':

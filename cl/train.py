@@ -55,7 +55,7 @@ class Variational(NamedTuple):
 class Learner(NamedTuple):
   init: Callable[[jax.Array], TrainState]
   begin_task: Callable[[TrainState, TaskData], TrainState]
-  train_epoch: Callable[[TrainState, TaskData, jax.Array], tuple[TrainState, dict]]
+  train_epoch: Callable[[TrainState, TaskData, jax.Array, int | None], tuple[TrainState, dict]]
   consolidate: Callable[[TrainState, TaskData, jax.Array], TrainState]
   accuracy: Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -83,7 +83,7 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
   def data_loss(params, x, y, mask):
     return cross_entropy(model.apply(params, x), y, mask)
 
-  def variational_grads(state, batch, key):
+  def variational_grads(state, batch, key, num_past):
     """Loss, regulariser and gradients at posterior samples, plus the optimizer's curvature input."""
     x, y, mask = batch
     sample_key, loss_key = jax.random.split(key)
@@ -93,12 +93,13 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
       loss, grads, hess = ivon.value_and_grad_and_sq_grad(
           lambda p, ex: data_loss(p, ex[0][None], ex[1][None], ex[2][None]), sample_key,
           state.params, state.opt_state, (x, y, mask), mc_samples=variational.mc_samples)
-      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, loss_key)
+      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, loss_key,
+                                                       num_past)
       return loss, reg, jax.tree.map(jnp.add, grads, reg_grads), grads, {'hess_estimate': hess}
 
     def total(params):
       loss = data_loss(params, x, y, mask)
-      reg = method.loss(params, state.method_state, loss_key)
+      reg = method.loss(params, state.method_state, loss_key, num_past)
       return loss + reg, (loss, reg)
 
     (_, (loss, reg)), grads, hess = ivon.value_and_grad_and_hess(
@@ -107,13 +108,14 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
     # Aux comes back per MC sample; SI-style hooks see the total gradient (no separate data gradient).
     return jnp.mean(loss), jnp.mean(reg), grads, grads, {'hess_estimate': hess}
 
-  def train_step(state, batch, key):
+  def train_step(state, batch, key, num_past):
     x, y, mask = batch
     if variational is not None:
-      loss, reg, grads, data_grads, extra = variational_grads(state, batch, key)
+      loss, reg, grads, data_grads, extra = variational_grads(state, batch, key, num_past)
     else:
       loss, data_grads = jax.value_and_grad(data_loss)(state.params, x, y, mask)
-      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key)
+      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key,
+                                                       num_past)
       grads = jax.tree.map(jnp.add, data_grads, reg_grads)
       extra = {}
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
@@ -123,7 +125,8 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
                            step=state.step + 1)
     return new_state, {'loss': loss, 'regularizer': reg}
 
-  def train_epoch(state, data: TaskData, key):
+  def train_epoch(state, data: TaskData, key, num_past=None):
+    """One pass over `data` in random minibatches; `num_past` (static) goes to `method.loss`."""
     n = data.y.shape[0]
     b = min(batch_size, n)
     steps = n // b
@@ -132,7 +135,7 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
 
     def body(state, inputs):
       idx, k = inputs
-      return train_step(state, (data.x[idx], data.y[idx], data.mask[idx]), k)
+      return train_step(state, (data.x[idx], data.y[idx], data.mask[idx]), k, num_past)
 
     state, metrics = jax.lax.scan(body, state, (batches, jax.random.split(step_key, steps)))
     return state, jax.tree.map(jnp.mean, metrics)
@@ -149,6 +152,11 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
 
   return Learner(init=init, begin_task=begin_task, train_epoch=train_epoch, consolidate=consolidate,
                  accuracy=accuracy)
+
+
+def method_flags(method: Method) -> dict:
+  """The keyword arguments of `run_stream` that a method decides."""
+  return dict(cumulative=method.cumulative, static_task_count=method.static_task_count)
 
 
 def task_keys(keys: jax.Array, task_index: int, epochs: int) -> tuple[jax.Array, jax.Array]:
@@ -179,10 +187,15 @@ class CompiledLearner(NamedTuple):
 
 
 def compile_learner(learner: Learner) -> CompiledLearner:
+  """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None)."""
+
+  def train_epoch(state, data, keys, num_past):
+    return jax.vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
+
   return CompiledLearner(
       init=jax.jit(jax.vmap(learner.init)),
       begin_task=jax.jit(jax.vmap(learner.begin_task, in_axes=(0, None))),
-      train_epoch=jax.jit(jax.vmap(learner.train_epoch, in_axes=(0, None, 0)), donate_argnums=0),
+      train_epoch=jax.jit(train_epoch, static_argnums=3, donate_argnums=0),
       consolidate=jax.jit(jax.vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
       accuracy=jax.jit(jax.vmap(learner.accuracy, in_axes=(0, None, None, None))),
   )
@@ -218,16 +231,20 @@ def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> 
 
 
 def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax.Array, *,
-               epochs: int, cumulative: bool = False, run_state: RunState | None = None,
+               epochs: int, cumulative: bool = False, static_task_count: bool = False,
+               run_state: RunState | None = None,
                progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
                task_end_fn: Callable[[RunState], None] = lambda r: None) -> RunState:
   """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
 
   Starts from `run_state` (e.g. restored from a checkpoint) when given, else from scratch.
+  `cumulative` and `static_task_count` come from the method (`Method.cumulative`, ...): pass
+  `**train.method_flags(method)`.
   `progress_fn(task_index, epoch, metrics)` is called after each epoch with per-seed metrics;
   `task_end_fn(run_state)` after each task (checkpointing goes there). Returns the final `RunState`.
   """
   compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner)
+  num_past_fn = (lambda t: t) if static_task_count else (lambda t: None)
   if run_state is None:
     run_state = init_run(compiled, stream, keys)
   state = run_state.train_state
@@ -237,7 +254,7 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)
     state = compiled.begin_task(state, data)
     for epoch in range(epochs):
-      state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch])
+      state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
       progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))
     state = compiled.consolidate(state, data, consolidate_key)
     del data

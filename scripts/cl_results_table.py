@@ -50,7 +50,7 @@ def main(argv):
   def run(config, stream):
     learner, method = builders.build_learner(config, stream)
     rs = train.run_stream(learner, stream, builders.seed_keys(config), epochs=config.epochs,
-                          cumulative=method.cumulative)
+                          **train.method_flags(method))
     return np.asarray(rs.accuracy_matrix), np.asarray(rs.val_accuracy_matrix)
 
   all_results = {}

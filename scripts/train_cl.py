@@ -114,7 +114,7 @@ def main(argv):
                    scalars['eval/average_accuracy_seen'])
 
     run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
-                                 cumulative=method.cumulative, run_state=run_state,
+                                 **train.method_flags(method), run_state=run_state,
                                  progress_fn=progress_fn, task_end_fn=task_end_fn)
   writer.close()
 

@@ -49,7 +49,7 @@ def test_ewc_fr_replay_reconstructs_the_replay_gradient_on_m2():
   mem = state.memory
   assert int(mem.num_tasks) == 1 and int(mem.valid[0].sum()) == 10
   theta = perturb(params)
-  got = jax.grad(method.loss)(theta, state, jax.random.key(2))
+  got = jax.grad(method.loss)(theta, state, jax.random.key(2), 1)
   replay = jax.grad(lambda p: 0.7 * cross_entropy(model.apply(p, mem.x[0]), mem.y[0], mem.mask[0]))(theta)
   grads_close(got, replay)
 
@@ -67,11 +67,11 @@ def test_kpriors_and_fromp_vanish_at_the_old_parameters():
                              classes_per_task=2, memory_per_task=10, tau=1.0,
                              use_kernel=name == 'fromp')
     state = method.consolidate(method.init(params), params, data, jax.random.key(1))
-    g = jax.grad(method.loss)(params, state, jax.random.key(2))
+    g = jax.grad(method.loss)(params, state, jax.random.key(2), 1)
     # The function-space term has gradient J^T(σ(f(θ)) − σ(f(θ_old))) = 0 at θ_old; so has the
     # weight-space term.
     assert max(float(jnp.max(jnp.abs(l))) for l in jax.tree.leaves(g)) < 1e-5, name
-    assert float(method.loss(perturb(params), state, jax.random.key(2))) > 0.0, name
+    assert float(method.loss(perturb(params), state, jax.random.key(2), 1)) > 0.0, name
 
 
 def test_fromp_memory_is_memorable_and_class_balanced():
@@ -110,7 +110,7 @@ def test_fromp_l2_loss_by_hand():
   x = state.memory.x[0]
   p_new = jax.nn.softmax(models.masked_logits(model.apply(theta, x), data.mask[0]))
   expected = 0.5 * 3.0 * float(jnp.sum((p_new - state.memory.targets[0]) ** 2)) / 40
-  np.testing.assert_allclose(method.loss(theta, state, jax.random.key(0)), expected, rtol=1e-5)
+  np.testing.assert_allclose(method.loss(theta, state, jax.random.key(0), 1), expected, rtol=1e-5)
 
 
 def test_one_past_task_per_step_is_an_unbiased_estimate():
@@ -125,9 +125,9 @@ def test_one_past_task_per_step_is_an_unbiased_estimate():
     state = full.consolidate(state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t),
                              jax.random.key(t))
   theta = perturb(params, seed=9)
-  exact = float(full.loss(theta, state, jax.random.key(0)))
-  draws = jax.vmap(lambda k: one.loss(theta, state, k))(jax.random.split(jax.random.key(1), 4000))
-  assert set(np.round(np.asarray(draws), 5).tolist()) .__len__() == 2  # one value per past task
+  exact = float(full.loss(theta, state, jax.random.key(0), 2))
+  draws = jax.vmap(lambda k: one.loss(theta, state, k, 2))(jax.random.split(jax.random.key(1), 4000))
+  assert len(set(np.round(np.asarray(draws), 4).tolist())) == 2  # one value per past task
   np.testing.assert_allclose(float(jnp.mean(draws)), exact, rtol=0.05)
 
 
@@ -165,7 +165,7 @@ def test_methods_train_and_reduce_forgetting_on_split_digits(method):
     stream = builders.build_stream(c)
     learner, m = builders.build_learner(c, stream)
     rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs,
-                          cumulative=m.cumulative)
+                          **train.method_flags(m))
     results[name] = np.mean([metrics.forgetting(r) for r in np.asarray(rs.accuracy_matrix)])
   # Class-incremental digits: fine-tuning forgets old classes almost completely.
   assert results[method] < results['finetune'] - 0.1, results

@@ -28,7 +28,7 @@ def stream():
 def run(config, stream, **kwargs):
   learner, method = builders.build_learner(config, stream)
   return train.run_stream(learner, stream, builders.seed_keys(config), epochs=config.epochs,
-                          cumulative=method.cumulative, **kwargs)
+                          **train.method_flags(method), **kwargs)
 
 
 def test_vmapped_seeds_equal_seeds_run_alone(stream):
@@ -67,7 +67,7 @@ def test_train_epoch_traced_once_for_equal_task_sizes():
 
   learner = learner._replace(train_epoch=counted('train_epoch', learner.train_epoch),
                              consolidate=counted('consolidate', learner.consolidate))
-  rs = train.run_stream(learner, s, builders.seed_keys(config), epochs=3, cumulative=method.cumulative)
+  rs = train.run_stream(learner, s, builders.seed_keys(config), epochs=3, **train.method_flags(method))
   assert int(rs.tasks_done) == 3
   assert traces == {'train_epoch': 1, 'consolidate': 1}
 
@@ -86,7 +86,7 @@ def test_resume_from_checkpoint_gives_the_same_run(stream, tmp_path):
   learner, method = builders.build_learner(config, stream)
   compiled = train.compile_learner(learner)
   keys = builders.seed_keys(config)
-  full = train.run_stream(compiled, stream, keys, epochs=config.epochs, cumulative=method.cumulative)
+  full = train.run_stream(compiled, stream, keys, epochs=config.epochs, **train.method_flags(method))
 
   class Stop(Exception):
     pass

@@ -23,7 +23,8 @@ def make_method(config, apply_fn, *, input_shape, num_outputs: int, num_tasks: i
     c = config.fromp
     return fromp(apply_fn, memory_per_task=c.memory_per_task, tau=c.tau,
                  prior_precision=c.prior_precision, jitter=c.jitter, selection=c.selection,
-                 tasks_per_step=c.tasks_per_step, use_kernel=name == 'fromp', **memory_args)
+                 tasks_per_step=c.tasks_per_step, use_kernel=name == 'fromp',
+                 ggn_num_examples=c.ggn_num_examples, **memory_args)
   if name == 'kpriors':
     c = config.kpriors
     return kpriors(apply_fn, memory_per_task=c.memory_per_task, tau=c.tau, delta=c.delta,

@@ -39,8 +39,11 @@ class Method(NamedTuple):
   """Pure functions the trainer calls; see the module docstring."""
   init: Callable[[Params], MethodState]
   """Initial method state from the initial params."""
-  loss: Callable[[Params, MethodState, jax.Array], jax.Array]
-  """Extra loss terms (penalties, replay), added to the current minibatch's mean cross-entropy."""
+  loss: Callable[..., jax.Array]
+  """`(params, state, key, num_past) -> scalar`: extra loss terms (penalties, replay, functional
+  regularisers), added to the current minibatch's mean cross-entropy. `num_past` is the number of
+  finished tasks as a static Python int when `static_task_count` is True (the trainer then compiles one
+  epoch function per task), else None."""
   after_step: Callable[[MethodState, Params, Params, Params], MethodState]
   """`(state, params_before, params_after, data_grads) -> state`, after every optimizer step."""
   consolidate: Callable[..., MethodState]
@@ -51,6 +54,8 @@ class Method(NamedTuple):
   state is (re)initialised; None = leave it. VCL writes the propagated prior into IVON's state here."""
   cumulative: bool = False
   """Whether the trainer should train on the union of all tasks seen so far (joint training)."""
+  static_task_count: bool = False
+  """Whether `loss` wants `num_past` as a static int, e.g. to touch only the memories of finished tasks."""
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
@@ -59,8 +64,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.
   return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
-def no_loss(params, state, key):
-  del params, state, key
+def no_loss(params, state, key, num_past=None):
+  del params, state, key, num_past
   return jnp.zeros((), jnp.float32)
 
 

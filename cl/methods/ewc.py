@@ -75,8 +75,8 @@ def ewc(apply_fn, *, num_tasks: int, ewc_lambda: float, fisher_num_examples: int
     zeros = jax.tree.map(lambda p: jnp.zeros((num_tasks,) + p.shape, p.dtype), params)
     return EWCState(anchors=zeros, fishers=zeros, num_penalties=jnp.zeros((), jnp.int32))
 
-  def loss(params, state, key):
-    del key
+  def loss(params, state, key, num_past=None):
+    del key, num_past
     active = (jnp.arange(num_tasks) < state.num_penalties).astype(jnp.float32)
 
     def term(p, anchor, fisher):
@@ -112,8 +112,8 @@ def online_ewc(apply_fn, *, ewc_lambda: float, gamma: float = 1.0, fisher_num_ex
     zeros = jax.tree.map(jnp.zeros_like, params)
     return OnlineEWCState(anchor=zeros, fisher=zeros)
 
-  def loss(params, state, key):
-    del key
+  def loss(params, state, key, num_past=None):
+    del key, num_past
     terms = jax.tree.map(lambda p, a, f: jnp.sum(f * jnp.square(p - a)),
                          params, state.anchor, state.fisher)
     return 0.5 * ewc_lambda * sum(jax.tree.leaves(terms))

@@ -93,21 +93,22 @@ def softmax_probs(apply_fn, params, x, mask, temperature=1.0):
   return jax.nn.softmax(masked_logits(apply_fn(params, x), mask) / temperature)
 
 
-def past_task_weights(memory: TaskMemory, key, num_tasks, tasks_per_step):
-  """Weights [T] of each task slot in this step's estimate of the sum over past tasks."""
-  past = jnp.arange(num_tasks) < memory.num_tasks
+def past_tasks(memory: TaskMemory, key, num_past: int, tasks_per_step: str):
+  """This step's memories and their weights in the estimate of the sum over past tasks.
+
+  `num_past` is static, so only the finished tasks' memories are evaluated: with 'all' the first
+  `num_past` task slots with weight 1 each; with 'one' a single slot drawn uniformly, weighted by
+  `num_past`. Returns `(memory restricted to the chosen slots, weights [k], slot index or None)`."""
   if tasks_per_step == 'all':
-    return past.astype(jnp.float32), None
-  s = jax.random.randint(key, (), 0, jnp.maximum(memory.num_tasks, 1))
-  return (jnp.arange(num_tasks) == s) * memory.num_tasks.astype(jnp.float32), s
-
-
-def _gather_tasks(memory, s):
-  """Memory restricted to task s (leading axis 1), or all tasks when s is None."""
-  if s is None:
-    return memory
-  take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=True)
-  return TaskMemory(*(take(a) for a in memory[:-1]), num_tasks=memory.num_tasks)
+    take = lambda a: a[:num_past]
+    chosen = None
+    weights = jnp.ones((num_past,), jnp.float32)
+  else:
+    chosen = jax.random.randint(key, (), 0, num_past)
+    take = lambda a: jax.lax.dynamic_index_in_dim(a, chosen, axis=0, keepdims=True)
+    weights = jnp.full((1,), float(num_past), jnp.float32)
+  mem = TaskMemory(*(take(a) for a in memory[:-1]), num_tasks=memory.num_tasks)
+  return mem, weights, chosen
 
 
 class FrompState(NamedTuple):
@@ -119,8 +120,12 @@ class FrompState(NamedTuple):
 
 def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
           tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
-          tasks_per_step='all', use_kernel=True, ggn_chunk_size=64) -> Method:
-  """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`)."""
+          tasks_per_step='all', use_kernel=True, ggn_num_examples=1024,
+          ggn_chunk_size=64) -> Method:
+  """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`).
+
+  The task's GGN is estimated on a random subset of `ggn_num_examples` training examples scaled by
+  N / n (0 = all examples, exact; the estimate only enters the kernel's covariance)."""
   m, c = memory_per_task, num_outputs
 
   def init(params):
@@ -129,11 +134,12 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
                       precision=jax.tree.map(lambda p: jnp.full_like(p, prior_precision), params),
                       task_size=jnp.ones((), jnp.float32))
 
-  def loss(params, state, key):
-    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
-    mem = _gather_tasks(state.memory, s)
-    kinv = state.kernel_inv if s is None else jax.lax.dynamic_index_in_dim(state.kernel_inv, s, 0)
-    w = weights if s is None else weights[s][None]
+  def loss(params, state, key, num_past):
+    if not num_past:
+      return jnp.zeros((), jnp.float32)
+    mem, w, chosen = past_tasks(state.memory, key, num_past, tasks_per_step)
+    kinv = (state.kernel_inv[:num_past] if chosen is None
+            else jax.lax.dynamic_index_in_dim(state.kernel_inv, chosen, 0))
     k = mem.x.shape[0]
     x = mem.x.reshape((k * m,) + mem.x.shape[2:])
     probs = softmax_probs(apply_fn, params, x, mem.mask.reshape(k * m, c)).reshape(k, m, c)
@@ -149,8 +155,12 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
     del opt_state
     slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
     head = data.mask[0]
-    ggn = dual.diagonal_ggn(apply_fn, params, data.x, head, chunk_size=ggn_chunk_size)
-    precision = jax.tree.map(jnp.add, state.precision, ggn)
+    ggn_key, key = jax.random.split(key)
+    n_total = data.y.shape[0]
+    n = min(ggn_num_examples or n_total, n_total)
+    subset = jax.random.permutation(ggn_key, n_total)[:n]
+    ggn = dual.diagonal_ggn(apply_fn, params, data.x[subset], head, chunk_size=ggn_chunk_size)
+    precision = jax.tree.map(lambda p, g: p + g * (n_total / n), state.precision, ggn)
     idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
                                classes_per_task=classes_per_task, rule=selection,
                                variance=jax.tree.map(lambda p: 1.0 / p, precision))
@@ -172,13 +182,13 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
     return FrompState(memory=memory, kernel_inv=kernel_inv, precision=precision,
                       task_size=jnp.asarray(data.y.shape[0], jnp.float32))
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
+                static_task_count=True)
 
 
 class KPriorState(NamedTuple):
   memory: TaskMemory
   anchor: object  # θ_{t−1}
-  has_anchor: jax.Array
 
 
 def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
@@ -186,13 +196,12 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
   m, c = memory_per_task, num_outputs
 
   def init(params):
-    return KPriorState(memory=init_memory(num_tasks, m, input_shape, c), anchor=params,
-                       has_anchor=jnp.zeros((), bool))
+    return KPriorState(memory=init_memory(num_tasks, m, input_shape, c), anchor=params)
 
-  def loss(params, state, key):
-    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
-    mem = _gather_tasks(state.memory, s)
-    w = weights if s is None else weights[s][None]
+  def loss(params, state, key, num_past):
+    if not num_past:
+      return jnp.zeros((), jnp.float32)
+    mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
     x = mem.x.reshape((k * m,) + mem.x.shape[2:])
     logits = apply_fn(params, x)
@@ -202,7 +211,7 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
     per_task = jnp.sum(ce * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
     weight_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)),
                                                    params, state.anchor)))
-    return tau * jnp.sum(w * per_task) + jnp.where(state.has_anchor, 0.5 * delta * weight_term, 0.0)
+    return tau * jnp.sum(w * per_task) + 0.5 * delta * weight_term
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
@@ -210,10 +219,10 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
     idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
                                classes_per_task=classes_per_task, rule=selection)
     targets = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx])
-    return KPriorState(memory=store(state.memory, slot, data, idx, valid, targets), anchor=params,
-                       has_anchor=jnp.ones((), bool))
+    return KPriorState(memory=store(state.memory, slot, data, idx, valid, targets), anchor=params)
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
+                static_task_count=True)
 
 
 class EwcFrReplayState(NamedTuple):
@@ -234,10 +243,10 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
     return EwcFrReplayState(memory=init_memory(num_tasks, m, input_shape, c), anchor=zeros,
                             fisher=zeros)
 
-  def loss(params, state, key):
-    weights, s = past_task_weights(state.memory, key, num_tasks, tasks_per_step)
-    mem = _gather_tasks(state.memory, s)
-    w = weights if s is None else weights[s][None]
+  def loss(params, state, key, num_past):
+    if not num_past:
+      return jnp.zeros((), jnp.float32)
+    mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
     x = mem.x.reshape((k * m,) + mem.x.shape[2:])
     flat_mask = mem.mask.reshape(k * m, c)
@@ -271,4 +280,5 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
     return EwcFrReplayState(memory=store(state.memory, slot, data, idx, valid, targets),
                             anchor=params, fisher=jax.tree.map(jnp.add, state.fisher, fisher))
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
+  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
+                static_task_count=True)

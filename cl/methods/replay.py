@@ -50,7 +50,8 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
         count=jnp.zeros((), jnp.int32),
         seen=jnp.zeros((), jnp.int32))
 
-  def loss(params, state, key):
+  def loss(params, state, key, num_past=None):
+    del num_past
     idx = jax.random.randint(key, (replay_batch_size,), 0, jnp.maximum(state.count, 1))
     ce = cross_entropy(apply_fn(params, state.x[idx]), state.y[idx], state.mask[idx])
     return jnp.where(state.count > 0, replay_weight * ce, 0.0)

@@ -31,8 +31,8 @@ def si(*, si_c: float, xi: float = 1e-3) -> Method:
     zeros = jax.tree.map(jnp.zeros_like, params)
     return SIState(path_integral=zeros, importance=zeros, anchor=params, task_start=params)
 
-  def loss(params, state, key):
-    del key
+  def loss(params, state, key, num_past=None):
+    del key, num_past
     terms = jax.tree.map(lambda p, o, a: jnp.sum(o * jnp.square(p - a)),
                          params, state.importance, state.anchor)
     return si_c * sum(jax.tree.leaves(terms))

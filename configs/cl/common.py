@@ -31,7 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
       memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
   c.fromp = ml_collections.ConfigDict(dict(
       memory_per_task=40, tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
-      tasks_per_step='all'))
+      tasks_per_step='all', ggn_num_examples=1024))
   c.kpriors = ml_collections.ConfigDict(dict(
       memory_per_task=40, tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all'))
   c.ewc_fr_replay = ml_collections.ConfigDict(dict(
