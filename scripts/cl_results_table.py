@@ -4,7 +4,7 @@ r"""Regenerates the README's results table: every baseline on Split and Permuted
 
 For each benchmark config and each method, trains `--num_seeds` seeds together (jax.vmap) and reports
 the test average accuracy and forgetting as mean ± std over seeds. With `--tune` (the default), the
-regularisation strength of EWC / online EWC (`ewc.ewc_lambda`) and SI (`si.c`) is first chosen from a
+main hyper-parameter of each regularised method (see GRIDS below) is first chosen from a
 grid by the final *validation* average accuracy (validation splits are carved from the training data;
 test data are never used for the choice). Prints a markdown table and writes everything to `--out`.
 """
@@ -18,9 +18,10 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_BENCHMARKS = flags.DEFINE_list('benchmarks', ['split_fmnist', 'permuted_fmnist'],
-                                'Config names under configs/cl/.')
-_METHODS = flags.DEFINE_list('methods', ['finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay'],
+_BENCHMARKS = flags.DEFINE_list('benchmarks', ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'],
+                                'Config names under configs/cl/, with an optional :variant.')
+_METHODS = flags.DEFINE_list('methods', ['finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay',
+                                         'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
                              'Methods to run.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per run (vmapped).')
 _TUNE = flags.DEFINE_bool('tune', True, 'Choose regularisation strengths on the validation split.')
@@ -29,11 +30,22 @@ _OUT = flags.DEFINE_string('out', 'runs/cl_results.json', 'Where to write all nu
 GRIDS = {
     'ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
     'online_ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
-    'si': ('si.c', [0.01, 0.1, 1.0, 10.0, 100.0]),
+    'si': ('si.c', [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]),
+    'vcl': ('ivon.learning_rate', [0.03, 0.1, 0.3]),
+    'fromp': ('fromp.tau', [100.0, 1000.0, 10000.0]),
+    'fromp_l2': ('fromp.tau', [100.0, 1000.0, 10000.0]),
+    'kpriors': ('kpriors.tau', [0.3, 1.0, 3.0]),
+    # τ and the replay weight move together, so FR + correction stays the replay gradient on M2.
+    'ewc_fr_replay': (('ewc_fr_replay.tau', 'ewc_fr_replay.replay_weight'), [0.3, 1.0, 3.0]),
 }
 
 
-def _set(config, dotted, value):
+def _set(config, fields, value):
+  for dotted in (fields,) if isinstance(fields, str) else fields:
+    _set_one(config, dotted, value)
+
+
+def _set_one(config, dotted, value):
   *path, leaf = dotted.split('.')
   node = config
   for p in path:
@@ -48,6 +60,7 @@ def main(argv):
   from cl import builders, metrics, train
 
   def run(config, stream):
+    builders.validate_config(config)
     learner, method = builders.build_learner(config, stream)
     rs = train.run_stream(learner, stream, builders.seed_keys(config), epochs=config.epochs,
                           **train.method_flags(method))
@@ -56,13 +69,20 @@ def main(argv):
   all_results = {}
   lines = ['| benchmark | method | hyper-parameter (chosen on validation) | average accuracy (%) '
            '| forgetting (%) |', '|---|---|---|---|---|']
+  def save():
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    with open(_OUT.value, 'w', encoding='utf-8') as f:
+      json.dump(all_results, f, indent=1)
+
   for bench in _BENCHMARKS.value:
-    module = importlib.import_module(f'configs.cl.{bench}')
-    base = module.get_config()
+    name_, _, variant = bench.partition(':')
+    module = importlib.import_module(f'configs.cl.{name_}')
+    get_config = lambda: module.get_config(variant or None)
+    base = get_config()
     base.num_seeds = _SEEDS.value
     stream = builders.build_stream(base)
     for name in _METHODS.value:
-      config = module.get_config()
+      config = get_config()
       config.num_seeds = _SEEDS.value
       config.method = name
       builders.validate_config(config)
@@ -75,7 +95,7 @@ def main(argv):
           tuning[value] = float(np.mean([metrics.average_accuracy(v) for v in val]))
         best = max(tuning, key=tuning.get)
         _set(config, field, best)
-        chosen = f'{field}={best:g}'
+        chosen = f'{field if isinstance(field, str) else "=".join(field)}={best:g}'
       start = time.time()
       test, _ = run(config, stream)
       acc = [metrics.average_accuracy(r) for r in test]
@@ -88,9 +108,7 @@ def main(argv):
       lines.append(f'| {bench} | {name} | {chosen or "-"} | {100 * np.mean(acc):.1f} ± '
                    f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |')
       print(lines[-1], flush=True)
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  with open(_OUT.value, 'w', encoding='utf-8') as f:
-    json.dump(all_results, f, indent=1)
+      save()
   print('\n'.join(lines))
 
 

@@ -12,9 +12,11 @@ CONFIGS = [m.name for m in pkgutil.iter_modules(configs.cl.__path__) if m.name !
 
 
 @pytest.mark.parametrize('name', CONFIGS)
-@pytest.mark.parametrize('variant', [None, 'quick'])
+@pytest.mark.parametrize('variant', [None, 'quick', 'class'])
 def test_config_is_valid_for_every_method(name, variant):
   module = importlib.import_module(f'configs.cl.{name}')
+  if variant == 'class' and module.get_config().stream != 'split':
+    return
   for method in methods.METHODS:
     config = module.get_config(variant)
     config.method = method
@@ -37,5 +39,10 @@ def test_sweeps_list_valid_overrides():
 
 def test_unknown_variant_is_rejected():
   from configs.cl import split_fmnist
-  with pytest.raises(ValueError, match=r"config variant must be one of \['', 'quick'\], got 'big'"):
+  with pytest.raises(ValueError, match=r"config variant must be one of \['', 'quick', 'class', "
+                                       r"'class,quick'\], got 'big'"):
     split_fmnist.get_config('big')
+  assert split_fmnist.get_config('class').scenario == 'class'
+  from configs.cl import permuted_fmnist
+  with pytest.raises(ValueError, match="needs a split stream"):
+    permuted_fmnist.get_config('class')

@@ -30,8 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.replay = ml_collections.ConfigDict(dict(
       memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
   c.fromp = ml_collections.ConfigDict(dict(
-      memory_per_task=40, tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
-      tasks_per_step='all', ggn_num_examples=1024))
+      memory_per_task=40, tau=1000.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
+      tasks_per_step='all', ggn_num_examples=256))
   c.kpriors = ml_collections.ConfigDict(dict(
       memory_per_task=40, tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all'))
   c.ewc_fr_replay = ml_collections.ConfigDict(dict(
@@ -57,11 +57,22 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+VARIANTS = ('', 'quick', 'class', 'class,quick')
+
+
 def apply_variant(c, arg):
-  """`quick`: a tiny run for smoke tests (few examples, one epoch)."""
+  """`quick`: a tiny run for smoke tests (few examples, one epoch); `class`: class-incremental split
+  (single head); `class,quick`: both."""
   if arg in (None, ''):
     return c
-  if arg == 'quick':
+  if arg not in VARIANTS:
+    raise ValueError(f'config variant must be one of {list(VARIANTS)}, got {arg!r}')
+  parts = arg.split(',')
+  if 'class' in parts:
+    if c.stream != 'split':
+      raise ValueError(f"config variant 'class' needs a split stream, this config has {c.stream!r}")
+    c.scenario = 'class'
+  if 'quick' in parts:
     c.max_train_examples_per_task = 512
     c.max_test_examples_per_task = 256
     c.epochs = 1
@@ -69,8 +80,7 @@ def apply_variant(c, arg):
     c.replay.memory_size = 100
     c.replay.batch_size = 32
     c.batch_size = 64
-    return c
-  raise ValueError(f"config variant must be one of ['', 'quick'], got {arg!r}")
+  return c
 
 
 BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
@@ -78,6 +88,6 @@ BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 
 
 def baseline_sweep(add, num_seeds: int = 3):
-  """Every baseline, `num_seeds` seeds each (vmapped inside one run)."""
-  for method in BASELINES:
+  """Every baseline and Bayes-duality method, `num_seeds` seeds each (vmapped inside one run)."""
+  for method in BASELINES + BAYES_DUALITY:
     add(method=method, num_seeds=num_seeds)
