@@ -31,6 +31,7 @@ def main(argv):
   from tqdm import tqdm
 
   from cl import builders, report, train
+  from cl.data import DataError
   from experiment.checkpoint import Checkpointer
   from experiment.config import ConfigError
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
@@ -59,7 +60,10 @@ def main(argv):
     with open(config_path, 'w', encoding='utf-8') as f:
       json.dump(resolved, f, indent=2, sort_keys=True)
 
-  stream = builders.build_stream(config)
+  try:
+    stream = builders.build_stream(config)
+  except DataError as e:
+    raise app.UsageError(str(e)) from None
   learner, method = builders.build_learner(config, stream)
   compiled = train.compile_learner(learner)
   keys = builders.seed_keys(config)

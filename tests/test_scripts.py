@@ -72,6 +72,16 @@ def test_bad_config_stops_before_any_compute(tmp_path, override, message):
   assert not workdir.exists()
 
 
+def test_missing_data_names_the_places_searched(tmp_path):
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py', f'--config.data_dir={empty}',
+                    f'--workdir={tmp_path / "run"}'))
+  assert proc.returncode != 0
+  assert str(empty) in proc.stderr and 'train-images-idx3-ubyte' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+
+
 def test_unknown_config_field_is_rejected(tmp_path):
   proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py', '--config.methd=ewc',
                     f'--workdir={tmp_path / "x"}'))
