@@ -71,6 +71,7 @@ def validate_config(config) -> None:
     check_positive('ivon.weight_decay', c.weight_decay)
     check_positive('ivon.clip_radius', c.clip_radius)
     check_positive('ivon.mc_samples', c.mc_samples, integer=True)
+    check_positive('ivon.eval_samples', c.eval_samples, integer=True, allow_zero=True)
     if optimizer_name(config) == 'ivon':
       check_choice('ivon.hess_approx', c.hess_approx, HESS_APPROX['ivon'])
   if config.method == 'vcl':
@@ -173,8 +174,10 @@ def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, me
                                num_outputs=stream.num_outputs, num_tasks=stream.num_tasks,
                                classes_per_task=len(stream.tasks[0].classes))
   optimizer, variational = build_optimizer(config, stream)
+  eval_samples = config.ivon.eval_samples if variational is not None else 0
   learner = train.make_learner(model, method, optimizer, batch_size=config.batch_size,
-                               reset_optimizer=config.reset_optimizer, variational=variational)
+                               reset_optimizer=config.reset_optimizer, variational=variational,
+                               eval_samples=eval_samples)
   return learner, method
 
 

@@ -57,17 +57,21 @@ class Learner(NamedTuple):
   begin_task: Callable[[TrainState, TaskData], TrainState]
   train_epoch: Callable[[TrainState, TaskData, jax.Array, int | None], tuple[TrainState, dict]]
   consolidate: Callable[[TrainState, TaskData, jax.Array], TrainState]
-  accuracy: Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
+  accuracy: Callable[[TrainState, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
                  batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000,
-                 variational: Variational | None = None) -> Learner:
+                 variational: Variational | None = None, eval_samples: int = 0) -> Learner:
   """Builds the pure functions of one seed's training (vmap them for several seeds).
 
   With `variational` set, `optimizer` is `cl.ivon.ivon(...)` or `cl.ivon.vogn(...)`: each step draws
   `mc_samples` weights from the posterior held in the optimizer state, and the params are its mean.
+  Accuracy is then computed from the mean (`eval_samples=0`) or from the softmax averaged over
+  `eval_samples` posterior samples (drawn with a fixed key, so evaluation is deterministic).
   """
+  if eval_samples and variational is None:
+    raise ValueError('eval_samples > 0 needs a variational optimizer (ivon or vogn)')
 
   def init(key):
     params = model.init(key)
@@ -144,10 +148,15 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
     return state.replace(method_state=method.consolidate(state.method_state, state.params, data, key,
                                                          opt_state=state.opt_state))
 
-  def accuracy(params, x, y, mask):
-    def predict(xb):
-      return jnp.argmax(masked_logits(model.apply(params, xb[None]), mask[None])[0])
-    pred = jax.lax.map(predict, x, batch_size=min(eval_batch_size, x.shape[0]))
+  def accuracy(state, x, y, mask):
+    masked_apply = lambda p, xb: masked_logits(model.apply(p, xb), mask[None])
+    if eval_samples:
+      probs = ivon.predictive_probs(masked_apply, jax.random.key(0), state.params, state.opt_state, x,
+                                    eval_samples)
+      pred = jnp.argmax(probs, -1)
+    else:
+      pred = jax.lax.map(lambda xb: jnp.argmax(masked_apply(state.params, xb[None])[0]), x,
+                         batch_size=min(eval_batch_size, x.shape[0]))
     return jnp.mean((pred == y).astype(jnp.float32))
 
   return Learner(init=init, begin_task=begin_task, train_epoch=train_epoch, consolidate=consolidate,
@@ -210,9 +219,9 @@ def _eval_sets(stream: TaskStream, split: str):
   return sets
 
 
-def _evaluate(compiled: CompiledLearner, params, eval_sets) -> np.ndarray:
+def _evaluate(compiled: CompiledLearner, state: TrainState, eval_sets) -> np.ndarray:
   """[S, T] accuracies of every seed on every task's evaluation set."""
-  cols = [compiled.accuracy(params, x, y, mask) for x, y, mask in eval_sets]
+  cols = [compiled.accuracy(state, x, y, mask) for x, y, mask in eval_sets]
   return np.stack([np.asarray(c) for c in cols], axis=1)
 
 
@@ -222,8 +231,8 @@ def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> 
   state = compiled.init(init_keys)
   s, t = keys.shape[0], stream.num_tasks
   nan = np.full((s, t, t), np.nan, np.float32)
-  before = _evaluate(compiled, state.params, _eval_sets(stream, 'test'))
-  val_before = _evaluate(compiled, state.params, _eval_sets(stream, 'val'))
+  before = _evaluate(compiled, state, _eval_sets(stream, 'test'))
+  val_before = _evaluate(compiled, state, _eval_sets(stream, 'val'))
   return RunState(train_state=state,
                   accuracy_matrix=jnp.asarray(nan), val_accuracy_matrix=jnp.asarray(nan),
                   accuracy_before=jnp.asarray(before), val_accuracy_before=jnp.asarray(val_before),
@@ -258,8 +267,8 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
       progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))
     state = compiled.consolidate(state, data, consolidate_key)
     del data
-    test_row = _evaluate(compiled, state.params, test_sets)
-    val_row = _evaluate(compiled, state.params, val_sets)
+    test_row = _evaluate(compiled, state, test_sets)
+    val_row = _evaluate(compiled, state, val_sets)
     run_state = RunState(
         train_state=state,
         accuracy_matrix=run_state.accuracy_matrix.at[:, t].set(test_row),

@@ -169,3 +169,26 @@ def test_methods_train_and_reduce_forgetting_on_split_digits(method):
     results[name] = np.mean([metrics.forgetting(r) for r in np.asarray(rs.accuracy_matrix)])
   # Class-incremental digits: fine-tuning forgets old classes almost completely.
   assert results[method] < results['finetune'] - 0.1, results
+
+
+def test_posterior_averaged_prediction():
+  c = split_digits.get_config()
+  c.method, c.num_tasks, c.epochs = 'vcl', 1, 5
+  c.ivon.eval_samples = 16
+  builders.validate_config(c)
+  stream = builders.build_stream(c)
+  learner, m = builders.build_learner(c, stream)
+  rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m))
+  assert float(rs.accuracy_matrix[0, 0, 0]) > 0.9
+  c.ivon.eval_samples = 0
+  mean_learner, _ = builders.build_learner(c, stream)
+  task = stream.tasks[0]
+  args = (jnp.asarray(task.x_test), jnp.asarray(task.y_test), jnp.asarray(task.output_mask))
+  single = jax.tree.map(lambda a: a[0], rs.train_state)
+  sampled = float(learner.accuracy(single, *args))
+  assert sampled == float(learner.accuracy(single, *args))  # a fixed key: deterministic
+  # The posterior is narrow after a task, so averaging over samples predicts almost like the mean.
+  assert abs(sampled - float(mean_learner.accuracy(single, *args))) < 0.05
+  with pytest.raises(ValueError, match='eval_samples > 0 needs a variational optimizer'):
+    train.make_learner(models.make_model('mlp', (8, 8, 1), 10), methods.finetune(), None, batch_size=8,
+                       eval_samples=4)

@@ -45,7 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
       learning_rate=0.1,
       ess=0.0,            # λ; 0 = the current task's number of training examples
       hess_init=1.0, beta1=0.9, beta2=0.99999, weight_decay=1e-4, clip_radius=float('inf'),
-      mc_samples=1, hess_approx='price'))
+      mc_samples=1, hess_approx='price',
+      eval_samples=0))    # 0: predict with the posterior mean; S > 0: softmax averaged over S samples
   c.batch_size = 128
   c.epochs = 5
   c.reset_optimizer = True      # fresh optimizer state at the start of each task
