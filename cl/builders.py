@@ -79,13 +79,16 @@ def validate_config(config) -> None:
     if not config.reset_optimizer:
       raise ConfigError('config.reset_optimizer must be True for method vcl (each task starts IVON '
                         'afresh with the propagated prior), got False')
-  for name in ('fromp', 'kpriors', 'ewc_fr_replay'):
-    if config.method in (name, name + '_l2'):
-      c = config[name]
-      check_positive(f'{name}.memory_per_task', c.memory_per_task, integer=True)
-      check_positive(f'{name}.tau', c.tau, allow_zero=True)
-      check_choice(f'{name}.selection', c.selection, methods.SELECTION_RULES)
-      check_choice(f'{name}.tasks_per_step', c.tasks_per_step, methods.TASKS_PER_STEP)
+  memory_config = {'fromp': 'fromp', 'fromp_l2': 'fromp', 'kpriors': 'kpriors',
+                   'ewc_fr_replay': 'ewc_fr_replay'}.get(config.method)
+  if memory_config:
+    c = config[memory_config]
+    # The sensitivity score needs FROMP's posterior variance; the other methods keep none.
+    rules = [r for r in methods.SELECTION_RULES if memory_config == 'fromp' or r != 'sensitivity']
+    check_positive(f'{memory_config}.memory_per_task', c.memory_per_task, integer=True)
+    check_positive(f'{memory_config}.tau', c.tau, allow_zero=True)
+    check_choice(f'{memory_config}.selection', c.selection, rules)
+    check_choice(f'{memory_config}.tasks_per_step', c.tasks_per_step, methods.TASKS_PER_STEP)
   if config.method in ('fromp', 'fromp_l2'):
     check_positive('fromp.prior_precision', config.fromp.prior_precision)
     check_positive('fromp.jitter', config.fromp.jitter)
@@ -101,12 +104,6 @@ def validate_config(config) -> None:
     check_positive('ewc_fr_replay.temperature', c.temperature)
     check_positive('ewc_fr_replay.fisher_num_examples', c.fisher_num_examples, integer=True)
     check_choice('ewc_fr_replay.fisher_type', c.fisher_type, methods.FISHER_TYPES)
-    if c.selection == 'sensitivity':
-      raise ConfigError("config.ewc_fr_replay.selection must be one of ['lambda_descend', "
-                        "'lambda_ascend', 'random'], got 'sensitivity'")
-  if config.method == 'kpriors' and config.kpriors.selection == 'sensitivity':
-    raise ConfigError("config.kpriors.selection must be one of ['lambda_descend', 'lambda_ascend', "
-                      "'random'], got 'sensitivity'")
   if config.method == 'replay':
     check_positive('replay.memory_size', config.replay.memory_size, integer=True)
     check_positive('replay.batch_size', config.replay.batch_size, integer=True)

@@ -225,14 +225,18 @@ def _evaluate(compiled: CompiledLearner, state: TrainState, eval_sets) -> np.nda
   return np.stack([np.asarray(c) for c in cols], axis=1)
 
 
-def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> RunState:
-  """Initial params for every seed and the accuracy row before any training."""
+def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
+             eval_sets=None) -> RunState:
+  """Initial params for every seed and the accuracy row before any training.
+
+  `eval_sets`: `(test, val)` device copies from `_eval_sets`, when the caller already has them."""
+  test_sets, val_sets = eval_sets or (_eval_sets(stream, 'test'), _eval_sets(stream, 'val'))
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   state = compiled.init(init_keys)
   s, t = keys.shape[0], stream.num_tasks
   nan = np.full((s, t, t), np.nan, np.float32)
-  before = _evaluate(compiled, state, _eval_sets(stream, 'test'))
-  val_before = _evaluate(compiled, state, _eval_sets(stream, 'val'))
+  before = _evaluate(compiled, state, test_sets)
+  val_before = _evaluate(compiled, state, val_sets)
   return RunState(train_state=state,
                   accuracy_matrix=jnp.asarray(nan), val_accuracy_matrix=jnp.asarray(nan),
                   accuracy_before=jnp.asarray(before), val_accuracy_before=jnp.asarray(val_before),
@@ -254,10 +258,10 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   """
   compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner)
   num_past_fn = (lambda t: t) if static_task_count else (lambda t: None)
-  if run_state is None:
-    run_state = init_run(compiled, stream, keys)
-  state = run_state.train_state
   test_sets, val_sets = _eval_sets(stream, 'test'), _eval_sets(stream, 'val')
+  if run_state is None:
+    run_state = init_run(compiled, stream, keys, (test_sets, val_sets))
+  state = run_state.train_state
   for t in range(int(run_state.tasks_done), stream.num_tasks):
     data = training_data(stream, t, cumulative)
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)

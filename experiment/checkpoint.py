@@ -44,9 +44,6 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores step `step` into the structure (and dtypes, shardings) of `abstract_state`."""
     target = jax.tree.map(_as_abstract, abstract_state)

@@ -26,7 +26,6 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
-  import jax
   import numpy as np
   from tqdm import tqdm
 
@@ -143,7 +142,6 @@ def main(argv):
         f'{k} {results["mean"][k]:.4f} ± {results["std"][k]:.4f}'
         for k in ('average_accuracy', 'forgetting') if results['mean'][k] is not None))
   print(f'Wrote {workdir}/results.json and {workdir}/accuracy_matrix.png')
-  del jax
 
 
 if __name__ == '__main__':

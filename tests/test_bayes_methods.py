@@ -192,3 +192,48 @@ def test_posterior_averaged_prediction():
   with pytest.raises(ValueError, match='eval_samples > 0 needs a variational optimizer'):
     train.make_learner(models.make_model('mlp', (8, 8, 1), 10), methods.finetune(), None, batch_size=8,
                        eval_samples=4)
+
+
+def test_vogn_trains_through_the_trainer():
+  """The VOGN path: per-example squared gradients at sampled weights feed the curvature."""
+  c = split_digits.get_config()
+  c.method, c.num_tasks, c.epochs = 'finetune', 1, 5
+  c.optimizer.name = 'vogn'
+  builders.validate_config(c)
+  stream = builders.build_stream(c)
+  learner, m = builders.build_learner(c, stream)
+  rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m))
+  assert float(rs.accuracy_matrix[0, 0, 0]) > 0.9
+  hess = jax.tree.leaves(rs.train_state.opt_state.hess)
+  assert all(bool(jnp.all(h >= 0)) for h in hess)  # an EMA of squares from h0 = 1 stays non-negative
+
+
+def test_sensitivity_selection_is_only_for_fromp():
+  from experiment.config import ConfigError
+  c = split_digits.get_config()
+  c.method = 'kpriors'
+  c.kpriors.selection = 'sensitivity'
+  with pytest.raises(ConfigError, match=r"config.kpriors.selection must be one of \['lambda_descend', "
+                                        r"'lambda_ascend', 'random'\], got 'sensitivity'"):
+    builders.validate_config(c)
+  c.method = 'fromp'
+  c.fromp.selection = 'sensitivity'
+  builders.validate_config(c)
+
+
+def test_fromp_sensitivity_selection_keeps_the_highest_scores():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  data = task(num=50)
+  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
+                         classes_per_task=2, memory_per_task=6, selection='sensitivity',
+                         ggn_num_examples=0)
+  state = method.consolidate(method.init(params), params, data, jax.random.key(1))
+  variance = jax.tree.map(lambda p: 1.0 / p, state.precision)
+  scores = np.asarray(dual.sensitivity_scores(model.apply, params, data.x, data.y, variance, data.mask[0]))
+  y = np.asarray(data.y)
+  stored = {tuple(np.asarray(r).round(6)) for r in state.memory.x[0]}
+  for c in (0, 1):
+    top = np.argsort(-scores[y == c])[:3]
+    for i in np.flatnonzero(y == c)[top]:
+      assert tuple(np.asarray(data.x[i]).round(6)) in stored

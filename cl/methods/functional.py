@@ -89,6 +89,14 @@ def store(memory: TaskMemory, slot, data: TaskData, idx, valid, targets) -> Task
                     targets=put(memory.targets, targets), num_tasks=memory.num_tasks + 1)
 
 
+def memory_logits(apply_fn, params, mem: TaskMemory):
+  """Logits at every memory point of the chosen task slots, flattened to [k·M, C], with their head masks
+  and stored targets flattened alike."""
+  k, m, c = mem.targets.shape
+  x = mem.x.reshape((k * m,) + mem.x.shape[2:])
+  return apply_fn(params, x), mem.mask.reshape(k * m, c), mem.targets.reshape(k * m, c)
+
+
 def softmax_probs(apply_fn, params, x, mask, temperature=1.0):
   return jax.nn.softmax(masked_logits(apply_fn(params, x), mask) / temperature)
 
@@ -141,8 +149,8 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
     kinv = (state.kernel_inv[:num_past] if chosen is None
             else jax.lax.dynamic_index_in_dim(state.kernel_inv, chosen, 0))
     k = mem.x.shape[0]
-    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
-    probs = softmax_probs(apply_fn, params, x, mem.mask.reshape(k * m, c)).reshape(k, m, c)
+    logits, mask, _ = memory_logits(apply_fn, params, mem)
+    probs = jax.nn.softmax(masked_logits(logits, mask)).reshape(k, m, c)
     diff = (probs - mem.targets) * mem.valid[..., None]   # [k, M, C]
     diff = jnp.swapaxes(diff, 1, 2)                        # [k, C, M]
     if use_kernel:
@@ -203,10 +211,8 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
       return jnp.zeros((), jnp.float32)
     mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
-    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
-    logits = apply_fn(params, x)
-    ce = dual.soft_label_cross_entropy(logits, mem.targets.reshape(k * m, c),
-                                       mem.mask.reshape(k * m, c)).reshape(k, m)
+    logits, mask, targets = memory_logits(apply_fn, params, mem)
+    ce = dual.soft_label_cross_entropy(logits, targets, mask).reshape(k, m)
     valid = mem.valid.astype(jnp.float32)
     per_task = jnp.sum(ce * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
     weight_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)),
@@ -248,13 +254,10 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
       return jnp.zeros((), jnp.float32)
     mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
-    x = mem.x.reshape((k * m,) + mem.x.shape[2:])
-    flat_mask = mem.mask.reshape(k * m, c)
-    logits = apply_fn(params, x)
-    fr = dual.soft_label_cross_entropy(logits / temperature, mem.targets.reshape(k * m, c),
-                                       flat_mask).reshape(k, m)
+    logits, flat_mask, targets = memory_logits(apply_fn, params, mem)
+    fr = dual.soft_label_cross_entropy(logits / temperature, targets, flat_mask).reshape(k, m)
     onehot = jax.nn.one_hot(mem.y.reshape(k * m), c)
-    residual = (mem.targets.reshape(k * m, c) - onehot) * flat_mask
+    residual = (targets - onehot) * flat_mask
     correction = jnp.sum(jnp.where(flat_mask, logits, 0.0) * residual, -1).reshape(k, m)
     valid = mem.valid.astype(jnp.float32)
     in_m2 = valid * (jnp.arange(m) < m2)
