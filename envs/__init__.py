@@ -1,2 +1,3 @@
-"""One functional environment interface over JAX-native environments, Gymnasium and Brax. Not
-implemented yet: see the open issue for the RL substrate."""
+"""One functional environment interface (`envs.core`) over JAX-native environments (PointMaze-Left/Right,
+Pendulum, probes), Gymnasium MuJoCo (`envs.gym_adapter`, host-side) and Brax (`envs.brax_adapter`).
+`envs.registry.make(name)` builds any of them by name."""
