@@ -89,9 +89,12 @@ def validate_config(config) -> None:
     check_positive(f'{memory_config}.tau', c.tau, allow_zero=True)
     check_choice(f'{memory_config}.selection', c.selection, rules)
     check_choice(f'{memory_config}.tasks_per_step', c.tasks_per_step, methods.TASKS_PER_STEP)
+  if config.method == 'vcl':
+    check_range('vcl.prior_scale', config.vcl.prior_scale, 0.0, 1.0)
   if config.method in ('fromp', 'fromp_l2'):
     check_positive('fromp.prior_precision', config.fromp.prior_precision)
     check_positive('fromp.jitter', config.fromp.jitter)
+    check_positive('fromp.relative_jitter', config.fromp.relative_jitter, allow_zero=True)
     check_positive('fromp.ggn_num_examples', config.fromp.ggn_num_examples, integer=True,
                    allow_zero=True)
   if config.method == 'kpriors':

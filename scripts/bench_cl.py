@@ -6,7 +6,8 @@ Prints one JSON line: training examples per second (summed over seeds) of fine-t
 for `--num_seeds` seeds trained together with jax.vmap, and their ratio; then, for every method in
 `--step_cost_methods`, its time per training step (one seed) divided by fine-tuning's, measured in the
 same process on the last task of the stream after the method has consolidated all earlier tasks (so
-memories and penalties are full). Split Fashion-MNIST, MLP 784-256-256; compilation is excluded (one
+memories and penalties are full). The memory methods in `--one_task_per_step_methods` are measured a
+second time with `tasks_per_step=one`. Split Fashion-MNIST, MLP 784-256-256; compilation is excluded (one
 warm-up epoch first).
 """
 
@@ -23,6 +24,10 @@ _STEP_COST = flags.DEFINE_list(
     'step_cost_methods',
     ['ewc', 'online_ewc', 'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
     'Methods whose cost per step relative to fine-tuning is measured.')
+_ONE_TASK = flags.DEFINE_list(
+    'one_task_per_step_methods', ['fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
+    'Memory methods measured again with tasks_per_step=one (one past task\'s memory per step, the '
+    'unbiased estimate of the sum over past tasks) instead of the config\'s setting.')
 _EPOCHS = flags.DEFINE_integer('epochs', 3, 'Timed epochs (after one warm-up epoch).')
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Minibatch size.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds in the vmapped measurement.')
@@ -43,10 +48,13 @@ def main(argv):
   n = int(data.y.shape[0])
   steps = n // config.batch_size
 
-  def seconds_per_epoch(method, num_seeds):
+  def seconds_per_epoch(method, num_seeds, tasks_per_step=None):
     """Wall time of one training epoch on the last task, after consolidating every earlier task."""
     config.method, config.num_seeds = method, num_seeds
-    learner, m = builders.build_learner(config, stream)
+    run_config = config.copy_and_resolve_references()
+    if tasks_per_step:
+      run_config[{'fromp_l2': 'fromp'}.get(method, method)].tasks_per_step = tasks_per_step
+    learner, m = builders.build_learner(run_config, stream)
     compiled = train.compile_learner(learner)
     keys = builders.seed_keys(config)
     state = compiled.init(keys)
@@ -80,10 +88,15 @@ def main(argv):
       'examples_per_sec_1_seed': round(one_rate, 1),
       f'examples_per_sec_{_SEEDS.value}_seeds_vmapped': round(many_rate, 1),
       'vmapped_over_single_ratio': round(many_rate / one_rate, 3),
+      'memory_per_task': config.fromp.memory_per_task,
       'step_cost_vs_finetune': {},
+      'step_cost_vs_finetune_one_past_task_per_step': {},
   }
   for method in _STEP_COST.value:
     record['step_cost_vs_finetune'][method] = round(seconds_per_epoch(method, 1) / base, 3)
+  for method in _ONE_TASK.value:
+    record['step_cost_vs_finetune_one_past_task_per_step'][method] = round(
+        seconds_per_epoch(method, 1, 'one') / base, 3)
   print(json.dumps(record))
 
 

@@ -26,13 +26,15 @@ _METHODS = flags.DEFINE_list('methods', ['finetune', 'joint', 'ewc', 'online_ewc
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per run (vmapped).')
 _TUNE = flags.DEFINE_bool('tune', True, 'Choose regularisation strengths on the validation split.')
 _OUT = flags.DEFINE_string('out', 'runs/cl_results.json', 'Where to write all numbers.')
+_MERGE = flags.DEFINE_bool('merge', False, 'Keep the entries already in --out that this run does not '
+                           'redo (e.g. re-run one method) and print the table of all of them.')
 
 GRIDS = {
     'ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
     'online_ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
     'si': ('si.c', [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]),
-    'vcl': ('ivon.learning_rate', [0.03, 0.1, 0.3]),
-    'fromp': ('fromp.tau', [100.0, 1000.0, 10000.0]),
+    'vcl': ('vcl.prior_scale', [0.03, 0.1, 0.3, 1.0]),
+    'fromp': ('fromp.tau', [10.0, 100.0, 1000.0, 10000.0, 100000.0]),
     'fromp_l2': ('fromp.tau', [100.0, 1000.0, 10000.0]),
     'kpriors': ('kpriors.tau', [0.3, 1.0, 3.0]),
     # τ and the replay weight move together, so FR + correction stays the replay gradient on M2.
@@ -67,8 +69,19 @@ def main(argv):
     return np.asarray(rs.accuracy_matrix), np.asarray(rs.val_accuracy_matrix)
 
   all_results = {}
-  lines = ['| benchmark | method | hyper-parameter (chosen on validation) | average accuracy (%) '
-           '| forgetting (%) |', '|---|---|---|---|---|']
+  if _MERGE.value and os.path.exists(_OUT.value):
+    with open(_OUT.value, encoding='utf-8') as f:
+      all_results = json.load(f)
+  header = ['| benchmark | method | hyper-parameter (chosen on validation) | average accuracy (%) '
+            '| forgetting (%) |', '|---|---|---|---|---|']
+
+  def row(key):
+    bench, name = key.rsplit('/', 1)
+    r = all_results[key]
+    acc, fgt = r['average_accuracy'], r['forgetting']
+    return (f'| {bench} | {name} | {r["hyperparameter"] or "-"} | {100 * np.mean(acc):.1f} ± '
+            f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |')
+
   def save():
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, 'w', encoding='utf-8') as f:
@@ -105,11 +118,9 @@ def main(argv):
           'average_accuracy': acc, 'forgetting': fgt, 'accuracy_matrices': test.tolist(),
           'seeds': list(range(config.seed, config.seed + config.num_seeds)),
           'seconds': time.time() - start}
-      lines.append(f'| {bench} | {name} | {chosen or "-"} | {100 * np.mean(acc):.1f} ± '
-                   f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |')
-      print(lines[-1], flush=True)
+      print(row(f'{bench}/{name}'), flush=True)
       save()
-  print('\n'.join(lines))
+  print('\n'.join(header + [row(key) for key in all_results]))
 
 
 if __name__ == '__main__':

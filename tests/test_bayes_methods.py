@@ -151,6 +151,33 @@ def test_vcl_propagates_the_posterior_as_the_next_prior():
   # Before any task finished, the optimizer state is left as it is.
   untouched = method.prepare_optimizer(method.init(params), params, fresh, next_task)
   grads_close(untouched.prior_prec, fresh.prior_prec, atol=0, rtol=0)
+  # A tempered prior scales the propagated precision by β and nothing else.
+  tempered = methods.vcl(prior_scale=0.25).prepare_optimizer(state, params, fresh, next_task)
+  for d, d1 in zip(jax.tree.leaves(tempered.prior_prec), jax.tree.leaves(prepared.prior_prec)):
+    np.testing.assert_allclose(d, 0.25 * d1, rtol=1e-6)
+  grads_close(tempered.prior_mean, params, atol=0, rtol=0)
+
+
+def test_fromp_relative_jitter_bounds_the_kernel_inverse():
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  data = task(num=60)
+  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=2, classes_per_task=2, memory_per_task=10,
+            tau=1.0, jitter=1e-6)
+  plain = methods.fromp(model.apply, relative_jitter=0.0, **kw)
+  damped = methods.fromp(model.apply, relative_jitter=0.1, **kw)
+  k0 = np.asarray(plain.consolidate(plain.init(params), params, data, jax.random.key(1)).kernel_inv[0],
+                  np.float64)
+  k1 = np.asarray(damped.consolidate(damped.init(params), params, data, jax.random.key(1)).kernel_inv[0],
+                  np.float64)
+  for c in (0, 1):   # the task's two classes (the others are masked: identity blocks)
+    kern = np.linalg.inv(k0[c])              # K + εI, recovered from the undamped inverse
+    kern -= 1e-6 * np.eye(10)
+    scale = np.trace(kern) / 10
+    expected = np.linalg.inv(kern + (1e-6 + 0.1 * scale) * np.eye(10))
+    np.testing.assert_allclose(k1[c], expected, rtol=2e-3, atol=1e-3 * np.abs(expected).max())
+    # The largest eigenvalue of the inverse is at most 1 / (0.1 · mean diag K).
+    assert np.linalg.eigvalsh(k1[c]).max() <= 1.0 / (0.1 * scale) * (1 + 1e-3)
 
 
 @pytest.mark.parametrize('method', ['fromp', 'kpriors', 'ewc_fr_replay', 'vcl'])

@@ -136,9 +136,12 @@ def test_split_fmnist_quick_run(tmp_path):
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_bench_cl_prints_one_json_line():
-  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2'))
+  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--step_cost_methods=ewc,fromp',
+                    '--one_task_per_step_methods=fromp'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert set(record['step_cost_vs_finetune']) == {'ewc', 'fromp'}
+  assert set(record['step_cost_vs_finetune_one_past_task_per_step']) == {'fromp'}
   assert record['examples_per_sec_1_seed'] > 0
   assert record['examples_per_sec_2_seeds_vmapped'] > 0
   assert record['vmapped_over_single_ratio'] > 0

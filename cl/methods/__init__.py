@@ -22,7 +22,8 @@ def make_method(config, apply_fn, *, input_shape, num_outputs: int, num_tasks: i
   if name in ('fromp', 'fromp_l2'):
     c = config.fromp
     return fromp(apply_fn, memory_per_task=c.memory_per_task, tau=c.tau,
-                 prior_precision=c.prior_precision, jitter=c.jitter, selection=c.selection,
+                 prior_precision=c.prior_precision, jitter=c.jitter,
+                 relative_jitter=c.relative_jitter, selection=c.selection,
                  tasks_per_step=c.tasks_per_step, use_kernel=name == 'fromp',
                  ggn_num_examples=c.ggn_num_examples, **memory_args)
   if name == 'kpriors':
@@ -37,7 +38,7 @@ def make_method(config, apply_fn, *, input_shape, num_outputs: int, num_tasks: i
                          fisher_type=c.fisher_type, selection=c.selection,
                          tasks_per_step=c.tasks_per_step, **memory_args)
   if name == 'vcl':
-    return vcl(ess=config.ivon.ess or None)
+    return vcl(ess=config.ivon.ess or None, prior_scale=config.vcl.prior_scale)
   if name == 'finetune':
     return finetune()
   if name == 'joint':

@@ -127,13 +127,20 @@ class FrompState(NamedTuple):
 
 
 def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
-          tau=10.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
+          tau=10.0, prior_precision=1e-3, jitter=1e-6, relative_jitter=0.0,
+          selection='lambda_descend',
           tasks_per_step='all', use_kernel=True, ggn_num_examples=1024,
           ggn_chunk_size=64) -> Method:
   """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`).
 
   The task's GGN is estimated on a random subset of `ggn_num_examples` training examples scaled by
-  N / n (0 = all examples, exact; the estimate only enters the kernel's covariance)."""
+  N / n (0 = all examples, exact; the estimate only enters the kernel's covariance).
+
+  Each per-class kernel gets `jitter`·I (FROMP's absolute ε) plus `relative_jitter`·mean(diag K)·I
+  before it is inverted. The second term is ours: K's eigenvalues span many decades (directions the
+  posterior pins down have eigenvalues near 0), so with an absolute ε alone K⁻¹ is dominated by 1/ε
+  and its float32 inverse is inaccurate; a relative floor bounds the condition number by about
+  1 / relative_jitter. The inverse is taken by a symmetric eigendecomposition."""
   m, c = memory_per_task, num_outputs
 
   def init(params):
@@ -182,8 +189,12 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
       both = valid[:, None] & valid[None, :]
       eye = jnp.eye(m)
       # Invalid slots get an identity block so the inverse exists; their diff is zero anyway.
-      kern = jnp.where(both, kern, 0.0) + eye * jnp.where(valid, jitter, 1.0)
-      kinv = jnp.linalg.inv(kern)
+      kern = jnp.where(both, kern, 0.0)
+      scale = jnp.sum(jnp.diagonal(kern, axis1=1, axis2=2), -1) / jnp.maximum(jnp.sum(valid), 1)
+      eps = jitter + relative_jitter * scale[:, None, None]                    # [C, 1, 1]
+      kern = kern + eye * jnp.where(valid, eps, 1.0)
+      evals, evecs = jnp.linalg.eigh(kern)
+      kinv = jnp.einsum('cij,cj,ckj->cik', evecs, 1.0 / evals, evecs)
     else:
       kinv = jnp.broadcast_to(jnp.eye(m), (c, m, m))
     kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)

@@ -26,8 +26,14 @@ class VCLState(NamedTuple):
   has_prior: jax.Array  # bool []: whether a task has finished
 
 
-def vcl(*, ess: float | None = None) -> Method:
-  """VCL; `ess` is λ for every task (None: each task's number of training examples)."""
+def vcl(*, ess: float | None = None, prior_scale: float = 1.0) -> Method:
+  """VCL; `ess` is λ for every task (None: each task's number of training examples).
+
+  `prior_scale` β multiplies the propagated precision: the prior of task t+1 is N(m_t, diag(1/(β P_t))).
+  β = 1 is exact VCL. β < 1 is ours (a tempered prior, like online EWC's γ): the precision of an exact
+  posterior grows with every task, IVON's steps shrink as 1/(h + δ), and in a few epochs per task the
+  mean can no longer move far enough to fit new tasks; β < 1 trades some forgetting for plasticity.
+  """
 
   def init(params):
     zeros = jax.tree.map(jnp.zeros_like, params)
@@ -43,7 +49,7 @@ def vcl(*, ess: float | None = None) -> Method:
     new_ess = jnp.asarray(ess if ess else data.y.shape[0], jnp.float32)
     opt_state = opt_state._replace(ess=new_ess)
     propagated = ivon.with_prior(opt_state, state.prior_mean,
-                                 jax.tree.map(lambda p: p / new_ess, state.prior_prec))
+                                 jax.tree.map(lambda p: prior_scale * p / new_ess, state.prior_prec))
     return jax.tree.map(lambda a, b: jnp.where(state.has_prior, a, b), propagated, opt_state)
 
   return Method(init=init, loss=no_loss, after_step=no_after_step, consolidate=consolidate,

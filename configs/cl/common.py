@@ -29,8 +29,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.si = ml_collections.ConfigDict(dict(c=1.0, xi=1e-3))
   c.replay = ml_collections.ConfigDict(dict(
       memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
+  c.vcl = ml_collections.ConfigDict(dict(prior_scale=1.0))  # β: prior precision β·P_t; 1 = exact VCL
   c.fromp = ml_collections.ConfigDict(dict(
-      memory_per_task=40, tau=1000.0, prior_precision=1e-3, jitter=1e-6, selection='lambda_descend',
+      memory_per_task=40, tau=1000.0, prior_precision=1e-3, jitter=1e-6, relative_jitter=0.1,
+      selection='lambda_descend',
       tasks_per_step='all', ggn_num_examples=256))
   c.kpriors = ml_collections.ConfigDict(dict(
       memory_per_task=40, tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all'))
