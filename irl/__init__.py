@@ -1,2 +1,3 @@
-"""Off-policy inverse reinforcement learning (OPIRL and its baselines). Not implemented yet: see the
-open issue for OPIRL; nothing here is importable API so far."""
+"""Off-policy RL and inverse RL: replay buffers (`irl.replay`), demonstrations (`irl.demos`), networks
+(`irl.networks`), SAC (`irl.sac`), the training loops (`irl.loops`) and experts (`irl.experts`). OPIRL
+and its baselines come with the OPIRL issue."""

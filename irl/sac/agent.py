@@ -1,0 +1,271 @@
+r"""Soft Actor-Critic with a learned temperature (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms
+and Applications", arXiv 1812.05905, Algorithm 1), as pure functions over an explicit `SACState`.
+
+  sac = make_sac(env.spec, SACConfig())
+  state = sac.init(key)
+  state, metrics = sac.update(state, batch, key)                   # batch: irl.replay.Transition
+  state, metrics = sac.update(state, batch, key, reward_fn=r)      # train on r(s, a, s') instead
+  action = sac.act(state, obs, key, deterministic=False)           # or sac.act(state.actor_params, ...)
+  agent = as_agent(sac)                                            # the irl.loops.Agent interface
+
+One `update` is one gradient step on the critics (eqs. 5-6), then, every `actor_update_period`-th
+update, one on the actor (eqs. 7-9) and one on the temperature (eq. 18), then a Polyak step of the
+target critics θ̄ ← τθ + (1 − τ)θ̄ every `target_update_period`-th update. `update` is pure and
+jittable: with the same shapes it traces once, and it runs inside `lax.scan`/`vmap` (under `vmap` over
+seeds the period conditions become selects, so the actor step is computed every update and kept only
+on its period; results are the same).
+
+Actions: the buffer, `act` and `reward_fn` use the environment's action box [low, high]; the networks
+see the unit box (−1, 1)^|A| (`irl.networks`). `reward_fn(obs, action, next_obs) -> reward [B]`
+replaces `batch.reward` in the critic target with its gradient stopped, so an IRL method can train
+SAC on a learned reward (a closure over the reward's current params, traced inside the IRL update).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from envs.core import EnvSpec
+from irl import networks, replay
+from irl.loops import Agent
+from irl.networks import ActionBounds, ActorNetwork, CriticNetwork
+from irl.replay import Transition
+from irl.sac import losses
+
+RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+  """Hyperparameters; the defaults are the paper's (arXiv 1812.05905, appendix D, table 1: Adam
+  with learning rate 3e-4, γ = 0.99, τ = 0.005, batch 256, two hidden layers of 256, target entropy
+  −|A|, one gradient step and one target update per step) and α = 1 (log α = 0) at the start.
+
+  `target_entropy=None` means −|A|. `init_temperature` is α at step 0; with `learn_temperature=False`
+  α stays there (α = 0 drops the entropy terms altogether, as the probe tests do). The actor and the
+  temperature step every `actor_update_period`-th update (OPIRL: 2), the target critics every
+  `target_update_period`-th (OPIRL: 2). Frozen and hashable, so it can be a static argument.
+  """
+  actor_lr: float = 3e-4
+  critic_lr: float = 3e-4
+  temperature_lr: float = 3e-4
+  discount: float = 0.99
+  tau: float = 0.005
+  batch_size: int = 256
+  init_temperature: float = 1.0
+  learn_temperature: bool = True
+  target_entropy: float | None = None
+  hidden_sizes: tuple[int, ...] = (256, 256)
+  num_critics: int = 2
+  log_std_min: float = networks.LOG_STD_MIN
+  log_std_max: float = networks.LOG_STD_MAX
+  actor_update_period: int = 1
+  target_update_period: int = 1
+
+  def validate(self) -> None:
+    """Raises ValueError naming the first bad field and its allowed values."""
+    for name in ('actor_lr', 'critic_lr', 'temperature_lr'):
+      if not getattr(self, name) > 0:
+        raise ValueError(f'SACConfig.{name} must be > 0, got {getattr(self, name)!r}')
+    if not 0.0 <= self.discount <= 1.0:
+      raise ValueError(f'SACConfig.discount must be in [0, 1], got {self.discount!r}')
+    if not 0.0 < self.tau <= 1.0:
+      raise ValueError(f'SACConfig.tau must be in (0, 1], got {self.tau!r}')
+    for name in ('batch_size', 'num_critics', 'actor_update_period', 'target_update_period'):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f'SACConfig.{name} must be a positive int, got {value!r}')
+    if self.learn_temperature and not self.init_temperature > 0:
+      raise ValueError(f'SACConfig.init_temperature must be > 0 when learn_temperature is True, '
+                       f'got {self.init_temperature!r}')
+    if not self.init_temperature >= 0:
+      raise ValueError(f'SACConfig.init_temperature must be >= 0, got {self.init_temperature!r}')
+
+
+@flax.struct.dataclass
+class SACState:
+  """Everything SAC learns, as arrays: params, the temperature, optimizer states and a step count.
+
+  `log_alpha` is log α (float32 scalar); `step` (int32 scalar) counts `update` calls so far, which
+  decides the actor and target periods.
+  """
+  actor_params: Any
+  critic_params: Any
+  target_critic_params: Any
+  log_alpha: jax.Array
+  actor_opt_state: Any
+  critic_opt_state: Any
+  temperature_opt_state: Any
+  step: jax.Array
+
+
+class SAC(NamedTuple):
+  """The SAC functions for one environment spec and config (`make_sac`)."""
+  config: SACConfig
+  actor: ActorNetwork
+  critic: CriticNetwork
+  bounds: ActionBounds
+  target_entropy: float
+  init: Callable[[jax.Array], SACState]
+  update: Callable[..., tuple[SACState, dict]]
+  act: Callable[..., jax.Array]
+
+
+def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
+  """SAC for observations [d] and actions in the finite box of `spec` (module docstring).
+
+  Raises ValueError for a bad config field and EnvError for an unbounded or non-flat action space.
+  """
+  if not isinstance(config, SACConfig):
+    raise TypeError(f'config must be an SACConfig, got {type(config).__name__}')
+  config.validate()
+  if len(spec.observation.shape) != 1:
+    raise ValueError(f'{spec.name}: SAC needs flat observations (one axis), got shape '
+                     f'{spec.observation.shape}')
+  bounds = networks.action_bounds(spec)
+  obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
+  target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
+  actor = networks.make_actor(obs_dim, action_dim, config.hidden_sizes, config.log_std_min,
+                              config.log_std_max)
+  critic = networks.make_critic(obs_dim, action_dim, config.hidden_sizes, config.num_critics)
+  actor_tx = optax.adam(config.actor_lr)
+  critic_tx = optax.adam(config.critic_lr)
+  temperature_tx = optax.adam(config.temperature_lr)
+
+  def init(key: jax.Array) -> SACState:
+    actor_key, critic_key = jax.random.split(key)
+    actor_params = actor.init(actor_key)
+    critic_params = critic.init(critic_key)
+    log_alpha = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
+    return SACState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        log_alpha=log_alpha,
+        actor_opt_state=actor_tx.init(actor_params),
+        critic_opt_state=critic_tx.init(critic_params),
+        temperature_opt_state=temperature_tx.init(log_alpha),
+        step=jnp.zeros((), jnp.int32))
+
+  def update(state: SACState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
+             ) -> tuple[SACState, dict]:
+    """One SAC update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
+    temperature entries on updates that skip the actor)."""
+    critic_key, actor_key = jax.random.split(key)
+    size = jnp.shape(batch.obs)[0]
+    if reward_fn is None:
+      reward = batch.reward
+    else:
+      reward = reward_fn(batch.obs, batch.action, batch.next_obs)
+      if jnp.shape(reward) != (size,):
+        raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
+                         f'got {jnp.shape(reward)}')
+    reward = jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
+    unit_action = networks.to_unit_action(batch.action, bounds)
+    alpha = jnp.exp(state.log_alpha)
+
+    (critic_loss, critic_aux), critic_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+        state.critic_params, state.target_critic_params, state.actor_params, alpha, batch.obs,
+        unit_action, reward, batch.next_obs, batch.terminated, critic_key,
+        actor=actor, critic=critic, discount=config.discount)
+    critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state,
+                                                        state.critic_params)
+    critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+    def actor_step(_):
+      (actor_loss, actor_aux), actor_grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
+          state.actor_params, critic_params, alpha, batch.obs, actor_key, actor=actor, critic=critic)
+      actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state,
+                                                       state.actor_params)
+      actor_params = optax.apply_updates(state.actor_params, actor_updates)
+      log_prob = actor_aux['log_prob']
+      temperature_loss, temperature_grad = jax.value_and_grad(losses.temperature_loss)(
+          state.log_alpha, log_prob, target_entropy)
+      if config.learn_temperature:
+        temperature_updates, temperature_opt_state = temperature_tx.update(
+            temperature_grad, state.temperature_opt_state, state.log_alpha)
+        log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
+      else:
+        log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
+      metrics = {'actor_loss': actor_loss, 'temperature_loss': temperature_loss,
+                 'entropy': -jnp.mean(log_prob)}
+      return actor_params, actor_opt_state, log_alpha, temperature_opt_state, metrics
+
+    def skip_actor(_):
+      nan = jnp.full((), jnp.nan, jnp.float32)
+      metrics = {'actor_loss': nan, 'temperature_loss': nan, 'entropy': nan}
+      return (state.actor_params, state.actor_opt_state, state.log_alpha,
+              state.temperature_opt_state, metrics)
+
+    if config.actor_update_period == 1:
+      actor_out = actor_step(None)
+    else:
+      actor_out = jax.lax.cond(state.step % config.actor_update_period == 0, actor_step, skip_actor,
+                               None)
+    actor_params, actor_opt_state, log_alpha, temperature_opt_state, actor_metrics = actor_out
+
+    # τ_k = τ on the target period and 0 otherwise; (1 − 0)·θ̄ + 0·θ is θ̄ exactly.
+    tau = jnp.where(state.step % config.target_update_period == 0, config.tau, 0.0)
+    target_critic_params = optax.incremental_update(critic_params, state.target_critic_params, tau)
+
+    new_state = SACState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_critic_params=target_critic_params,
+        log_alpha=log_alpha,
+        actor_opt_state=actor_opt_state,
+        critic_opt_state=critic_opt_state,
+        temperature_opt_state=temperature_opt_state,
+        step=state.step + 1)
+    metrics = {
+        'critic_loss': critic_loss,
+        'q': jnp.mean(critic_aux['q']),
+        'target': jnp.mean(critic_aux['target']),
+        'reward': jnp.mean(reward),
+        'alpha': alpha,
+        **actor_metrics,
+    }
+    return new_state, metrics
+
+  def act(state_or_actor_params: SACState | Any, obs: jax.Array, key: jax.Array,
+          deterministic: bool = False) -> jax.Array:
+    """Actions in the environment's box for `obs` [..., d]: sampled from π(·|s), or tanh(mean)
+    when `deterministic` (a Python bool; `key` is then unused)."""
+    params = (state_or_actor_params.actor_params if isinstance(state_or_actor_params, SACState)
+              else state_or_actor_params)
+    mean, log_std = actor.apply(params, obs)
+    if deterministic:
+      unit_action = jnp.tanh(mean)
+    else:
+      unit_action, _ = networks.sample_tanh_gaussian(key, mean, log_std)
+    return networks.to_env_action(unit_action, bounds)
+
+  return SAC(config=config, actor=actor, critic=critic, bounds=bounds, target_entropy=target_entropy,
+             init=init, update=update, act=act)
+
+
+def init(key: jax.Array, spec: EnvSpec, config: SACConfig = SACConfig()) -> SACState:
+  """`make_sac(spec, config).init(key)`."""
+  return make_sac(spec, config).init(key)
+
+
+def as_agent(sac: SAC, reward_fn: RewardFn | None = None) -> Agent:
+  """SAC behind the `irl.loops.Agent` interface: each agent update draws `config.batch_size`
+  transitions uniformly from the replay buffer and makes one `sac.update` with `reward_fn` (e.g. a
+  frozen learned reward for reward transfer). The expert buffer is ignored."""
+
+  def update(state: SACState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
+             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[SACState, dict]:
+    del expert_buffer
+    sample_key, update_key = jax.random.split(key)
+    batch = replay.sample(replay_buffer, sample_key, sac.config.batch_size)
+    return sac.update(state, batch, update_key, reward_fn)
+
+  return Agent(init=sac.init, act=sac.act, update=update)
