@@ -190,33 +190,37 @@ class TrainCarry:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('transform_fn',))
-def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
-              expert_buffer: ExpertBuffer | None = None, transform_fn: TransformFn | None = None
-              ) -> tuple[TrainCarry, dict]:
-  """A whole off-policy run on the JAX-native `env` as one jitted function of `key` (module
-  docstring for the schedule): an outer `lax.scan` over evaluation periods, an inner one over
-  vectorised environment steps with `envs.core.step_autoreset`, updates under a `lax.cond` on the
-  (static) iteration index, so under `vmap` over seeds nothing is computed before `update_after`.
+def init_carry(env, agent: Agent, config: LoopConfig, key: jax.Array,
+               transform_fn: TransformFn | None = None) -> TrainCarry:
+  """The `TrainCarry` a `train_jax` run starts from (agent initialised, environments reset, empty
+  buffer); a function of `key` only."""
+  config.validate()
+  init_key, reset_key, key = jax.random.split(key, 3)
+  agent_state = agent.init(init_key)
+  env_state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, config.num_envs))
+  buffer = _empty_buffer(obs, env.spec, config.replay_capacity, transform_fn)
+  return TrainCarry(agent_state=agent_state, buffer=buffer, env_state=env_state, obs=obs,
+                    episode_return=jnp.zeros(config.num_envs, jnp.float32), key=key)
 
-  `env`, `agent`, `config` and `transform_fn` are static (hashable); `expert_buffer` passes through
-  to `agent.update` unchanged (one buffer for all seeds under `vmap`: close over it with `partial`).
-  Returns (final `TrainCarry`, metrics with a leading axis of num_env_steps / eval_every).
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('num_periods', 'transform_fn'))
+def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, first_period: jax.Array,
+                  *, num_periods: int, expert_buffer: ExpertBuffer | None = None,
+                  transform_fn: TransformFn | None = None) -> tuple[TrainCarry, dict]:
+  """Evaluation periods `first_period, ..., first_period + num_periods - 1` of a `train_jax` run,
+  continuing from `carry` (the carry after period `first_period - 1`, or `init_carry`'s).
+
+  Running a run's periods in several calls gives exactly the numbers of one call: the schedule
+  depends only on the period index and everything random comes from `carry.key`. This is how a
+  script checkpoints (the carry is a pytree: buffer, agent and environment states) and resumes a run
+  of the jitted loop. `first_period` is traced (no recompilation per chunk); `num_periods` is static.
   """
   config.validate()
   n = config.num_envs
   spec = env.spec
   iterations_per_period = config.eval_every // n
-  num_periods = config.num_env_steps // config.eval_every
-
-  init_key, reset_key, key = jax.random.split(key, 3)
-  agent_state = agent.init(init_key)
-  env_state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, n))
-  buffer = _empty_buffer(obs, spec, config.replay_capacity, transform_fn)
-  carry = TrainCarry(agent_state=agent_state, buffer=buffer, env_state=env_state, obs=obs,
-                     episode_return=jnp.zeros(n, jnp.float32), key=key)
-
   update_shapes = jax.eval_shape(
-      functools.partial(_updates, agent, config.updates_per_step), agent_state, buffer,
+      functools.partial(_updates, agent, config.updates_per_step), carry.agent_state, carry.buffer,
       jax.random.key(0), expert_buffer)[1]
 
   def env_step(carry: TrainCarry, iteration: jax.Array):
@@ -257,9 +261,31 @@ def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
     metrics['eval_return'] = jnp.mean(returns)
     return carry, metrics
 
-  carry, metrics = jax.lax.scan(period, carry, jnp.arange(num_periods))
-  metrics['env_steps'] = (jnp.arange(num_periods, dtype=jnp.int32) + 1) * config.eval_every
+  periods = jnp.asarray(first_period, jnp.int32) + jnp.arange(num_periods, dtype=jnp.int32)
+  carry, metrics = jax.lax.scan(period, carry, periods)
+  metrics['env_steps'] = (periods + 1) * config.eval_every
   return carry, metrics
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('transform_fn',))
+def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
+              expert_buffer: ExpertBuffer | None = None, transform_fn: TransformFn | None = None
+              ) -> tuple[TrainCarry, dict]:
+  """A whole off-policy run on the JAX-native `env` as one jitted function of `key` (module
+  docstring for the schedule): an outer `lax.scan` over evaluation periods, an inner one over
+  vectorised environment steps with `envs.core.step_autoreset`, updates under a `lax.cond` on the
+  iteration index, so under `vmap` over seeds nothing is computed before `update_after`.
+  `init_carry` + `train_periods` run the same thing in chunks (for checkpoints).
+
+  `env`, `agent`, `config` and `transform_fn` are static (hashable); `expert_buffer` passes through
+  to `agent.update` unchanged (one buffer for all seeds under `vmap`: close over it with `partial`).
+  Returns (final `TrainCarry`, metrics with a leading axis of num_env_steps / eval_every).
+  """
+  config.validate()
+  carry = init_carry(env, agent, config, key, transform_fn=transform_fn)
+  return train_periods(env, agent, config, carry, 0,
+                       num_periods=config.num_env_steps // config.eval_every,
+                       expert_buffer=expert_buffer, transform_fn=transform_fn)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -246,6 +246,24 @@ def test_vmap_over_seeds_equals_separate_runs():
   assert not np.allclose(jax.tree.leaves(first)[0], jax.tree.leaves(second)[0])
 
 
+def test_jax_loop_in_chunks_equals_one_call():
+  # What a script does to checkpoint the jitted loop: init_carry, then train_periods chunk by chunk.
+  env = probes.ObservationReward()
+  _, agent = _sac(env, sac_agent.SACConfig(hidden_sizes=(16, 16), batch_size=16))
+  config = loops.LoopConfig(num_env_steps=300, start_steps=100, update_after=50, replay_capacity=300,
+                            eval_every=100, eval_episodes=4)
+  key = jax.random.key(3)
+  whole_carry, whole_metrics = loops.train_jax(env, agent, config, key)
+  carry = loops.init_carry(env, agent, config, key)
+  carry, first = loops.train_periods(env, agent, config, carry, 0, num_periods=1)
+  carry, rest = loops.train_periods(env, agent, config, carry, 1, num_periods=2)
+  chunked = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, rest)
+  np.testing.assert_array_equal(chunked['env_steps'], [100, 200, 300])
+  _assert_trees_close(chunked, whole_metrics, rtol=0, atol=0)
+  _assert_trees_close(carry.agent_state, whole_carry.agent_state, rtol=0, atol=0)
+  _assert_trees_close(carry.buffer, whole_carry.buffer, rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The host loop
 
