@@ -33,6 +33,8 @@ class Checkpointer:
         self.directory, options=options, item_names=('state', 'meta'))
 
   def save(self, step: int, state: Any, meta: dict) -> None:
+    # Typed PRNG keys are stored as their raw uint32 data and re-wrapped on restore.
+    state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
     self._manager.save(
         step,
         args=ocp.args.Composite(
@@ -52,7 +54,9 @@ class Checkpointer:
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
     )
-    return restored.state, dict(restored.meta)
+    state = jax.tree.map(lambda x, a: _wrap_key(x, a) if _is_key(a) else x,
+                         restored.state, abstract_state)
+    return state, dict(restored.meta)
 
   def close(self) -> None:
     self._manager.wait_until_finished()
@@ -65,7 +69,18 @@ class Checkpointer:
     self.close()
 
 
+def _wrap_key(data, abstract_key):
+  return jax.random.wrap_key_data(data, impl=abstract_key.dtype._impl)  # pylint: disable=protected-access
+
+
+def _is_key(x) -> bool:
+  return jax.dtypes.issubdtype(getattr(x, 'dtype', None), jax.dtypes.prng_key)
+
+
 def _as_abstract(x):
+  if _is_key(x):
+    x = jax.eval_shape(jax.random.key_data, x)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
   if isinstance(x, jax.ShapeDtypeStruct):
     return x
   sharding = getattr(x, 'sharding', None)

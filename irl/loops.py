@@ -412,6 +412,16 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
   return carry, {k: np.asarray(v) for k, v in history.items()}
 
 
+def abstract_host_carry(spec: EnvSpec, agent: Agent, config: LoopConfig,
+                        transform_fn: TransformFn | None = None) -> HostCarry:
+  """The shapes and dtypes of a `train_host` carry (a restore target for checkpoints)."""
+  obs = jnp.zeros((config.num_envs,) + tuple(spec.observation.shape), jnp.float32)
+  return jax.eval_shape(
+      lambda key: HostCarry(agent.init(key), _empty_buffer(obs, spec, config.replay_capacity,
+                                                           transform_fn),
+                            key, jnp.zeros((), jnp.int32)), jax.random.key(0))
+
+
 def _seed(key: jax.Array) -> int:
   return int(jax.random.randint(key, (), 0, 2 ** 31 - 1))
 

@@ -368,3 +368,16 @@ def test_observation_stats_and_normalisation():
   np.testing.assert_array_equal(normalized.action, transitions.action)
   with pytest.raises(ValueError, match='std_floor'):
     replay.observation_stats(transitions, std_floor=0.0)
+
+
+def test_checkpointer_round_trips_typed_keys(tmp_path):
+  from experiment.checkpoint import Checkpointer
+  state = {'key': jax.random.key(3), 'keys': jax.random.split(jax.random.key(1), 4),
+           'x': jnp.arange(3.0)}
+  with Checkpointer(str(tmp_path)) as ckpt:
+    ckpt.save(1, state, {})
+    restored, _ = ckpt.restore(1, jax.eval_shape(lambda: state))
+  for name in ('key', 'keys'):
+    assert jax.dtypes.issubdtype(restored[name].dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(restored[name]), jax.random.key_data(state[name]))
+  assert float(jax.random.uniform(restored['key'])) == float(jax.random.uniform(state['key']))
