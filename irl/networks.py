@@ -22,6 +22,12 @@ naive form is −inf once tanh(u) rounds to ±1). Log-probabilities here are den
 the same constant −Σ log((high − low)/2), which changes no gradient, and the target entropy −|A| of
 the paper is meant in this unit-box convention.
 
+Options for OPIRL's learner (arXiv 2109.04307, built on AlgaeDICE), off by default so every
+existing caller is unchanged: `kernel_init='orthogonal'` (the official code's Keras orthogonal
+kernels, gain 1, zero biases) in every factory, and `log_std_squash='tanh'` in `make_actor`, which
+maps the raw output x smoothly onto the bounds, log σ = min + ½ (max − min)(tanh(x) + 1), instead of
+clipping it.
+
 The twin critics are `num_critics` independent MLPs with stacked params (a leading axis of size
 `num_critics` on every leaf, initialised from independent keys) applied with `jax.vmap`, so both
 run as one batched matmul per layer.
@@ -41,15 +47,22 @@ from envs.core import EnvError, EnvSpec
 LOG_STD_MIN = -20.0   # the bounds of the paper's reference implementation (softlearning);
 LOG_STD_MAX = 2.0     # OPIRL squashes into [−5, 2] instead
 
+KERNEL_INITS = {
+    'lecun_normal': nnx.initializers.lecun_normal(),   # Flax's default for nnx.Linear
+    'orthogonal': nnx.initializers.orthogonal(),       # Keras 'orthogonal' (gain 1), as in OPIRL
+}
+LOG_STD_SQUASHES = ('clip', 'tanh')
+
 
 class MLP(nnx.Module):
   """ReLU hidden layers and a linear output layer, on the last axis of the input."""
 
   def __init__(self, in_features: int, hidden_sizes: Sequence[int], out_features: int, *,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, kernel_init=KERNEL_INITS['lecun_normal']):
     sizes = [in_features, *hidden_sizes]
-    self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-    self.head = nnx.Linear(sizes[-1], out_features, rngs=rngs)
+    self.hidden = nnx.List([nnx.Linear(a, b, kernel_init=kernel_init, rngs=rngs)
+                            for a, b in zip(sizes[:-1], sizes[1:])])
+    self.head = nnx.Linear(sizes[-1], out_features, kernel_init=kernel_init, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     for layer in self.hidden:
@@ -65,8 +78,9 @@ class Network(NamedTuple):
 
 class ActorNetwork(NamedTuple):
   """The tanh-Gaussian actor's torso: `apply(params, obs [..., d]) -> (mean, log_std)`, each
-  [..., |A|], the parameters of the Gaussian over the pre-squash u; log_std is clipped into
-  [log_std_min, log_std_max]. Sample with `sample_tanh_gaussian`, act greedily with tanh(mean)."""
+  [..., |A|], the parameters of the Gaussian over the pre-squash u; log_std lies in
+  [log_std_min, log_std_max] (clipped, or tanh-squashed: `make_actor`). Sample with
+  `sample_tanh_gaussian`, act greedily with tanh(mean)."""
   init: Callable[[jax.Array], Any]
   apply: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
 
@@ -89,11 +103,19 @@ def _check_sizes(in_features, hidden_sizes, out_features) -> tuple[int, tuple[in
   return int(in_features), tuple(int(h) for h in hidden), int(out_features)
 
 
-def make_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> Network:
-  """An `MLP` behind the functional boundary (module docstring). Kernels use Flax's default
-  LeCun-normal initialisation and biases start at zero."""
+def _kernel_init(kernel_init: str):
+  if kernel_init not in KERNEL_INITS:
+    raise ValueError(f'kernel_init must be one of {sorted(KERNEL_INITS)}, got {kernel_init!r}')
+  return KERNEL_INITS[kernel_init]
+
+
+def make_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int,
+             kernel_init: str = 'lecun_normal') -> Network:
+  """An `MLP` behind the functional boundary (module docstring). Kernels use `kernel_init` (a key of
+  `KERNEL_INITS`; by default Flax's LeCun-normal) and biases start at zero."""
   in_features, hidden_sizes, out_features = _check_sizes(in_features, hidden_sizes, out_features)
-  build = lambda rngs: MLP(in_features, hidden_sizes, out_features, rngs=rngs)
+  init_fn = _kernel_init(kernel_init)
+  build = lambda rngs: MLP(in_features, hidden_sizes, out_features, rngs=rngs, kernel_init=init_fn)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(nnx.Rngs(0))))
 
   def init(key: jax.Array):
@@ -106,26 +128,37 @@ def make_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -
 
 
 def make_actor(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256),
-               log_std_min: float = LOG_STD_MIN, log_std_max: float = LOG_STD_MAX) -> ActorNetwork:
-  """The tanh-Gaussian actor: one MLP with 2|A| outputs, the Gaussian's mean and log-std."""
+               log_std_min: float = LOG_STD_MIN, log_std_max: float = LOG_STD_MAX,
+               kernel_init: str = 'lecun_normal', log_std_squash: str = 'clip') -> ActorNetwork:
+  """The tanh-Gaussian actor: one MLP with 2|A| outputs, the Gaussian's mean and log-std.
+
+  `log_std_squash='clip'` clips the raw log-std output x into [log_std_min, log_std_max] (SAC's
+  softlearning); 'tanh' maps it smoothly, log σ = min + ½ (max − min)(tanh(x) + 1), as OPIRL's and
+  AlgaeDICE's actors do, so the bounds never cut the gradient.
+  """
   if not log_std_min < log_std_max:
     raise ValueError(f'log_std_min must be < log_std_max, got {log_std_min} and {log_std_max}')
-  torso = make_mlp(obs_dim, hidden_sizes, 2 * action_dim)
+  if log_std_squash not in LOG_STD_SQUASHES:
+    raise ValueError(f'log_std_squash must be one of {list(LOG_STD_SQUASHES)}, got '
+                     f'{log_std_squash!r}')
+  torso = make_mlp(obs_dim, hidden_sizes, 2 * action_dim, kernel_init)
 
   def apply(params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     mean, log_std = jnp.split(torso.apply(params, obs), 2, axis=-1)
+    if log_std_squash == 'tanh':
+      return mean, log_std_min + 0.5 * (log_std_max - log_std_min) * (jnp.tanh(log_std) + 1.0)
     return mean, jnp.clip(log_std, log_std_min, log_std_max)
 
   return ActorNetwork(init=torso.init, apply=apply)
 
 
 def make_critic(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256),
-                num_critics: int = 2) -> CriticNetwork:
+                num_critics: int = 2, kernel_init: str = 'lecun_normal') -> CriticNetwork:
   """`num_critics` Q-networks Q_i(s, a) = MLP_i([s, a]) with independent initial params (the clipped
   double-Q of the paper's section 6 uses two)."""
   if isinstance(num_critics, bool) or not isinstance(num_critics, (int, np.integer)) or num_critics < 1:
     raise ValueError(f'num_critics must be a positive int, got {num_critics!r}')
-  q = make_mlp(obs_dim + action_dim, hidden_sizes, 1)
+  q = make_mlp(obs_dim + action_dim, hidden_sizes, 1, kernel_init)
 
   def init(key: jax.Array):
     return jax.vmap(q.init)(jax.random.split(key, num_critics))

@@ -1,0 +1,526 @@
+r"""OPIRL's policy learner: an AlgaeDICE actor-critic with SAC's entropy and a Q-filtered BC term.
+
+AlgaeDICE (Nachum, Dai, Kostrikov, Chow, Li and Schuurmans 2019, "AlgaeDICE: Policy Gradient from
+Arbitrary Experience", arXiv 1912.02074) writes policy optimisation with an f-divergence regulariser
+between d^π and the data distribution d^D as a saddle point over π and a dual Q-function (Fenchel
+duality); in the form of its reference implementation (google-research `algae_dice`, which OPIRL
+forks), for discount γ < 1,
+
+  max_π min_Q  E_{(s,a)~d^D}[f((B^π Q − Q)(s, a))] + α_algae (1 − γ) E_{s0, a0~π}[Q(s0, a0)]
+
+with a convex f: the minimisation over Q estimates the correction of d^D towards d^π, and the same
+objective, maximised over π, is a policy gradient from off-policy data without importance weights.
+(The paper's equation numbers were not at hand; the formulas below are the official code's.)
+OPIRL (Hoshino, Ota, Kanezaki and Yokota, ICRA 2022, arXiv 2109.04307) uses the AlgaeDICE learner of
+its official code (github.com/sff1019/opirl, `src/algos/opirl_policy.py`; notes:
+/work/shared/reference/irl.md sections 1.2(b), 1.2(c), 1.4), whose objectives are, per batch
+(s, a, r, s', d) from the replay buffer, with N critics Q_i (twins; online θ, target θ̄):
+
+  f(x)   = |x|^p / p,  p = `f_exponent` = 1.5
+  M_i    = w Q_i(s', a') + (1 − w) min_j Q̄_j(s', a'),  a' ~ π(·|s'),  w = `target_mix` = 0.05
+  y_i    = r + γ (1 − d)(M_i − α log π(a'|s'))            the soft backup B^π Q_i, differentiable
+                                                           in θ through w Q_i (the official code
+                                                           forms M_i inside the critic's tape)
+  δ_i    = y_i − Q_i(s, a)                                 the Bellman residual
+  critic L_Q(θ) = Σ_i E[f(δ_i) + α_algae (1 − γ) Q_i(s0, a0)],  a0 ~ π(·|s0),  s0 = s
+  actor  J_π(φ) = −(1/N) Σ_i E[sg(g(δ_i)) δ_i + α_algae (1 − γ) Q_i(s0, a0)]   (a', a0 reparam.)
+         L_π(φ) = c_actor J_π(φ) + c_bc E[1{Q̄(s, a) > Q̄(s, ã)} ‖ã − a‖²] / |A|,   ã ~ π(·|s)
+  temperature   J(α) = E[α (−log π(a'|s') − H̄)],  H̄ = −|A|         (SAC, arXiv 1812.05905, eq. 18)
+
+where s0 are the batch's own states (OPIRL's `use_init_states` is off in every script), Q̄ in the
+filter is the mean of the twins (the official code compares the sums), c_actor =
+`actor_loss_scale` = 1e-3 and c_bc = `bc_coeff` = 1/batch_size; without the BC term (`use_bc_reg`
+off) the official loss is J_π unscaled, and so is ours. The surrogate J_π holds the weight g(δ)
+fixed; with g = f′ its gradient is that of −E[f(δ) + ...], the objective the critic minimises
+(AlgaeDICE's saddle point). The official code's weight is one-sided, g(x) = max(x, 0)^{p−1},
+which is f₊′ for f₊(x) = max(x, 0)^p / p: its actor maximises E[f₊(δ)], pushing the backup up only
+where it exceeds Q, while its critic minimises the two-sided f. That is the default here
+(`residual_weight='positive'`); `residual_weight='exact'` uses g = f′ = sign(x)|x|^{p−1}.
+
+One `update` is one critic step, then on every `actor_update_period`-th update (the 2nd, 4th, ... as
+in the official code, whose condition reads the critic optimiser's step count after its step) one
+actor step, one temperature step (with log π(a'|s') of the pre-step actor) and a Polyak step of the
+target critics θ̄ ← τθ + (1 − τ)θ̄, all with the critics just updated.
+
+Acting (OPIRL's exploration, irl.md section 1.2(c)): `act(..., deterministic=False)` is the
+policy's mode tanh(mean) plus N(0, σ²) noise, σ = `exploration_noise` = 0.1, clipped to the box,
+all in the unit box (−1, 1)^|A| (the official code wraps the environment to actions in [−1, 1]),
+then mapped to the environment's bounds; it never samples the Gaussian. `deterministic=True` is
+tanh(mean).
+
+  algae = make_algaedice(env.spec, AlgaeDICEConfig())
+  state = algae.init(key)
+  state, metrics = algae.update(state, batch, key, reward_fn=None)  # batch: irl.replay.Transition
+  action = algae.act(state, obs, key, deterministic=False)          # or act(actor_params, ...)
+  agent = as_agent(algae)                                           # the irl.loops.Agent interface
+
+Conventions as in `irl.sac.agent`: batches, `act` and `reward_fn(obs, action, next_obs) -> [B]` use
+the environment's action box, the networks the unit box; only true terminations stop the backup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from envs.core import EnvSpec
+from irl import networks, replay
+from irl.loops import Agent
+from irl.networks import ActionBounds, ActorNetwork, CriticNetwork, sample_tanh_gaussian
+from irl.replay import Transition
+from irl.sac import losses as sac_losses
+
+RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+RESIDUAL_WEIGHTS = ('positive', 'exact')
+Q_FILTERS = ('mean', 'min')
+_RESIDUAL_CLIP = 1e6   # the official one-sided weight clips δ into [0, 1e6] before the power
+
+
+# ---------------------------------------------------------------------------------------------------
+# f and its derivative
+
+
+def f(x: jax.Array, p: float) -> jax.Array:
+  """AlgaeDICE's convex f(x) = |x|^p / p (elementwise; p > 1)."""
+  return jnp.abs(x) ** p / p
+
+
+def f_prime(x: jax.Array, p: float) -> jax.Array:
+  """f′(x) = sign(x) |x|^{p−1} (elementwise)."""
+  return jnp.sign(x) * jnp.abs(x) ** (p - 1.0)
+
+
+def f_prime_positive(x: jax.Array, p: float) -> jax.Array:
+  """The official code's one-sided weight min(max(x, 0), 1e6)^{p−1}: f₊′ for f₊(x) = max(x, 0)^p / p
+  (below 1e6), zero for negative residuals."""
+  return jnp.clip(x, 0.0, _RESIDUAL_CLIP) ** (p - 1.0)
+
+
+def residual_weight_fn(kind: str) -> Callable[[jax.Array, float], jax.Array]:
+  """The weight g of the actor's surrogate: 'positive' (official) or 'exact' (f′)."""
+  if kind not in RESIDUAL_WEIGHTS:
+    raise ValueError(f'residual_weight must be one of {list(RESIDUAL_WEIGHTS)}, got {kind!r}')
+  return f_prime_positive if kind == 'positive' else f_prime
+
+
+# ---------------------------------------------------------------------------------------------------
+# The objectives as pure functions
+
+
+def mixed_next_q(online_next_q: jax.Array, target_next_q: jax.Array, target_mix: float
+                 ) -> jax.Array:
+  """M_i = w Q_i(s', a') + (1 − w) min_j Q̄_j(s', a') (module docstring), per critic.
+
+  Args:
+    online_next_q, target_next_q: [num_critics, B], the online and target critics at (s', a').
+    target_mix: w (OPIRL: 0.05).
+  Returns: [num_critics, B]; gradients flow through `online_next_q` (the caller decides).
+  """
+  return target_mix * online_next_q + (1.0 - target_mix) * jnp.min(target_next_q, axis=0)
+
+
+def algae_backup(reward: jax.Array, terminated: jax.Array, mixed_q: jax.Array,
+                 next_log_prob: jax.Array, alpha: jax.Array, discount: float) -> jax.Array:
+  """The soft backup y_i = r + γ (1 − d)(M_i − α log π(a'|s')) [num_critics, B], for reward,
+  terminated and next_log_prob [B] and the mixed values M [num_critics, B] (`mixed_next_q`)."""
+  not_terminated = 1.0 - jnp.asarray(terminated, reward.dtype)
+  return reward + discount * not_terminated * (mixed_q - alpha * next_log_prob)
+
+
+def _residual(critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs,
+              terminated, next_action, next_log_prob, *, critic, discount, target_mix):
+  """(δ, y, Q(s, a)), each [num_critics, B], for a given a' and log π(a'|s')."""
+  online_next_q = critic.apply(critic_params, next_obs, next_action)
+  target_next_q = critic.apply(target_critic_params, next_obs, next_action)
+  target = algae_backup(reward, terminated, mixed_next_q(online_next_q, target_next_q, target_mix),
+                        next_log_prob, alpha, discount)
+  q = critic.apply(critic_params, obs, unit_action)
+  return target - q, target, q
+
+
+def critic_loss(critic_params: Any, target_critic_params: Any, actor_params: Any, alpha: jax.Array,
+                obs: jax.Array, unit_action: jax.Array, reward: jax.Array, next_obs: jax.Array,
+                terminated: jax.Array, init_obs: jax.Array, key: jax.Array, *, actor: ActorNetwork,
+                critic: CriticNetwork, discount: float, f_exponent: float, algae_alpha: float,
+                target_mix: float) -> tuple[jax.Array, dict]:
+  """L_Q(θ) = Σ_i E[f(δ_i) + α_algae (1 − γ) Q_i(s0, a0)] (module docstring;
+  AlgaeDICE's inner minimisation over Q), differentiable in `critic_params` only.
+
+  δ_i depends on θ through both Q_i(s, a) and the online share w Q_i(s', a') of the backup: the
+  backup is not a stopped-gradient target, as in the official code. a' ~ π(·|s') and a0 ~ π(·|s0)
+  are fresh samples of the current actor (key `key`), held fixed. `init_obs` are the s0 (OPIRL: the
+  batch's `obs`). Returns (loss, aux) with aux 'q', 'target', 'residual' [num_critics, B] and
+  'init_q' [num_critics, B0].
+  """
+  next_key, init_key = jax.random.split(key)
+  next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
+  init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
+  next_action, next_log_prob, init_action = jax.lax.stop_gradient(
+      (next_action, next_log_prob, init_action))
+  residual, target, q = _residual(
+      critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs, terminated,
+      next_action, next_log_prob, critic=critic, discount=discount, target_mix=target_mix)
+  init_q = critic.apply(critic_params, init_obs, init_action)
+  per_critic = (jnp.mean(f(residual, f_exponent), axis=-1)
+                + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1))
+  return jnp.sum(per_critic), {'q': q, 'target': target, 'residual': residual, 'init_q': init_q}
+
+
+def algae_actor_loss(actor_params: Any, critic_params: Any, target_critic_params: Any,
+                     alpha: jax.Array, obs: jax.Array, unit_action: jax.Array, reward: jax.Array,
+                     next_obs: jax.Array, terminated: jax.Array, init_obs: jax.Array,
+                     key: jax.Array, *, actor: ActorNetwork, critic: CriticNetwork, discount: float,
+                     f_exponent: float, algae_alpha: float, target_mix: float,
+                     residual_weight: str = 'positive') -> tuple[jax.Array, dict]:
+  """The actor's surrogate J_π(φ) = −(1/N) Σ_i E[sg(g(δ_i)) δ_i + α_algae (1 − γ) Q_i(s0, a0)]
+  (module docstring; AlgaeDICE's outer maximisation over π), unscaled, differentiable in
+  `actor_params` (critics and α are held fixed by the caller, which differentiates this argument).
+
+  δ_i depends on φ through the reparameterised a' = f_φ(ε; s') and log π(a'|s'), a0 = f_φ(ε0; s0)
+  enters Q_i(s0, a0). Holding g(δ) fixed makes ∇_φ J_π = −(1/N) Σ_i ∇_φ E[G(δ_i) + ...] for the
+  antiderivative G of g: f with residual_weight 'exact', f₊ = max(·, 0)^p / p with 'positive'.
+  Returns (loss, aux) with aux['next_log_prob'] [B], log π(a'|s'), for the temperature.
+  """
+  weight = residual_weight_fn(residual_weight)
+  next_key, init_key = jax.random.split(key)
+  next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
+  init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
+  residual, _, _ = _residual(
+      critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs, terminated,
+      next_action, next_log_prob, critic=critic, discount=discount, target_mix=target_mix)
+  init_q = critic.apply(critic_params, init_obs, init_action)
+  surrogate = (jnp.mean(jax.lax.stop_gradient(weight(residual, f_exponent)) * residual, axis=-1)
+               + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1))
+  return -jnp.mean(surrogate), {'next_log_prob': next_log_prob}
+
+
+def q_filter_mask(data_q: jax.Array, policy_q: jax.Array, q_filter: str = 'mean') -> jax.Array:
+  """The Q-filter 1{Q̄(s, a) > Q̄(s, ã)} [B] of the BC term, from the critics at the replay action
+  (`data_q`) and at the policy's action (`policy_q`), both [num_critics, B]; Q̄ is the mean over the
+  critics ('mean', the official code's comparison of sums) or the minimum ('min'). Strict: ties
+  do not pull."""
+  if q_filter not in Q_FILTERS:
+    raise ValueError(f'q_filter must be one of {list(Q_FILTERS)}, got {q_filter!r}')
+  reduce = jnp.mean if q_filter == 'mean' else jnp.min
+  return reduce(data_q, axis=0) > reduce(policy_q, axis=0)
+
+
+def bc_loss(actor_params: Any, critic_params: Any, obs: jax.Array, unit_action: jax.Array,
+            key: jax.Array, *, actor: ActorNetwork, critic: CriticNetwork, q_filter: str = 'mean'
+            ) -> tuple[jax.Array, dict]:
+  """The Q-filtered behaviour cloning term E[1{Q̄(s, a) > Q̄(s, ã)} ‖ã − a‖²] / |A| on the agent's
+  own replay pairs (s, a), with ã ~ π(·|s) reparameterised (the Q-filter of Nair et al. 2018,
+  "Overcoming Exploration in Reinforcement Learning with Demonstrations", here on replay data as in
+  OPIRL's code): it pulls π towards replay actions the critics rate above the policy's own sample.
+  The mean runs over the batch and the action dimensions; the filter carries no gradient. Returns
+  (loss, aux['mask'] [B])."""
+  mean, log_std = actor.apply(actor_params, obs)
+  policy_action, _ = sample_tanh_gaussian(key, mean, log_std)
+  mask = jax.lax.stop_gradient(q_filter_mask(
+      critic.apply(critic_params, obs, unit_action),
+      critic.apply(critic_params, obs, policy_action), q_filter))
+  squared = (policy_action - unit_action) ** 2
+  return jnp.mean(jnp.where(mask[:, None], squared, 0.0)), {'mask': mask}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Config, state and the learner
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgaeDICEConfig:
+  """Hyperparameters; the defaults are OPIRL's (reference/irl.md section 1.4, checked against the
+  official `run_opirl.py`, `src/experiments/base.py` and `src/algos/opirl_policy.py`).
+
+  Learning rates: actor 1e-5, critics 1e-3; the temperature's Adam is built without a learning
+  rate in the official code, i.e. Keras' default 1e-3, which is used here (not SAC's 3e-4).
+  `bc_coeff=None` means 1/batch_size (the official `bc_reg_coeff / sample_batch_size` with
+  `bc_reg_coeff` 1); `target_entropy=None` means −|A|. The actor uses tanh-squashed log-std bounds
+  [−5, 2] and, like the critics, orthogonal kernels (`orthogonal_init`). `residual_weight` and
+  `q_filter` are the module docstring's g and Q̄ ('positive' and 'mean' reproduce the official
+  code). Frozen and hashable, so it can be a static argument.
+  """
+  actor_lr: float = 1e-5
+  critic_lr: float = 1e-3
+  temperature_lr: float = 1e-3
+  discount: float = 0.99
+  tau: float = 0.005
+  batch_size: int = 256
+  f_exponent: float = 1.5
+  algae_alpha: float = 0.01
+  target_mix: float = 0.05
+  residual_weight: str = 'positive'
+  init_temperature: float = 1.0
+  learn_temperature: bool = True
+  target_entropy: float | None = None
+  use_bc_reg: bool = True
+  bc_coeff: float | None = None
+  q_filter: str = 'mean'
+  actor_loss_scale: float = 1e-3
+  actor_update_period: int = 2
+  hidden_sizes: tuple[int, ...] = (256, 256)
+  num_critics: int = 2
+  log_std_min: float = -5.0
+  log_std_max: float = 2.0
+  log_std_squash: str = 'tanh'
+  orthogonal_init: bool = True
+  exploration_noise: float = 0.1
+
+  def validate(self) -> None:
+    """Raises ValueError naming the first bad field and its allowed values."""
+    name = type(self).__name__
+    for field in ('actor_lr', 'critic_lr', 'temperature_lr'):
+      if not getattr(self, field) > 0:
+        raise ValueError(f'{name}.{field} must be > 0, got {getattr(self, field)!r}')
+    if not 0.0 <= self.discount <= 1.0:
+      raise ValueError(f'{name}.discount must be in [0, 1], got {self.discount!r}')
+    if not 0.0 < self.tau <= 1.0:
+      raise ValueError(f'{name}.tau must be in (0, 1], got {self.tau!r}')
+    for field in ('batch_size', 'num_critics', 'actor_update_period'):
+      value = getattr(self, field)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f'{name}.{field} must be a positive int, got {value!r}')
+    if not self.f_exponent > 1.0:
+      raise ValueError(f'{name}.f_exponent must be > 1 (f(x) = |x|^p / p convex with a '
+                       f'continuous derivative), got {self.f_exponent!r}')
+    for field in ('algae_alpha', 'actor_loss_scale', 'exploration_noise'):
+      if not getattr(self, field) >= 0:
+        raise ValueError(f'{name}.{field} must be >= 0, got {getattr(self, field)!r}')
+    if not 0.0 <= self.target_mix <= 1.0:
+      raise ValueError(f'{name}.target_mix must be in [0, 1], got {self.target_mix!r}')
+    if self.bc_coeff is not None and not self.bc_coeff >= 0:
+      raise ValueError(f'{name}.bc_coeff must be >= 0 or None (1/batch_size), got '
+                       f'{self.bc_coeff!r}')
+    if self.residual_weight not in RESIDUAL_WEIGHTS:
+      raise ValueError(f'{name}.residual_weight must be one of {list(RESIDUAL_WEIGHTS)}, got '
+                       f'{self.residual_weight!r}')
+    if self.q_filter not in Q_FILTERS:
+      raise ValueError(f'{name}.q_filter must be one of {list(Q_FILTERS)}, got {self.q_filter!r}')
+    if self.log_std_squash not in networks.LOG_STD_SQUASHES:
+      raise ValueError(f'{name}.log_std_squash must be one of {list(networks.LOG_STD_SQUASHES)}, '
+                       f'got {self.log_std_squash!r}')
+    if not self.log_std_min < self.log_std_max:
+      raise ValueError(f'{name}.log_std_min must be < log_std_max, got {self.log_std_min} and '
+                       f'{self.log_std_max}')
+    if self.learn_temperature and not self.init_temperature > 0:
+      raise ValueError(f'{name}.init_temperature must be > 0 when learn_temperature is True, '
+                       f'got {self.init_temperature!r}')
+    if not self.init_temperature >= 0:
+      raise ValueError(f'{name}.init_temperature must be >= 0, got {self.init_temperature!r}')
+
+
+@flax.struct.dataclass
+class AlgaeDICEState:
+  """Everything the learner learns, as arrays. `log_alpha` is log α (float32 scalar); `step` (int32
+  scalar) counts `update` calls so far, which decides the actor period."""
+  actor_params: Any
+  critic_params: Any
+  target_critic_params: Any
+  log_alpha: jax.Array
+  actor_opt_state: Any
+  critic_opt_state: Any
+  temperature_opt_state: Any
+  step: jax.Array
+
+
+class AlgaeDICE(NamedTuple):
+  """The learner's functions for one environment spec and config (`make_algaedice`)."""
+  config: AlgaeDICEConfig
+  actor: ActorNetwork
+  critic: CriticNetwork
+  bounds: ActionBounds
+  target_entropy: float
+  bc_coeff: float
+  init: Callable[[jax.Array], AlgaeDICEState]
+  update: Callable[..., tuple[AlgaeDICEState, dict]]
+  act: Callable[..., jax.Array]
+
+
+def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -> AlgaeDICE:
+  """OPIRL's AlgaeDICE learner for flat observations and actions in the finite box of `spec`
+  (module docstring). Raises ValueError for a bad config field or observation shape and EnvError
+  for an unbounded or non-flat action space."""
+  if not isinstance(config, AlgaeDICEConfig):
+    raise TypeError(f'config must be an AlgaeDICEConfig, got {type(config).__name__}')
+  config.validate()
+  if len(spec.observation.shape) != 1:
+    raise ValueError(f'{spec.name}: AlgaeDICE needs flat observations (one axis), got shape '
+                     f'{spec.observation.shape}')
+  bounds = networks.action_bounds(spec)
+  obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
+  target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
+  bc_coeff = float(1.0 / config.batch_size if config.bc_coeff is None else config.bc_coeff)
+  kernel_init = 'orthogonal' if config.orthogonal_init else 'lecun_normal'
+  actor = networks.make_actor(obs_dim, action_dim, config.hidden_sizes, config.log_std_min,
+                              config.log_std_max, kernel_init, config.log_std_squash)
+  critic = networks.make_critic(obs_dim, action_dim, config.hidden_sizes, config.num_critics,
+                                kernel_init)
+  actor_tx = optax.adam(config.actor_lr)
+  critic_tx = optax.adam(config.critic_lr)
+  temperature_tx = optax.adam(config.temperature_lr)
+  actor_metric_names = ('actor_loss', 'algae_actor_loss', 'temperature_loss', 'entropy') + (
+      ('bc_loss', 'bc_filter') if config.use_bc_reg else ())
+  algae_kwargs = dict(discount=config.discount, f_exponent=config.f_exponent,
+                      algae_alpha=config.algae_alpha, target_mix=config.target_mix)
+
+  def init(key: jax.Array) -> AlgaeDICEState:
+    actor_key, critic_key = jax.random.split(key)
+    actor_params = actor.init(actor_key)
+    critic_params = critic.init(critic_key)
+    log_alpha = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
+    return AlgaeDICEState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        log_alpha=log_alpha,
+        actor_opt_state=actor_tx.init(actor_params),
+        critic_opt_state=critic_tx.init(critic_params),
+        temperature_opt_state=temperature_tx.init(log_alpha),
+        step=jnp.zeros((), jnp.int32))
+
+  def actor_objective(actor_params, critic_params, target_critic_params, alpha, batch_args, key):
+    """L_π = c_actor J_π + c_bc BC (or J_π alone without BC), and its aux."""
+    algae_key, bc_key = jax.random.split(key)
+    obs, unit_action = batch_args[0], batch_args[1]
+    algae_loss, aux = algae_actor_loss(
+        actor_params, critic_params, target_critic_params, alpha, *batch_args, algae_key,
+        actor=actor, critic=critic, residual_weight=config.residual_weight, **algae_kwargs)
+    if not config.use_bc_reg:
+      return algae_loss, {**aux, 'algae_loss': algae_loss}
+    bc, bc_aux = bc_loss(actor_params, critic_params, obs, unit_action, bc_key, actor=actor,
+                         critic=critic, q_filter=config.q_filter)
+    loss = config.actor_loss_scale * algae_loss + bc_coeff * bc
+    return loss, {**aux, 'algae_loss': algae_loss, 'bc_loss': bc,
+                  'bc_filter': jnp.mean(bc_aux['mask'].astype(jnp.float32))}
+
+  def update(state: AlgaeDICEState, batch: Transition, key: jax.Array,
+             reward_fn: RewardFn | None = None) -> tuple[AlgaeDICEState, dict]:
+    """One update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
+    temperature entries on updates that skip the actor)."""
+    critic_key, actor_key = jax.random.split(key)
+    size = jnp.shape(batch.obs)[0]
+    if reward_fn is None:
+      reward = batch.reward
+    else:
+      reward = reward_fn(batch.obs, batch.action, batch.next_obs)
+      if jnp.shape(reward) != (size,):
+        raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
+                         f'got {jnp.shape(reward)}')
+    reward = jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
+    unit_action = networks.to_unit_action(batch.action, bounds)
+    alpha = jnp.exp(state.log_alpha)
+    # s0 = the batch's own states: OPIRL's use_init_states is off in every script.
+    batch_args = (batch.obs, unit_action, reward, batch.next_obs, batch.terminated, batch.obs)
+
+    (critic_value, critic_aux), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+        state.critic_params, state.target_critic_params, state.actor_params, alpha, *batch_args,
+        critic_key, actor=actor, critic=critic, **algae_kwargs)
+    critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state,
+                                                        state.critic_params)
+    critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+    def actor_step(_):
+      (actor_value, aux), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
+          state.actor_params, critic_params, state.target_critic_params, alpha, batch_args,
+          actor_key)
+      actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state,
+                                                       state.actor_params)
+      actor_params = optax.apply_updates(state.actor_params, actor_updates)
+      next_log_prob = aux['next_log_prob']
+      temperature_value, temperature_grad = jax.value_and_grad(sac_losses.temperature_loss)(
+          state.log_alpha, next_log_prob, target_entropy)
+      if config.learn_temperature:
+        temperature_updates, temperature_opt_state = temperature_tx.update(
+            temperature_grad, state.temperature_opt_state, state.log_alpha)
+        log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
+      else:
+        log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
+      target_critic_params = optax.incremental_update(critic_params, state.target_critic_params,
+                                                      config.tau)
+      metrics = {'actor_loss': actor_value, 'algae_actor_loss': aux['algae_loss'],
+                 'temperature_loss': temperature_value, 'entropy': -jnp.mean(next_log_prob)}
+      if config.use_bc_reg:
+        metrics.update(bc_loss=aux['bc_loss'], bc_filter=aux['bc_filter'])
+      return (actor_params, actor_opt_state, log_alpha, temperature_opt_state,
+              target_critic_params, metrics)
+
+    def skip_actor(_):
+      metrics = {name: jnp.full((), jnp.nan, jnp.float32) for name in actor_metric_names}
+      return (state.actor_params, state.actor_opt_state, state.log_alpha,
+              state.temperature_opt_state, state.target_critic_params, metrics)
+
+    if config.actor_update_period == 1:
+      actor_out = actor_step(None)
+    else:
+      # The official condition reads the critic optimiser's count after its step: updates 2, 4, ...
+      actor_out = jax.lax.cond((state.step + 1) % config.actor_update_period == 0, actor_step,
+                               skip_actor, None)
+    (actor_params, actor_opt_state, log_alpha, temperature_opt_state, target_critic_params,
+     actor_metrics) = actor_out
+
+    new_state = AlgaeDICEState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        target_critic_params=target_critic_params,
+        log_alpha=log_alpha,
+        actor_opt_state=actor_opt_state,
+        critic_opt_state=critic_opt_state,
+        temperature_opt_state=temperature_opt_state,
+        step=state.step + 1)
+    metrics = {
+        'critic_loss': critic_value,
+        'q': jnp.mean(critic_aux['q']),
+        'target': jnp.mean(critic_aux['target']),
+        'abs_residual': jnp.mean(jnp.abs(critic_aux['residual'])),
+        'init_q': jnp.mean(critic_aux['init_q']),
+        'reward': jnp.mean(reward),
+        'alpha': alpha,
+        **actor_metrics,
+    }
+    return new_state, metrics
+
+  def act(state_or_actor_params: AlgaeDICEState | Any, obs: jax.Array, key: jax.Array,
+          deterministic: bool = False) -> jax.Array:
+    """Actions in the environment's box for `obs` [..., d]: the mode tanh(mean) when
+    `deterministic` (a Python bool; `key` is then unused), else OPIRL's exploration, the mode plus
+    N(0, exploration_noise²) in the unit box, clipped to [−1, 1]."""
+    params = (state_or_actor_params.actor_params
+              if isinstance(state_or_actor_params, AlgaeDICEState) else state_or_actor_params)
+    mean, _ = actor.apply(params, obs)
+    unit_action = jnp.tanh(mean)
+    if not deterministic:
+      noise = config.exploration_noise * jax.random.normal(key, mean.shape, mean.dtype)
+      unit_action = jnp.clip(unit_action + noise, -1.0, 1.0)
+    return networks.to_env_action(unit_action, bounds)
+
+  return AlgaeDICE(config=config, actor=actor, critic=critic, bounds=bounds,
+                   target_entropy=target_entropy, bc_coeff=bc_coeff, init=init, update=update,
+                   act=act)
+
+
+def init(key: jax.Array, spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()
+         ) -> AlgaeDICEState:
+  """`make_algaedice(spec, config).init(key)`."""
+  return make_algaedice(spec, config).init(key)
+
+
+def as_agent(algae: AlgaeDICE, reward_fn: RewardFn | None = None) -> Agent:
+  """The learner behind the `irl.loops.Agent` interface: each agent update draws
+  `config.batch_size` transitions uniformly from the replay buffer and makes one `algae.update` with
+  `reward_fn`. The expert buffer is ignored (OPIRL keeps expert data out of the RL buffer)."""
+
+  def update(state: AlgaeDICEState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
+             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[AlgaeDICEState, dict]:
+    del expert_buffer
+    sample_key, update_key = jax.random.split(key)
+    batch = replay.sample(replay_buffer, sample_key, algae.config.batch_size)
+    return algae.update(state, batch, update_key, reward_fn)
+
+  return Agent(init=algae.init, act=algae.act, update=update)
