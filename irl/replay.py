@@ -143,6 +143,23 @@ def sample(buffer: ReplayBuffer | ExpertBuffer, key: jax.Array, batch_size: int)
   return jax.tree.map(lambda x: x.at[slots].get(mode='promise_in_bounds'), buffer.data)
 
 
+def sample_recent(buffer: ReplayBuffer, key: jax.Array, batch_size: int, window: int) -> Transition:
+  """`batch_size` transitions drawn uniformly with replacement from the `window` most recently added
+  ones (all of them while fewer are stored): the "nearly on-policy" negatives of AIRL-style baselines,
+  as opposed to OPIRL's whole-buffer negatives (`sample`)."""
+  if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+    raise ValueError(f'window must be a positive integer, got {window!r}')
+  if window > buffer.capacity:
+    raise ValueError(f'window ({window}) must not exceed the buffer capacity ({buffer.capacity})')
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+  span = jnp.maximum(jnp.minimum(buffer.size, window), 1)
+  back = jax.random.randint(key, (batch_size,), 0, span, dtype=jnp.int32)
+  # The newest row sits just before `position` (mod capacity); filled slots are [0, size).
+  slots = jnp.mod(buffer.position - 1 - back, buffer.capacity)
+  return jax.tree.map(lambda x: x.at[slots].get(mode='promise_in_bounds'), buffer.data)
+
+
 def can_sample(buffer: ReplayBuffer | ExpertBuffer, batch_size: int) -> jax.Array:
   """Whether the buffer holds at least `batch_size` transitions (a bool array, usable in `lax.cond`).
 

@@ -381,3 +381,22 @@ def test_checkpointer_round_trips_typed_keys(tmp_path):
     assert jax.dtypes.issubdtype(restored[name].dtype, jax.dtypes.prng_key)
     np.testing.assert_array_equal(jax.random.key_data(restored[name]), jax.random.key_data(state[name]))
   assert float(jax.random.uniform(restored['key'])) == float(jax.random.uniform(state['key']))
+
+
+def test_sample_recent_draws_only_the_newest_rows():
+  example = replay.Transition(obs=jnp.zeros(1), action=jnp.zeros(1), reward=jnp.zeros(()),
+                              next_obs=jnp.zeros(1), terminated=jnp.zeros((), bool),
+                              truncated=jnp.zeros((), bool))
+  buf = replay.init(example, 8)
+  rows = lambda lo, hi: replay.Transition(
+      obs=jnp.arange(lo, hi, dtype=jnp.float32)[:, None], action=jnp.zeros((hi - lo, 1)),
+      reward=jnp.arange(lo, hi, dtype=jnp.float32), next_obs=jnp.zeros((hi - lo, 1)),
+      terminated=jnp.zeros(hi - lo, bool), truncated=jnp.zeros(hi - lo, bool))
+  buf = replay.add(buf, rows(0, 3))              # 0, 1, 2: fewer than the window
+  got = np.asarray(replay.sample_recent(buf, jax.random.key(0), 500, window=5).reward)
+  assert set(got.tolist()) == {0.0, 1.0, 2.0}
+  buf = replay.add(buf, rows(3, 11))             # wraps: holds 3..10, newest 10 at slot 2
+  got = np.asarray(replay.sample_recent(buf, jax.random.key(1), 2000, window=4).reward)
+  assert set(got.tolist()) == {7.0, 8.0, 9.0, 10.0}
+  with pytest.raises(ValueError, match='window'):
+    replay.sample_recent(buf, jax.random.key(1), 4, window=9)
