@@ -66,6 +66,7 @@ def main(argv):
   from envs import registry
   from experiment.checkpoint import Checkpointer
   from experiment.config import ConfigError
+  from experiment import runs
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
   from irl import experts, loops
   from irl.sac import agent as sac_agent
@@ -76,8 +77,10 @@ def main(argv):
     sac_config, loop_config = validate(config)
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
-  os.makedirs(workdir, exist_ok=True)
-  _check_or_write_config(config, workdir)
+  try:
+    runs.check_or_write_config(config, workdir)
+  except runs.WorkdirError as e:
+    raise app.UsageError(str(e)) from None
 
   is_jax = registry.is_jax_env(config.env)
   if is_jax:
@@ -157,7 +160,7 @@ def main(argv):
 
   policy = lambda obs: sac.act(actor_params, obs, jax.random.key(0), True)
   returns = _final_returns(env, spec, policy, config, is_jax)
-  curve = _read_curve(os.path.join(workdir, 'metrics.jsonl'))
+  curve = runs.read_curve(os.path.join(workdir, 'metrics.jsonl'))
   results.update(env_steps=loop_config.num_env_steps, final_return=float(np.mean(returns)),
                  learning_curve=curve)
   meta = {'return_mean': float(np.mean(returns)), 'return_std': float(np.std(returns)),
@@ -165,7 +168,8 @@ def main(argv):
           'seed': config.seed, 'trained_with': 'scripts/train_expert.py ' + ' '.join(sys.argv[1:])}
   for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
     experts.save_sac_expert(directory, spec, sac_config, actor_params, meta)
-  _plot(curve, os.path.join(workdir, 'learning_curve.png'), f'SAC on {config.env}')
+  runs.plot_curves({'SAC': curve}, os.path.join(workdir, 'learning_curve.png'), f'SAC on {config.env}',
+                   'evaluation return (deterministic)')
   _finish(workdir, results, meta)
 
 
@@ -183,46 +187,6 @@ def _final_returns(env, spec, policy, config, is_jax):
     single.close()
   del spec
   return np.bincount(arrays['episode'], weights=arrays['reward'])
-
-
-def _check_or_write_config(config, workdir):
-  path = os.path.join(workdir, 'config.json')
-  resolved = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      previous = json.load(f)
-    if previous != resolved:
-      changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
-      raise app.UsageError(f'{workdir} holds a run with a different config (fields {changed}); '
-                           'use a new --workdir or the same config to resume.')
-  else:
-    with open(path, 'w', encoding='utf-8') as f:
-      json.dump(resolved, f, indent=2, sort_keys=True)
-
-
-def _read_curve(path):
-  """{env_steps: eval_return} from metrics.jsonl, the last record of a step winning."""
-  curve = {}
-  with open(path, encoding='utf-8') as f:
-    for line in f:
-      record = json.loads(line)
-      curve[int(record['step'])] = record.get('eval_return')
-  return [[step, curve[step]] for step in sorted(curve)]
-
-
-def _plot(curve, path, title):
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.plot([s for s, _ in curve], [r for _, r in curve], marker='o', markersize=3)
-  ax.set_xlabel('environment steps')
-  ax.set_ylabel('evaluation return (deterministic)')
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 def _finish(workdir, results, meta):

@@ -1,0 +1,46 @@
+"""Defaults shared by the IRL configs (scripts/train_irl.py); each env file overrides what it needs.
+
+Hyper-parameters follow OPIRL's official code (reference/irl.md §1.4) unless a comment says otherwise.
+"""
+
+import dataclasses
+
+import ml_collections
+
+from irl import algaedice, bc, valuedice
+from irl.sac import agent as sac_agent
+
+
+def _from_dataclass(cls):
+  fields = dataclasses.asdict(cls())
+  return ml_collections.ConfigDict({k: v for k, v in fields.items() if v is not None})
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.algo = 'opirl'                 # opirl | airl | dac | valuedice | bc
+  c.env = 'PointMaze-Left'
+  c.demos = 'demos/PointMaze-Left'  # demonstration file prefix (irl/demos.py)
+  c.num_trajectories = 1           # expert episodes used (the first ones in the file)
+  c.seed = 0
+  c.num_seeds = 1                  # JAX-native environments: seeds vmapped in one run
+  c.normalize_states = True        # expert-statistics normalisation
+  c.absorbing = True               # DAC absorbing states
+  c.num_absorbing = 10             # absorbing rows stored after each agent termination
+  c.expert_next_obs_compat = False  # True: the official loader's bug (expert s' = s)
+  c.irl = ml_collections.ConfigDict(dict(
+      batch_size=256, policy_learner='algaedice', recent_window=10_000))
+  c.discriminator = ml_collections.ConfigDict(dict(
+      reward_input='sa', reward_hidden=(64, 64), shaping_hidden=(256, 256), gamma_d=0.9,
+      learning_rate=1e-5, gp_coeff=10.0,
+      use_log_pi='auto',           # auto: True for airl, False otherwise
+      policy_reward='auto',        # auto: f (shaped) for airl, r for opirl
+      reward_clip_max=float('inf')))  # inf: no clipping (PointMaze: 0.0)
+  c.algaedice = _from_dataclass(algaedice.AlgaeDICEConfig)
+  c.sac = _from_dataclass(sac_agent.SACConfig)
+  c.valuedice = _from_dataclass(valuedice.ValueDICEConfig)
+  c.bc = _from_dataclass(bc.BCConfig)
+  c.loop = ml_collections.ConfigDict(dict(
+      num_env_steps=1_000_000, num_envs=1, start_steps=2_000, update_after=1_000, updates_per_step=1,
+      replay_capacity=2_000_000, eval_every=10_000, eval_episodes=20))
+  return c

@@ -1,0 +1,61 @@
+"""Work-directory plumbing the RL scripts share: the config guard, learning curves, their plot."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+class WorkdirError(ValueError):
+  """A work directory that holds a run with a different config."""
+
+
+def check_or_write_config(config, workdir: str) -> None:
+  """Writes `workdir/config.json`, or checks that an existing one (a run to resume) is the same."""
+  path = os.path.join(workdir, 'config.json')
+  resolved = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      previous = json.load(f)
+    if previous != resolved:
+      changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
+      raise WorkdirError(f'{workdir} holds a run with a different config (fields {changed}); '
+                         'use a new --workdir or the same config to resume.')
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump(resolved, f, indent=2, sort_keys=True)
+
+
+def read_curve(path: str, key: str = 'eval_return') -> list[list]:
+  """[[step, value], ...] of `key` from a metrics.jsonl, sorted by step, the last record of a step
+  winning (a resumed run may have written a step twice)."""
+  curve = {}
+  with open(path, encoding='utf-8') as f:
+    for line in f:
+      record = json.loads(line)
+      curve[int(record['step'])] = record.get(key)
+  return [[step, curve[step]] for step in sorted(curve)]
+
+
+def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
+                hlines: dict[str, float] | None = None) -> None:
+  """One line per named curve ([[x, y], ...]) and optional horizontal reference lines, as a PNG."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for name, curve in curves.items():
+    ax.plot([x for x, _ in curve], [y for _, y in curve], marker='o', markersize=3, label=name)
+  for name, value in (hlines or {}).items():
+    ax.axhline(value, linestyle='--', linewidth=1, color='gray')
+    ax.annotate(name, (0, value), textcoords='offset points', xytext=(2, 2), fontsize=8)
+  ax.set_xlabel('environment steps')
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  if len(curves) > 1:
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

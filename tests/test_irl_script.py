@@ -1,0 +1,83 @@
+"""End-to-end runs of scripts/train_irl.py in a subprocess: outputs, every algorithm, exact resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+QUICK = ['--config', 'configs/irl/pointmaze.py:quick']
+RESULT_KEYS = {'algo', 'env', 'env_steps', 'final_return', 'expert_return', 'steps_to_90pct_expert'}
+
+
+def script(*args):
+  return [sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'), *args]
+
+
+def run(cmd):
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
+  args = QUICK + ['--config.algo=opirl', '--config.num_seeds=2', '--config.loop.num_env_steps=4000']
+  reference = tmp_path / 'reference'
+  proc = run(script(*args, f'--workdir={reference}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((reference / 'results.json').read_text())
+  assert RESULT_KEYS <= set(results)
+  assert results['algo'] == 'opirl' and results['env'] == 'PointMaze-Left'
+  assert results['env_steps'] == 4000 and results['seeds'] == [0, 1]
+  assert [s for s, _ in results['learning_curve']] == [1000, 2000, 3000, 4000]
+  assert results['expert_return'] > results['random_return']
+  assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
+  lines = [json.loads(l) for l in (reference / 'metrics.jsonl').read_text().splitlines()]
+  for key in ('eval_return', 'eval_return_seed0', 'discriminator/expert_accuracy',
+              'discriminator/policy_accuracy', 'discriminator/reward', 'discriminator/bce'):
+    assert all(key in l for l in lines), key
+  record = json.loads((reference / 'reward' / 'seed1' / 'reward.json').read_text())
+  assert record['env'] == 'PointMaze-Left' and record['discriminator_config']['kind'] == 'airl'
+
+  workdir = tmp_path / 'killed'
+  child = subprocess.Popen(script(*args, f'--workdir={workdir}'), cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 600
+  while not (workdir / 'checkpoints' / '2000').is_dir():
+    assert child.poll() is None, 'run ended before it could be killed'
+    assert time.time() < deadline
+    time.sleep(0.05)
+  child.send_signal(signal.SIGKILL)
+  child.wait()
+  assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
+  proc = run(script(*args, f'--workdir={workdir}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Resuming' in proc.stdout
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert resumed['learning_curve'] == results['learning_curve']
+  assert resumed['per_seed'] == results['per_seed']
+
+
+@pytest.mark.parametrize('algo', ['airl', 'dac', 'valuedice', 'bc'])
+def test_baselines_run(tmp_path, algo):
+  proc = run(script(*QUICK, f'--config.algo={algo}', f'--workdir={tmp_path / algo}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / algo / 'results.json').read_text())
+  assert results['algo'] == algo and RESULT_KEYS <= set(results)
+  assert (tmp_path / algo / 'reward').exists() == (algo in ('airl', 'dac'))
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--config.algo=gail'], "config.algo must be one of ['opirl', 'airl', 'dac', 'valuedice', 'bc']"),
+    (['--config.demos=demos/Pendulum'], "holds demonstrations for env 'Pendulum', not 'PointMaze-Left'"),
+    (['--config.num_trajectories=99'], 'num_episodes must be in [1, 25]'),
+    (['--config.irl.policy_learner=td3'], "policy_learner must be one of ['algaedice', 'sac']"),
+    (['--config.discriminator.reward_input=sas'], 'reward_input'),
+])
+def test_bad_config_is_rejected_before_compute(tmp_path, args, message):
+  proc = run(script(*QUICK, *args, f'--workdir={tmp_path / "x"}'))
+  assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+  assert not (tmp_path / 'x').exists()
