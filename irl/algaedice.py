@@ -63,17 +63,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from envs.core import EnvSpec
-from irl import networks, replay
+from irl import networks
 from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, CriticNetwork, sample_tanh_gaussian
 from irl.replay import Transition
+from irl.sac import agent as sac_agent
 from irl.sac import losses as sac_losses
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
@@ -316,18 +316,8 @@ class AlgaeDICEConfig:
       raise ValueError(f'{name}.init_temperature must be >= 0, got {self.init_temperature!r}')
 
 
-@flax.struct.dataclass
-class AlgaeDICEState:
-  """Everything the learner learns, as arrays. `log_alpha` is log α (float32 scalar); `step` (int32
-  scalar) counts `update` calls so far, which decides the actor period."""
-  actor_params: Any
-  critic_params: Any
-  target_critic_params: Any
-  log_alpha: jax.Array
-  actor_opt_state: Any
-  critic_opt_state: Any
-  temperature_opt_state: Any
-  step: jax.Array
+# The same arrays as SAC's state (actor, twin critics and targets, log α, three optimizer states, step).
+AlgaeDICEState = sac_agent.SACState
 
 
 class AlgaeDICE(NamedTuple):
@@ -371,19 +361,8 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
                       algae_alpha=config.algae_alpha, target_mix=config.target_mix)
 
   def init(key: jax.Array) -> AlgaeDICEState:
-    actor_key, critic_key = jax.random.split(key)
-    actor_params = actor.init(actor_key)
-    critic_params = critic.init(critic_key)
-    log_alpha = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
-    return AlgaeDICEState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        log_alpha=log_alpha,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_opt_state=critic_tx.init(critic_params),
-        temperature_opt_state=temperature_tx.init(log_alpha),
-        step=jnp.zeros((), jnp.int32))
+    return sac_agent.init_state(key, actor, critic, actor_tx, critic_tx, temperature_tx,
+                                config.init_temperature)
 
   def actor_objective(actor_params, critic_params, target_critic_params, alpha, batch_args, key):
     """L_π = c_actor J_π + c_bc BC (or J_π alone without BC), and its aux."""
@@ -512,15 +491,8 @@ def init(key: jax.Array, spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfi
 
 
 def as_agent(algae: AlgaeDICE, reward_fn: RewardFn | None = None) -> Agent:
-  """The learner behind the `irl.loops.Agent` interface: each agent update draws
-  `config.batch_size` transitions uniformly from the replay buffer and makes one `algae.update` with
-  `reward_fn`. The expert buffer is ignored (OPIRL keeps expert data out of the RL buffer)."""
-
-  def update(state: AlgaeDICEState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
-             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[AlgaeDICEState, dict]:
-    del expert_buffer
-    sample_key, update_key = jax.random.split(key)
-    batch = replay.sample(replay_buffer, sample_key, algae.config.batch_size)
-    return algae.update(state, batch, update_key, reward_fn)
-
-  return Agent(init=algae.init, act=algae.act, update=update)
+  """The learner behind the `irl.loops.Agent` interface (`irl.sac.agent.as_agent`): each agent
+  update draws `config.batch_size` transitions uniformly from the replay buffer and makes one
+  `algae.update` with `reward_fn`. The expert buffer is ignored (OPIRL keeps expert data out of the
+  RL buffer)."""
+  return sac_agent.as_agent(algae, reward_fn)

@@ -118,6 +118,25 @@ class SAC(NamedTuple):
   act: Callable[..., jax.Array]
 
 
+def init_state(key: jax.Array, actor, critic, actor_tx, critic_tx, temperature_tx,
+               init_temperature: float) -> SACState:
+  """A fresh actor-critic state: new actor and critic params, targets equal to the critics,
+  log α = log(init_temperature), fresh optimizer states, step 0. Shared by SAC and AlgaeDICE."""
+  actor_key, critic_key = jax.random.split(key)
+  actor_params = actor.init(actor_key)
+  critic_params = critic.init(critic_key)
+  log_alpha = jnp.log(jnp.asarray(init_temperature, jnp.float32))
+  return SACState(
+      actor_params=actor_params,
+      critic_params=critic_params,
+      target_critic_params=jax.tree.map(jnp.copy, critic_params),
+      log_alpha=log_alpha,
+      actor_opt_state=actor_tx.init(actor_params),
+      critic_opt_state=critic_tx.init(critic_params),
+      temperature_opt_state=temperature_tx.init(log_alpha),
+      step=jnp.zeros((), jnp.int32))
+
+
 def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
   """SAC for observations [d] and actions in the finite box of `spec` (module docstring).
 
@@ -140,19 +159,8 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
   temperature_tx = optax.adam(config.temperature_lr)
 
   def init(key: jax.Array) -> SACState:
-    actor_key, critic_key = jax.random.split(key)
-    actor_params = actor.init(actor_key)
-    critic_params = critic.init(critic_key)
-    log_alpha = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
-    return SACState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        log_alpha=log_alpha,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_opt_state=critic_tx.init(critic_params),
-        temperature_opt_state=temperature_tx.init(log_alpha),
-        step=jnp.zeros((), jnp.int32))
+    return init_state(key, actor, critic, actor_tx, critic_tx, temperature_tx,
+                      config.init_temperature)
 
   def update(state: SACState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
              ) -> tuple[SACState, dict]:
@@ -256,10 +264,11 @@ def init(key: jax.Array, spec: EnvSpec, config: SACConfig = SACConfig()) -> SACS
   return make_sac(spec, config).init(key)
 
 
-def as_agent(sac: SAC, reward_fn: RewardFn | None = None) -> Agent:
-  """SAC behind the `irl.loops.Agent` interface: each agent update draws `config.batch_size`
-  transitions uniformly from the replay buffer and makes one `sac.update` with `reward_fn` (e.g. a
-  frozen learned reward for reward transfer). The expert buffer is ignored."""
+def as_agent(sac, reward_fn: RewardFn | None = None) -> Agent:
+  """SAC (or any learner with `config.batch_size`, `init`, `act` and `update(state, batch, key,
+  reward_fn)`, e.g. AlgaeDICE) behind the `irl.loops.Agent` interface: each agent update draws
+  `config.batch_size` transitions uniformly from the replay buffer and makes one `update` with
+  `reward_fn` (e.g. a frozen learned reward for reward transfer). The expert buffer is ignored."""
 
   def update(state: SACState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
              expert_buffer: replay.ExpertBuffer | None = None) -> tuple[SACState, dict]:
