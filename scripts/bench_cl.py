@@ -7,7 +7,8 @@ for `--num_seeds` seeds trained together with jax.vmap, and their ratio; then, f
 `--step_cost_methods`, its time per training step (one seed) divided by fine-tuning's, measured in the
 same process on the last task of the stream after the method has consolidated all earlier tasks (so
 memories and penalties are full). The memory methods in `--one_task_per_step_methods` are measured a
-second time with `tasks_per_step=one`. Split Fashion-MNIST, MLP 784-256-256; compilation is excluded (one
+second time with `tasks_per_step=one`. Every ratio is the median over `--repeats` back-to-back pairs
+(method, fine-tuning). Split Fashion-MNIST, MLP 784-256-256; compilation is excluded (one
 warm-up epoch first).
 """
 
@@ -31,11 +32,13 @@ _ONE_TASK = flags.DEFINE_list(
 _EPOCHS = flags.DEFINE_integer('epochs', 3, 'Timed epochs (after one warm-up epoch).')
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Minibatch size.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds in the vmapped measurement.')
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timings per ratio; the median is reported.')
 
 
 def main(argv):
   del argv
   import jax
+  import numpy as np
   from configs.cl import split_fmnist
   from cl import builders, train
 
@@ -48,8 +51,9 @@ def main(argv):
   n = int(data.y.shape[0])
   steps = n // config.batch_size
 
-  def seconds_per_epoch(method, num_seeds, tasks_per_step=None):
-    """Wall time of one training epoch on the last task, after consolidating every earlier task."""
+  def epoch_timer(method, num_seeds, tasks_per_step=None):
+    """A function timing `--epochs` training epochs on the last task (seconds per epoch), after the
+    method consolidated every earlier task; compiled and warmed up once here."""
     config.method, config.num_seeds = method, num_seeds
     run_config = config.copy_and_resolve_references()
     if tasks_per_step:
@@ -67,16 +71,27 @@ def main(argv):
     epoch_keys = jax.vmap(lambda k: jax.random.split(k, _EPOCHS.value + 1))(keys)
     state, _ = compiled.train_epoch(state, data, epoch_keys[:, 0], num_past)  # compile + warm-up
     jax.block_until_ready(state)
-    start = time.perf_counter()
-    for e in range(_EPOCHS.value):
-      state, _ = compiled.train_epoch(state, data, epoch_keys[:, e + 1], num_past)
-    jax.block_until_ready(state)
-    return (time.perf_counter() - start) / _EPOCHS.value
 
-  base = seconds_per_epoch('finetune', 1)
-  many = seconds_per_epoch('finetune', _SEEDS.value)
+    def seconds_per_epoch():
+      s = state
+      start = time.perf_counter()
+      for e in range(_EPOCHS.value):
+        s, _ = compiled.train_epoch(s, data, epoch_keys[:, e + 1], num_past)
+      jax.block_until_ready(s)
+      return (time.perf_counter() - start) / _EPOCHS.value
+    return seconds_per_epoch
+
+  def median_ratio(timer, base_timer):
+    """Median over `--repeats` of (method time / fine-tuning time), each pair timed back to back, so
+    that load changes on a shared machine hit both sides of a ratio alike."""
+    return float(np.median([timer() / base_timer() for _ in range(_REPEATS.value)]))
+
+  base_timer = epoch_timer('finetune', 1)
+  many_timer = epoch_timer('finetune', _SEEDS.value)
+  base = float(np.median([base_timer() for _ in range(_REPEATS.value)]))
+  many_over_one = median_ratio(many_timer, base_timer)
   one_rate = steps * config.batch_size / base
-  many_rate = _SEEDS.value * steps * config.batch_size / many
+  many_rate = _SEEDS.value * one_rate / many_over_one
   record = {
       'benchmark': 'cl_train_throughput',
       'dataset': 'split_fashion_mnist_task5',
@@ -85,6 +100,7 @@ def main(argv):
       'examples_per_task': n,
       'backend': jax.default_backend(),
       'device': str(jax.devices()[0].device_kind),
+      'repeats': _REPEATS.value,
       'examples_per_sec_1_seed': round(one_rate, 1),
       f'examples_per_sec_{_SEEDS.value}_seeds_vmapped': round(many_rate, 1),
       'vmapped_over_single_ratio': round(many_rate / one_rate, 3),
@@ -93,10 +109,10 @@ def main(argv):
       'step_cost_vs_finetune_one_past_task_per_step': {},
   }
   for method in _STEP_COST.value:
-    record['step_cost_vs_finetune'][method] = round(seconds_per_epoch(method, 1) / base, 3)
+    record['step_cost_vs_finetune'][method] = round(median_ratio(epoch_timer(method, 1), base_timer), 3)
   for method in _ONE_TASK.value:
     record['step_cost_vs_finetune_one_past_task_per_step'][method] = round(
-        seconds_per_epoch(method, 1, 'one') / base, 3)
+        median_ratio(epoch_timer(method, 1, 'one'), base_timer), 3)
   print(json.dumps(record))
 
 

@@ -136,7 +136,8 @@ def test_split_fmnist_quick_run(tmp_path):
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_bench_cl_prints_one_json_line():
-  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--step_cost_methods=ewc,fromp',
+  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--repeats=1',
+                    '--step_cost_methods=ewc,fromp',
                     '--one_task_per_step_methods=fromp'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads(proc.stdout.strip().splitlines()[-1])
