@@ -133,8 +133,10 @@ def main(argv):
       for period in range(first, num_periods):
         carry, metrics = loops.train_periods(env, agent, loop_config, carry, period, num_periods=1)
         env_steps = (period + 1) * loop_config.eval_every
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})   # before logging: no duplicates
+        # Log first: a kill between the two repeats this period's record (read_curve keeps the
+        # last), while the other order could lose it.
         log(env_steps, {k: np.asarray(v)[0] for k, v in metrics.items()})
+        ckpt.save(env_steps, carry, {'env_steps': env_steps})
       actor_params = carry.agent_state.actor_params
     else:
       eval_env = registry.make(config.env, num_envs=loop_config.eval_episodes,
@@ -148,8 +150,8 @@ def main(argv):
         pending[env_steps] = metrics
 
       def checkpoint_fn(env_steps, carry):
+        log(env_steps, pending.pop(env_steps))   # before saving: a kill may repeat it, not lose it
         ckpt.save(env_steps, carry, {'env_steps': env_steps})
-        log(env_steps, pending.pop(env_steps))
 
       carry, _ = loops.train_host(env, agent, loop_config, key, eval_env=eval_env,
                                   progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,

@@ -181,8 +181,10 @@ def main(argv):
       for period in range(first, num_periods):
         carry, metrics = period_fn(carry, period)
         env_steps = (period + 1) * loop_config.eval_every
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
+        # Log first: a kill between the two repeats this period's record (read_curve keeps the
+        # last), while the other order could lose it.
         log(env_steps, {k: np.asarray(v)[:, 0] for k, v in metrics.items()})
+        ckpt.save(env_steps, carry, {'env_steps': env_steps})
       agent_states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
     else:
       eval_env = registry.make(config.env, num_envs=loop_config.eval_episodes,
@@ -195,8 +197,9 @@ def main(argv):
       pending = {}
 
       def checkpoint_fn(env_steps, carry):
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
+        # Before saving: a kill between the two repeats this record, the other order could lose it.
         log(env_steps, {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()})
+        ckpt.save(env_steps, carry, {'env_steps': env_steps})
 
       carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
                                   transform_fn=transform_fn, eval_env=eval_env,
