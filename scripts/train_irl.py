@@ -37,7 +37,6 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def build(config):
   """Checks the config and builds (env, agent, parts, loop config, expert data); ConfigError first."""
-  import dataclasses
   import math
 
   from envs import registry
@@ -114,14 +113,11 @@ def build(config):
   agent, parts = imitation.make_agent(config.algo, spec, prep, irl_config,
                                       discriminator_config=disc_config, policy_config=policy_config)
   expert_buffer = prep.expert_buffer(expert, compat_next_obs=config.expert_next_obs_compat)
-  del dataclasses
   return env, is_jax, agent, parts, loop_config, expert_buffer, meta
 
 
 def main(argv):
   del argv
-  import functools
-
   import jax
   import numpy as np
   from tqdm import tqdm
@@ -241,7 +237,6 @@ def main(argv):
   print(f'{config.algo} on {config.env}: final return {results["final_return"]:.1f} '
         f'(expert {expert_return:.1f}, random {random_return:.1f}); steps to 90 % of the expert: '
         f'{results["steps_to_90pct_expert"]}; wrote {workdir}/results.json')
-  del functools
 
 
 def _steps_to(curve, expert_return, random_return, fraction=0.9):
