@@ -384,15 +384,7 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     """One update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
     temperature entries on updates that skip the actor)."""
     critic_key, actor_key = jax.random.split(key)
-    size = jnp.shape(batch.obs)[0]
-    if reward_fn is None:
-      reward = batch.reward
-    else:
-      reward = reward_fn(batch.obs, batch.action, batch.next_obs)
-      if jnp.shape(reward) != (size,):
-        raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
-                         f'got {jnp.shape(reward)}')
-    reward = jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
+    reward = sac_agent.batch_reward(batch, reward_fn)
     unit_action = networks.to_unit_action(batch.action, bounds)
     alpha = jnp.exp(state.log_alpha)
     # s0 = the batch's own states: OPIRL's use_init_states is off in every script.

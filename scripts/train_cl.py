@@ -31,6 +31,7 @@ def main(argv):
 
   from cl import builders, report, train
   from cl.data import DataError
+  from experiment import runs
   from experiment.checkpoint import Checkpointer
   from experiment.config import ConfigError
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
@@ -45,19 +46,10 @@ def main(argv):
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
 
-  os.makedirs(workdir, exist_ok=True)
-  config_path = os.path.join(workdir, 'config.json')
-  resolved = json.loads(config.to_json_best_effort())
-  if os.path.exists(config_path):
-    with open(config_path, encoding='utf-8') as f:
-      previous = json.load(f)
-    if previous != resolved:
-      changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
-      raise app.UsageError(f'{workdir} holds a run with a different config (fields {changed}); '
-                           'use a new --workdir or the same config to resume.')
-  else:
-    with open(config_path, 'w', encoding='utf-8') as f:
-      json.dump(resolved, f, indent=2, sort_keys=True)
+  try:
+    runs.check_or_write_config(config, workdir)
+  except runs.WorkdirError as e:
+    raise app.UsageError(str(e)) from None
 
   try:
     stream = builders.build_stream(config)

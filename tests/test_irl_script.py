@@ -2,12 +2,12 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from killing import kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -43,15 +43,8 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert record['env'] == 'PointMaze-Left' and record['discriminator_config']['kind'] == 'airl'
 
   workdir = tmp_path / 'killed'
-  child = subprocess.Popen(script(*args, f'--workdir={workdir}'), cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 600
-  while not (workdir / 'checkpoints' / '2000').is_dir():
-    assert child.poll() is None, 'run ended before it could be killed'
-    assert time.time() < deadline
-    time.sleep(0.05)
-  child.send_signal(signal.SIGKILL)
-  child.wait()
+  kill_when_exists(script(*args, f'--workdir={workdir}'), ROOT,
+                   workdir / 'checkpoints' / '2000')
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
   proc = run(script(*args, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 
 from envs import registry
 from irl import demos, experts
+from killing import kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -52,15 +51,8 @@ def test_train_expert_jax_env_outputs_and_exact_resume_after_kill(tmp_path):
   assert record['return_mean'] == pytest.approx(results['final_return'])
 
   workdir = tmp_path / 'killed'
-  child = subprocess.Popen(script('train_expert.py', *PENDULUM, f'--workdir={workdir}'), cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 600
-  while not (workdir / 'checkpoints' / '2000').is_dir():
-    assert child.poll() is None, 'run ended before it could be killed'
-    assert time.time() < deadline
-    time.sleep(0.05)
-  child.send_signal(signal.SIGKILL)
-  child.wait()
+  kill_when_exists(script('train_expert.py', *PENDULUM, f'--workdir={workdir}'), ROOT,
+                   workdir / 'checkpoints' / '2000')
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
   proc = run(script('train_expert.py', *PENDULUM, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,13 +2,13 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from killing import kill_when_exists
 
 from cl import data
 
@@ -96,15 +96,8 @@ def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
 
   workdir = tmp_path / 'killed'
-  child = subprocess.Popen(script('train_cl.py', *args, f'--workdir={workdir}'), cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not (workdir / 'checkpoints' / '2').is_dir():
-    assert child.poll() is None, 'run ended before it could be killed'
-    assert time.time() < deadline
-    time.sleep(0.05)
-  child.send_signal(signal.SIGKILL)
-  child.wait()
+  kill_when_exists(script('train_cl.py', *args, f'--workdir={workdir}'), ROOT,
+                   workdir / 'checkpoints' / '2')
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill; make tasks longer'
 
   proc = run(script('train_cl.py', *args, f'--workdir={workdir}'))

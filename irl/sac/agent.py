@@ -118,6 +118,21 @@ class SAC(NamedTuple):
   act: Callable[..., jax.Array]
 
 
+def batch_reward(batch: Transition, reward_fn: RewardFn | None = None) -> jax.Array:
+  """The rewards [B] a learner trains on: `batch.reward`, or `reward_fn(obs, action, next_obs)` (a
+  learned or transferred reward, checked to be [B]); no gradient flows into it. Shared by SAC and
+  AlgaeDICE."""
+  size = jnp.shape(batch.obs)[0]
+  if reward_fn is None:
+    reward = batch.reward
+  else:
+    reward = reward_fn(batch.obs, batch.action, batch.next_obs)
+    if jnp.shape(reward) != (size,):
+      raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
+                       f'got {jnp.shape(reward)}')
+  return jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
+
+
 def init_state(key: jax.Array, actor, critic, actor_tx, critic_tx, temperature_tx,
                init_temperature: float) -> SACState:
   """A fresh actor-critic state: new actor and critic params, targets equal to the critics,
@@ -167,15 +182,7 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
     """One SAC update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
     temperature entries on updates that skip the actor)."""
     critic_key, actor_key = jax.random.split(key)
-    size = jnp.shape(batch.obs)[0]
-    if reward_fn is None:
-      reward = batch.reward
-    else:
-      reward = reward_fn(batch.obs, batch.action, batch.next_obs)
-      if jnp.shape(reward) != (size,):
-        raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
-                         f'got {jnp.shape(reward)}')
-    reward = jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
+    reward = batch_reward(batch, reward_fn)
     unit_action = networks.to_unit_action(batch.action, bounds)
     alpha = jnp.exp(state.log_alpha)
 

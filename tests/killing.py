@@ -1,0 +1,17 @@
+"""Shared by the resume tests: start a script, SIGKILL it as soon as a checkpoint directory appears."""
+
+import signal
+import subprocess
+import time
+
+
+def kill_when_exists(cmd, cwd, marker, timeout=600.0):
+  """Runs `cmd` and SIGKILLs it once the path `marker` exists; fails if it ends first or times out."""
+  child = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + timeout
+  while not marker.is_dir():
+    assert child.poll() is None, 'run ended before it could be killed'
+    assert time.time() < deadline, f'{marker} did not appear within {timeout} s'
+    time.sleep(0.05)
+  child.send_signal(signal.SIGKILL)
+  child.wait()
