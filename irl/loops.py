@@ -97,7 +97,7 @@ class LoopConfig:
                        f'{self.replay_capacity}')
 
 
-def _random_action(spec: EnvSpec, key: jax.Array, num: int) -> jax.Array:
+def random_action(spec: EnvSpec, key: jax.Array, num: int) -> jax.Array:
   """Uniform actions [num, |A|] in the spec's (finite) box."""
   low = np.broadcast_to(np.asarray(spec.action.low, np.float32), spec.action.shape)
   high = np.broadcast_to(np.asarray(spec.action.high, np.float32), spec.action.shape)
@@ -226,8 +226,8 @@ def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, firs
   def env_step(carry: TrainCarry, iteration: jax.Array):
     key, act_key, random_key, reset_key, update_key = jax.random.split(carry.key, 5)
     policy_action = agent.act(carry.agent_state, carry.obs, act_key, False)
-    random_action = _random_action(spec, random_key, n)
-    action = jnp.where(iteration * n < config.start_steps, random_action,
+    uniform_action = random_action(spec, random_key, n)
+    action = jnp.where(iteration * n < config.start_steps, uniform_action,
                        policy_action.astype(jnp.float32))
     out = jax.vmap(functools.partial(step_autoreset, env))(
         carry.env_state, action, jax.random.split(reset_key, n))
@@ -334,7 +334,7 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
   def explore(agent_state, obs, key, random_phase):
     act_key, random_key = jax.random.split(key)
     policy_action = agent.act(agent_state, obs, act_key, False).astype(jnp.float32)
-    return jnp.where(random_phase, _random_action(spec, random_key, obs.shape[0]), policy_action)
+    return jnp.where(random_phase, random_action(spec, random_key, obs.shape[0]), policy_action)
 
   def learn(agent_state, buffer, key, expert_buffer, accumulated):
     agent_state, sum_count = _updates(agent, config.updates_per_step, agent_state, buffer, key,
@@ -394,7 +394,7 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
       metrics['train_return'] = finished_sum / finished_count if finished_count else float('nan')
       if eval_env is not None:
         key, eval_key = jax.random.split(key)
-        metrics['eval_return'] = float(np.mean(_host_evaluate(eval_env, greedy_fn, agent_state,
+        metrics['eval_return'] = float(np.mean(evaluate_host(eval_env, greedy_fn, agent_state,
                                                               eval_key)))
       metrics['env_steps'] = env_steps + n
       for k, v in metrics.items():
@@ -426,7 +426,7 @@ def _seed(key: jax.Array) -> int:
   return int(jax.random.randint(key, (), 0, 2 ** 31 - 1))
 
 
-def _host_evaluate(env, greedy_fn, agent_state, key: jax.Array) -> np.ndarray:
+def evaluate_host(env, greedy_fn, agent_state, key: jax.Array) -> np.ndarray:
   """Undiscounted return of one episode on each of a host env's environments (the first episode
   each runs; the later ones, auto-reset, are ignored), with the deterministic policy."""
   seed_key, key = jax.random.split(key)

@@ -11,7 +11,7 @@ from irl import algaedice, bc, valuedice
 from irl.sac import agent as sac_agent
 
 
-def _from_dataclass(cls):
+def from_dataclass(cls):
   fields = dataclasses.asdict(cls())
   return ml_collections.ConfigDict({k: v for k, v in fields.items() if v is not None})
 
@@ -36,10 +36,10 @@ def base_config() -> ml_collections.ConfigDict:
       use_log_pi='auto',           # auto: True for airl, False otherwise
       policy_reward='auto',        # auto: f (shaped) for airl, r for opirl
       reward_clip_max=float('inf')))  # inf: no clipping (PointMaze: 0.0)
-  c.algaedice = _from_dataclass(algaedice.AlgaeDICEConfig)
-  c.sac = _from_dataclass(sac_agent.SACConfig)
-  c.valuedice = _from_dataclass(valuedice.ValueDICEConfig)
-  c.bc = _from_dataclass(bc.BCConfig)
+  c.algaedice = from_dataclass(algaedice.AlgaeDICEConfig)
+  c.sac = from_dataclass(sac_agent.SACConfig)
+  c.valuedice = from_dataclass(valuedice.ValueDICEConfig)
+  c.bc = from_dataclass(bc.BCConfig)
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=1_000_000, num_envs=1, start_steps=2_000, update_after=1_000, updates_per_step=1,
       replay_capacity=2_000_000, eval_every=10_000, eval_episodes=20))

@@ -1,0 +1,345 @@
+"""From a config to a finished run: what scripts/train_irl.py, scripts/transfer_reward.py and
+scripts/bench_irl.py share.
+
+  built = build(config)                     # ConfigError (naming the field) before any compute
+  states = train(workdir, built.env, built.agent, built.loop_config, seeds, env_name=config.env, ...)
+  summary = summarise(workdir, seeds, expert_return, random_return)
+
+`train` writes `metrics.jsonl` and TensorBoard events, checkpoints the whole training state after every
+evaluation period (`checkpoints/`) and resumes from the newest checkpoint when it finds one. Learned
+rewards are saved with `save_reward` (a `reward.json` record + an orbax checkpoint of the parameters)
+and read back, as a function on raw environment observations, with `load_reward`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from envs import registry
+from envs.core import EnvError, EnvSpec
+from experiment.config import ConfigError, check_choice, check_positive
+from irl import demos, imitation, loops
+from irl.discriminator import DiscriminatorConfig, make_discriminator
+
+REWARD_FORMAT_VERSION = 1
+
+
+class Built(NamedTuple):
+  env: Any                 # a JAX-native env (envs.registry) or a host GymEnv
+  is_jax: bool
+  agent: loops.Agent
+  parts: imitation.Parts
+  loop_config: loops.LoopConfig
+  expert_buffer: Any       # irl.replay.ExpertBuffer, preprocessed
+  meta: dict               # the demonstrations' provenance record (irl.demos)
+
+
+def dataclass_from_config(cls, config_dict, name: str):
+  """`cls(**config_dict)` validated; lists become tuples; errors become ConfigError naming `name`."""
+  fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config_dict.to_dict().items()}
+  try:
+    built = cls(**fields)
+    built.validate()
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f'config.{name}: {e}') from None
+  return built
+
+
+def loop_config_from(config_dict) -> loops.LoopConfig:
+  try:
+    loop_config = loops.LoopConfig(**config_dict.to_dict())
+    loop_config.validate()
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f'config.loop: {e}') from None
+  return loop_config
+
+
+def check_seeds(config, is_jax: bool) -> None:
+  check_positive('num_seeds', config.num_seeds, integer=True)
+  if config.num_seeds > 1 and not is_jax:
+    raise ConfigError(f'config.num_seeds > 1 needs a JAX-native environment ({list(registry.JAX_ENVS)}); '
+                      f'run one process per seed (--config.seed) for {config.env!r}')
+
+
+def build(config) -> Built:
+  """Checks an IRL config (configs/irl/*.py) and builds everything a run needs; ConfigError first."""
+  from irl import algaedice, bc, valuedice
+  from irl.sac import agent as sac_agent
+
+  check_choice('algo', config.algo, imitation.ALGOS)
+  check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
+  check_positive('num_trajectories', config.num_trajectories, integer=True)
+  check_positive('num_absorbing', config.num_absorbing, integer=True)
+  check_choice('discriminator.use_log_pi', config.discriminator.use_log_pi, ('auto', True, False))
+  check_choice('discriminator.policy_reward', config.discriminator.policy_reward, ('auto', 'r', 'f'))
+  is_jax = registry.is_jax_env(config.env)
+  check_seeds(config, is_jax)
+  loop_config = loop_config_from(config.loop)
+  try:
+    irl_config = imitation.IRLConfig(**config.irl.to_dict())
+    irl_config.validate()
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f'config.irl: {e}') from None
+  policy_config = {
+      'opirl': (algaedice.AlgaeDICEConfig, 'algaedice') if irl_config.policy_learner == 'algaedice'
+               else (sac_agent.SACConfig, 'sac'),
+      'airl': (sac_agent.SACConfig, 'sac'), 'dac': (sac_agent.SACConfig, 'sac'),
+      'valuedice': (valuedice.ValueDICEConfig, 'valuedice'), 'bc': (bc.BCConfig, 'bc'),
+  }[config.algo]
+  policy_config = dataclass_from_config(policy_config[0], config[policy_config[1]], policy_config[1])
+
+  disc_config = None
+  if config.algo in ('opirl', 'airl', 'dac'):
+    d = config.discriminator
+    use_log_pi = (config.algo == 'airl') if d.use_log_pi == 'auto' else bool(d.use_log_pi)
+    policy_reward = ('f' if config.algo == 'airl' else 'r') if d.policy_reward == 'auto' else d.policy_reward
+    fields = dict(kind='gail' if config.algo == 'dac' else 'airl', reward_input=d.reward_input,
+                  reward_hidden=tuple(d.reward_hidden), shaping_hidden=tuple(d.shaping_hidden),
+                  gamma_d=d.gamma_d, learning_rate=d.learning_rate, gp_coeff=d.gp_coeff,
+                  reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max)
+    if config.algo != 'dac':
+      fields.update(use_log_pi=use_log_pi, policy_reward=policy_reward)
+    try:
+      disc_config = DiscriminatorConfig(**fields)
+      disc_config.validate()
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f'config.discriminator: {e}') from None
+
+  try:
+    env = (registry.make(config.env) if is_jax
+           else registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed))
+    spec = env.spec
+    expert, meta = demos.load(config.demos, env=config.env, obs_dim=spec.observation.shape[0],
+                              act_dim=spec.action.shape[0], num_episodes=config.num_trajectories)
+  except (EnvError, demos.DemoError) as e:
+    raise ConfigError(f'config.env / config.demos: {e}') from None
+  prep = imitation.ObsTransform.from_expert(expert, normalize=config.normalize_states,
+                                            absorbing=config.absorbing,
+                                            num_absorbing=config.num_absorbing)
+  agent, parts = imitation.make_agent(config.algo, spec, prep, irl_config,
+                                      discriminator_config=disc_config, policy_config=policy_config)
+  expert_buffer = prep.expert_buffer(expert, compat_next_obs=config.expert_next_obs_compat)
+  return Built(env, is_jax, agent, parts, loop_config, expert_buffer, meta)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running
+
+
+def seed_keys(seeds: list[int]) -> jax.Array:
+  return jax.vmap(jax.random.key)(np.asarray(seeds))
+
+
+def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
+          env_name: str, expert_buffer=None, transform_fn=None, desc: str = '') -> list[Any]:
+  """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
+  evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
+  `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
+  and keys) to `workdir/checkpoints/` after logging it. Resumes from the newest checkpoint: exactly
+  on JAX-native environments; host environments start fresh episodes. Returns the final agent states,
+  one per seed."""
+  from tqdm import tqdm
+
+  from experiment.checkpoint import Checkpointer
+  from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
+
+  is_jax = registry.is_jax_env(env_name)
+  if not is_jax and len(seeds) != 1:
+    raise ValueError(f'a host environment ({env_name}) trains one seed per process, got {seeds}')
+  keys = seed_keys(seeds)
+  num_periods = loop_config.num_env_steps // loop_config.eval_every
+  writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
+                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
+  bar = tqdm(total=loop_config.num_env_steps, unit='step', disable=None, desc=desc)
+
+  def log(env_steps, metrics):
+    """metrics: name -> [num_seeds] values of one period."""
+    scalars = {k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float('nan')
+               for k, v in metrics.items() if k != 'env_steps'}
+    scalars.update({f'eval_return_seed{s}': float(v) for s, v in zip(seeds, metrics['eval_return'])})
+    writer.write_scalars(env_steps, scalars)
+    bar.n = env_steps
+    bar.set_postfix(eval_return=f'{scalars["eval_return"]:.1f}')
+    bar.refresh()
+
+  with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
+    latest = ckpt.latest_step()
+    if is_jax:
+      init = jax.jit(jax.vmap(lambda k: loops.init_carry(env, agent, loop_config, k,
+                                                         transform_fn=transform_fn)))
+      period_fn = jax.jit(jax.vmap(
+          lambda carry, p: loops.train_periods(env, agent, loop_config, carry, p, num_periods=1,
+                                               expert_buffer=expert_buffer,
+                                               transform_fn=transform_fn), in_axes=(0, None)))
+      if latest is None:
+        carry, first = init(keys), 0
+      else:
+        carry, ckpt_meta = ckpt.restore(latest, jax.eval_shape(init, keys))
+        first = ckpt_meta['env_steps'] // loop_config.eval_every
+        print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+      for period in range(first, num_periods):
+        carry, metrics = period_fn(carry, period)
+        env_steps = (period + 1) * loop_config.eval_every
+        # Log first: a kill between the two repeats this period's record (read_curve keeps the
+        # last), while the other order could lose it.
+        log(env_steps, {k: np.asarray(v)[:, 0] for k, v in metrics.items()})
+        ckpt.save(env_steps, carry, {'env_steps': env_steps})
+      states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
+    else:
+      eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
+      initial = None
+      if latest is not None:
+        abstract = loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
+        initial, ckpt_meta = ckpt.restore(latest, abstract)
+        print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+      pending = {}
+
+      def checkpoint_fn(env_steps, carry):
+        # Before saving: a kill between the two repeats this record, the other order could lose it.
+        log(env_steps, {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()})
+        ckpt.save(env_steps, carry, {'env_steps': env_steps})
+
+      try:
+        carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
+                                    transform_fn=transform_fn, eval_env=eval_env,
+                                    progress_fn=lambda s, m: pending.__setitem__(s, m),
+                                    checkpoint_fn=checkpoint_fn, initial=initial)
+      finally:
+        eval_env.close()
+      states = [carry.agent_state]
+  bar.close()
+  writer.close()
+  return states
+
+
+def random_return(env_name: str, env, seed: int, num_episodes: int) -> float:
+  """Mean return of uniform random actions over `num_episodes` episodes (`env` is used when it is
+  JAX-native; a host env of `num_episodes` environments is made otherwise)."""
+  key = jax.random.key(seed + 30_000)
+  spec = env.spec
+  if registry.is_jax_env(env_name):
+    policy = lambda obs, k: loops.random_action(spec, k, obs.shape[0])
+    return float(jax.jit(lambda k: loops.evaluate(env, policy, k, num_episodes).mean())(key))
+  eval_env = registry.make(env_name, num_envs=num_episodes, seed=seed + 30_000)
+  try:
+    greedy = lambda state, obs, k: loops.random_action(spec, k, obs.shape[0])
+    return float(np.mean(loops.evaluate_host(eval_env, greedy, None, key)))
+  finally:
+    eval_env.close()
+
+
+def steps_to(curve: list, expert_return: float, random_return: float, fraction: float = 0.9):
+  """First step whose normalised score (R − R_random)/(R_expert − R_random) ≥ fraction, or None."""
+  gap = expert_return - random_return
+  for step, value in curve:
+    if value is not None and gap > 0 and (value - random_return) / gap >= fraction:
+      return step
+  return None
+
+
+def summarise(workdir: str, seeds: list[int], expert_return: float | None,
+              random_return: float) -> dict:
+  """Per-seed and mean learning curves, final returns and (with `expert_return`) steps to 90 % of
+  the expert, from `workdir/metrics.jsonl`."""
+  from experiment import runs
+  metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  per_seed = []
+  for s in seeds:
+    curve = runs.read_curve(metrics_path, f'eval_return_seed{s}')
+    record = {'seed': s, 'learning_curve': curve, 'final_return': curve[-1][1]}
+    if expert_return is not None:
+      record['steps_to_90pct_expert'] = steps_to(curve, expert_return, random_return)
+    per_seed.append(record)
+  finals = [r['final_return'] for r in per_seed]
+  summary = {'seeds': list(seeds), 'final_return': float(np.mean(finals)),
+             'final_return_std': float(np.std(finals)), 'random_return': random_return,
+             'learning_curve': runs.read_curve(metrics_path, 'eval_return'), 'per_seed': per_seed}
+  if expert_return is not None:
+    summary['steps_to_90pct_expert'] = steps_to(summary['learning_curve'], expert_return,
+                                                random_return)
+    summary['steps_to_90pct_expert_per_seed'] = [r['steps_to_90pct_expert'] for r in per_seed]
+  return summary
+
+
+# ---------------------------------------------------------------------------------------------------
+# Learned rewards
+
+
+class LoadedReward(NamedTuple):
+  record: dict                     # reward.json
+  discriminator: Any               # irl.discriminator.Discriminator
+  params: Any                      # its DiscriminatorParams
+  prep: imitation.ObsTransform     # the observation preprocessing it was trained with
+
+  def reward_fn(self) -> Callable:
+    """(obs, action, next_obs) -> reward on *preprocessed* rows (replay-buffer rows)."""
+    return self.discriminator.reward_fn(self.params)
+
+
+def save_reward(directory: str, parts: imitation.Parts, discriminator_state, *, algo: str,
+                env: str) -> None:
+  """The learned reward for transfer: `reward.json` + an orbax checkpoint of its parameters."""
+  from experiment.checkpoint import Checkpointer
+  os.makedirs(directory, exist_ok=True)
+  with Checkpointer(os.path.join(directory, 'params')) as ckpt:
+    ckpt.save(0, discriminator_state.params, {'env': env})
+  prep = parts.prep
+  record = {'format_version': REWARD_FORMAT_VERSION, 'algo': algo, 'env': env,
+            'discriminator_config': dataclasses.asdict(parts.discriminator.config),
+            'obs_dim': parts.discriminator.obs_dim, 'act_dim': parts.discriminator.act_dim,
+            'normalize_mean': np.asarray(prep.mean).tolist(),
+            'normalize_std': np.asarray(prep.std).tolist(), 'absorbing': prep.absorbing,
+            'num_absorbing': prep.num_absorbing}
+  with open(os.path.join(directory, 'reward.json'), 'w', encoding='utf-8') as f:
+    json.dump(record, f, indent=1)
+
+
+def load_reward(directory: str, env_spec: EnvSpec | None = None) -> LoadedReward:
+  """Reads a `save_reward` directory; with `env_spec`, checks that the reward fits that environment's
+  observation and action sizes. Raises ConfigError on a missing or mismatched reward."""
+  from experiment.checkpoint import Checkpointer
+  path = os.path.join(directory, 'reward.json')
+  if not os.path.exists(path):
+    raise ConfigError(f'{directory!r} holds no learned reward (no reward.json; scripts/train_irl.py '
+                      'writes them under <workdir>/reward/seed<i>/ for opirl, airl and dac)')
+  with open(path, encoding='utf-8') as f:
+    record = json.load(f)
+  if record.get('format_version') != REWARD_FORMAT_VERSION:
+    raise ConfigError(f'{path}: format_version {record.get("format_version")!r}, this code reads '
+                      f'{REWARD_FORMAT_VERSION}')
+  fields = {k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in record['discriminator_config'].items()}
+  disc = make_discriminator(record['obs_dim'], record['act_dim'], DiscriminatorConfig(**fields))
+  prep = imitation.ObsTransform(np.asarray(record['normalize_mean'], np.float32),
+                                np.asarray(record['normalize_std'], np.float32),
+                                bool(record['absorbing']), int(record.get('num_absorbing', 10)))
+  if env_spec is not None:
+    spec = prep.spec(env_spec)
+    sizes = (spec.observation.shape[0], spec.action.shape[0])
+    if sizes != (record['obs_dim'], record['act_dim']):
+      raise ConfigError(f'{path}: the reward was learned on {record["env"]} with (obs, action) sizes '
+                        f'{(record["obs_dim"], record["act_dim"])}, the target environment '
+                        f'{env_spec.name} has {sizes}')
+  abstract = jax.eval_shape(disc.init, jax.random.key(0)).params
+  with Checkpointer(os.path.join(directory, 'params')) as ckpt:
+    params, _ = ckpt.restore(0, abstract)
+  return LoadedReward(record, disc, params, prep)
+
+
+def frozen_reward_agent(policy, loaded: LoadedReward) -> loops.Agent:
+  """A policy learner (SAC) trained on a frozen learned reward: the replay buffer holds rows
+  preprocessed as the reward's were (pass `loaded.prep.transitions` as the loops' `transform_fn`),
+  and acting preprocesses the raw observations the loops pass."""
+  from irl.sac import agent as sac_agent
+  inner = sac_agent.as_agent(policy, loaded.reward_fn())
+  prep = loaded.prep
+  return loops.Agent(init=inner.init, update=inner.update,
+                     act=lambda state, obs, key, deterministic: inner.act(state, prep.obs(obs), key,
+                                                                          deterministic))

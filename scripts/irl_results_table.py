@@ -1,0 +1,220 @@
+r"""Regenerates the README's IRL tables: imitation from 1 expert trajectory, and reward transfer.
+
+  python scripts/irl_results_table.py --out runs/irl_results.json
+  python scripts/irl_results_table.py --table=transfer --out runs/irl_transfer.json
+
+For each environment in `--envs` and each algorithm in `--algos`, runs scripts/train_irl.py (one
+process for all seeds on JAX-native environments, whose seeds are vmapped; one process per seed on
+MuJoCo) in `--root/<env>/<algo>[/seed<i>]`, then reads every `results.json` and reports, per row, the
+budget used, the return after the budget (mean ± std over seeds; the deterministic policy's true
+return, `eval_episodes` episodes) and the steps to 90 % of the expert (the mean over the seeds that
+reached it, and how many did). Runs that already finished are read, not redone; killed ones resume.
+Prints a markdown table and writes everything to `--out`.
+
+`--table=transfer`: for each target in `--targets` and each reward-learning algorithm (opirl, airl,
+dac) in `--algos`, the rewards of that algorithm's imitation runs on the target's source environment
+(configs/irl/transfer.py: PointMaze-Left for PointMaze-Right, CustomAnt for AmputatedAnt / BigAnt;
+runs missing under `--root` are made first, with the source's budget) are each handed to
+scripts/transfer_reward.py (seed i's reward trains SAC seed i, one process each), next to SAC on the
+true reward with the same seeds and budget. Reports the target's true return after the budget.
+
+Budgets (`--budgets env=steps,...`, default `DEFAULT_BUDGETS`) are environment steps per seed; the
+papers use 1e6. The evaluation period is `budget / --evals_per_run`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+TRANSFER_CONFIG = 'configs/irl/transfer.py'
+REWARD_ALGOS = ('opirl', 'airl', 'dac')
+CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
+           'HalfCheetah-v5': 'configs/irl/mujoco.py:HalfCheetah-v5',
+           'CustomAnt': 'configs/irl/mujoco.py:CustomAnt'}
+DEFAULT_BUDGETS = {'PointMaze-Left': 30_000, 'Hopper-v5': 10_000, 'HalfCheetah-v5': 10_000,
+                   'CustomAnt': 10_000, 'PointMaze-Right': 30_000, 'AmputatedAnt': 10_000,
+                   'BigAnt': 10_000}
+
+_TABLE = flags.DEFINE_enum('table', 'imitation', ['imitation', 'transfer'], 'Which table.')
+_TARGETS = flags.DEFINE_list('targets', ['PointMaze-Right', 'AmputatedAnt'],
+                             'Transfer targets (configs/irl/transfer.py).')
+
+_ENVS = flags.DEFINE_list('envs', ['PointMaze-Left', 'Hopper-v5', 'HalfCheetah-v5'],
+                          f'Environments, of {sorted(CONFIGS)}.')
+_ALGOS = flags.DEFINE_list('algos', ['opirl', 'airl', 'dac', 'valuedice', 'bc'], 'Algorithms.')
+_SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per row (0, 1, ...).', lower_bound=1)
+_BUDGETS = flags.DEFINE_list('budgets', [], 'env=steps overrides of DEFAULT_BUDGETS.')
+_EVALS = flags.DEFINE_integer('evals_per_run', 5, 'Evaluations per run (the budget must divide).',
+                              lower_bound=1)
+_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 10, 'Episodes per evaluation.', lower_bound=1)
+_ROOT = flags.DEFINE_string('root', 'runs/irl_table', 'Parent of the runs\' work directories.')
+_OUT = flags.DEFINE_string('out', None, 'Where to write the table\'s numbers (default '
+                           'runs/irl_results.json, or runs/irl_transfer.json for --table=transfer).')
+
+
+def parse_budgets(items, envs):
+  budgets = dict(DEFAULT_BUDGETS)
+  for item in items:
+    env, sep, steps = item.partition('=')
+    if not sep or env not in DEFAULT_BUDGETS or not steps.isdigit() or int(steps) < 1:
+      raise app.UsageError(f'--budgets entries must be env=steps with env in {sorted(DEFAULT_BUDGETS)} and '
+                           f'steps a positive int, got {item!r}')
+    budgets[env] = int(steps)
+  for env in envs:
+    if budgets[env] % _EVALS.value:
+      raise app.UsageError(f'the budget of {env} ({budgets[env]}) must be a multiple of '
+                           f'--evals_per_run ({_EVALS.value})')
+  return budgets
+
+
+def run_one(env, algo, budget, workdir, seed, num_seeds):
+  """One scripts/train_irl.py process; returns its results.json."""
+  return _run('train_irl.py', CONFIGS[env], budget, workdir, seed, num_seeds,
+              [f'--config.algo={algo}'])
+
+
+def run_transfer(target, reward, budget, workdir, seed):
+  """One scripts/transfer_reward.py process; returns its results.json."""
+  return _run('transfer_reward.py', f'{TRANSFER_CONFIG}:{target}', budget, workdir, seed, 1,
+              [f'--config.reward={reward}'])
+
+
+def _run(script, config, budget, workdir, seed, num_seeds, extra):
+  results_path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(results_path):
+    cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), '--config',
+           os.path.join(ROOT, config), *extra, f'--workdir={workdir}',
+           f'--config.seed={seed}', f'--config.num_seeds={num_seeds}',
+           f'--config.loop.num_env_steps={budget}',
+           f'--config.loop.eval_every={budget // _EVALS.value}',
+           f'--config.loop.eval_episodes={_EVAL_EPISODES.value}']
+    print(' '.join(cmd[1:]), file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode:
+      raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
+  with open(results_path, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def row_of(results_list):
+  """Merges one row's results.json files (one per process) into its per-seed figures."""
+  import numpy as np
+  per_seed = [s for r in results_list for s in r['per_seed']]
+  finals = [s['final_return'] for s in per_seed]
+  reached = [s['steps_to_90pct_expert'] for s in per_seed if s['steps_to_90pct_expert'] is not None]
+  first = results_list[0]
+  return {'algo': first['algo'], 'env': first['env'], 'env_steps': first['env_steps'],
+          'num_trajectories': first['num_trajectories'], 'seeds': [s['seed'] for s in per_seed],
+          'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
+          'final_return_per_seed': finals,
+          'steps_to_90pct_expert_per_seed': [s['steps_to_90pct_expert'] for s in per_seed],
+          'steps_to_90pct_expert_mean_of_reached': float(np.mean(reached)) if reached else None,
+          'seeds_reaching_90pct': len(reached),
+          'expert_return': first['expert_return'], 'random_return': first['random_return']}
+
+
+def markdown(rows):
+  lines = ['| environment | algorithm | budget (env steps) | return after budget | steps to 90 % of '
+           'expert (seeds reaching) | expert / random |', '|---|---|---|---|---|---|']
+  for r in rows:
+    steps = r['steps_to_90pct_expert_mean_of_reached']
+    reached = f'{steps:,.0f} ({r["seeds_reaching_90pct"]}/{len(r["seeds"])})' if steps else \
+        f'not reached (0/{len(r["seeds"])})'
+    lines.append(f'| {r["env"]} | {r["algo"]} | {r["env_steps"]:,} | {r["final_return"]:.1f} ± '
+                 f'{r["final_return_std"]:.1f} | {reached} | {r["expert_return"]:.1f} / '
+                 f'{r["random_return"]:.1f} |')
+  return '\n'.join(lines)
+
+
+def imitation_rows(budgets):
+  rows = []
+  for env in _ENVS.value:
+    for algo in _ALGOS.value:
+      rows.append(row_of(source_runs(env, algo, budgets)))
+      print(f'{env} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
+            file=sys.stderr, flush=True)
+  return rows
+
+
+def source_runs(env, algo, budgets):
+  """The imitation runs of one row (made if missing): one results.json per process."""
+  from envs import registry
+  workdir = os.path.join(_ROOT.value, env, algo)
+  if registry.is_jax_env(env):
+    return [run_one(env, algo, budgets[env], workdir, 0, _SEEDS.value)]
+  return [run_one(env, algo, budgets[env], os.path.join(workdir, f'seed{s}'), s, 1)
+          for s in range(_SEEDS.value)]
+
+
+def transfer_rows(budgets):
+  from configs.irl import transfer
+  import numpy as np
+  rows = []
+  for target in _TARGETS.value:
+    source = transfer.TARGETS[target][0]
+    for algo in [a for a in _ALGOS.value if a in REWARD_ALGOS] + ['true']:
+      if algo == 'true':
+        rewards = ['true'] * _SEEDS.value
+      else:
+        rewards = [d for r in source_runs(source, algo, budgets) for d in r['reward_dirs']]
+      results = [run_transfer(target, reward, budgets[target],
+                              os.path.join(_ROOT.value, 'transfer', target, algo, f'seed{s}'), s)
+                 for s, reward in enumerate(rewards)]
+      finals = [r['final_return'] for r in results]
+      rows.append({'env': target, 'source_env': None if algo == 'true' else source,
+                   'reward': 'true reward' if algo == 'true' else algo,
+                   'source_env_steps': None if algo == 'true' else budgets[source],
+                   'env_steps': budgets[target], 'seeds': list(range(len(results))),
+                   'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
+                   'final_return_per_seed': finals, 'random_return': results[0]['random_return']})
+      print(f'{target} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
+            file=sys.stderr, flush=True)
+  return rows
+
+
+def transfer_markdown(rows):
+  lines = ['| target | SAC trained on | reward learned with (budget) | SAC budget (env steps) | true '
+           'return after budget | random |', '|---|---|---|---|---|---|']
+  for r in rows:
+    learned = (f'{r["source_env"]}, {r["source_env_steps"]:,} steps' if r['source_env'] else '—')
+    lines.append(f'| {r["env"]} | {r["reward"]} | {learned} | {r["env_steps"]:,} | '
+                 f'{r["final_return"]:.1f} ± {r["final_return_std"]:.1f} | {r["random_return"]:.1f} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from configs.irl import transfer
+  from irl import imitation
+  for env in _ENVS.value:
+    if env not in CONFIGS:
+      raise app.UsageError(f'--envs: {env!r} is not one of {sorted(CONFIGS)}')
+  for target in _TARGETS.value:
+    if target not in transfer.TARGETS:
+      raise app.UsageError(f'--targets: {target!r} is not one of {sorted(transfer.TARGETS)}')
+  for algo in _ALGOS.value:
+    if algo not in imitation.ALGOS:
+      raise app.UsageError(f'--algos: {algo!r} is not one of {list(imitation.ALGOS)}')
+  used = (_ENVS.value if _TABLE.value == 'imitation'
+          else _TARGETS.value + [transfer.TARGETS[t][0] for t in _TARGETS.value])
+  budgets = parse_budgets(_BUDGETS.value, used)
+
+  rows = imitation_rows(budgets) if _TABLE.value == 'imitation' else transfer_rows(budgets)
+  out = _OUT.value or ('runs/irl_results.json' if _TABLE.value == 'imitation'
+                       else 'runs/irl_transfer.json')
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, 'w', encoding='utf-8') as f:
+    json.dump({'table': _TABLE.value, 'rows': rows, 'budgets': {e: budgets[e] for e in used},
+               'evals_per_run': _EVALS.value, 'eval_episodes': _EVAL_EPISODES.value}, f, indent=2)
+  print(markdown(rows) if _TABLE.value == 'imitation' else transfer_markdown(rows))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,108 @@
+r"""Reward transfer: trains SAC from scratch on a frozen learned reward (or on the true reward) in a
+target environment and evaluates it on the target's true reward.
+
+  python scripts/transfer_reward.py --config configs/irl/transfer.py:PointMaze-Right \
+      --config.reward=runs/irl/pm_opirl/reward/seed0 --workdir runs/transfer/pm_right_opirl
+  python scripts/transfer_reward.py --config configs/irl/transfer.py:AmputatedAnt \
+      --config.reward=true --workdir runs/transfer/amputated_true
+
+`--config.reward` is `true` (SAC on the environment's reward: the reference) or a directory that
+scripts/train_irl.py wrote (`<workdir>/reward/seed<i>/`: `reward.json` and the parameters), learned in
+`config.source_env`. With a learned reward, SAC's replay buffer holds observations preprocessed as the
+reward's training data were (expert-statistics normalisation, absorbing states after terminations) and
+its reward is the frozen r(s, a) (or whatever the reward's config gave the IRL policy); the evaluation
+always uses the target environment's true return with the deterministic policy.
+
+Writes `config.json`, `metrics.jsonl` / TensorBoard (`eval_return` the true return, SAC's losses,
+`reward` the mean training reward of the sampled batches: the learned one when transferring), checkpoints of the whole state
+(rerunning the command resumes), `learning_curve.png` and `results.json` with `reward` ('true' or the
+directory), `source_algo`, `source_env`, `env`, `env_steps`, `final_return` (± `final_return_std`
+over seeds), `random_return`, `learning_curve` and `per_seed`.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/irl/transfer.py).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def build(config):
+  """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first."""
+  from envs import registry
+  from envs.core import EnvError
+  from experiment.config import ConfigError, check_choice
+  from irl import pipeline
+  from irl.sac import agent as sac_agent
+
+  check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
+  is_jax = registry.is_jax_env(config.env)
+  pipeline.check_seeds(config, is_jax)
+  loop_config = pipeline.loop_config_from(config.loop)
+  sac_config = pipeline.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
+  if not isinstance(config.reward, str) or not config.reward:
+    raise ConfigError(f"config.reward must be 'true' or a reward directory, got {config.reward!r}")
+  try:
+    env = (registry.make(config.env) if is_jax
+           else registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed))
+  except EnvError as e:
+    raise ConfigError(f'config.env: {e}') from None
+  if config.reward == 'true':
+    return env, is_jax, sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)), None, \
+        loop_config, None
+  loaded = pipeline.load_reward(config.reward, env.spec)
+  if loaded.record['env'] != config.source_env:
+    raise ConfigError(f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
+                      f'transfers to {config.env} take rewards learned on config.source_env = '
+                      f'{config.source_env!r}')
+  policy = sac_agent.make_sac(loaded.prep.spec(env.spec), sac_config)
+  agent = pipeline.frozen_reward_agent(policy, loaded)
+  return env, is_jax, agent, loaded.prep.transitions, loop_config, loaded.record
+
+
+def main(argv):
+  del argv
+  from experiment import runs
+  from experiment.config import ConfigError
+  from irl import pipeline
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value
+  try:
+    env, is_jax, agent, transform_fn, loop_config, record = build(config)
+    runs.check_or_write_config(config, workdir)
+  except (ConfigError, runs.WorkdirError) as e:
+    raise app.UsageError(str(e)) from None
+
+  seeds = list(range(config.seed, config.seed + config.num_seeds))
+  source_algo = record['algo'] if record else 'true reward'
+  random_return = pipeline.random_return(config.env, env, config.seed, loop_config.eval_episodes)
+  pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
+                 transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}')
+  if not is_jax:
+    env.close()
+  summary = pipeline.summarise(workdir, seeds, None, random_return)
+  results = {'reward': config.reward, 'source_algo': source_algo,
+             'source_env': record['env'] if record else None, 'env': config.env,
+             'env_steps': loop_config.num_env_steps, **summary}
+  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
+    json.dump(results, f, indent=2)
+  runs.plot_curves({f'SAC on {source_algo} reward': results['learning_curve']},
+                   os.path.join(workdir, 'learning_curve.png'),
+                   f'Reward transfer to {config.env}', 'true return (deterministic policy)',
+                   hlines={'random': random_return})
+  print(f'SAC on the {source_algo} reward in {config.env}: final true return '
+        f'{results["final_return"]:.1f} ± {results["final_return_std"]:.1f} (random '
+        f'{random_return:.1f}); wrote {workdir}/results.json')
+
+
+if __name__ == '__main__':
+  app.run(main)
