@@ -36,6 +36,8 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiment import timing  # pylint: disable=wrong-import-position
+
 NUM_SEEDS = 8  # fixed: the output keys name it
 
 _UPDATES = flags.DEFINE_integer('updates', 3000, 'SAC updates timed in one jitted scan.',
@@ -71,22 +73,6 @@ def _hidden_sizes() -> tuple[int, ...]:
     raise app.UsageError(f'--hidden_sizes must be a comma-separated list of positive ints, got '
                          f'{",".join(_HIDDEN.value)!r}')
   return sizes
-
-
-def _timed_call(compiled, *args):
-  """(outputs, wall seconds) of one call of a compiled executable, waiting for its results."""
-  import jax
-  start = time.perf_counter()
-  out = jax.block_until_ready(compiled(*args))
-  return out, time.perf_counter() - start
-
-
-def _aot_compile(fn, *args):
-  """(executable, compile seconds) of `jax.jit(fn)` for `args`."""
-  import jax
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  return compiled, time.perf_counter() - start
 
 
 def sac_updates(sac_config) -> dict:
@@ -125,8 +111,8 @@ def sac_updates(sac_config) -> dict:
       return agent.update(state, buffer, update_key, None)
     return jax.lax.scan(body, state, jax.random.split(key, _UPDATES.value))
 
-  compiled, compile_s = _aot_compile(run, state, buffer, run_key)
-  (state, _), seconds = _timed_call(compiled, state, buffer, run_key)
+  compiled, compile_s = timing.aot_compile(run, state, buffer, run_key)
+  (state, _), seconds = timing.timed_call(compiled, state, buffer, run_key)
   return {'sac_updates_per_s': _UPDATES.value / seconds, 'sac_updates_timed': _UPDATES.value,
           'sac_updates_done': int(state.step), 'sac_compile_s': compile_s,
           'sac_buffer_size': size, 'sac_obs_dim': obs_dim, 'sac_action_dim': action_dim}
@@ -157,9 +143,9 @@ def pointmaze(sac_config) -> dict:
     logging.info('PointMaze-Left, %d seed(s): compiling', num_seeds)
     # One seed runs the plain loop, not a vmap of size one.
     keys = jax.random.split(jax.random.key(1), num_seeds) if num_seeds > 1 else jax.random.key(1)
-    compiled, compile_s = _aot_compile(jax.vmap(train) if num_seeds > 1 else train, keys)
+    compiled, compile_s = timing.aot_compile(jax.vmap(train) if num_seeds > 1 else train, keys)
     logging.info('PointMaze-Left, %d seed(s): running %d steps', num_seeds, steps)
-    (carry, _), seconds = _timed_call(compiled, keys)
+    (carry, _), seconds = timing.timed_call(compiled, keys)
     record[f'pointmaze_steps_per_s_{suffix}'] = num_seeds * steps / seconds
     record[f'pointmaze_compile_s_{suffix}'] = compile_s
     record[f'pointmaze_updates_done_{suffix}'] = int(np.min(carry.agent_state.step))

@@ -46,3 +46,29 @@ def test_unknown_variant_is_rejected():
   from configs.cl import permuted_fmnist
   with pytest.raises(ValueError, match="needs a split stream"):
     permuted_fmnist.get_config('class')
+
+
+IRL_CONFIGS = [('pointmaze', None), ('pointmaze', 'quick'), ('mujoco', 'Hopper-v5'),
+               ('mujoco', 'HalfCheetah-v5'), ('mujoco', 'CustomAnt')]
+
+
+@pytest.mark.parametrize('name, arg', IRL_CONFIGS)
+def test_irl_configs_build_for_every_algorithm(name, arg):
+  pytest.importorskip('mujoco')
+  from irl import imitation, pipeline
+  for algo in imitation.ALGOS:
+    config = importlib.import_module(f'configs.irl.{name}').get_config(arg)
+    config.algo = algo
+    built = pipeline.build(config)
+    assert built.meta['env'] == config.env
+    if not built.is_jax:
+      built.env.close()
+
+
+def test_irl_config_arguments_name_the_allowed_values():
+  from configs.irl import mujoco, transfer
+  with pytest.raises(ValueError, match=r"must be one of \['CustomAnt', 'HalfCheetah-v5', 'Hopper-v5'\]"):
+    mujoco.get_config('Walker2d-v5')
+  with pytest.raises(ValueError, match=r"must be one of \['AmputatedAnt', 'BigAnt', 'PointMaze-Right'\]"):
+    transfer.get_config('PointMaze-Left')
+  assert transfer.get_config('BigAnt').source_env == 'CustomAnt'

@@ -1,0 +1,151 @@
+r"""Throughput of OPIRL's training loops: environment steps per second, with all of OPIRL's updates.
+
+  python scripts/bench_irl.py [--pointmaze_steps=2000] [--halfcheetah_steps=2000]
+
+Prints one JSON line (the only line on stdout; progress goes to stderr) with
+  pointmaze_steps_per_s_1seed   environment steps per second of the whole OPIRL run on PointMaze-Left
+                                (`irl.loops.train_jax`, configs/irl/pointmaze.py: per step one
+                                discriminator update and one AlgaeDICE critic update, the actor every
+                                second step, from the first step on; `--pointmaze_steps` steps and one
+                                evaluation episode at the end);
+  pointmaze_steps_per_s_8seeds  the same with 8 seeds under `jax.vmap`, summed over seeds;
+  pointmaze_8_over_1_ratio      their ratio (8 would be perfect scaling);
+  halfcheetah_steps_per_s       environment steps per second of OPIRL's Gymnasium HalfCheetah-v5 host
+                                loop (`irl.loops.train_host`, configs/irl/mujoco.py:HalfCheetah-v5, the
+                                same updates per step), timed over `--halfcheetah_steps` steps after
+                                `--halfcheetah_warmup_steps` that compile the loop's jitted functions;
+(replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context: backend, device kind, batch sizes, the number of steps each rate is measured over,
+compile times, and the number of discriminator and policy-critic updates each measurement made (the
+learners' own step counters), which must equal its steps.
+
+Both use the shipped demonstrations (1 trajectory) and the official hyper-parameters of the configs.
+Compilation is excluded: the jitted runs are compiled ahead of time and timed on one call of the
+executable; the host loop is timed between two of its progress callbacks, the first one after the
+warm-up.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiment import timing  # pylint: disable=wrong-import-position
+
+NUM_SEEDS = 8  # fixed: the output keys name it
+
+_POINTMAZE_STEPS = flags.DEFINE_integer(
+    'pointmaze_steps', 2000, 'Environment steps (per seed) of each timed PointMaze-Left run.',
+    lower_bound=1)
+_HALFCHEETAH_STEPS = flags.DEFINE_integer(
+    'halfcheetah_steps', 2000, 'Timed environment steps of the HalfCheetah-v5 host loop.',
+    lower_bound=1)
+_HALFCHEETAH_WARMUP = flags.DEFINE_integer(
+    'halfcheetah_warmup_steps', 100, 'Untimed HalfCheetah-v5 steps first (random actions, with '
+    'updates, so every jitted function of the loop is compiled before the timing starts).',
+    lower_bound=1)
+
+
+def _built(module_name, arg, loop_fields):
+  """irl.pipeline.build of a shipped config (configs/irl/<module_name>.py) with its loop replaced."""
+  import importlib
+
+  from irl import pipeline
+  config = importlib.import_module(f'configs.irl.{module_name}').get_config(arg)
+  config.loop.update(loop_fields)
+  return config, pipeline.build(config)
+
+
+def _updates_done(agent_state):
+  """(discriminator, policy) update counters (minimum over seeds)."""
+  import numpy as np
+  return int(np.min(agent_state.discriminator.step)), int(np.min(agent_state.policy.step))
+
+
+def pointmaze() -> dict:
+  import functools
+
+  import jax
+
+  from irl import loops
+
+  steps = _POINTMAZE_STEPS.value
+  # update_after=1: every step makes OPIRL's updates, as every step of a real run after its warm-up
+  # does; one period and one evaluation episode keep the evaluation cost small.
+  config, built = _built('pointmaze', None, dict(
+      num_env_steps=steps, start_steps=0, update_after=1, replay_capacity=max(steps, 1_000),
+      eval_every=steps, eval_episodes=1))
+  train = functools.partial(loops.train_jax, built.env, built.agent, built.loop_config,
+                            expert_buffer=built.expert_buffer,
+                            transform_fn=built.parts.prep.transitions)
+  record = {'pointmaze_steps_timed': steps, 'pointmaze_discriminator_batch': config.irl.batch_size,
+            'pointmaze_policy_batch': config.algaedice.batch_size}
+  for num_seeds, suffix in ((1, '1seed'), (NUM_SEEDS, f'{NUM_SEEDS}seeds')):
+    logging.info('PointMaze-Left OPIRL, %d seed(s): compiling', num_seeds)
+    keys = jax.random.split(jax.random.key(1), num_seeds) if num_seeds > 1 else jax.random.key(1)
+    compiled, compile_s = timing.aot_compile(jax.vmap(train) if num_seeds > 1 else train, keys)
+    logging.info('PointMaze-Left OPIRL, %d seed(s): running %d steps', num_seeds, steps)
+    (carry, _), seconds = timing.timed_call(compiled, keys)
+    record[f'pointmaze_steps_per_s_{suffix}'] = num_seeds * steps / seconds
+    record[f'pointmaze_compile_s_{suffix}'] = compile_s
+    disc, policy = _updates_done(carry.agent_state)
+    record[f'pointmaze_discriminator_updates_done_{suffix}'] = disc
+    record[f'pointmaze_policy_updates_done_{suffix}'] = policy
+  record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds']
+                                                    / record['pointmaze_steps_per_s_1seed'])
+  return record
+
+
+def halfcheetah() -> dict:
+  import jax
+
+  from irl import loops
+
+  warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
+  # Periods of gcd(warmup, steps) steps put a progress callback (which waits for the device) exactly
+  # at the end of the warm-up and at the end of the run; the ones between cost a few scalar reads.
+  config, built = _built('mujoco', 'HalfCheetah-v5', dict(
+      num_env_steps=warmup + steps, start_steps=warmup, update_after=1,
+      replay_capacity=max(warmup + steps, 1_000), eval_every=math.gcd(warmup, steps), eval_episodes=1))
+  del config
+  stamps = {}
+
+  def progress_fn(env_steps, metrics):
+    del metrics
+    stamps[env_steps] = time.perf_counter()
+    if env_steps == warmup:
+      logging.info('HalfCheetah-v5 OPIRL: warm-up done, timing %d steps', steps)
+
+  try:
+    carry, _ = loops.train_host(built.env, built.agent, built.loop_config, jax.random.key(2),
+                                expert_buffer=built.expert_buffer,
+                                transform_fn=built.parts.prep.transitions, progress_fn=progress_fn)
+  finally:
+    built.env.close()
+  disc, policy = _updates_done(carry.agent_state)
+  return {'halfcheetah_steps_per_s': steps / (stamps[warmup + steps] - stamps[warmup]),
+          'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
+          'halfcheetah_discriminator_updates_done': disc, 'halfcheetah_policy_updates_done': policy}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  import jax
+  record = {'benchmark': 'irl_throughput', 'algo': 'opirl', 'backend': jax.default_backend(),
+            'device_kind': str(jax.devices()[0].device_kind), 'num_seeds_vmapped': NUM_SEEDS}
+  logging.info('PointMaze-Left jitted loop')
+  record.update(pointmaze())
+  logging.info('HalfCheetah-v5 host loop')
+  record.update(halfcheetah())
+  record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
+  print(json.dumps(record))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,140 @@
+"""End-to-end runs of scripts/transfer_reward.py, scripts/irl_results_table.py and scripts/bench_irl.py
+in a subprocess, with tiny budgets."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from killing import kill_when_exists
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+TRANSFER = ['--config', 'configs/irl/transfer.py:PointMaze-Right', '--config.loop.num_env_steps=3000',
+            '--config.loop.eval_every=1000', '--config.loop.start_steps=500',
+            '--config.loop.update_after=300', '--config.loop.eval_episodes=4',
+            '--config.sac.hidden_sizes=(32, 32)', '--config.sac.batch_size=64']
+
+
+def script(name, *args):
+  return [sys.executable, os.path.join(ROOT, 'scripts', name), *args]
+
+
+def run(cmd):
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope='module')
+def pointmaze_reward(tmp_path_factory):
+  """A DAC reward learned on PointMaze-Left by scripts/train_irl.py (quick config)."""
+  workdir = tmp_path_factory.mktemp('irl') / 'dac'
+  proc = run(script('train_irl.py', '--config', 'configs/irl/pointmaze.py:quick', '--config.algo=dac',
+                    f'--workdir={workdir}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir / 'reward' / 'seed0'
+
+
+def test_transfer_outputs_and_exact_resume_after_kill(tmp_path, pointmaze_reward):
+  args = TRANSFER + [f'--config.reward={pointmaze_reward}', '--config.num_seeds=2']
+  reference = tmp_path / 'reference'
+  proc = run(script('transfer_reward.py', *args, f'--workdir={reference}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((reference / 'results.json').read_text())
+  assert results['source_algo'] == 'dac' and results['source_env'] == 'PointMaze-Left'
+  assert results['env'] == 'PointMaze-Right' and results['env_steps'] == 3000
+  assert results['reward'] == str(pointmaze_reward) and results['seeds'] == [0, 1]
+  assert [s for s, _ in results['learning_curve']] == [1000, 2000, 3000]
+  assert all(math.isfinite(r['final_return']) for r in results['per_seed'])
+  assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
+  lines = [json.loads(l) for l in (reference / 'metrics.jsonl').read_text().splitlines()]
+  # The training reward is the learned one: a DAC logit, not PointMaze's negative distance.
+  assert all('reward' in l and 'eval_return_seed1' in l for l in lines)
+
+  workdir = tmp_path / 'killed'
+  kill_when_exists(script('transfer_reward.py', *args, f'--workdir={workdir}'), ROOT,
+                   workdir / 'checkpoints' / '1000')
+  assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
+  proc = run(script('transfer_reward.py', *args, f'--workdir={workdir}'))
+  assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert resumed['per_seed'] == results['per_seed']
+
+
+def test_transfer_on_the_true_reward_and_bad_rewards_fail_before_compute(tmp_path, pointmaze_reward):
+  proc = run(script('transfer_reward.py', *TRANSFER, '--config.reward=true',
+                    f'--workdir={tmp_path / "true"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'true' / 'results.json').read_text())
+  assert results['source_algo'] == 'true reward' and results['source_env'] is None
+
+  # A PointMaze reward for an Ant target: named sizes, before any training.
+  proc = run(script('transfer_reward.py', '--config', 'configs/irl/transfer.py:AmputatedAnt',
+                    f'--config.reward={pointmaze_reward}', f'--workdir={tmp_path / "ant"}'))
+  assert proc.returncode != 0 and 'learned on PointMaze-Left with (obs, action) sizes' in proc.stderr
+  assert not (tmp_path / 'ant' / 'checkpoints').exists()
+  proc = run(script('transfer_reward.py', *TRANSFER, f'--config.reward={tmp_path}',
+                    f'--workdir={tmp_path / "none"}'))
+  assert proc.returncode != 0 and 'holds no learned reward' in proc.stderr
+  proc = run(script('transfer_reward.py', '--config', 'configs/irl/transfer.py:Hopper-v5',
+                    f'--workdir={tmp_path / "x"}'))
+  assert proc.returncode != 0 and 'must be one of' in proc.stderr
+
+
+def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
+  common = ['--num_seeds=2', '--evals_per_run=1', '--eval_episodes=2', f'--root={tmp_path / "runs"}',
+            '--budgets=PointMaze-Left=1200,PointMaze-Right=1200']
+  proc = run(script('irl_results_table.py', '--envs=PointMaze-Left', '--algos=dac,bc', *common,
+                    f'--out={tmp_path / "imitation.json"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = json.loads((tmp_path / 'imitation.json').read_text())
+  assert [(r['env'], r['algo']) for r in table['rows']] == [('PointMaze-Left', 'dac'),
+                                                            ('PointMaze-Left', 'bc')]
+  for r in table['rows']:
+    assert r['env_steps'] == 1200 and r['seeds'] == [0, 1] and len(r['final_return_per_seed']) == 2
+  assert '| PointMaze-Left | dac | 1,200 |' in proc.stdout
+
+  source = tmp_path / 'runs' / 'PointMaze-Left' / 'dac' / 'results.json'
+  stamp = source.stat().st_mtime_ns
+  proc = run(script('irl_results_table.py', '--table=transfer', '--targets=PointMaze-Right',
+                    '--algos=dac,bc', *common, f'--out={tmp_path / "transfer.json"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert source.stat().st_mtime_ns == stamp            # the source run was read, not redone
+  rows = json.loads((tmp_path / 'transfer.json').read_text())['rows']
+  assert [r['reward'] for r in rows] == ['dac', 'true reward']   # bc learns no reward
+  assert rows[0]['source_env'] == 'PointMaze-Left' and rows[0]['seeds'] == [0, 1]
+  assert '| PointMaze-Right | true reward | — | 1,200 |' in proc.stdout
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--envs=Walker', "--envs: 'Walker' is not one of"),
+    ('--budgets=PointMaze-Left=7', 'must be a multiple of --evals_per_run'),
+    ('--budgets=Nowhere=10', '--budgets entries must be env=steps'),
+])
+def test_results_table_bad_flags_fail_before_any_run(tmp_path, flag, message):
+  proc = run(script('irl_results_table.py', flag, f'--root={tmp_path}', f'--out={tmp_path}/t.json'))
+  assert proc.returncode != 0 and message in proc.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_bench_irl_prints_one_json_line_with_every_rate():
+  pytest.importorskip('mujoco')
+  tiny = {'pointmaze_steps': 12, 'halfcheetah_steps': 6, 'halfcheetah_warmup_steps': 4}
+  proc = run(script('bench_irl.py', *(f'--{k}={v}' for k, v in tiny.items())))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 1, proc.stdout[-3000:]
+  record = json.loads(lines[0])
+  for key in ('pointmaze_steps_per_s_1seed', 'pointmaze_steps_per_s_8seeds',
+              'pointmaze_8_over_1_ratio', 'halfcheetah_steps_per_s'):
+    assert isinstance(record[key], float) and math.isfinite(record[key]) and record[key] > 0, key
+  assert record['algo'] == 'opirl' and record['num_seeds_vmapped'] == 8
+  assert record['pointmaze_steps_timed'] == 12 and record['halfcheetah_steps_timed'] == 6
+  # One discriminator and one critic update per step, every step (HalfCheetah: warm-up included).
+  for suffix in ('1seed', '8seeds'):
+    assert record[f'pointmaze_discriminator_updates_done_{suffix}'] == 12
+    assert record[f'pointmaze_policy_updates_done_{suffix}'] == 12
+  assert record['halfcheetah_discriminator_updates_done'] == 10
+  assert record['halfcheetah_policy_updates_done'] == 10
