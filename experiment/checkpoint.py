@@ -78,10 +78,11 @@ def _is_key(x) -> bool:
 
 
 def _as_abstract(x):
+  # A NamedSharding of a key array's axes applies unchanged to its raw data (one more, trailing axis).
+  sharding = getattr(x, 'sharding', None)
   if _is_key(x):
     x = jax.eval_shape(jax.random.key_data, x)
-    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
   if isinstance(x, jax.ShapeDtypeStruct):
     return x
-  sharding = getattr(x, 'sharding', None)
   return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)

@@ -137,23 +137,55 @@ def seed_keys(seeds: list[int]) -> jax.Array:
   return jax.vmap(jax.random.key)(np.asarray(seeds))
 
 
+def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, expert_buffer=None,
+                   transform_fn=None, mesh=None):
+  """The jitted, seed-vmapped `init(keys) -> carry` and `period_fn(carry, period) -> (carry,
+  metrics)` (one evaluation period) of a JAX-native run. With `mesh`, every output (all of which
+  have the seed axis first) is split over its `seed` axis: without `out_shardings` the compiler may
+  return leaves it finds cheap to replicate, and the next call would then recompile."""
+  from experiment import mesh as mesh_lib
+  out = {} if mesh is None else {'out_shardings': mesh_lib.seed_sharding(mesh)}
+  init = jax.jit(jax.vmap(lambda k: loops.init_carry(env, agent, loop_config, k,
+                                                     transform_fn=transform_fn)), **out)
+  period_fn = jax.jit(jax.vmap(
+      lambda carry, p: loops.train_periods(env, agent, loop_config, carry, p, num_periods=1,
+                                           expert_buffer=expert_buffer,
+                                           transform_fn=transform_fn), in_axes=(0, None)), **out)
+  return init, period_fn
+
+
 def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
-          env_name: str, expert_buffer=None, transform_fn=None, desc: str = '') -> list[Any]:
+          env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
+          mesh=None) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
   and keys) to `workdir/checkpoints/` after logging it. Resumes from the newest checkpoint: exactly
   on JAX-native environments; host environments start fresh episodes. Returns the final agent states,
-  one per seed."""
+  one per seed.
+
+  `mesh` (`experiment.mesh`, JAX-native environments only): the whole per-seed carry is split over
+  the mesh's `seed` axis (the number of seeds must be a multiple of its size) and the expert buffer is
+  replicated; checkpoints are restored with the same shardings."""
   from tqdm import tqdm
 
   from experiment.checkpoint import Checkpointer
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
+  from experiment import mesh as mesh_lib
+
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
     raise ValueError(f'a host environment ({env_name}) trains one seed per process, got {seeds}')
+  if not is_jax and mesh is not None:
+    raise ValueError(f'a device mesh shards vmapped seeds, which needs a JAX-native environment; '
+                     f'{env_name} runs on the host')
   keys = seed_keys(seeds)
+  if mesh is not None:
+    mesh_lib.check_seeds(len(seeds), mesh)
+    keys = mesh_lib.shard_leading(keys, mesh)
+    if expert_buffer is not None:
+      expert_buffer = mesh_lib.replicate(expert_buffer, mesh)
   num_periods = loop_config.num_env_steps // loop_config.eval_every
   writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
                         TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
@@ -172,16 +204,16 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
     latest = ckpt.latest_step()
     if is_jax:
-      init = jax.jit(jax.vmap(lambda k: loops.init_carry(env, agent, loop_config, k,
-                                                         transform_fn=transform_fn)))
-      period_fn = jax.jit(jax.vmap(
-          lambda carry, p: loops.train_periods(env, agent, loop_config, carry, p, num_periods=1,
-                                               expert_buffer=expert_buffer,
-                                               transform_fn=transform_fn), in_axes=(0, None)))
+      init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh)
       if latest is None:
         carry, first = init(keys), 0
       else:
-        carry, ckpt_meta = ckpt.restore(latest, jax.eval_shape(init, keys))
+        abstract = jax.eval_shape(init, keys)
+        if mesh is not None:
+          sharding = mesh_lib.seed_sharding(mesh)
+          abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                                  abstract)
+        carry, ckpt_meta = ckpt.restore(latest, abstract)
         first = ckpt_meta['env_steps'] // loop_config.eval_every
         print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
       for period in range(first, num_periods):

@@ -37,6 +37,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def main(argv):
   del argv
+  from experiment import mesh as mesh_lib
   from experiment import runs
   from experiment.config import ConfigError
   from irl import pipeline
@@ -45,6 +46,12 @@ def main(argv):
   workdir = _WORKDIR.value
   try:
     built = pipeline.build(config)
+    mesh = mesh_lib.from_config(config.mesh)
+    if mesh is not None:
+      if not built.is_jax:
+        raise ConfigError(f'config.mesh.enabled shards vmapped seeds, which needs a JAX-native '
+                          f'environment; {config.env} runs on the host')
+      mesh_lib.check_seeds(config.num_seeds, mesh)
     runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
     raise app.UsageError(str(e)) from None
@@ -54,7 +61,7 @@ def main(argv):
   random_return = pipeline.random_return(config.env, built.env, config.seed, loop_config.eval_episodes)
   states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds, env_name=config.env,
                           expert_buffer=built.expert_buffer, transform_fn=parts.prep.transitions,
-                          desc=f'{config.algo} {config.env}')
+                          desc=f'{config.algo} {config.env}', mesh=mesh)
   if not built.is_jax:
     built.env.close()
 
@@ -62,7 +69,8 @@ def main(argv):
   summary = pipeline.summarise(workdir, seeds, expert_return, random_return)
   results = {'algo': config.algo, 'env': config.env, 'env_steps': loop_config.num_env_steps,
              'num_trajectories': config.num_trajectories, 'expert_return': expert_return,
-             'expert_return_used_trajectories': built.meta['used_return_mean'], **summary}
+             'expert_return_used_trajectories': built.meta['used_return_mean'],
+             'mesh': mesh_lib.describe(mesh), **summary}
   if parts.discriminator is not None:
     results['reward_dirs'] = []
     for s, state in zip(seeds, states):

@@ -40,6 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.sac = from_dataclass(sac_agent.SACConfig)
   c.valuedice = from_dataclass(valuedice.ValueDICEConfig)
   c.bc = from_dataclass(bc.BCConfig)
+  # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`; -1 = all remaining devices.
+  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1))
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=1_000_000, num_envs=1, start_steps=2_000, update_after=1_000, updates_per_step=1,
       replay_capacity=2_000_000, eval_every=10_000, eval_episodes=20))

@@ -1,0 +1,47 @@
+"""The local SLURM cluster of scripts/slurm_local.sh runs a job array (skipped unless one is running)."""
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+
+def _controller_up():
+  """True when the slurm client is installed and the controller answers `sinfo` quickly."""
+  if shutil.which('sbatch') is None or shutil.which('sinfo') is None:
+    return False
+  try:
+    return subprocess.run(['sinfo', '-h'], capture_output=True, timeout=5).returncode == 0
+  except (OSError, subprocess.TimeoutExpired):
+    return False
+
+
+def _in_queue(job_id):
+  """True while squeue still lists a task of the job (an unknown job id makes squeue fail: finished)."""
+  out = subprocess.run(['squeue', '-h', '-j', job_id], capture_output=True, text=True, timeout=30)
+  return out.returncode == 0 and out.stdout.strip() != ''
+
+
+@pytest.mark.slow
+def test_job_array_runs_every_task(tmp_path):
+  if not _controller_up():
+    pytest.skip('no running SLURM controller (start one with: bash scripts/slurm_local.sh start)')
+  job_id = subprocess.run(
+      ['sbatch', '--parsable', '--array=0-3', '--job-name=test_slurm_local',
+       f'--output={tmp_path}/%A_%a.log', f'--chdir={tmp_path}',
+       '--wrap', 'echo "$SLURM_ARRAY_TASK_ID" > "task_$SLURM_ARRAY_TASK_ID.txt"'],
+      capture_output=True, text=True, timeout=30, check=True).stdout.strip().split(';')[0]
+  deadline = time.monotonic() + 120
+  try:
+    while _in_queue(job_id):
+      if time.monotonic() > deadline:
+        pytest.fail(f'job array {job_id} not done after 120 s:\n'
+                    + subprocess.run(['squeue'], capture_output=True, text=True).stdout)
+      time.sleep(0.5)
+  finally:
+    subprocess.run(['scancel', job_id], capture_output=True)  # no-op once it has finished
+  for task in range(4):
+    out, log = tmp_path / f'task_{task}.txt', tmp_path / f'{job_id}_{task}.log'
+    assert out.exists(), f'task {task} wrote nothing; its log: {log.read_text() if log.exists() else "(none)"}'
+    assert out.read_text().strip() == str(task)
