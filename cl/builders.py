@@ -166,7 +166,9 @@ def build_optimizer(config, stream: streams.TaskStream):
   return tx, train.Variational(mc_samples=v.mc_samples, hess_approx='ggn')
 
 
-def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, methods.Method]:
+def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.Learner, methods.Method]:
+  """The learner and its method; with a `mesh` whose `data` axis has several devices, training
+  minibatches are split over it (`train.make_learner(batch_sharding=...)`)."""
   model = models.make_model(config.model, stream.input_shape, stream.num_outputs,
                             hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
                             dense_size=config.dense_size)
@@ -175,12 +177,31 @@ def build_learner(config, stream: streams.TaskStream) -> tuple[train.Learner, me
                                classes_per_task=len(stream.tasks[0].classes))
   optimizer, variational = build_optimizer(config, stream)
   eval_samples = config.ivon.eval_samples if variational is not None else 0
+  batch_sharding = None
+  if mesh is not None and mesh.shape['data'] > 1:
+    from experiment import mesh as mesh_lib
+    batch_sharding = mesh_lib.data_sharding(mesh)
   learner = train.make_learner(model, method, optimizer, batch_size=config.batch_size,
                                reset_optimizer=config.reset_optimizer, variational=variational,
-                               eval_samples=eval_samples)
+                               eval_samples=eval_samples, batch_sharding=batch_sharding)
   return learner, method
 
 
-def seed_keys(config) -> jax.Array:
-  """[num_seeds] typed keys for seeds config.seed, config.seed + 1, ..."""
-  return jax.vmap(jax.random.key)(np.arange(config.seed, config.seed + config.num_seeds))
+def seed_keys(config, mesh=None) -> jax.Array:
+  """[num_seeds] typed keys for seeds config.seed, config.seed + 1, ...; split over the mesh's
+  `seed` axis when one is given."""
+  keys = jax.vmap(jax.random.key)(np.arange(config.seed, config.seed + config.num_seeds))
+  if mesh is None:
+    return keys
+  from experiment import mesh as mesh_lib
+  mesh_lib.check_seeds(config.num_seeds, mesh)
+  return mesh_lib.shard_leading(keys, mesh)
+
+
+def build_mesh(config):
+  """`config.mesh` to a mesh (or None), checked against `num_seeds`; ConfigError otherwise."""
+  from experiment import mesh as mesh_lib
+  mesh = mesh_lib.from_config(config.mesh)
+  if mesh is not None:
+    mesh_lib.check_seeds(config.num_seeds, mesh)
+  return mesh

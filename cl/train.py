@@ -13,6 +13,7 @@ resumed from the checkpoint taken after task t therefore repeats exactly what an
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -62,8 +63,14 @@ class Learner(NamedTuple):
 
 def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
                  batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000,
-                 variational: Variational | None = None, eval_samples: int = 0) -> Learner:
+                 variational: Variational | None = None, eval_samples: int = 0,
+                 batch_sharding: jax.sharding.Sharding | None = None) -> Learner:
   """Builds the pure functions of one seed's training (vmap them for several seeds).
+
+  `batch_sharding` (e.g. `experiment.mesh.data_sharding(mesh)`) splits every training minibatch's
+  examples over a mesh's `data` axis (data parallelism: the per-example work is split, the gradient
+  sums are reduced across devices by the compiler); under `compile_learner(..., mesh)` the seed axis
+  goes over `seed` as well.
 
   With `variational` set, `optimizer` is `cl.ivon.ivon(...)` or `cl.ivon.vogn(...)`: each step draws
   `mc_samples` weights from the posterior held in the optimizer state, and the params are its mean.
@@ -139,7 +146,10 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
 
     def body(state, inputs):
       idx, k = inputs
-      return train_step(state, (data.x[idx], data.y[idx], data.mask[idx]), k, num_past)
+      batch = (data.x[idx], data.y[idx], data.mask[idx])
+      if batch_sharding is not None:
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+      return train_step(state, batch, k, num_past)
 
     state, metrics = jax.lax.scan(body, state, (batches, jax.random.split(step_key, steps)))
     return state, jax.tree.map(jnp.mean, metrics)
@@ -195,18 +205,27 @@ class CompiledLearner(NamedTuple):
   accuracy: Callable
 
 
-def compile_learner(learner: Learner) -> CompiledLearner:
-  """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None)."""
+def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None) -> CompiledLearner:
+  """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None).
+
+  With `mesh` (`experiment.mesh`), the seed axis of every function is mapped to the mesh's `seed`
+  axis (`spmd_axis_name`, so constraints inside the learner get it too) and every output is split
+  over it; the caller places the keys (`experiment.mesh.shard_leading`)."""
+  vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
+  jit = jax.jit
+  if mesh is not None:
+    from experiment import mesh as mesh_lib
+    jit = functools.partial(jax.jit, out_shardings=mesh_lib.seed_sharding(mesh))
 
   def train_epoch(state, data, keys, num_past):
-    return jax.vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
+    return vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
 
   return CompiledLearner(
-      init=jax.jit(jax.vmap(learner.init)),
-      begin_task=jax.jit(jax.vmap(learner.begin_task, in_axes=(0, None))),
-      train_epoch=jax.jit(train_epoch, static_argnums=3, donate_argnums=0),
-      consolidate=jax.jit(jax.vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
-      accuracy=jax.jit(jax.vmap(learner.accuracy, in_axes=(0, None, None, None))),
+      init=jit(vmap(learner.init)),
+      begin_task=jit(vmap(learner.begin_task, in_axes=(0, None))),
+      train_epoch=jit(train_epoch, static_argnums=3, donate_argnums=0),
+      consolidate=jit(vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
+      accuracy=jit(vmap(learner.accuracy, in_axes=(0, None, None, None))),
   )
 
 

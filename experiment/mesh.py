@@ -114,6 +114,13 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.tree.map(lambda x: _put(x, replicated(mesh)), tree)
 
 
+def seed_split_abstract(abstract: Any, mesh: Mesh) -> Any:
+  """Restore targets (ShapeDtypeStructs) split over `seed` along their first axis; scalars replicated."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=seed_sharding(mesh) if x.ndim
+                                     else replicated(mesh)), abstract)
+
+
 def describe(mesh: Mesh | None) -> dict:
   """A JSON-able summary for logs and results."""
   if mesh is None:

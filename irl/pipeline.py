@@ -210,9 +210,7 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
       else:
         abstract = jax.eval_shape(init, keys)
         if mesh is not None:
-          sharding = mesh_lib.seed_sharding(mesh)
-          abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                                  abstract)
+          abstract = mesh_lib.seed_split_abstract(abstract, mesh)
         carry, ckpt_meta = ckpt.restore(latest, abstract)
         first = ckpt_meta['env_steps'] // loop_config.eval_every
         print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')

@@ -31,6 +31,7 @@ def main(argv):
 
   from cl import builders, report, train
   from cl.data import DataError
+  from experiment import mesh as mesh_lib
   from experiment import runs
   from experiment.checkpoint import Checkpointer
   from experiment.config import ConfigError
@@ -40,6 +41,7 @@ def main(argv):
   workdir = _WORKDIR.value
   try:
     builders.validate_config(config)
+    mesh = builders.build_mesh(config)
     if config.joint_reference and not os.path.isfile(config.joint_reference):
       raise ConfigError('config.joint_reference must be the results.json of a joint run, '
                         f'got {config.joint_reference!r} (no such file)')
@@ -55,9 +57,9 @@ def main(argv):
     stream = builders.build_stream(config)
   except DataError as e:
     raise app.UsageError(str(e)) from None
-  learner, method = builders.build_learner(config, stream)
-  compiled = train.compile_learner(learner)
-  keys = builders.seed_keys(config)
+  learner, method = builders.build_learner(config, stream, mesh)
+  compiled = train.compile_learner(learner, mesh)
+  keys = builders.seed_keys(config, mesh)
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   num_tasks = stream.num_tasks
   joint_accuracy = None
@@ -76,6 +78,8 @@ def main(argv):
       ckpt.save(0, run_state, {'tasks_done': 0})
     else:
       target = train.abstract_run_state(compiled, stream, keys)
+      if mesh is not None:
+        target = mesh_lib.seed_split_abstract(target, mesh)
       run_state, meta = ckpt.restore(latest, target)
       logging.info('Resuming %s after task %d of %d.', workdir, meta['tasks_done'], num_tasks)
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')

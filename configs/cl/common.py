@@ -55,6 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Seeds.
   c.seed = 0
   c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
+  # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`;
+  # -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
+  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1))
   # Reporting.
   c.joint_reference = ''        # results.json of a `joint` run on the same stream -> intransigence
   return c
