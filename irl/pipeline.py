@@ -156,7 +156,7 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
 
 def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
           env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
-          mesh=None) -> list[Any]:
+          mesh=None, after_checkpoint: Callable[[int], None] | None = None) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
@@ -166,7 +166,8 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
 
   `mesh` (`experiment.mesh`, JAX-native environments only): the whole per-seed carry is split over
   the mesh's `seed` axis (the number of seeds must be a multiple of its size) and the expert buffer is
-  replicated; checkpoints are restored with the same shardings."""
+  replicated; checkpoints are restored with the same shardings. `after_checkpoint(env_steps)` runs
+  after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
   from tqdm import tqdm
 
   from experiment.checkpoint import Checkpointer
@@ -201,51 +202,57 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
     bar.set_postfix(eval_return=f'{scalars["eval_return"]:.1f}')
     bar.refresh()
 
-  with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
-    latest = ckpt.latest_step()
-    if is_jax:
-      init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh)
-      if latest is None:
-        carry, first = init(keys), 0
+  try:
+    with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
+      latest = ckpt.latest_step()
+      if is_jax:
+        init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh)
+        if latest is None:
+          carry, first = init(keys), 0
+        else:
+          abstract = jax.eval_shape(init, keys)
+          if mesh is not None:
+            abstract = mesh_lib.seed_split_abstract(abstract, mesh)
+          carry, ckpt_meta = ckpt.restore(latest, abstract)
+          first = ckpt_meta['env_steps'] // loop_config.eval_every
+          print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+        for period in range(first, num_periods):
+          carry, metrics = period_fn(carry, period)
+          env_steps = (period + 1) * loop_config.eval_every
+          # Log first: a kill between the two repeats this period's record (read_curve keeps the
+          # last), while the other order could lose it.
+          log(env_steps, {k: np.asarray(v)[:, 0] for k, v in metrics.items()})
+          ckpt.save(env_steps, carry, {'env_steps': env_steps})
+          if after_checkpoint is not None:
+            after_checkpoint(env_steps)
+        states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
       else:
-        abstract = jax.eval_shape(init, keys)
-        if mesh is not None:
-          abstract = mesh_lib.seed_split_abstract(abstract, mesh)
-        carry, ckpt_meta = ckpt.restore(latest, abstract)
-        first = ckpt_meta['env_steps'] // loop_config.eval_every
-        print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
-      for period in range(first, num_periods):
-        carry, metrics = period_fn(carry, period)
-        env_steps = (period + 1) * loop_config.eval_every
-        # Log first: a kill between the two repeats this period's record (read_curve keeps the
-        # last), while the other order could lose it.
-        log(env_steps, {k: np.asarray(v)[:, 0] for k, v in metrics.items()})
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
-      states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
-    else:
-      eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
-      initial = None
-      if latest is not None:
-        abstract = loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
-        initial, ckpt_meta = ckpt.restore(latest, abstract)
-        print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
-      pending = {}
+        eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
+        initial = None
+        if latest is not None:
+          abstract = loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
+          initial, ckpt_meta = ckpt.restore(latest, abstract)
+          print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+        pending = {}
 
-      def checkpoint_fn(env_steps, carry):
-        # Before saving: a kill between the two repeats this record, the other order could lose it.
-        log(env_steps, {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()})
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
+        def checkpoint_fn(env_steps, carry):
+          # Before saving: a kill between the two repeats this record, the other order could lose it.
+          log(env_steps, {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()})
+          ckpt.save(env_steps, carry, {'env_steps': env_steps})
+          if after_checkpoint is not None:
+            after_checkpoint(env_steps)
 
-      try:
-        carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
-                                    transform_fn=transform_fn, eval_env=eval_env,
-                                    progress_fn=lambda s, m: pending.__setitem__(s, m),
-                                    checkpoint_fn=checkpoint_fn, initial=initial)
-      finally:
-        eval_env.close()
-      states = [carry.agent_state]
-  bar.close()
-  writer.close()
+        try:
+          carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
+                                      transform_fn=transform_fn, eval_env=eval_env,
+                                      progress_fn=lambda s, m: pending.__setitem__(s, m),
+                                      checkpoint_fn=checkpoint_fn, initial=initial)
+        finally:
+          eval_env.close()
+        states = [carry.agent_state]
+  finally:
+    bar.close()
+    writer.close()
   return states
 
 

@@ -32,7 +32,7 @@ def main(argv):
   from cl import builders, report, train
   from cl.data import DataError
   from experiment import mesh as mesh_lib
-  from experiment import runs
+  from experiment import preemption, runs
   from experiment.checkpoint import Checkpointer
   from experiment.config import ConfigError
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
@@ -103,6 +103,7 @@ def main(argv):
         bar = None
       t = int(rs.tasks_done)
       ckpt.save(t, rs, {'tasks_done': t})
+      guard.check(t)
       row = np.asarray(rs.accuracy_matrix)[:, t - 1]  # [S, T]
       val_row = np.asarray(rs.val_accuracy_matrix)[:, t - 1]
       scalars = {'eval/average_accuracy_seen': float(row[:, :t].mean()),
@@ -112,9 +113,15 @@ def main(argv):
       logging.info('After task %d: mean test accuracy on tasks seen %.4f', t,
                    scalars['eval/average_accuracy_seen'])
 
-    run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
-                                 **train.method_flags(method), run_state=run_state,
-                                 progress_fn=progress_fn, task_end_fn=task_end_fn)
+    try:
+      with preemption.Guard() as guard:
+        run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
+                                     **train.method_flags(method), run_state=run_state,
+                                     progress_fn=progress_fn, task_end_fn=task_end_fn)
+    except preemption.Preempted as e:
+      writer.close()
+      print(e, file=sys.stderr)
+      sys.exit(preemption.PREEMPTED_EXIT_CODE)
   writer.close()
 
   results = report.results_json(run_state, seeds, joint_accuracy)

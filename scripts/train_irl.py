@@ -38,7 +38,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   del argv
   from experiment import mesh as mesh_lib
-  from experiment import runs
+  from experiment import preemption, runs
   from experiment.config import ConfigError
   from irl import pipeline
 
@@ -59,9 +59,16 @@ def main(argv):
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
   random_return = pipeline.random_return(config.env, built.env, config.seed, loop_config.eval_episodes)
-  states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds, env_name=config.env,
-                          expert_buffer=built.expert_buffer, transform_fn=parts.prep.transitions,
-                          desc=f'{config.algo} {config.env}', mesh=mesh)
+  try:
+    with preemption.Guard() as guard:
+      states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds,
+                              env_name=config.env, expert_buffer=built.expert_buffer,
+                              transform_fn=parts.prep.transitions,
+                              desc=f'{config.algo} {config.env}', mesh=mesh,
+                              after_checkpoint=guard.check)
+  except preemption.Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(preemption.PREEMPTED_EXIT_CODE)
   if not built.is_jax:
     built.env.close()
 

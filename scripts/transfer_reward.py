@@ -70,7 +70,7 @@ def build(config):
 
 def main(argv):
   del argv
-  from experiment import runs
+  from experiment import preemption, runs
   from experiment.config import ConfigError
   from irl import pipeline
 
@@ -85,8 +85,14 @@ def main(argv):
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'
   random_return = pipeline.random_return(config.env, env, config.seed, loop_config.eval_episodes)
-  pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
-                 transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}')
+  try:
+    with preemption.Guard() as guard:
+      pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
+                     transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
+                     after_checkpoint=guard.check)
+  except preemption.Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(preemption.PREEMPTED_EXIT_CODE)
   if not is_jax:
     env.close()
   summary = pipeline.summarise(workdir, seeds, None, random_return)

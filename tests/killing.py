@@ -15,3 +15,17 @@ def kill_when_exists(cmd, cwd, marker, timeout=600.0):
     time.sleep(0.05)
   child.send_signal(signal.SIGKILL)
   child.wait()
+
+
+def signal_when_exists(cmd, cwd, marker, signum, timeout=600.0):
+  """Runs `cmd`, sends `signum` once the path `marker` exists, and returns the finished process's
+  (returncode, stderr); fails if it ends before the signal or times out."""
+  child = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + timeout
+  while not marker.is_dir():
+    assert child.poll() is None, 'run ended before it could be signalled'
+    assert time.time() < deadline, f'{marker} did not appear within {timeout} s'
+    time.sleep(0.05)
+  child.send_signal(signum)
+  _, stderr = child.communicate(timeout=timeout)
+  return child.returncode, stderr

@@ -1,0 +1,63 @@
+"""Preemption-safe runs: on SIGTERM or SIGUSR1 a run finishes the step it is in, saves its
+checkpoint as usual, and exits with `PREEMPTED_EXIT_CODE`, so that rerunning the same command (a
+SLURM requeue) resumes it with nothing lost.
+
+  with preemption.Guard() as guard:
+    ...
+    ckpt.save(step, state, meta)
+    guard.check(step)          # raises Preempted after a signal; the caller exits with the code
+
+SLURM sends SIGTERM on preemption and on `scancel`, and `#SBATCH --signal=B:USR1@<seconds>` sends
+SIGUSR1 that long before the time limit; the sweep's batch script (`experiment/sweep.py`) forwards
+both to the Python process and requeues the task when it exits with `PREEMPTED_EXIT_CODE`.
+Signals arriving while a jitted step runs are handled when it returns (Python runs handlers between
+bytecodes), so the checkpoint is always of a finished step.
+"""
+
+from __future__ import annotations
+
+import signal
+
+PREEMPTED_EXIT_CODE = 75   # EX_TEMPFAIL: "try again later"
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(Exception):
+  """Raised by `Guard.check` once a preemption signal has arrived."""
+
+  def __init__(self, step, signum):
+    super().__init__(f'preempted by {signal.Signals(signum).name} after step {step}; the checkpoint '
+                     f'of step {step} is saved, rerun the same command to resume')
+    self.step = step
+    self.signum = signum
+
+
+class Guard:
+  """Records preemption signals while active (a context manager; restores the old handlers)."""
+
+  def __init__(self, signals=SIGNALS):
+    self._signals = tuple(signals)
+    self._previous = {}
+    self.signum = None
+
+  def _handler(self, signum, frame):
+    del frame
+    self.signum = signum
+
+  def __enter__(self) -> 'Guard':
+    for s in self._signals:
+      self._previous[s] = signal.signal(s, self._handler)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, previous in self._previous.items():
+      signal.signal(s, previous)
+
+  @property
+  def requested(self) -> bool:
+    return self.signum is not None
+
+  def check(self, step) -> None:
+    """Call right after a checkpoint is saved: raises Preempted if a signal has arrived."""
+    if self.signum is not None:
+      raise Preempted(step, self.signum)

@@ -1,0 +1,72 @@
+"""Preemption: on SIGTERM / SIGUSR1 a run saves its checkpoint, exits with PREEMPTED_EXIT_CODE, and
+the rerun (a requeue) ends with exactly the results of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from experiment import preemption
+from killing import signal_when_exists
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_guard_records_a_signal_raises_after_the_checkpoint_and_restores_handlers():
+  before = signal.getsignal(signal.SIGUSR1)
+  with preemption.Guard() as guard:
+    guard.check(1)                                   # nothing yet
+    os.kill(os.getpid(), signal.SIGUSR1)
+    assert guard.requested
+    with pytest.raises(preemption.Preempted, match='preempted by SIGUSR1 after step 2'):
+      guard.check(2)
+  assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def script(name, *args):
+  return [sys.executable, os.path.join(ROOT, 'scripts', name), *args]
+
+
+def run(cmd):
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGUSR1])
+def test_train_cl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path, signum):
+  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.method=ewc',
+          '--config.num_seeds=2']
+  proc = run(script('train_cl.py', *args, f'--workdir={tmp_path / "reference"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  workdir = tmp_path / 'preempted'
+  code, stderr = signal_when_exists(script('train_cl.py', *args, f'--workdir={workdir}'), ROOT,
+                                    workdir / 'checkpoints' / '2', signum)
+  assert code == preemption.PREEMPTED_EXIT_CODE, stderr[-3000:]
+  assert f'preempted by {signal.Signals(signum).name}' in stderr
+  assert not (workdir / 'results.json').exists()
+  proc = run(script('train_cl.py', *args, f'--workdir={workdir}'))
+  assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
+  reference = json.loads((tmp_path / 'reference' / 'results.json').read_text())
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert resumed['per_seed'] == reference['per_seed']
+
+
+@pytest.mark.slow
+def test_train_irl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path):
+  args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.algo=opirl',
+          '--config.loop.num_env_steps=3000']
+  proc = run(script('train_irl.py', *args, f'--workdir={tmp_path / "reference"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  workdir = tmp_path / 'preempted'
+  code, stderr = signal_when_exists(script('train_irl.py', *args, f'--workdir={workdir}'), ROOT,
+                                    workdir / 'checkpoints' / '1000', signal.SIGTERM)
+  assert code == preemption.PREEMPTED_EXIT_CODE, stderr[-3000:]
+  assert not (workdir / 'results.json').exists()
+  proc = run(script('train_irl.py', *args, f'--workdir={workdir}'))
+  assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
+  reference = json.loads((tmp_path / 'reference' / 'results.json').read_text())
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert resumed['per_seed'] == reference['per_seed']
