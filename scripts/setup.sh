@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything a run or the test suite needs, on a fresh clone of a fresh machine:
 #   - Debian's dataset-fashion-mnist (IDX files under /usr/share/datasets/fashion-mnist/), when apt works;
-#   - a virtual environment in .venv (Python >= 3.11; 3.12 preferred) with the project and its dev extras.
+#   - a virtual environment in .venv (Python >= 3.11; 3.12 preferred) with the project and its dev extras;
+#   - as root with apt-get: a local single-node SLURM cluster (scripts/slurm_local.sh; CLJAX_NO_SLURM=1 skips).
 # Idempotent: a second run only checks. Set CLJAX_PYTHON to choose the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +41,10 @@ if ! .venv/bin/python -c 'import cl, jax, flax, optax, orbax.checkpoint, sklearn
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch .venv/.installed
+fi
+
+# A single-node SLURM cluster for the sweep tests (scripts/slurm_local.sh), when we are root on a Debian
+# machine: the SLURM tests run against it and skip without it. CLJAX_NO_SLURM=1 skips this step.
+if [ "${CLJAX_NO_SLURM:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  bash scripts/slurm_local.sh start
 fi

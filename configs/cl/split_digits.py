@@ -22,3 +22,10 @@ def get_config(arg=None):
   c.replay.memory_size = 100
   c.replay.batch_size = 32
   return common.apply_variant(c, arg)
+
+
+def sweep(add, arg=None):
+  """Four baselines, two seeds each (vmapped inside each run): the sweep the tests submit to SLURM."""
+  del arg
+  for method in ('finetune', 'ewc', 'si', 'replay'):
+    add(method=method, num_seeds=2)

@@ -34,3 +34,12 @@ def get_config(arg=None):
     group, _, name = path.rpartition('.')
     (c[group] if group else c)[name] = value
   return c
+
+
+def sweep(add, arg=None):
+  """OPIRL and every baseline on this environment, seeds 0-2 as separate tasks (MuJoCo runs on the
+  host, one seed per process)."""
+  del arg
+  for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
+    for seed in range(3):
+      add(algo=algo, seed=seed)

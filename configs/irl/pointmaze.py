@@ -29,3 +29,11 @@ def get_config(arg=None):
       c[name].batch_size = 64
     c.irl.batch_size = 64
   return c
+
+
+def sweep(add, arg=None):
+  """OPIRL and every baseline, three seeds each (vmapped inside each run): the README's PointMaze rows
+  (scripts/irl_results_table.py runs the same with its budgets)."""
+  del arg
+  for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
+    add(algo=algo, num_seeds=3)
