@@ -185,15 +185,24 @@ def task_keys(keys: jax.Array, task_index: int, epochs: int) -> tuple[jax.Array,
   return jnp.swapaxes(split[:, :epochs], 0, 1), split[:, epochs]
 
 
-def training_data(stream: TaskStream, task_index: int, cumulative: bool) -> TaskData:
+def _place(x, mesh):
+  """A host array on the device(s): whole on every device of `mesh` (a global array, which is what
+  jit takes across processes), or on the default device."""
+  if mesh is None:
+    return jnp.asarray(x)
+  from experiment import mesh as mesh_lib
+  return mesh_lib.replicate(np.asarray(x), mesh)
+
+
+def training_data(stream: TaskStream, task_index: int, cumulative: bool, mesh=None) -> TaskData:
   """Task `task_index`'s training data, or the union of tasks 0..task_index when `cumulative`."""
   tasks = stream.tasks[:task_index + 1] if cumulative else [stream.tasks[task_index]]
   x = np.concatenate([t.x_train for t in tasks])
   y = np.concatenate([t.y_train for t in tasks]).astype(np.int32)
   mask = np.concatenate([np.broadcast_to(t.output_mask, (len(t.y_train), stream.num_outputs))
                          for t in tasks])
-  return TaskData(x=jnp.asarray(x), y=jnp.asarray(y), mask=jnp.asarray(mask),
-                  task_index=jnp.asarray(task_index, jnp.int32))
+  return TaskData(x=_place(x, mesh), y=_place(y, mesh), mask=_place(mask, mesh),
+                  task_index=_place(np.asarray(task_index, np.int32), mesh))
 
 
 class CompiledLearner(NamedTuple):
@@ -229,27 +238,32 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None) -> 
   )
 
 
-def _eval_sets(stream: TaskStream, split: str):
+def _eval_sets(stream: TaskStream, split: str, mesh=None):
   """Device copies of every task's `split` ('test' or 'val') data, made once per run."""
   sets = []
   for task in stream.tasks:
     x, y = (task.x_test, task.y_test) if split == 'test' else (task.x_val, task.y_val)
-    sets.append((jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(task.output_mask)))
+    sets.append((_place(x, mesh), _place(np.asarray(y, np.int32), mesh),
+                 _place(task.output_mask, mesh)))
   return sets
 
 
 def _evaluate(compiled: CompiledLearner, state: TrainState, eval_sets) -> np.ndarray:
-  """[S, T] accuracies of every seed on every task's evaluation set."""
+  """[S, T] accuracies of every seed on every task's evaluation set (gathered from every process)."""
+  from experiment.distributed import to_host
   cols = [compiled.accuracy(state, x, y, mask) for x, y, mask in eval_sets]
-  return np.stack([np.asarray(c) for c in cols], axis=1)
+  return np.stack([to_host(c) for c in cols], axis=1)
 
 
 def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
-             eval_sets=None) -> RunState:
+             eval_sets=None, mesh=None) -> RunState:
   """Initial params for every seed and the accuracy row before any training.
 
-  `eval_sets`: `(test, val)` device copies from `_eval_sets`, when the caller already has them."""
-  test_sets, val_sets = eval_sets or (_eval_sets(stream, 'test'), _eval_sets(stream, 'val'))
+  `eval_sets`: `(test, val)` device copies from `_eval_sets`, when the caller already has them.
+  `mesh`: the mesh `keys` are placed on (`compile_learner(learner, mesh)`); host arrays go on it
+  too (replicated), as a multi-process run needs."""
+  test_sets, val_sets = eval_sets or (_eval_sets(stream, 'test', mesh),
+                                      _eval_sets(stream, 'val', mesh))
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   state = compiled.init(init_keys)
   s, t = keys.shape[0], stream.num_tasks
@@ -257,16 +271,17 @@ def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
   before = _evaluate(compiled, state, test_sets)
   val_before = _evaluate(compiled, state, val_sets)
   return RunState(train_state=state,
-                  accuracy_matrix=jnp.asarray(nan), val_accuracy_matrix=jnp.asarray(nan),
-                  accuracy_before=jnp.asarray(before), val_accuracy_before=jnp.asarray(val_before),
-                  tasks_done=jnp.zeros((), jnp.int32))
+                  accuracy_matrix=_place(nan, mesh), val_accuracy_matrix=_place(nan, mesh),
+                  accuracy_before=_place(before, mesh), val_accuracy_before=_place(val_before, mesh),
+                  tasks_done=_place(np.zeros((), np.int32), mesh))
 
 
 def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax.Array, *,
                epochs: int, cumulative: bool = False, static_task_count: bool = False,
                run_state: RunState | None = None,
                progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
-               task_end_fn: Callable[[RunState], None] = lambda r: None) -> RunState:
+               task_end_fn: Callable[[RunState], None] = lambda r: None,
+               mesh=None) -> RunState:
   """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
 
   Starts from `run_state` (e.g. restored from a checkpoint) when given, else from scratch.
@@ -274,41 +289,53 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   `**train.method_flags(method)`.
   `progress_fn(task_index, epoch, metrics)` is called after each epoch with per-seed metrics;
   `task_end_fn(run_state)` after each task (checkpointing goes there). Returns the final `RunState`.
+  `mesh`: the mesh the learner was compiled for (`compile_learner`) and the keys placed on; the
+  task data and the accuracy matrices are placed on it (replicated), which multi-process runs need.
   """
-  compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner)
+  from experiment.distributed import to_host
+  compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner, mesh)
   num_past_fn = (lambda t: t) if static_task_count else (lambda t: None)
-  test_sets, val_sets = _eval_sets(stream, 'test'), _eval_sets(stream, 'val')
+  test_sets, val_sets = _eval_sets(stream, 'test', mesh), _eval_sets(stream, 'val', mesh)
   if run_state is None:
-    run_state = init_run(compiled, stream, keys, (test_sets, val_sets))
+    run_state = init_run(compiled, stream, keys, (test_sets, val_sets), mesh)
   state = run_state.train_state
   for t in range(int(run_state.tasks_done), stream.num_tasks):
-    data = training_data(stream, t, cumulative)
+    data = training_data(stream, t, cumulative, mesh)
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)
     state = compiled.begin_task(state, data)
     for epoch in range(epochs):
       state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
-      progress_fn(t, epoch, jax.tree.map(np.asarray, metrics))
+      progress_fn(t, epoch, jax.tree.map(to_host, metrics))
     state = compiled.consolidate(state, data, consolidate_key)
     del data
     test_row = _evaluate(compiled, state, test_sets)
     val_row = _evaluate(compiled, state, val_sets)
+    matrix = np.array(to_host(run_state.accuracy_matrix))
+    val_matrix = np.array(to_host(run_state.val_accuracy_matrix))
+    matrix[:, t], val_matrix[:, t] = test_row, val_row
     run_state = RunState(
         train_state=state,
-        accuracy_matrix=run_state.accuracy_matrix.at[:, t].set(test_row),
-        val_accuracy_matrix=run_state.val_accuracy_matrix.at[:, t].set(val_row),
+        accuracy_matrix=_place(matrix, mesh), val_accuracy_matrix=_place(val_matrix, mesh),
         accuracy_before=run_state.accuracy_before,
         val_accuracy_before=run_state.val_accuracy_before,
-        tasks_done=jnp.asarray(t + 1, jnp.int32))
+        tasks_done=_place(np.asarray(t + 1, np.int32), mesh))
     task_end_fn(run_state)
   return run_state
 
 
-def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array) -> RunState:
-  """Shapes and dtypes of the `RunState` that `init_run` would build (a restore target)."""
+def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
+                       mesh=None) -> RunState:
+  """Shapes and dtypes of the `RunState` that `init_run` would build (a restore target); with `mesh`
+  also its shardings (the train state split over `seed`, the accuracy matrices replicated)."""
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   state = jax.eval_shape(compiled.init, init_keys)
   s, t = keys.shape[0], stream.num_tasks
-  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  whole = None
+  if mesh is not None:
+    from experiment import mesh as mesh_lib
+    state = mesh_lib.seed_split_abstract(state, mesh)
+    whole = mesh_lib.replicated(mesh)
+  f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=whole)
   return RunState(train_state=state, accuracy_matrix=f32(s, t, t), val_accuracy_matrix=f32(s, t, t),
                   accuracy_before=f32(s, t), val_accuracy_before=f32(s, t),
-                  tasks_done=jax.ShapeDtypeStruct((), jnp.int32))
+                  tasks_done=jax.ShapeDtypeStruct((), jnp.int32, sharding=whole))

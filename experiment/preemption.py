@@ -58,6 +58,17 @@ class Guard:
     return self.signum is not None
 
   def check(self, step) -> None:
-    """Call right after a checkpoint is saved: raises Preempted if a signal has arrived."""
-    if self.signum is not None:
-      raise Preempted(step, self.signum)
+    """Call right after a checkpoint is saved: raises Preempted if a signal has arrived. With
+    several processes (`jax.distributed`) they agree first, so that all stop at the same checkpoint
+    even when the signal reaches them at different steps (one stopping alone would leave the others
+    waiting in a collective forever)."""
+    signum = self.signum
+    import jax
+    if jax.process_count() > 1:
+      import numpy as np
+      from jax.experimental import multihost_utils
+      received = np.asarray(multihost_utils.process_allgather(
+          np.asarray(signum or 0, np.int32)))
+      signum = int(received.max()) or None
+    if signum is not None:
+      raise Preempted(step, signum)

@@ -21,11 +21,17 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_c
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (config, metrics, '
                                'checkpoints, results).')
 flags.mark_flags_as_required(['config', 'workdir'])
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '', 'Multi-process runs without SLURM: '
+                                   'host:port of process 0 (experiment/distributed.py).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'With --coordinator_address.')
 
 
 def main(argv):
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
+  from experiment import distributed
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   import numpy as np
   from tqdm import tqdm
 
@@ -48,8 +54,10 @@ def main(argv):
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
 
+  primary = distributed.is_primary()   # only process 0 writes files other than checkpoints
   try:
-    runs.check_or_write_config(config, workdir)
+    if primary:
+      runs.check_or_write_config(config, workdir)
   except runs.WorkdirError as e:
     raise app.UsageError(str(e)) from None
 
@@ -70,16 +78,14 @@ def main(argv):
       raise app.UsageError(str(e)) from None
 
   writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
+                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
   with Checkpointer(os.path.join(workdir, 'checkpoints')) as ckpt:
     latest = ckpt.latest_step()
     if latest is None:
-      run_state = train.init_run(compiled, stream, keys)
+      run_state = train.init_run(compiled, stream, keys, mesh=mesh)
       ckpt.save(0, run_state, {'tasks_done': 0})
     else:
-      target = train.abstract_run_state(compiled, stream, keys)
-      if mesh is not None:
-        target = mesh_lib.seed_split_abstract(target, mesh)
+      target = train.abstract_run_state(compiled, stream, keys, mesh)
       run_state, meta = ckpt.restore(latest, target)
       logging.info('Resuming %s after task %d of %d.', workdir, meta['tasks_done'], num_tasks)
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
@@ -90,7 +96,7 @@ def main(argv):
       nonlocal bar
       if bar is None:
         bar = tqdm(total=config.epochs, desc=f'task {task + 1}/{num_tasks}', unit='epoch',
-                   disable=None, leave=False)
+                   disable=None if primary else True, leave=False)
       scalars = {f'train/{k}': float(np.mean(v)) for k, v in metrics.items()}
       writer.write_scalars(task * config.epochs + epoch + 1, {'task': task + 1, **scalars})
       bar.set_postfix(loss=f'{scalars["train/loss"]:.4f}')
@@ -117,14 +123,18 @@ def main(argv):
       with preemption.Guard() as guard:
         run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
                                      **train.method_flags(method), run_state=run_state,
-                                     progress_fn=progress_fn, task_end_fn=task_end_fn)
+                                     progress_fn=progress_fn, task_end_fn=task_end_fn,
+                                     mesh=mesh)
     except preemption.Preempted as e:
       writer.close()
       print(e, file=sys.stderr)
       sys.exit(preemption.PREEMPTED_EXIT_CODE)
   writer.close()
+  if not primary:
+    return
 
   results = report.results_json(run_state, seeds, joint_accuracy)
+  results['mesh'] = mesh_lib.describe(mesh)
   with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2)
   R_mean = np.asarray(run_state.accuracy_matrix).mean(0)

@@ -1,0 +1,96 @@
+"""Multi-process runs on this machine: 2 processes (2 CPU devices each, gloo collectives over
+loopback) give exactly the results of 1 process with the same 4 devices, and are preempted and
+resumed together from their collective checkpoints."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiment import distributed, preemption
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+ARGS = ['--config', 'configs/cl/split_digits.py:quick', '--config.method=ewc', '--config.num_seeds=4',
+        '--config.mesh.enabled=True']
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def _env(devices):
+  return dict(os.environ, JAX_PLATFORMS='cpu',
+              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+
+
+def _cmd(workdir, *extra):
+  return [sys.executable, os.path.join(ROOT, 'scripts', 'train_cl.py'), *ARGS, f'--workdir={workdir}',
+          *extra]
+
+
+def _two_processes(workdir):
+  port = _free_port()
+  return [subprocess.Popen(_cmd(workdir, f'--coordinator_address=localhost:{port}',
+                                '--num_processes=2', f'--process_id={i}'),
+                           cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for i in range(2)]
+
+
+def _finish(procs, timeout=600):
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+@pytest.fixture(scope='module')
+def one_process(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('one')
+  proc = subprocess.run(_cmd(workdir), cwd=ROOT, env=_env(4), capture_output=True, text=True,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads((workdir / 'results.json').read_text())
+
+
+def test_two_processes_equal_one_process(tmp_path, one_process):
+  codes, outs = _finish(_two_processes(tmp_path))
+  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['mesh'] == {'enabled': True, 'seed': 4, 'data': 1, 'devices': 4, 'platform': 'cpu',
+                             'processes': 2}
+  assert one_process['mesh']['processes'] == 1 and one_process['mesh']['devices'] == 4
+  assert results['per_seed'] == one_process['per_seed']
+  assert 'Wrote' in outs[0][0] and 'Wrote' not in outs[1][0]      # only process 0 reports
+
+
+def test_two_processes_preempted_together_resume_to_the_same_results(tmp_path, one_process):
+  procs = _two_processes(tmp_path)
+  deadline = time.time() + 600
+  while not (tmp_path / 'checkpoints' / '2').is_dir():
+    assert all(p.poll() is None for p in procs), 'ended before the signal'
+    assert time.time() < deadline
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)     # one process only: they must still stop together
+  codes, outs = _finish(procs)
+  assert codes == [preemption.PREEMPTED_EXIT_CODE] * 2, outs[0][1][-2000:] + outs[1][1][-2000:]
+  assert not (tmp_path / 'results.json').exists()
+  codes, outs = _finish(_two_processes(tmp_path))
+  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  assert 'Resuming' in outs[0][0]
+  assert json.loads((tmp_path / 'results.json').read_text())['per_seed'] == one_process['per_seed']
+
+
+def test_initialize_does_nothing_for_one_process_and_checks_explicit_arguments(monkeypatch):
+  for name in ('SLURM_NTASKS', 'SLURM_STEP_NODELIST', 'CLJAX_COORDINATOR_ADDRESS'):
+    monkeypatch.delenv(name, raising=False)
+  assert distributed.initialize() is False
+  monkeypatch.setenv('SLURM_NTASKS', '4')          # an sbatch allocation, but not inside a step
+  assert distributed.initialize() is False
+  with pytest.raises(ValueError, match='num_processes >= 1 and 0 <= process_id'):
+    distributed.initialize('localhost:1', 2, 5)
