@@ -1,0 +1,127 @@
+r"""How seed-parallel training scales over devices: one device against all of them.
+
+  python scripts/bench_scale.py [--fake_devices=8] [--num_seeds=8]
+
+Prints one JSON line (the only line on stdout) with, for one mesh of 1 device and one of all N devices
+(`experiment.mesh`, seeds split over the `seed` axis):
+  cl_seed_epochs_per_s_1dev / _alldev  continual learning (Split digits, MLP 64-64, EWC): seeds × epochs
+                                       trained per second by the compiled `train_epoch`
+                                       (`--num_seeds` seeds vmapped);
+  irl_seed_steps_per_s_1dev / _alldev OPIRL on PointMaze-Left (configs/irl/pointmaze.py, official sizes):
+                                       seeds × environment steps per second of one compiled period of
+                                       `--irl_steps` steps with its updates;
+  cl_speedup, irl_speedup              the all-device rate over the 1-device rate;
+and the context (backend, device kind, N, seeds, compile seconds). Compilation is excluded (each
+function is compiled and run once before the timed call); each figure is the best of `--repeats`.
+
+On a CPU, `--fake_devices=N` (the default 8 when the backend is CPU) splits the host into N XLA devices
+that share the same cores, so the speedup measures only the overhead of partitioning (expect about 1,
+or less on 2 cores); on a machine with N accelerators the same script measures real scaling.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+_FAKE = flags.DEFINE_integer('fake_devices', 8, 'CPU only: XLA host devices to create (0: leave the '
+                             'XLA_FLAGS as they are).', lower_bound=0)
+_SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds trained together (a multiple of the devices).',
+                              lower_bound=1)
+_IRL_STEPS = flags.DEFINE_integer('irl_steps', 500, 'Environment steps of the timed OPIRL period.',
+                                  lower_bound=1)
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per figure (the best is kept).',
+                                lower_bound=1)
+
+
+def _best_time(fn, repeats):
+  import jax
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
+def cl_rate(mesh, num_seeds, repeats):
+  """Seed-epochs per second of the compiled CL train_epoch on `mesh`."""
+  import jax
+  import jax.numpy as jnp
+
+  from cl import builders, train
+  from configs.cl import split_digits
+  config = split_digits.get_config()
+  config.update(method='ewc', num_seeds=num_seeds, num_tasks=2)
+  stream = builders.build_stream(config)
+  learner, _ = builders.build_learner(config, stream, mesh)
+  compiled = train.compile_learner(learner, mesh)
+  keys = builders.seed_keys(config, mesh)
+  state = compiled.init(keys)
+  data = train.training_data(stream, 0, False, mesh)
+  epoch_keys, _ = train.task_keys(keys, 0, 1)
+  start = time.perf_counter()
+  # train_epoch donates its state: give each call its own copy.
+  fresh = lambda: jax.tree.map(jnp.copy, state)
+  jax.block_until_ready(compiled.train_epoch(fresh(), data, epoch_keys[0], None))
+  compile_s = time.perf_counter() - start
+  seconds = _best_time(lambda: compiled.train_epoch(fresh(), data, epoch_keys[0], None), repeats)
+  return num_seeds / seconds, compile_s
+
+
+def irl_rate(mesh, num_seeds, steps, repeats):
+  """Seed-steps per second of one compiled OPIRL period on PointMaze-Left on `mesh`."""
+  import jax
+
+  from configs.irl import pointmaze
+  from experiment import mesh as mesh_lib
+  from irl import pipeline
+  config = pointmaze.get_config()
+  config.loop.update(num_env_steps=steps, eval_every=steps, start_steps=0, update_after=1,
+                     replay_capacity=max(steps, 1_000), eval_episodes=1)
+  built = pipeline.build(config)
+  init, period_fn = pipeline.seed_functions(
+      built.env, built.agent, built.loop_config, mesh_lib.replicate(built.expert_buffer, mesh),
+      built.parts.prep.transitions, mesh=mesh)
+  carry = init(mesh_lib.shard_leading(pipeline.seed_keys(list(range(num_seeds))), mesh))
+  start = time.perf_counter()
+  jax.block_until_ready(period_fn(carry, 0))
+  compile_s = time.perf_counter() - start
+  seconds = _best_time(lambda: period_fn(carry, 0), repeats)
+  return num_seeds * steps / seconds, compile_s
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _FAKE.value and os.environ.get('JAX_PLATFORMS', 'cpu') == 'cpu':
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                               f' --xla_force_host_platform_device_count={_FAKE.value}')
+  import jax
+
+  from experiment import mesh as mesh_lib
+  n = jax.device_count()
+  if _SEEDS.value % n:
+    raise app.UsageError(f'--num_seeds ({_SEEDS.value}) must be a multiple of the {n} devices')
+  record = {'benchmark': 'scale', 'backend': jax.default_backend(),
+            'device_kind': str(jax.devices()[0].device_kind), 'num_devices': n,
+            'num_seeds': _SEEDS.value, 'irl_steps': _IRL_STEPS.value}
+  meshes = {'1dev': mesh_lib.make_mesh(1, 1, devices=jax.devices()[:1]),
+            'alldev': mesh_lib.make_mesh(-1, 1)}
+  for suffix, mesh in meshes.items():
+    rate, compile_s = cl_rate(mesh, _SEEDS.value, _REPEATS.value)
+    record[f'cl_seed_epochs_per_s_{suffix}'], record[f'cl_compile_s_{suffix}'] = rate, compile_s
+    rate, compile_s = irl_rate(mesh, _SEEDS.value, _IRL_STEPS.value, _REPEATS.value)
+    record[f'irl_seed_steps_per_s_{suffix}'], record[f'irl_compile_s_{suffix}'] = rate, compile_s
+  record['cl_speedup'] = record['cl_seed_epochs_per_s_alldev'] / record['cl_seed_epochs_per_s_1dev']
+  record['irl_speedup'] = record['irl_seed_steps_per_s_alldev'] / record['irl_seed_steps_per_s_1dev']
+  print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}))
+
+
+if __name__ == '__main__':
+  app.run(main)
