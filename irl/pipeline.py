@@ -173,6 +173,7 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   from experiment.checkpoint import Checkpointer
   from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
+  from experiment import distributed
   from experiment import mesh as mesh_lib
 
   is_jax = registry.is_jax_env(env_name)
@@ -188,9 +189,11 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
     if expert_buffer is not None:
       expert_buffer = mesh_lib.replicate(expert_buffer, mesh)
   num_periods = loop_config.num_env_steps // loop_config.eval_every
+  primary = distributed.is_primary()   # with several processes only process 0 writes logs
   writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
-  bar = tqdm(total=loop_config.num_env_steps, unit='step', disable=None, desc=desc)
+                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
+  bar = tqdm(total=loop_config.num_env_steps, unit='step', disable=None if primary else True,
+             desc=desc)
 
   def log(env_steps, metrics):
     """metrics: name -> [num_seeds] values of one period."""
@@ -215,13 +218,14 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
             abstract = mesh_lib.seed_split_abstract(abstract, mesh)
           carry, ckpt_meta = ckpt.restore(latest, abstract)
           first = ckpt_meta['env_steps'] // loop_config.eval_every
-          print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+          if primary:
+            print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         for period in range(first, num_periods):
           carry, metrics = period_fn(carry, period)
           env_steps = (period + 1) * loop_config.eval_every
           # Log first: a kill between the two repeats this period's record (read_curve keeps the
           # last), while the other order could lose it.
-          log(env_steps, {k: np.asarray(v)[:, 0] for k, v in metrics.items()})
+          log(env_steps, {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()})
           ckpt.save(env_steps, carry, {'env_steps': env_steps})
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
@@ -322,11 +326,15 @@ class LoadedReward(NamedTuple):
 
 def save_reward(directory: str, parts: imitation.Parts, discriminator_state, *, algo: str,
                 env: str) -> None:
-  """The learned reward for transfer: `reward.json` + an orbax checkpoint of its parameters."""
+  """The learned reward for transfer: `reward.json` + an orbax checkpoint of its parameters. With
+  several processes all of them call this (orbax writes collectively); process 0 writes the JSON."""
+  from experiment import distributed
   from experiment.checkpoint import Checkpointer
   os.makedirs(directory, exist_ok=True)
   with Checkpointer(os.path.join(directory, 'params')) as ckpt:
     ckpt.save(0, discriminator_state.params, {'env': env})
+  if not distributed.is_primary():
+    return
   prep = parts.prep
   record = {'format_version': REWARD_FORMAT_VERSION, 'algo': algo, 'env': env,
             'discriminator_config': dataclasses.asdict(parts.discriminator.config),

@@ -33,10 +33,16 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 flags.mark_flags_as_required(['config', 'workdir'])
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '', 'Multi-process runs without SLURM: '
+                                   'host:port of process 0 (experiment/distributed.py).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'With --coordinator_address.')
 
 
 def main(argv):
   del argv
+  from experiment import distributed
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
@@ -52,7 +58,8 @@ def main(argv):
         raise ConfigError(f'config.mesh.enabled shards vmapped seeds, which needs a JAX-native '
                           f'environment; {config.env} runs on the host')
       mesh_lib.check_seeds(config.num_seeds, mesh)
-    runs.check_or_write_config(config, workdir)
+    if distributed.is_primary():
+      runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
     raise app.UsageError(str(e)) from None
 
@@ -72,18 +79,23 @@ def main(argv):
   if not built.is_jax:
     built.env.close()
 
+  reward_dirs = []
+  if parts.discriminator is not None:   # every process: orbax saves collectively
+    for s, state in zip(seeds, states):
+      reward_dirs.append(os.path.join(workdir, 'reward', f'seed{s}'))
+      pipeline.save_reward(reward_dirs[-1], parts, state.discriminator, algo=config.algo,
+                           env=config.env)
+  if not distributed.is_primary():
+    return
+
   expert_return = float(built.meta['return_mean'])
   summary = pipeline.summarise(workdir, seeds, expert_return, random_return)
   results = {'algo': config.algo, 'env': config.env, 'env_steps': loop_config.num_env_steps,
              'num_trajectories': config.num_trajectories, 'expert_return': expert_return,
              'expert_return_used_trajectories': built.meta['used_return_mean'],
              'mesh': mesh_lib.describe(mesh), **summary}
-  if parts.discriminator is not None:
-    results['reward_dirs'] = []
-    for s, state in zip(seeds, states):
-      directory = os.path.join(workdir, 'reward', f'seed{s}')
-      pipeline.save_reward(directory, parts, state.discriminator, algo=config.algo, env=config.env)
-      results['reward_dirs'].append(directory)
+  if reward_dirs:
+    results['reward_dirs'] = reward_dirs
   with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2)
   runs.plot_curves({f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})':

@@ -94,3 +94,35 @@ def test_initialize_does_nothing_for_one_process_and_checks_explicit_arguments(m
   assert distributed.initialize() is False
   with pytest.raises(ValueError, match='num_processes >= 1 and 0 <= process_id'):
     distributed.initialize('localhost:1', 2, 5)
+
+
+def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path):
+  import numpy as np
+  from irl import pipeline
+  args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.num_seeds=4',
+          '--config.mesh.enabled=True', '--config.loop.num_env_steps=1000',
+          '--config.loop.eval_every=500']
+  script = os.path.join(ROOT, 'scripts', 'train_irl.py')
+  one = subprocess.run([sys.executable, script, *args, f'--workdir={tmp_path / "one"}'], cwd=ROOT,
+                       env=_env(4), capture_output=True, text=True, timeout=600)
+  assert one.returncode == 0, one.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, script, *args, f'--workdir={tmp_path / "two"}',
+                             f'--coordinator_address=localhost:{port}', '--num_processes=2',
+                             f'--process_id={i}'], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  codes, outs = _finish(procs)
+  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  a = json.loads((tmp_path / 'one' / 'results.json').read_text())
+  b = json.loads((tmp_path / 'two' / 'results.json').read_text())
+  assert b['mesh']['processes'] == 2 and a['per_seed'] == b['per_seed']
+  for seed in range(4):   # the rewards written collectively are the single process's
+    ra = pipeline.load_reward(str(tmp_path / 'one' / 'reward' / f'seed{seed}'))
+    rb = pipeline.load_reward(str(tmp_path / 'two' / 'reward' / f'seed{seed}'))
+    for x, y in zip(jax_leaves(ra.params), jax_leaves(rb.params)):
+      np.testing.assert_array_equal(x, y)
+
+
+def jax_leaves(tree):
+  import jax
+  return jax.tree.leaves(tree)
