@@ -372,7 +372,11 @@ def load_reward(directory: str, env_spec: EnvSpec | None = None) -> LoadedReward
       raise ConfigError(f'{path}: the reward was learned on {record["env"]} with (obs, action) sizes '
                         f'{(record["obs_dim"], record["act_dim"])}, the target environment '
                         f'{env_spec.name} has {sizes}')
-  abstract = jax.eval_shape(disc.init, jax.random.key(0)).params
+  # Explicit target shardings (this process's first device): the reward may have been saved from
+  # other devices (a GPU, a multi-process mesh), which orbax refuses to guess across.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                          jax.eval_shape(disc.init, jax.random.key(0)).params)
   with Checkpointer(os.path.join(directory, 'params')) as ckpt:
     params, _ = ckpt.restore(0, abstract)
   return LoadedReward(record, disc, params, prep)

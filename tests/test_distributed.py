@@ -36,17 +36,35 @@ def _cmd(workdir, *extra):
           *extra]
 
 
-def _two_processes(workdir):
+def _spawn(cmds, log_dir):
+  """Starts the processes with their output in files: pipes read one after the other would fill up
+  and block the process not being read (orbax logs a lot), which then blocks the collectives."""
+  log_dir.mkdir(parents=True, exist_ok=True)
+  procs = []
+  for i, cmd in enumerate(cmds):
+    out, err = open(log_dir / f'{i}.out', 'w+'), open(log_dir / f'{i}.err', 'w+')  # pylint: disable=consider-using-with
+    procs.append((subprocess.Popen(cmd, cwd=ROOT, env=_env(2), stdout=out, stderr=err), out, err))
+  return procs
+
+
+def _two_processes(workdir, cmd_fn=None, log_dir=None):
   port = _free_port()
-  return [subprocess.Popen(_cmd(workdir, f'--coordinator_address=localhost:{port}',
-                                '--num_processes=2', f'--process_id={i}'),
-                           cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True) for i in range(2)]
+  cmd_fn = cmd_fn or (lambda *extra: _cmd(workdir, *extra))
+  return _spawn([cmd_fn(f'--coordinator_address=localhost:{port}', '--num_processes=2',
+                        f'--process_id={i}') for i in range(2)],
+                log_dir or workdir.parent / f'{workdir.name}_logs_{port}')
 
 
 def _finish(procs, timeout=600):
-  outs = [p.communicate(timeout=timeout) for p in procs]
-  return [p.returncode for p in procs], outs
+  outs = []
+  for proc, out, err in procs:
+    proc.wait(timeout=timeout)
+    out.seek(0)
+    err.seek(0)
+    outs.append((out.read(), err.read()))
+    out.close()
+    err.close()
+  return [p.returncode for p, _, _ in procs], outs
 
 
 @pytest.fixture(scope='module')
@@ -73,10 +91,10 @@ def test_two_processes_preempted_together_resume_to_the_same_results(tmp_path, o
   procs = _two_processes(tmp_path)
   deadline = time.time() + 600
   while not (tmp_path / 'checkpoints' / '2').is_dir():
-    assert all(p.poll() is None for p in procs), 'ended before the signal'
+    assert all(p.poll() is None for p, _, _ in procs), 'ended before the signal'
     assert time.time() < deadline
     time.sleep(0.05)
-  procs[1].send_signal(signal.SIGTERM)     # one process only: they must still stop together
+  procs[1][0].send_signal(signal.SIGTERM)  # one process only: they must still stop together
   codes, outs = _finish(procs)
   assert codes == [preemption.PREEMPTED_EXIT_CODE] * 2, outs[0][1][-2000:] + outs[1][1][-2000:]
   assert not (tmp_path / 'results.json').exists()
@@ -106,11 +124,8 @@ def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path)
   one = subprocess.run([sys.executable, script, *args, f'--workdir={tmp_path / "one"}'], cwd=ROOT,
                        env=_env(4), capture_output=True, text=True, timeout=600)
   assert one.returncode == 0, one.stderr[-3000:]
-  port = _free_port()
-  procs = [subprocess.Popen([sys.executable, script, *args, f'--workdir={tmp_path / "two"}',
-                             f'--coordinator_address=localhost:{port}', '--num_processes=2',
-                             f'--process_id={i}'], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = _two_processes(tmp_path / 'two', lambda *extra: [
+      sys.executable, script, *args, f'--workdir={tmp_path / "two"}', *extra])
   codes, outs = _finish(procs)
   assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
   a = json.loads((tmp_path / 'one' / 'results.json').read_text())
