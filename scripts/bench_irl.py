@@ -14,8 +14,8 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
                                 loop (`irl.loops.train_host`, configs/irl/mujoco.py:HalfCheetah-v5, the
                                 same updates per step), timed over `--halfcheetah_steps` steps after
                                 `--halfcheetah_warmup_steps` that compile the loop's jitted functions;
-(replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context: backend, device kind, batch sizes, the number of steps each rate is measured over,
-compile times, and the number of discriminator and policy-critic updates each measurement made (the
+(replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context:
+backend, device kind, batch sizes, the number of steps each rate is measured over, compile times, and the number of discriminator and policy-critic updates each measurement made (the
 learners' own step counters), which must equal its steps.
 
 Both use the shipped demonstrations (1 trajectory) and the official hyper-parameters of the configs.
@@ -25,10 +25,8 @@ warm-up.
 """
 
 import json
-import math
 import os
 import sys
-import time
 
 from absl import app, flags, logging
 
@@ -102,33 +100,14 @@ def pointmaze() -> dict:
 
 
 def halfcheetah() -> dict:
-  import jax
-
-  from irl import loops
-
   warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
-  # Periods of gcd(warmup, steps) steps put a progress callback (which waits for the device) exactly
-  # at the end of the warm-up and at the end of the run; the ones between cost a few scalar reads.
-  config, built = _built('mujoco', 'HalfCheetah-v5', dict(
-      num_env_steps=warmup + steps, start_steps=warmup, update_after=1,
-      replay_capacity=max(warmup + steps, 1_000), eval_every=math.gcd(warmup, steps), eval_episodes=1))
-  del config
-  stamps = {}
-
-  def progress_fn(env_steps, metrics):
-    del metrics
-    stamps[env_steps] = time.perf_counter()
-    if env_steps == warmup:
-      logging.info('HalfCheetah-v5 OPIRL: warm-up done, timing %d steps', steps)
-
-  try:
-    carry, _ = loops.train_host(built.env, built.agent, built.loop_config, jax.random.key(2),
-                                expert_buffer=built.expert_buffer,
-                                transform_fn=built.parts.prep.transitions, progress_fn=progress_fn)
-  finally:
-    built.env.close()
+  _, built = _built('mujoco', 'HalfCheetah-v5', {})
+  carry, rate = timing.host_loop_rate(
+      built.env, built.agent, warmup, steps, capacity=max(warmup + steps, 1_000),
+      expert_buffer=built.expert_buffer, transform_fn=built.parts.prep.transitions,
+      label='HalfCheetah-v5 OPIRL')
   disc, policy = _updates_done(carry.agent_state)
-  return {'halfcheetah_steps_per_s': steps / (stamps[warmup + steps] - stamps[warmup]),
+  return {'halfcheetah_steps_per_s': rate,
           'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
           'halfcheetah_discriminator_updates_done': disc, 'halfcheetah_policy_updates_done': policy}
 

@@ -27,10 +27,8 @@ between two of its progress callbacks, the first one after the warm-up steps.
 """
 
 import json
-import math
 import os
 import sys
-import time
 
 from absl import app, flags, logging
 
@@ -156,33 +154,14 @@ def pointmaze(sac_config) -> dict:
 
 def halfcheetah(sac_config) -> dict:
   """Steps per second of the HalfCheetah-v5 host loop with SAC updating every step."""
-  import jax
-
   from envs import registry
-  from irl import loops
   from irl.sac import agent as sac_agent
 
   warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
   env = registry.make('HalfCheetah-v5', num_envs=1, seed=0)
   agent = sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config))
-  # Periods of gcd(warmup, steps) steps put a progress callback (which waits for the device) exactly
-  # at the end of the warm-up and at the end of the run; the ones between cost a few scalar reads.
-  config = loops.LoopConfig(num_env_steps=warmup + steps, num_envs=1, start_steps=warmup,
-                            update_after=1, updates_per_step=1, replay_capacity=warmup + steps,
-                            eval_every=math.gcd(warmup, steps), eval_episodes=1)
-  stamps = {}
-
-  def progress_fn(env_steps, metrics):
-    del metrics
-    stamps[env_steps] = time.perf_counter()
-    if env_steps == warmup:
-      logging.info('HalfCheetah-v5: warm-up done, timing %d steps', steps)
-
-  try:
-    carry, _ = loops.train_host(env, agent, config, jax.random.key(2), progress_fn=progress_fn)
-  finally:
-    env.close()
-  return {'halfcheetah_steps_per_s': steps / (stamps[warmup + steps] - stamps[warmup]),
+  carry, rate = timing.host_loop_rate(env, agent, warmup, steps, label='HalfCheetah-v5')
+  return {'halfcheetah_steps_per_s': rate,
           'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
           'halfcheetah_updates_done': int(carry.agent_state.step)}
 
