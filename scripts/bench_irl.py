@@ -15,8 +15,9 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
                                 same updates per step), timed over `--halfcheetah_steps` steps after
                                 `--halfcheetah_warmup_steps` that compile the loop's jitted functions;
 (replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context:
-backend, device kind, batch sizes, the number of steps each rate is measured over, compile times, and the number of discriminator and policy-critic updates each measurement made (the
-learners' own step counters), which must equal its steps.
+backend, device kind, batch sizes, the number of steps each rate is measured over, compile times,
+and the number of discriminator and policy-critic updates each measurement made (the learners' own
+step counters), which must equal its steps.
 
 Both use the shipped demonstrations (1 trajectory) and the official hyper-parameters of the configs.
 Compilation is excluded: the jitted runs are compiled ahead of time and timed on one call of the
