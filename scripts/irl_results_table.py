@@ -32,14 +32,14 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from configs.irl import common as irl_common  # pylint: disable=wrong-import-position
+
 TRANSFER_CONFIG = 'configs/irl/transfer.py'
 REWARD_ALGOS = ('opirl', 'airl', 'dac')
 CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
            'HalfCheetah-v5': 'configs/irl/mujoco.py:HalfCheetah-v5',
            'CustomAnt': 'configs/irl/mujoco.py:CustomAnt'}
-DEFAULT_BUDGETS = {'PointMaze-Left': 30_000, 'Hopper-v5': 10_000, 'HalfCheetah-v5': 10_000,
-                   'CustomAnt': 10_000, 'PointMaze-Right': 30_000, 'AmputatedAnt': 10_000,
-                   'BigAnt': 10_000}
+DEFAULT_BUDGETS = irl_common.TABLE_BUDGETS
 
 _TABLE = flags.DEFINE_enum('table', 'imitation', ['imitation', 'transfer'], 'Which table.')
 _TARGETS = flags.DEFINE_list('targets', ['PointMaze-Right', 'AmputatedAnt'],
@@ -50,9 +50,10 @@ _ENVS = flags.DEFINE_list('envs', ['PointMaze-Left', 'Hopper-v5', 'HalfCheetah-v
 _ALGOS = flags.DEFINE_list('algos', ['opirl', 'airl', 'dac', 'valuedice', 'bc'], 'Algorithms.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per row (0, 1, ...).', lower_bound=1)
 _BUDGETS = flags.DEFINE_list('budgets', [], 'env=steps overrides of DEFAULT_BUDGETS.')
-_EVALS = flags.DEFINE_integer('evals_per_run', 5, 'Evaluations per run (the budget must divide).',
-                              lower_bound=1)
-_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', 10, 'Episodes per evaluation.', lower_bound=1)
+_EVALS = flags.DEFINE_integer('evals_per_run', irl_common.TABLE_EVALS_PER_RUN,
+                              'Evaluations per run (the budget must divide).', lower_bound=1)
+_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', irl_common.TABLE_EVAL_EPISODES,
+                                      'Episodes per evaluation.', lower_bound=1)
 _ROOT = flags.DEFINE_string('root', 'runs/irl_table', 'Parent of the runs\' work directories.')
 _OUT = flags.DEFINE_string('out', None, 'Where to write the table\'s numbers (default '
                            'runs/irl_results.json, or runs/irl_transfer.json for --table=transfer).')

@@ -23,18 +23,33 @@ def test_config_is_valid_for_every_method(name, variant):
     builders.validate_config(config)
 
 
-def test_sweeps_list_valid_overrides():
-  for name in CONFIGS:
-    module = importlib.import_module(f'configs.cl.{name}')
-    if not hasattr(module, 'sweep'):
-      continue
-    runs = []
-    module.sweep(lambda **kw: runs.append(kw))
-    assert runs
-    for overrides in runs:
-      config = module.get_config()
-      config.update(overrides)
-      builders.validate_config(config)
+@pytest.mark.parametrize('name, arg', [(n, a) for n in CONFIGS for a in (None, 'class')])
+def test_sweeps_list_valid_overrides(name, arg):
+  module = importlib.import_module(f'configs.cl.{name}')
+  if not hasattr(module, 'sweep') or (arg == 'class' and module.get_config().stream != 'split'):
+    return
+  runs = []
+  module.sweep(lambda **kw: runs.append(kw), arg)
+  assert runs
+  for overrides in runs:
+    config = module.get_config(arg)
+    for field, value in overrides.items():
+      *path, leaf = field.split('.')
+      node = config
+      for p in path:
+        node = node[p]
+      node[leaf] = value
+    builders.validate_config(config)
+
+
+def test_cl_sweeps_carry_the_table_hyperparameters():
+  from configs.cl import permuted_fmnist, split_fmnist
+  runs = []
+  split_fmnist.sweep(lambda **kw: runs.append(kw), 'class')
+  assert {'method': 'si', 'num_seeds': 3, 'si.c': 100.0} in runs
+  runs.clear()
+  permuted_fmnist.sweep(lambda **kw: runs.append(kw))
+  assert {'method': 'fromp', 'num_seeds': 3, 'fromp.tau': 1000.0} in runs and len(runs) == 11
 
 
 def test_unknown_variant_is_rejected():

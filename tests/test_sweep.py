@@ -25,11 +25,13 @@ def test_expand_lists_each_task_with_its_overrides_workdir_and_command(tmp_path)
   tasks = sweep.expand('train_irl.py', 'configs/irl/mujoco.py:Hopper-v5', str(tmp_path),
                        {'loop.num_env_steps': 20000})
   assert len(tasks) == 15 and [t.index for t in tasks] == list(range(15))
-  assert tasks[4].overrides == {'algo': 'airl', 'seed': 1, 'loop.num_env_steps': 20000}
-  assert tasks[4].workdir == str(tmp_path / '004-algo=airl_seed=1_num_env_steps=20000')
-  assert tasks[4].command[-4:] == ['--config.algo=airl', '--config.seed=1',
-                                   '--config.loop.num_env_steps=20000',
-                                   f'--workdir={tasks[4].workdir}']
+  # The sweep's table budget (10k steps, 5 evaluations of 10 episodes), then the --set override.
+  assert tasks[4].overrides == {'algo': 'airl', 'seed': 1, 'loop.num_env_steps': 20000,
+                                'loop.eval_every': 2000, 'loop.eval_episodes': 10}
+  assert tasks[4].workdir.startswith(str(tmp_path / '004-algo=airl_seed=1_num_env_steps=20000'))
+  assert tasks[4].command[-6:] == ['--config.algo=airl', '--config.seed=1',
+                                   '--config.loop.num_env_steps=20000', '--config.loop.eval_every=2000',
+                                   '--config.loop.eval_episodes=10', f'--workdir={tasks[4].workdir}']
   assert tasks[4].command[3].endswith('configs/irl/mujoco.py:Hopper-v5')
   assert len({t.workdir for t in tasks}) == 15
   assert sweep.flag_value((64, 64)) == '(64, 64)' and sweep.flag_value((8,)) == '(8,)'

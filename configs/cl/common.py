@@ -93,7 +93,30 @@ BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
 BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 
 
-def baseline_sweep(add, num_seeds: int = 3):
-  """Every baseline and Bayes-duality method, `num_seeds` seeds each (vmapped inside one run)."""
+# The README's results table: each method's main hyper-parameter as chosen on the validation splits by
+# scripts/cl_results_table.py (docs/results/cl_results.json); a sweep with these reruns the table.
+CHOSEN = {
+    'split_fmnist': {
+        'ewc': {'ewc.ewc_lambda': 1000.0}, 'online_ewc': {'ewc.ewc_lambda': 1000.0},
+        'si': {'si.c': 10.0}, 'vcl': {'vcl.prior_scale': 0.3}, 'fromp': {'fromp.tau': 100000.0},
+        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 1.0},
+        'ewc_fr_replay': {'ewc_fr_replay.tau': 1.0, 'ewc_fr_replay.replay_weight': 1.0}},
+    'split_fmnist:class': {
+        'ewc': {'ewc.ewc_lambda': 1.0}, 'online_ewc': {'ewc.ewc_lambda': 10000.0},
+        'si': {'si.c': 100.0}, 'vcl': {'vcl.prior_scale': 1.0}, 'fromp': {'fromp.tau': 10000.0},
+        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 3.0},
+        'ewc_fr_replay': {'ewc_fr_replay.tau': 1.0, 'ewc_fr_replay.replay_weight': 1.0}},
+    'permuted_fmnist': {
+        'ewc': {'ewc.ewc_lambda': 100.0}, 'online_ewc': {'ewc.ewc_lambda': 10.0},
+        'si': {'si.c': 0.01}, 'vcl': {'vcl.prior_scale': 0.1}, 'fromp': {'fromp.tau': 1000.0},
+        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 0.3},
+        'ewc_fr_replay': {'ewc_fr_replay.tau': 0.3, 'ewc_fr_replay.replay_weight': 0.3}},
+}
+
+
+def baseline_sweep(add, benchmark: str, num_seeds: int = 3):
+  """Every baseline and Bayes-duality method, `num_seeds` seeds each (vmapped inside one run), with
+  the hyper-parameters `CHOSEN` for `benchmark`: `scripts/sweep.py` then regenerates the README's
+  rows of that benchmark (without redoing the validation search)."""
   for method in BASELINES + BAYES_DUALITY:
-    add(method=method, num_seeds=num_seeds)
+    add(method=method, num_seeds=num_seeds, **CHOSEN[benchmark].get(method, {}))

@@ -23,6 +23,7 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-  """Every baseline with three seeds (vmapped inside each run)."""
-  del arg
-  common.baseline_sweep(add)
+  """Every method with three seeds (vmapped inside each run) and its validation-chosen
+  hyper-parameter: the README's Split FMNIST rows (`:class` for the class-incremental ones)."""
+  class_il = arg is not None and 'class' in arg.split(',')
+  common.baseline_sweep(add, 'split_fmnist:class' if class_il else 'split_fmnist')

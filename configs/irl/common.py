@@ -11,6 +11,22 @@ from irl import algaedice, bc, valuedice
 from irl.sac import agent as sac_agent
 
 
+# The budgets of the README's IRL tables (scripts/irl_results_table.py and the configs' sweeps):
+# environment steps per seed, 5 evaluations of 10 episodes per run. CPU budgets; the papers use 1e6.
+TABLE_BUDGETS = {'PointMaze-Left': 30_000, 'Hopper-v5': 10_000, 'HalfCheetah-v5': 10_000,
+                 'CustomAnt': 10_000, 'PointMaze-Right': 20_000, 'AmputatedAnt': 10_000,
+                 'BigAnt': 10_000}
+TABLE_EVALS_PER_RUN = 5
+TABLE_EVAL_EPISODES = 10
+
+
+def table_overrides(env: str) -> dict:
+  """The loop overrides of one README-table run on `env`."""
+  budget = TABLE_BUDGETS[env]
+  return {'loop.num_env_steps': budget, 'loop.eval_every': budget // TABLE_EVALS_PER_RUN,
+          'loop.eval_episodes': TABLE_EVAL_EPISODES}
+
+
 def from_dataclass(cls):
   fields = dataclasses.asdict(cls())
   return ml_collections.ConfigDict({k: v for k, v in fields.items() if v is not None})

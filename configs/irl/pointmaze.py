@@ -32,8 +32,8 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-  """OPIRL and every baseline, three seeds each (vmapped inside each run): the README's PointMaze rows
-  (scripts/irl_results_table.py runs the same with its budgets)."""
+  """OPIRL and every baseline, three seeds each (vmapped inside each run), with the README table's
+  budget (`--set loop.num_env_steps=...` for longer runs): its PointMaze rows."""
   del arg
   for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
-    add(algo=algo, num_seeds=3)
+    add(algo=algo, num_seeds=3, **common.table_overrides('PointMaze-Left'))
