@@ -134,7 +134,8 @@ def _array_task_state(job_task):
 def test_slurm_task_preempted_by_sigterm_is_requeued_and_resumes_to_the_same_results(tmp_path):
   _require_slurm()
   common = ['--script=train_irl.py', '--config=configs/irl/pointmaze.py:quick', '--only=0',
-            '--set=num_seeds=1', '--set=loop.num_env_steps=4000']
+            '--set=num_seeds=1', '--set=loop.num_env_steps=4000', '--set=loop.eval_every=1000',
+            '--set=loop.eval_episodes=4']
   local = run_sweep(*common, f'--root={tmp_path / "local"}')
   assert local.returncode == 0, local.stderr[-3000:]
 
