@@ -141,3 +141,18 @@ def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path)
 def jax_leaves(tree):
   import jax
   return jax.tree.leaves(tree)
+
+
+def test_srun_two_tasks_initialise_from_slurm_and_equal_one_process(tmp_path, one_process):
+  """`srun --ntasks=2` on the local SLURM cluster: the script detects the step and forms the cluster."""
+  from test_sweep import _require_slurm
+  _require_slurm()
+  proc = subprocess.run(['srun', '--ntasks=2', '--cpus-per-task=1', f'--output={tmp_path}/task_%t.log',
+                         sys.executable, os.path.join(ROOT, 'scripts', 'train_cl.py'), *ARGS,
+                         f'--workdir={tmp_path / "run"}'],
+                        cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=600)
+  logs = '\n'.join(p.read_text()[-2000:] for p in tmp_path.glob('task_*.log'))
+  assert proc.returncode == 0, proc.stderr[-2000:] + logs
+  results = json.loads((tmp_path / 'run' / 'results.json').read_text())
+  assert results['mesh']['processes'] == 2 and results['mesh']['devices'] == 4
+  assert results['per_seed'] == one_process['per_seed']
