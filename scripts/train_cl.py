@@ -17,21 +17,19 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiment import distributed  # pylint: disable=wrong-import-position
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (config, metrics, '
                                'checkpoints, results).')
 flags.mark_flags_as_required(['config', 'workdir'])
-_COORDINATOR = flags.DEFINE_string('coordinator_address', '', 'Multi-process runs without SLURM: '
-                                   'host:port of process 0 (experiment/distributed.py).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
-_PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'With --coordinator_address.')
+_INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def main(argv):
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
-  from experiment import distributed
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
   import numpy as np
   from tqdm import tqdm
 

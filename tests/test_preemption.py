@@ -34,39 +34,35 @@ def run(cmd):
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGUSR1])
-def test_train_cl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path, signum):
-  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.method=ewc',
-          '--config.num_seeds=2']
-  proc = run(script('train_cl.py', *args, f'--workdir={tmp_path / "reference"}'))
+def _preempt_and_resume(tmp_path, name, args, marker, signum):
+  """Reference run; the same run signalled once `marker` (a checkpoint) exists, which must exit with
+  PREEMPTED_EXIT_CODE and no results; its rerun, which must resume to the reference's results."""
+  proc = run(script(name, *args, f'--workdir={tmp_path / "reference"}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   workdir = tmp_path / 'preempted'
-  code, stderr = signal_when_exists(script('train_cl.py', *args, f'--workdir={workdir}'), ROOT,
-                                    workdir / 'checkpoints' / '2', signum)
+  code, stderr = signal_when_exists(script(name, *args, f'--workdir={workdir}'), ROOT,
+                                    workdir / 'checkpoints' / marker, signum)
   assert code == preemption.PREEMPTED_EXIT_CODE, stderr[-3000:]
   assert f'preempted by {signal.Signals(signum).name}' in stderr
   assert not (workdir / 'results.json').exists()
-  proc = run(script('train_cl.py', *args, f'--workdir={workdir}'))
+  proc = run(script(name, *args, f'--workdir={workdir}'))
   assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
   reference = json.loads((tmp_path / 'reference' / 'results.json').read_text())
   resumed = json.loads((workdir / 'results.json').read_text())
   assert resumed['per_seed'] == reference['per_seed']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGUSR1])
+def test_train_cl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path, signum):
+  _preempt_and_resume(tmp_path, 'train_cl.py', ['--config', 'configs/cl/split_digits.py:quick',
+                                                '--config.method=ewc', '--config.num_seeds=2'],
+                      '2', signum)
 
 
 @pytest.mark.slow
 def test_train_irl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path):
-  args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.algo=opirl',
-          '--config.loop.num_env_steps=3000']
-  proc = run(script('train_irl.py', *args, f'--workdir={tmp_path / "reference"}'))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  workdir = tmp_path / 'preempted'
-  code, stderr = signal_when_exists(script('train_irl.py', *args, f'--workdir={workdir}'), ROOT,
-                                    workdir / 'checkpoints' / '1000', signal.SIGTERM)
-  assert code == preemption.PREEMPTED_EXIT_CODE, stderr[-3000:]
-  assert not (workdir / 'results.json').exists()
-  proc = run(script('train_irl.py', *args, f'--workdir={workdir}'))
-  assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
-  reference = json.loads((tmp_path / 'reference' / 'results.json').read_text())
-  resumed = json.loads((workdir / 'results.json').read_text())
-  assert resumed['per_seed'] == reference['per_seed']
+  _preempt_and_resume(tmp_path, 'train_irl.py', ['--config', 'configs/irl/pointmaze.py:quick',
+                                                 '--config.algo=opirl',
+                                                 '--config.loop.num_env_steps=3000'],
+                      '1000', signal.SIGTERM)
