@@ -168,7 +168,9 @@ def build_optimizer(config, stream: streams.TaskStream):
 
 def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.Learner, methods.Method]:
   """The learner and its method; with a `mesh` whose `data` axis has several devices, training
-  minibatches are split over it (`train.make_learner(batch_sharding=...)`)."""
+  minibatches are split over it (`train.make_learner(batch_sharding=...)`); with a `model` axis, the
+  train state's large leaves are kept split over it (`experiment.mesh.constrain_state`; compile with
+  `compile_learner(config, learner, mesh)`, which uses the same `config.mesh.model_min_size`)."""
   model = models.make_model(config.model, stream.input_shape, stream.num_outputs,
                             hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
                             dense_size=config.dense_size)
@@ -177,14 +179,24 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
                                classes_per_task=len(stream.tasks[0].classes))
   optimizer, variational = build_optimizer(config, stream)
   eval_samples = config.ivon.eval_samples if variational is not None else 0
-  batch_sharding = None
+  batch_sharding = state_constraint = None
+  from experiment import mesh as mesh_lib
   if mesh is not None and mesh.shape['data'] > 1:
-    from experiment import mesh as mesh_lib
     batch_sharding = mesh_lib.data_sharding(mesh)
+  if mesh_lib.shards_model(mesh):
+    min_size = mesh_lib.min_size_from_config(config.mesh)
+    state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
   learner = train.make_learner(model, method, optimizer, batch_size=config.batch_size,
                                reset_optimizer=config.reset_optimizer, variational=variational,
-                               eval_samples=eval_samples, batch_sharding=batch_sharding)
+                               eval_samples=eval_samples, batch_sharding=batch_sharding,
+                               state_constraint=state_constraint)
   return learner, method
+
+
+def compile_learner(config, learner: train.Learner, mesh=None) -> train.CompiledLearner:
+  """`train.compile_learner` with the config's `mesh.model_min_size`."""
+  from experiment import mesh as mesh_lib
+  return train.compile_learner(learner, mesh, mesh_lib.min_size_from_config(config.mesh))
 
 
 def seed_keys(config, mesh=None) -> jax.Array:

@@ -64,13 +64,16 @@ class Learner(NamedTuple):
 def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
                  batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000,
                  variational: Variational | None = None, eval_samples: int = 0,
-                 batch_sharding: jax.sharding.Sharding | None = None) -> Learner:
+                 batch_sharding: jax.sharding.Sharding | None = None,
+                 state_constraint: Callable[[TrainState], TrainState] | None = None) -> Learner:
   """Builds the pure functions of one seed's training (vmap them for several seeds).
 
   `batch_sharding` (e.g. `experiment.mesh.data_sharding(mesh)`) splits every training minibatch's
   examples over a mesh's `data` axis (data parallelism: the per-example work is split, the gradient
   sums are reduced across devices by the compiler); under `compile_learner(..., mesh)` the seed axis
-  goes over `seed` as well.
+  goes over `seed` as well. `state_constraint` (e.g. `experiment.mesh.constrain_state` on a mesh with a
+  `model` axis) is applied to the train state after every step, so that state the mesh splits stays
+  split through the epoch's loop.
 
   With `variational` set, `optimizer` is `cl.ivon.ivon(...)` or `cl.ivon.vogn(...)`: each step draws
   `mc_samples` weights from the posterior held in the optimizer state, and the params are its mean.
@@ -149,7 +152,10 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
       batch = (data.x[idx], data.y[idx], data.mask[idx])
       if batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-      return train_step(state, batch, k, num_past)
+      state, metrics = train_step(state, batch, k, num_past)
+      if state_constraint is not None:
+        state = state_constraint(state)
+      return state, metrics
 
     state, metrics = jax.lax.scan(body, state, (batches, jax.random.split(step_key, steps)))
     return state, jax.tree.map(jnp.mean, metrics)
@@ -206,35 +212,49 @@ def training_data(stream: TaskStream, task_index: int, cumulative: bool, mesh=No
 
 
 class CompiledLearner(NamedTuple):
-  """The learner's functions, vmapped over seeds and jitted once."""
+  """The learner's functions, vmapped over seeds and jitted once; `state_shardings` is the train
+  state's shardings (a tree like the state, seed axis first) under a mesh, else None."""
   init: Callable
   begin_task: Callable
   train_epoch: Callable
   consolidate: Callable
   accuracy: Callable
+  state_shardings: Any = None
 
 
-def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None) -> CompiledLearner:
+def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
+                    model_min_size: int | None = None) -> CompiledLearner:
   """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None).
 
   With `mesh` (`experiment.mesh`), the seed axis of every function is mapped to the mesh's `seed`
   axis (`spmd_axis_name`, so constraints inside the learner get it too) and every output is split
-  over it; the caller places the keys (`experiment.mesh.shard_leading`)."""
+  over it; the caller places the keys (`experiment.mesh.shard_leading`). On a mesh with a `model`
+  axis the train state's leaves of at least `model_min_size` elements per seed are also split over
+  it (`experiment.mesh.state_shardings`; build the learner with the matching `state_constraint`)."""
   vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
-  jit = jax.jit
+  jit = lambda fn, out=None, **kw: jax.jit(fn, **kw)
+  state_out = per_seed = None
   if mesh is not None:
     from experiment import mesh as mesh_lib
-    jit = functools.partial(jax.jit, out_shardings=mesh_lib.seed_sharding(mesh))
+    min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
+    per_seed = mesh_lib.seed_sharding(mesh)
+    # Shardings follow one seed's shapes, which do not depend on the number of seeds.
+    one_seed = jax.eval_shape(learner.init, jax.random.key(0))
+    state_out = mesh_lib.state_shardings(
+        jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), one_seed), mesh,
+        min_size)
+    jit = lambda fn, out=per_seed, **kw: jax.jit(fn, out_shardings=out, **kw)
 
   def train_epoch(state, data, keys, num_past):
     return vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
 
   return CompiledLearner(
-      init=jit(vmap(learner.init)),
-      begin_task=jit(vmap(learner.begin_task, in_axes=(0, None))),
-      train_epoch=jit(train_epoch, static_argnums=3, donate_argnums=0),
-      consolidate=jit(vmap(learner.consolidate, in_axes=(0, None, 0)), donate_argnums=0),
+      init=jit(vmap(learner.init), state_out),
+      begin_task=jit(vmap(learner.begin_task, in_axes=(0, None)), state_out),
+      train_epoch=jit(train_epoch, (state_out, per_seed), static_argnums=3, donate_argnums=0),
+      consolidate=jit(vmap(learner.consolidate, in_axes=(0, None, 0)), state_out, donate_argnums=0),
       accuracy=jit(vmap(learner.accuracy, in_axes=(0, None, None, None))),
+      state_shardings=state_out,
   )
 
 
@@ -328,12 +348,11 @@ def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.
   """Shapes and dtypes of the `RunState` that `init_run` would build (a restore target); with `mesh`
   also its shardings (the train state split over `seed`, the accuracy matrices replicated)."""
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-  state = jax.eval_shape(compiled.init, init_keys)
+  state = jax.eval_shape(compiled.init, init_keys)   # with `init`'s out_shardings under a mesh
   s, t = keys.shape[0], stream.num_tasks
   whole = None
   if mesh is not None:
     from experiment import mesh as mesh_lib
-    state = mesh_lib.seed_split_abstract(state, mesh)
     whole = mesh_lib.replicated(mesh)
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=whole)
   return RunState(train_state=state, accuracy_matrix=f32(s, t, t), val_accuracy_matrix=f32(s, t, t),

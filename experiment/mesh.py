@@ -6,9 +6,13 @@ became).
   jax.jit(jax.vmap(train))(keys)                # XLA partitions the vmapped program over the seeds
 
 Axes: `seed` carries the vmapped seed axis of the trainers (state, keys, environment states, replay
-buffers: everything per seed), `data` the rows of the training data; parameters and optimizer states
-are per seed, so inside a seed they are replicated over `data`. A size of -1 takes all the devices the
-other axes leave. Axis types are always passed explicitly (`AxisType.Auto`: the compiler propagates
+buffers: everything per seed), `data` the rows of the training data, `model` the parameters and
+optimizer state of one seed. With `model` of size 1 (the default) a seed's parameters are whole on
+each of its devices (replicated over `data`); with a larger `model` axis, for a model too large for one
+device, each parameter-sized leaf of at least `min_size` elements is split along its largest dimension
+that the axis divides (fully-sharded data parallelism: the compiler gathers a weight where it is used
+and scatters its gradient), and smaller leaves stay whole (`state_shardings`, `constrain_state`). A size
+of -1 takes all the devices the other axes leave. Axis types are always passed explicitly (`AxisType.Auto`: the compiler propagates
 the shardings of the inputs; recent `jax.make_mesh` defaults to Explicit, which rejects some of the
 trainers' ops without `out_sharding` annotations).
 
@@ -28,47 +32,58 @@ from jax.sharding import PartitionSpec as P
 
 from experiment.config import ConfigError
 
-AXES = ('seed', 'data')
+AXES = ('seed', 'data', 'model')
+DEFAULT_MIN_SIZE = 2 ** 14   # elements of one seed's leaf below which `model` leaves it whole
 
 
 class MeshError(ConfigError):
   """A mesh request that the devices present cannot satisfy."""
 
 
-def axis_sizes(seed: int = -1, data: int = 1, num_devices: int | None = None) -> tuple[int, int]:
-  """(seed, data) sizes with a -1 inferred; MeshError names the field when they do not fit."""
+def axis_sizes(seed: int = -1, data: int = 1, num_devices: int | None = None, *,
+               model: int = 1) -> tuple[int, int, int]:
+  """(seed, data, model) sizes with a -1 inferred; MeshError names the field when they do not fit."""
   n = jax.device_count() if num_devices is None else num_devices
-  sizes = {'seed': seed, 'data': data}
+  sizes = {'seed': seed, 'data': data, 'model': model}
   for name, size in sizes.items():
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or (size < 1 and size != -1):
       raise MeshError(f'mesh.{name} must be a positive int or -1 (all remaining devices), got {size!r}')
   inferred = [name for name, size in sizes.items() if size == -1]
   if len(inferred) > 1:
-    raise MeshError(f'at most one of mesh.seed / mesh.data may be -1, got {sizes}')
+    raise MeshError(f'at most one of mesh.seed / mesh.data / mesh.model may be -1, got {sizes}')
   known = math.prod(size for size in sizes.values() if size != -1)
   if inferred:
+    others = ' × '.join(f'mesh.{k}={v}' for k, v in sizes.items() if v != -1)
     if n % known:
-      raise MeshError(f'{n} devices do not split into mesh.{AXES[1 - AXES.index(inferred[0])]}='
-                      f'{known} groups')
+      raise MeshError(f'{n} devices do not split into {others} groups')
     sizes[inferred[0]] = n // known
-  if sizes['seed'] * sizes['data'] != n:
-    raise MeshError(f'mesh.seed × mesh.data must equal the number of devices ({n}), got '
-                    f'{sizes["seed"]} × {sizes["data"]}')
-  return sizes['seed'], sizes['data']
+  if math.prod(sizes.values()) != n:
+    raise MeshError(f'mesh.seed × mesh.data × mesh.model must equal the number of devices ({n}), got '
+                    f'{sizes["seed"]} × {sizes["data"]} × {sizes["model"]}')
+  return sizes['seed'], sizes['data'], sizes['model']
 
 
-def make_mesh(seed: int = -1, data: int = 1, devices=None) -> Mesh:
-  """A ('seed', 'data') mesh over `devices` (default: all, every process's) with Auto axis types."""
+def make_mesh(seed: int = -1, data: int = 1, devices=None, *, model: int = 1) -> Mesh:
+  """A ('seed', 'data', 'model') mesh over `devices` (default: all, every process's) with Auto axis
+  types."""
   devices = jax.devices() if devices is None else list(devices)
-  shape = axis_sizes(seed, data, len(devices))
+  shape = axis_sizes(seed, data, len(devices), model=model)
   return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
 
 
 def from_config(mesh_config) -> Mesh | None:
-  """`config.mesh` (fields `enabled`, `seed`, `data`) to a mesh, or None when disabled."""
+  """`config.mesh` (fields `enabled`, `seed`, `data`, `model`, `model_min_size`) to a mesh, or None
+  when disabled."""
   if not mesh_config.enabled:
     return None
-  return make_mesh(mesh_config.seed, mesh_config.data)
+  min_size = mesh_config.get('model_min_size', DEFAULT_MIN_SIZE)
+  if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
+    raise MeshError(f'mesh.model_min_size must be a positive int (elements), got {min_size!r}')
+  return make_mesh(mesh_config.seed, mesh_config.data, model=mesh_config.get('model', 1))
+
+
+def min_size_from_config(mesh_config) -> int:
+  return mesh_config.get('model_min_size', DEFAULT_MIN_SIZE)
 
 
 def check_seeds(num_seeds: int, mesh: Mesh | None) -> None:
@@ -90,6 +105,51 @@ def data_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def _is_key(x) -> bool:
+  return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def model_spec(shape: tuple[int, ...], model_size: int, min_size: int = DEFAULT_MIN_SIZE) -> P:
+  """The spec of one seed's leaf of `shape`: its largest dimension that `model_size` divides over
+  `model` (the first of equals), if the leaf has at least `min_size` elements; otherwise whole."""
+  if model_size == 1 or math.prod(shape) < min_size:
+    return P()
+  dims = [d for d in range(len(shape)) if shape[d] % model_size == 0]
+  if not dims:
+    return P()
+  best = max(dims, key=lambda d: (shape[d], -d))
+  return P(*([None] * best), 'model')
+
+
+def state_shardings(abstract: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE, *,
+                    seed_axis: bool = True) -> Any:
+  """Shardings for a per-seed state (params, optimizer and method state): with `seed_axis`, leaves
+  are `[S, ...]` and go over `seed`, the rest by `model_spec`; without, leaves are one seed's (for
+  constraints inside `jax.vmap(..., spmd_axis_name='seed')`, which adds the seed axis). PRNG keys and
+  scalars of one seed stay whole."""
+  def one(x):
+    inner = x.shape[1:] if seed_axis else x.shape
+    spec = P() if _is_key(x) else model_spec(tuple(inner), mesh.shape['model'], min_size)
+    return NamedSharding(mesh, P('seed', *spec) if seed_axis else spec)
+  return jax.tree.map(one, abstract)
+
+
+def shards_model(mesh: Mesh | None) -> bool:
+  return mesh is not None and mesh.shape['model'] > 1
+
+
+def constrain_state(tree: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> Any:
+  """`with_sharding_constraint` on the leaves of one seed's state that `model_spec` splits (call it
+  inside `jax.vmap(..., spmd_axis_name='seed')`): keeps them split through a loop, where the compiler
+  would otherwise be free to gather them whole on every device."""
+  def one(x):
+    if _is_key(x):
+      return x
+    spec = model_spec(tuple(x.shape), mesh.shape['model'], min_size)
+    return x if spec == P() else jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+  return jax.tree.map(one, tree)
 
 
 def _put(x, sharding: NamedSharding):
@@ -114,17 +174,10 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.tree.map(lambda x: _put(x, replicated(mesh)), tree)
 
 
-def seed_split_abstract(abstract: Any, mesh: Mesh) -> Any:
-  """Restore targets (ShapeDtypeStructs) split over `seed` along their first axis; scalars replicated."""
-  return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=seed_sharding(mesh) if x.ndim
-                                     else replicated(mesh)), abstract)
-
-
 def describe(mesh: Mesh | None) -> dict:
   """A JSON-able summary for logs and results."""
   if mesh is None:
     return {'enabled': False, 'devices': 1}
   return {'enabled': True, 'seed': mesh.shape['seed'], 'data': mesh.shape['data'],
-          'devices': mesh.size, 'platform': mesh.devices.flat[0].platform,
+          'model': mesh.shape['model'], 'devices': mesh.size, 'platform': mesh.devices.flat[0].platform,
           'processes': jax.process_count()}

@@ -203,12 +203,16 @@ def init_carry(env, agent: Agent, config: LoopConfig, key: jax.Array,
                     episode_return=jnp.zeros(config.num_envs, jnp.float32), key=key)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('num_periods', 'transform_fn'))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2),
+                   static_argnames=('num_periods', 'transform_fn', 'state_constraint'))
 def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, first_period: jax.Array,
                   *, num_periods: int, expert_buffer: ExpertBuffer | None = None,
-                  transform_fn: TransformFn | None = None) -> tuple[TrainCarry, dict]:
+                  transform_fn: TransformFn | None = None,
+                  state_constraint: Callable[[Any], Any] | None = None) -> tuple[TrainCarry, dict]:
   """Evaluation periods `first_period, ..., first_period + num_periods - 1` of a `train_jax` run,
   continuing from `carry` (the carry after period `first_period - 1`, or `init_carry`'s).
+  `state_constraint` (e.g. `experiment.mesh.constrain_state`) is applied to the agent state after
+  every environment step's updates.
 
   Running a run's periods in several calls gives exactly the numbers of one call: the schedule
   depends only on the period index and everything random comes from `carry.key`. This is how a
@@ -239,6 +243,8 @@ def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, firs
         lambda s: _updates(agent, config.updates_per_step, s, buffer, update_key, expert_buffer),
         lambda s: (s, _zeros(update_shapes)),
         carry.agent_state)
+    if state_constraint is not None:
+      agent_state = state_constraint(agent_state)
     episode_return = carry.episode_return + out.reward
     done = out.terminated | out.truncated
     finished = (jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done, dtype=jnp.int32))

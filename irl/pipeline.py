@@ -14,6 +14,7 @@ and read back, as a function on raw environment observations, with `load_reward`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -66,6 +67,19 @@ def check_seeds(config, is_jax: bool) -> None:
   if config.num_seeds > 1 and not is_jax:
     raise ConfigError(f'config.num_seeds > 1 needs a JAX-native environment ({list(registry.JAX_ENVS)}); '
                       f'run one process per seed (--config.seed) for {config.env!r}')
+
+
+def build_mesh(config, is_jax: bool):
+  """`config.mesh` to a mesh (or None), checked against the environment and `config.num_seeds`
+  (ConfigError otherwise)."""
+  from experiment import mesh as mesh_lib
+  mesh = mesh_lib.from_config(config.mesh)
+  if mesh is not None:
+    if not is_jax:
+      raise ConfigError(f'config.mesh.enabled shards vmapped seeds, which needs a JAX-native '
+                        f'environment; {config.env} runs on the host')
+    mesh_lib.check_seeds(config.num_seeds, mesh)
+  return mesh
 
 
 def build(config) -> Built:
@@ -138,25 +152,46 @@ def seed_keys(seeds: list[int]) -> jax.Array:
 
 
 def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, expert_buffer=None,
-                   transform_fn=None, mesh=None):
+                   transform_fn=None, mesh=None, model_min_size: int | None = None):
   """The jitted, seed-vmapped `init(keys) -> carry` and `period_fn(carry, period) -> (carry,
   metrics)` (one evaluation period) of a JAX-native run. With `mesh`, every output (all of which
   have the seed axis first) is split over its `seed` axis: without `out_shardings` the compiler may
-  return leaves it finds cheap to replicate, and the next call would then recompile."""
+  return leaves it finds cheap to replicate, and the next call would then recompile. On a mesh with
+  a `model` axis the agent state's leaves of at least `model_min_size` elements per seed are split
+  over it too (`experiment.mesh.state_shardings`), and kept split through the loop."""
   from experiment import mesh as mesh_lib
-  out = {} if mesh is None else {'out_shardings': mesh_lib.seed_sharding(mesh)}
-  init = jax.jit(jax.vmap(lambda k: loops.init_carry(env, agent, loop_config, k,
-                                                     transform_fn=transform_fn)), **out)
-  period_fn = jax.jit(jax.vmap(
+  init_one = lambda k: loops.init_carry(env, agent, loop_config, k, transform_fn=transform_fn)
+  init_out = period_out = state_constraint = None
+  if mesh is not None:
+    min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
+    init_out = carry_shardings(jax.eval_shape(init_one, jax.random.key(0)), mesh, min_size)
+    period_out = (init_out, mesh_lib.seed_sharding(mesh))
+    if mesh_lib.shards_model(mesh):
+      state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
+  vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
+  init = jax.jit(vmap(init_one), out_shardings=init_out)
+  period_fn = jax.jit(vmap(
       lambda carry, p: loops.train_periods(env, agent, loop_config, carry, p, num_periods=1,
-                                           expert_buffer=expert_buffer,
-                                           transform_fn=transform_fn), in_axes=(0, None)), **out)
+                                           expert_buffer=expert_buffer, transform_fn=transform_fn,
+                                           state_constraint=state_constraint),
+      in_axes=(0, None)), out_shardings=period_out)
   return init, period_fn
+
+
+def carry_shardings(one_seed_carry, mesh, model_min_size: int):
+  """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
+  and the agent state's large leaves over `model` as well (`experiment.mesh.state_shardings`)."""
+  from experiment import mesh as mesh_lib
+  batched = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), one_seed_carry)
+  shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), batched)
+  return shardings.replace(agent_state=mesh_lib.state_shardings(batched.agent_state, mesh,
+                                                                model_min_size))
 
 
 def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
           env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
-          mesh=None, after_checkpoint: Callable[[int], None] | None = None) -> list[Any]:
+          mesh=None, after_checkpoint: Callable[[int], None] | None = None,
+          model_min_size: int | None = None) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
@@ -165,8 +200,9 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   one per seed.
 
   `mesh` (`experiment.mesh`, JAX-native environments only): the whole per-seed carry is split over
-  the mesh's `seed` axis (the number of seeds must be a multiple of its size) and the expert buffer is
-  replicated; checkpoints are restored with the same shardings. `after_checkpoint(env_steps)` runs
+  the mesh's `seed` axis (the number of seeds must be a multiple of its size), the agent state's leaves
+  of at least `model_min_size` elements over its `model` axis (`seed_functions`), and the expert buffer
+  is replicated; checkpoints are restored with the same shardings. `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
   from tqdm import tqdm
 
@@ -209,13 +245,12 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
     with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
       latest = ckpt.latest_step()
       if is_jax:
-        init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh)
+        init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh,
+                                         model_min_size)
         if latest is None:
           carry, first = init(keys), 0
         else:
-          abstract = jax.eval_shape(init, keys)
-          if mesh is not None:
-            abstract = mesh_lib.seed_split_abstract(abstract, mesh)
+          abstract = jax.eval_shape(init, keys)   # with `init`'s out_shardings under a mesh
           carry, ckpt_meta = ckpt.restore(latest, abstract)
           first = ckpt_meta['env_steps'] // loop_config.eval_every
           if primary:

@@ -11,6 +11,13 @@ Prints one JSON line (the only line on stdout) with, for one mesh of 1 device an
                                        seeds × environment steps per second of one compiled period of
                                        `--irl_steps` steps with its updates;
   cl_speedup, irl_speedup              the all-device rate over the 1-device rate;
+  cl_big_state_mib_per_device_1dev / _model, cl_big_temp_mib_per_device_1dev / _model
+                                       memory of one seed of a large MLP (`--big_hidden` × 2 hidden
+                                       units, EWC, Adam) on one device, and on a mesh whose `model`
+                                       axis holds all N devices (`config.mesh.model`): the train state
+                                       on the first device, and the compiled `train_epoch`'s
+                                       temporaries per device (XLA's memory analysis);
+  model_state_memory_ratio             1dev state over model-split state (ideally N);
 and the context (backend, device kind, N, seeds, compile seconds). Compilation is excluded (each
 function is compiled and run once before the timed call); each figure is the best of `--repeats`.
 
@@ -35,6 +42,8 @@ _SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds trained together (a multipl
                               lower_bound=1)
 _IRL_STEPS = flags.DEFINE_integer('irl_steps', 500, 'Environment steps of the timed OPIRL period.',
                                   lower_bound=1)
+_BIG_HIDDEN = flags.DEFINE_integer('big_hidden', 2048, 'Hidden units (two layers) of the MLP whose '
+                                   'memory is split over the model axis.', lower_bound=1)
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per figure (the best is kept).',
                                 lower_bound=1)
 
@@ -60,7 +69,7 @@ def cl_rate(mesh, num_seeds, repeats):
   config.update(method='ewc', num_seeds=num_seeds, num_tasks=2)
   stream = builders.build_stream(config)
   learner, _ = builders.build_learner(config, stream, mesh)
-  compiled = train.compile_learner(learner, mesh)
+  compiled = builders.compile_learner(config, learner, mesh)
   keys = builders.seed_keys(config, mesh)
   state = compiled.init(keys)
   data = train.training_data(stream, 0, False, mesh)
@@ -72,6 +81,29 @@ def cl_rate(mesh, num_seeds, repeats):
   compile_s = time.perf_counter() - start
   seconds = _best_time(lambda: compiled.train_epoch(fresh(), data, epoch_keys[0], None), repeats)
   return num_seeds / seconds, compile_s
+
+
+def cl_big_memory(mesh, hidden):
+  """(MiB of one seed's train state on the mesh's first device, MiB of temporaries per device of the
+  compiled train_epoch) for an MLP with two `hidden`-unit layers."""
+  import jax
+
+  from cl import builders, train
+  from configs.cl import split_digits
+  config = split_digits.get_config()
+  config.update(method='ewc', num_seeds=1, num_tasks=2, hidden_sizes=(hidden, hidden))
+  stream = builders.build_stream(config)
+  learner, _ = builders.build_learner(config, stream, mesh)
+  compiled = builders.compile_learner(config, learner, mesh)
+  keys = builders.seed_keys(config, mesh)
+  state = compiled.init(keys)
+  first = mesh.devices.flat[0]
+  state_bytes = sum(shard.data.nbytes for leaf in jax.tree.leaves(state)
+                    for shard in leaf.addressable_shards if shard.device == first)
+  data = train.training_data(stream, 0, False, mesh)
+  epoch_keys, _ = train.task_keys(keys, 0, 1)
+  analysis = compiled.train_epoch.lower(state, data, epoch_keys[0], None).compile().memory_analysis()
+  return state_bytes / 2 ** 20, analysis.temp_size_in_bytes / 2 ** 20
 
 
 def irl_rate(mesh, num_seeds, steps, repeats):
@@ -110,7 +142,7 @@ def main(argv):
     raise app.UsageError(f'--num_seeds ({_SEEDS.value}) must be a multiple of the {n} devices')
   record = {'benchmark': 'scale', 'backend': jax.default_backend(),
             'device_kind': str(jax.devices()[0].device_kind), 'num_devices': n,
-            'num_seeds': _SEEDS.value, 'irl_steps': _IRL_STEPS.value}
+            'num_seeds': _SEEDS.value, 'irl_steps': _IRL_STEPS.value, 'big_hidden': _BIG_HIDDEN.value}
   meshes = {'1dev': mesh_lib.make_mesh(1, 1, devices=jax.devices()[:1]),
             'alldev': mesh_lib.make_mesh(-1, 1)}
   for suffix, mesh in meshes.items():
@@ -118,6 +150,12 @@ def main(argv):
     record[f'cl_seed_epochs_per_s_{suffix}'], record[f'cl_compile_s_{suffix}'] = rate, compile_s
     rate, compile_s = irl_rate(mesh, _SEEDS.value, _IRL_STEPS.value, _REPEATS.value)
     record[f'irl_seed_steps_per_s_{suffix}'], record[f'irl_compile_s_{suffix}'] = rate, compile_s
+  for suffix, mesh in (('1dev', meshes['1dev']), ('model', mesh_lib.make_mesh(1, 1, model=-1))):
+    state_mib, temp_mib = cl_big_memory(mesh, _BIG_HIDDEN.value)
+    record[f'cl_big_state_mib_per_device_{suffix}'] = state_mib
+    record[f'cl_big_temp_mib_per_device_{suffix}'] = temp_mib
+  record['model_state_memory_ratio'] = (record['cl_big_state_mib_per_device_1dev'] /
+                                        record['cl_big_state_mib_per_device_model'])
   record['cl_speedup'] = record['cl_seed_epochs_per_s_alldev'] / record['cl_seed_epochs_per_s_1dev']
   record['irl_speedup'] = record['irl_seed_steps_per_s_alldev'] / record['irl_seed_steps_per_s_1dev']
   print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}))

@@ -64,7 +64,7 @@ def main(argv):
   except DataError as e:
     raise app.UsageError(str(e)) from None
   learner, method = builders.build_learner(config, stream, mesh)
-  compiled = train.compile_learner(learner, mesh)
+  compiled = builders.compile_learner(config, learner, mesh)
   keys = builders.seed_keys(config, mesh)
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   num_tasks = stream.num_tasks

@@ -50,12 +50,7 @@ def main(argv):
   workdir = _WORKDIR.value
   try:
     built = pipeline.build(config)
-    mesh = mesh_lib.from_config(config.mesh)
-    if mesh is not None:
-      if not built.is_jax:
-        raise ConfigError(f'config.mesh.enabled shards vmapped seeds, which needs a JAX-native '
-                          f'environment; {config.env} runs on the host')
-      mesh_lib.check_seeds(config.num_seeds, mesh)
+    mesh = pipeline.build_mesh(config, built.is_jax)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
@@ -70,6 +65,7 @@ def main(argv):
                               env_name=config.env, expert_buffer=built.expert_buffer,
                               transform_fn=parts.prep.transitions,
                               desc=f'{config.algo} {config.env}', mesh=mesh,
+                              model_min_size=config.mesh.model_min_size,
                               after_checkpoint=guard.check)
   except preemption.Preempted as e:
     print(e, file=sys.stderr)

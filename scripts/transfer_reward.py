@@ -17,7 +17,12 @@ Writes `config.json`, `metrics.jsonl` / TensorBoard (`eval_return` the true retu
 `reward` the mean training reward of the sampled batches: the learned one when transferring), checkpoints of the whole state
 (rerunning the command resumes), `learning_curve.png` and `results.json` with `reward` ('true' or the
 directory), `source_algo`, `source_env`, `env`, `env_steps`, `final_return` (± `final_return_std`
-over seeds), `random_return`, `learning_curve` and `per_seed`.
+over seeds), `random_return`, `learning_curve`, `per_seed` and `mesh`.
+
+Scale as scripts/train_irl.py: `--config.mesh.enabled=True` splits the vmapped seeds of a JAX-native
+target over the devices (and `mesh.model` the agent state), and under `srun` or with
+`--coordinator_address/--num_processes/--process_id` the processes form one `jax.distributed` cluster
+(process 0 writes the logs and results).
 """
 
 import json
@@ -29,14 +34,21 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiment import distributed  # pylint: disable=wrong-import-position
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/irl/transfer.py).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 flags.mark_flags_as_required(['config', 'workdir'])
+_INIT_DISTRIBUTED = distributed.define_flags()
 
 
-def build(config):
-  """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first."""
+def build(config, host_reward: bool = False):
+  """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first.
+  `host_reward`: the frozen reward's parameters as host arrays, which the jitted loop embeds as
+  constants (as a mesh, or several processes, need: no array committed to one device)."""
+  import jax
+
   from envs import registry
   from envs.core import EnvError
   from experiment.config import ConfigError, check_choice
@@ -59,6 +71,8 @@ def build(config):
     return env, is_jax, sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)), None, \
         loop_config, None
   loaded = pipeline.load_reward(config.reward, env.spec)
+  if host_reward:
+    loaded = loaded._replace(params=jax.device_get(loaded.params))
   if loaded.record['env'] != config.source_env:
     raise ConfigError(f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
                       f'transfers to {config.env} take rewards learned on config.source_env = '
@@ -70,6 +84,11 @@ def build(config):
 
 def main(argv):
   del argv
+  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
+  import jax
+
+  from envs import registry
+  from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
   from irl import pipeline
@@ -77,8 +96,11 @@ def main(argv):
   config = _CONFIG.value
   workdir = _WORKDIR.value
   try:
-    env, is_jax, agent, transform_fn, loop_config, record = build(config)
-    runs.check_or_write_config(config, workdir)
+    mesh = pipeline.build_mesh(config, registry.is_jax_env(config.env))
+    env, is_jax, agent, transform_fn, loop_config, record = build(
+        config, host_reward=mesh is not None or jax.process_count() > 1)
+    if distributed.is_primary():
+      runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
     raise app.UsageError(str(e)) from None
 
@@ -89,16 +111,19 @@ def main(argv):
     with preemption.Guard() as guard:
       pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
                      transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
+                     mesh=mesh, model_min_size=config.mesh.model_min_size,
                      after_checkpoint=guard.check)
   except preemption.Preempted as e:
     print(e, file=sys.stderr)
     sys.exit(preemption.PREEMPTED_EXIT_CODE)
   if not is_jax:
     env.close()
+  if not distributed.is_primary():
+    return
   summary = pipeline.summarise(workdir, seeds, None, random_return)
   results = {'reward': config.reward, 'source_algo': source_algo,
              'source_env': record['env'] if record else None, 'env': config.env,
-             'env_steps': loop_config.num_env_steps, **summary}
+             'env_steps': loop_config.num_env_steps, 'mesh': mesh_lib.describe(mesh), **summary}
   with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2)
   runs.plot_curves({f'SAC on {source_algo} reward': results['learning_curve']},

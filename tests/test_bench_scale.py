@@ -20,7 +20,7 @@ def run(*args):
 
 
 def test_prints_one_json_line_for_one_and_all_devices():
-  proc = run('--fake_devices=4', '--num_seeds=4', '--irl_steps=10', '--repeats=1')
+  proc = run('--fake_devices=4', '--num_seeds=4', '--irl_steps=10', '--repeats=1', '--big_hidden=512')
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 1
@@ -29,6 +29,9 @@ def test_prints_one_json_line_for_one_and_all_devices():
   for key in ('cl_seed_epochs_per_s_1dev', 'cl_seed_epochs_per_s_alldev', 'irl_seed_steps_per_s_1dev',
               'irl_seed_steps_per_s_alldev', 'cl_speedup', 'irl_speedup'):
     assert isinstance(record[key], float) and math.isfinite(record[key]) and record[key] > 0, key
+  # The model axis splits every large leaf of the state: nearly 1/4 per device (biases stay whole).
+  assert 3.5 < record['model_state_memory_ratio'] <= 4, record
+  assert record['cl_big_temp_mib_per_device_model'] < record['cl_big_temp_mib_per_device_1dev']
   assert record['cl_speedup'] == pytest.approx(
       record['cl_seed_epochs_per_s_alldev'] / record['cl_seed_epochs_per_s_1dev'], rel=1e-2)
 

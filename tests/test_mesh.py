@@ -1,5 +1,7 @@
 """experiment/mesh.py on the 8 fake CPU devices of conftest.py."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,14 +12,18 @@ from experiment import mesh as mesh_lib
 
 
 def test_axis_sizes_infer_minus_one_and_name_bad_fields():
-  assert mesh_lib.axis_sizes(-1, 1, 8) == (8, 1)
-  assert mesh_lib.axis_sizes(2, -1, 8) == (2, 4)
-  assert mesh_lib.axis_sizes(4, 2, 8) == (4, 2)
-  with pytest.raises(mesh_lib.MeshError, match=r'mesh.seed × mesh.data must equal the number of '
-                                               r'devices \(8\), got 4 × 1'):
+  assert mesh_lib.axis_sizes(-1, 1, 8) == (8, 1, 1)
+  assert mesh_lib.axis_sizes(2, -1, 8) == (2, 4, 1)
+  assert mesh_lib.axis_sizes(4, 2, 8) == (4, 2, 1)
+  assert mesh_lib.axis_sizes(2, 1, 8, model=-1) == (2, 1, 4)
+  assert mesh_lib.axis_sizes(-1, 2, 8, model=2) == (2, 2, 2)
+  with pytest.raises(mesh_lib.MeshError, match=r'mesh.seed × mesh.data × mesh.model must equal the '
+                                               r'number of devices \(8\), got 4 × 1 × 1'):
     mesh_lib.axis_sizes(4, 1, 8)
   with pytest.raises(mesh_lib.MeshError, match='8 devices do not split into mesh.data=3'):
     mesh_lib.axis_sizes(-1, 3, 8)
+  with pytest.raises(mesh_lib.MeshError, match='mesh.model must be a positive int or -1'):
+    mesh_lib.axis_sizes(-1, 1, 8, model=0)
   with pytest.raises(mesh_lib.MeshError, match='mesh.data must be a positive int or -1'):
     mesh_lib.axis_sizes(-1, 0, 8)
   with pytest.raises(mesh_lib.MeshError, match='at most one'):
@@ -26,8 +32,8 @@ def test_axis_sizes_infer_minus_one_and_name_bad_fields():
 
 def test_make_mesh_has_auto_axes_over_every_device():
   mesh = mesh_lib.make_mesh(seed=-1, data=2)
-  assert dict(mesh.shape) == {'seed': 4, 'data': 2}
-  assert mesh.axis_types == (AxisType.Auto, AxisType.Auto)
+  assert dict(mesh.shape) == {'seed': 4, 'data': 2, 'model': 1}
+  assert mesh.axis_types == (AxisType.Auto,) * 3
   assert mesh.size == jax.device_count() == 8
   mesh_lib.check_seeds(8, mesh)
   with pytest.raises(mesh_lib.MeshError, match=r'num_seeds \(6\) must be a multiple of mesh.seed \(4'):
@@ -183,3 +189,105 @@ def test_train_cl_script_with_a_mesh_and_a_bad_mesh(tmp_path):
   assert proc.returncode != 0
   assert 'num_seeds (3) must be a multiple of mesh.seed (8' in proc.stderr
   assert not (tmp_path / 'bad').exists()
+
+
+def test_model_spec_splits_the_largest_divisible_dimension_of_large_leaves():
+  assert mesh_lib.model_spec((64, 64), 4, min_size=1000) == P('model')          # first of equals
+  assert mesh_lib.model_spec((64, 100), 4, min_size=1000) == P(None, 'model')
+  assert mesh_lib.model_spec((6, 100), 8, min_size=100) == P()                   # 8 divides neither
+  assert mesh_lib.model_spec((3, 256), 2, min_size=100) == P(None, 'model')
+  assert mesh_lib.model_spec((100,), 4, min_size=1000) == P()                    # too small
+  assert mesh_lib.model_spec((), 4, min_size=0) == P()
+  assert mesh_lib.model_spec((4096, 4096), 1) == P()                             # no model axis
+  mesh = mesh_lib.make_mesh(2, 1, model=4)
+  tree = {'w': jax.ShapeDtypeStruct((2, 64, 100), jnp.float32),
+          'b': jax.ShapeDtypeStruct((2, 100), jnp.float32),
+          'key': jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype)}
+  specs = jax.tree.map(lambda s: s.spec, mesh_lib.state_shardings(tree, mesh, min_size=1000))
+  assert specs == {'w': P('seed', None, 'model'), 'b': P('seed'), 'key': P('seed')}
+
+
+def _model_split(leaf, mesh):
+  return 'model' in tuple(leaf.sharding.spec) and leaf.addressable_shards[0].data.size * \
+      mesh.shape['seed'] * mesh.shape['model'] == leaf.size
+
+
+@pytest.mark.parametrize('axes, method', [((2, 1, 4), 'ewc'), ((2, 2, 2), 'si')])
+def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp_path):
+  """A model axis (for a model too large for one device): the weights, their optimizer moments and
+  the method's per-weight state are split over it and stay split; the numbers do not change."""
+  from cl import builders, train
+  from configs.cl import split_digits
+  config = split_digits.get_config('quick')
+  config.update(method=method, num_seeds=2, num_tasks=2, epochs=2)
+  config.mesh.model_min_size = 1000          # split the 64×64 weights (4096), not the biases
+  stream = builders.build_stream(config)
+
+  def run(mesh):
+    learner, m = builders.build_learner(config, stream, mesh)
+    compiled = builders.compile_learner(config, learner, mesh)
+    rs = train.run_stream(compiled, stream, builders.seed_keys(config, mesh), epochs=config.epochs,
+                          mesh=mesh, **train.method_flags(m))
+    return compiled, rs
+
+  plain_compiled, plain = run(None)
+  mesh = mesh_lib.make_mesh(axes[0], axes[1], model=axes[2])
+  compiled, sharded = run(mesh)
+  np.testing.assert_allclose(sharded.accuracy_matrix, plain.accuracy_matrix, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(sharded.train_state), jax.tree.leaves(plain.train_state)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  split = [leaf.shape for leaf in jax.tree.leaves(sharded.train_state) if _model_split(leaf, mesh)]
+  big = [leaf.shape for leaf in jax.tree.leaves(sharded.train_state) if leaf.size // 2 >= 1000]
+  assert split == big and len(big) >= 3, (split, big)   # weights, Adam moments, EWC/SI state
+  for name in ('init', 'begin_task', 'train_epoch', 'consolidate', 'accuracy'):
+    assert getattr(compiled, name)._cache_size() == getattr(plain_compiled, name)._cache_size(), name
+
+  # A checkpoint restores onto the same shardings (what train_cl.py does on resume).
+  from experiment.checkpoint import Checkpointer
+  target = train.abstract_run_state(compiled, stream, builders.seed_keys(config, mesh), mesh)
+  with Checkpointer(str(tmp_path)) as ckpt:
+    ckpt.save(2, sharded, {'tasks_done': 2})
+    restored, _ = ckpt.restore(2, target)
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(sharded)):
+    assert a.sharding == b.sharding
+    np.testing.assert_array_equal(a, b)
+
+
+def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
+  from configs.irl import pointmaze
+  from irl import pipeline
+  config = pointmaze.get_config('quick')
+  config.loop.update(num_env_steps=200, eval_every=100, start_steps=50, update_after=190,
+                     eval_episodes=2)
+  built = pipeline.build(config)
+  mesh = mesh_lib.make_mesh(2, 1, model=4)
+
+  def run(workdir, mesh, steps=200):
+    loop_config = dataclasses.replace(built.loop_config, num_env_steps=steps)
+    return pipeline.train(str(workdir), built.env, built.agent, loop_config, [0, 1],
+                          env_name=config.env, expert_buffer=built.expert_buffer,
+                          transform_fn=built.parts.prep.transitions, mesh=mesh, model_min_size=1000)
+
+  plain = run(tmp_path / 'plain', None)
+  sharded = run(tmp_path / 'sharded', mesh)
+  for a, b in zip(_float_leaves(sharded), _float_leaves(plain)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config,
+                                            mesh_lib.replicate(built.expert_buffer, mesh),
+                                            built.parts.prep.transitions, mesh=mesh,
+                                            model_min_size=1000)
+  carry = init(mesh_lib.shard_leading(pipeline.seed_keys([0, 1]), mesh))
+  carry, _ = period_fn(carry, 0)
+  carry, _ = period_fn(carry, 1)
+  assert period_fn._cache_size() == 1
+  leaves = [x for x in jax.tree.leaves(carry.agent_state)
+            if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
+  split = [x.shape for x in leaves if _model_split(x, mesh)]
+  assert split == [x.shape for x in leaves if x.size // 2 >= 1000] and split
+  assert not any('model' in tuple(x.sharding.spec) for x in jax.tree.leaves(carry.buffer))
+
+  run(tmp_path / 'resumed', mesh, steps=100)                 # stopped after one period, resumed
+  resumed = run(tmp_path / 'resumed', mesh)
+  for a, b in zip(_float_leaves(resumed), _float_leaves(sharded)):
+    np.testing.assert_array_equal(a, b)

@@ -55,9 +55,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Seeds.
   c.seed = 0
   c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
-  # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`;
-  # -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
-  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1))
+  # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`, each
+  # seed's state leaves of >= model_min_size elements over `model` (for models too large for one
+  # device); -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
+  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1, model=1,
+                                          model_min_size=2 ** 14))
   # Reporting.
   c.joint_reference = ''        # results.json of a `joint` run on the same stream -> intransigence
   return c

@@ -20,6 +20,12 @@ TABLE_EVALS_PER_RUN = 5
 TABLE_EVAL_EPISODES = 10
 
 
+def mesh_config():
+  """`config.mesh` (experiment/mesh.py), off by default."""
+  return ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1, model=1,
+                                        model_min_size=2 ** 14))
+
+
 def table_overrides(env: str) -> dict:
   """The loop overrides of one README-table run on `env`."""
   budget = TABLE_BUDGETS[env]
@@ -56,8 +62,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.sac = from_dataclass(sac_agent.SACConfig)
   c.valuedice = from_dataclass(valuedice.ValueDICEConfig)
   c.bc = from_dataclass(bc.BCConfig)
-  # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`; -1 = all remaining devices.
-  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1))
+  # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`, each seed's agent state
+  # (networks, optimizers) leaves of >= model_min_size elements over `model`; -1 = all remaining
+  # devices. Devices on `data` hold copies (the IRL loop splits no batch).
+  c.mesh = mesh_config()
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=1_000_000, num_envs=1, start_steps=2_000, update_after=1_000, updates_per_step=1,
       replay_capacity=2_000_000, eval_every=10_000, eval_episodes=20))
