@@ -33,11 +33,15 @@ Policy = Callable[[jax.Array], jax.Array]   # deterministic: obs [n, d] -> actio
 
 
 def save_sac_expert(directory: str, spec: EnvSpec, sac_config, actor_params: Any, meta: dict) -> None:
-  """Writes `directory/expert.json` and `directory/actor/` (see the module docstring)."""
+  """Writes `directory/expert.json` and `directory/actor/` (see the module docstring). With several
+  processes all of them call this (orbax writes collectively); process 0 writes the JSON."""
+  from experiment import distributed
   from experiment.checkpoint import Checkpointer
   os.makedirs(directory, exist_ok=True)
   with Checkpointer(os.path.join(directory, 'actor')) as ckpt:
     ckpt.save(0, actor_params, {'env': spec.name})
+  if not distributed.is_primary():
+    return
   record = {'format_version': FORMAT_VERSION, 'kind': 'sac', 'env': spec.name,
             'obs_dim': int(spec.observation.shape[0]), 'act_dim': int(spec.action.shape[0]),
             'sac_config': dataclasses.asdict(sac_config),

@@ -69,16 +69,16 @@ def check_seeds(config, is_jax: bool) -> None:
                       f'run one process per seed (--config.seed) for {config.env!r}')
 
 
-def build_mesh(config, is_jax: bool):
-  """`config.mesh` to a mesh (or None), checked against the environment and `config.num_seeds`
-  (ConfigError otherwise)."""
+def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
+  """`config.mesh` to a mesh (or None), checked against the environment and the number of seeds
+  (default `config.num_seeds`); ConfigError otherwise."""
   from experiment import mesh as mesh_lib
   mesh = mesh_lib.from_config(config.mesh)
   if mesh is not None:
     if not is_jax:
-      raise ConfigError(f'config.mesh.enabled shards vmapped seeds, which needs a JAX-native '
-                        f'environment; {config.env} runs on the host')
-    mesh_lib.check_seeds(config.num_seeds, mesh)
+      raise ConfigError(f'config.mesh.enabled places vmapped seeds on devices, which needs a '
+                        f'JAX-native environment; {config.env} runs on the host')
+    mesh_lib.check_seeds(config.num_seeds if num_seeds is None else num_seeds, mesh)
   return mesh
 
 

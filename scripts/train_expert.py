@@ -9,7 +9,11 @@ state (agent, replay buffer, keys) after every period (`checkpoints/`), and at t
 `learning_curve.png`, `results.json` and the expert (`expert/`: `expert.json` + `actor/`, read by
 `irl.experts.load_policy`; `--export_dir` writes it elsewhere too). Rerunning the same command on the
 same workdir resumes from the last checkpoint. JAX-native environments run the jitted loop one
-evaluation period per call; Gymnasium ones the host loop.
+evaluation period per call; Gymnasium ones the host loop. Training is `irl.pipeline.train` with one
+seed, as the IRL scripts': `--config.mesh.enabled=True` (JAX-native environments) places the run on a
+device mesh, whose `model` axis (by default all devices) splits the agent's large leaves, and under
+`srun` or with `--coordinator_address/--num_processes/--process_id` the processes form one
+`jax.distributed` cluster (process 0 writes the logs, results and the expert).
 """
 
 import json
@@ -21,6 +25,8 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiment import distributed  # pylint: disable=wrong-import-position
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/rl/sac.py:<env>).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
@@ -29,6 +35,7 @@ _FINAL_EPISODES = flags.DEFINE_integer('final_eval_episodes', 20,
                                        'Deterministic episodes scored at the end for the expert\'s '
                                        'return mean and std.')
 flags.mark_flags_as_required(['config', 'workdir'])
+_INIT_DISTRIBUTED = distributed.define_flags()
 
 EXPERTS = ('sac', 'scripted')
 
@@ -59,36 +66,36 @@ def validate(config):
 
 def main(argv):
   del argv
+  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
   import jax
   import numpy as np
-  from tqdm import tqdm
 
   from envs import registry
-  from experiment.checkpoint import Checkpointer
-  from experiment.config import ConfigError
+  from experiment import mesh as mesh_lib
   from experiment import runs
-  from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
-  from irl import experts, loops
+  from experiment.config import ConfigError
+  from irl import experts, pipeline
   from irl.sac import agent as sac_agent
 
   config = _CONFIG.value
   workdir = _WORKDIR.value
+  primary = distributed.is_primary()
   try:
     sac_config, loop_config = validate(config)
-  except ConfigError as e:
-    raise app.UsageError(str(e)) from None
-  try:
-    runs.check_or_write_config(config, workdir)
-  except runs.WorkdirError as e:
+    is_jax = registry.is_jax_env(config.env)
+    mesh = pipeline.build_mesh(config, is_jax, num_seeds=1)
+    if primary:
+      runs.check_or_write_config(config, workdir)
+  except (ConfigError, runs.WorkdirError) as e:
     raise app.UsageError(str(e)) from None
 
-  is_jax = registry.is_jax_env(config.env)
   if is_jax:
     env = registry.make(config.env)
   else:
     env = registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed)
   spec = env.spec
-  results = {'env': config.env, 'expert': config.expert, 'seed': config.seed}
+  results = {'env': config.env, 'expert': config.expert, 'seed': config.seed,
+             'mesh': mesh_lib.describe(mesh)}
 
   if config.expert == 'scripted':
     policy, _ = experts.load_policy('scripted', spec)
@@ -97,79 +104,34 @@ def main(argv):
     meta = {'kind': 'scripted', 'env': spec.name, 'return_mean': float(np.mean(returns)),
             'return_std': float(np.std(returns)), 'num_eval_episodes': len(returns),
             'seed': config.seed}
-    for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
-      os.makedirs(directory, exist_ok=True)
-      with open(os.path.join(directory, 'expert.json'), 'w', encoding='utf-8') as f:
-        json.dump({'format_version': experts.FORMAT_VERSION, **meta}, f, indent=1)
-    _finish(workdir, results, meta)
+    if primary:
+      for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, 'expert.json'), 'w', encoding='utf-8') as f:
+          json.dump({'format_version': experts.FORMAT_VERSION, **meta}, f, indent=1)
+      _finish(workdir, results, meta)
     return
 
   sac = sac_agent.make_sac(spec, sac_config)
-  agent = sac_agent.as_agent(sac)
-  key = jax.random.key(config.seed)
-  writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))])
-  num_periods = loop_config.num_env_steps // loop_config.eval_every
-  bar = tqdm(total=loop_config.num_env_steps, unit='step', disable=None, desc=config.env)
-  pending = {}
-
-  def log(env_steps, metrics):
-    scalars = {k: float(v) for k, v in metrics.items() if k != 'env_steps'}
-    writer.write_scalars(env_steps, scalars)
-    bar.n = env_steps
-    bar.set_postfix(eval_return=f'{scalars["eval_return"]:.1f}')
-    bar.refresh()
-
-  with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
-    latest = ckpt.latest_step()
-    if is_jax:
-      abstract = jax.eval_shape(lambda k: loops.init_carry(env, agent, loop_config, k), key)
-      if latest is None:
-        carry, first = loops.init_carry(env, agent, loop_config, key), 0
-      else:
-        carry, meta = ckpt.restore(latest, abstract)
-        first = meta['env_steps'] // loop_config.eval_every
-        print(f'Resuming {workdir} at {meta["env_steps"]} environment steps.')
-      for period in range(first, num_periods):
-        carry, metrics = loops.train_periods(env, agent, loop_config, carry, period, num_periods=1)
-        env_steps = (period + 1) * loop_config.eval_every
-        # Log first: a kill between the two repeats this period's record (read_curve keeps the
-        # last), while the other order could lose it.
-        log(env_steps, {k: np.asarray(v)[0] for k, v in metrics.items()})
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
-      actor_params = carry.agent_state.actor_params
-    else:
-      eval_env = registry.make(config.env, num_envs=loop_config.eval_episodes,
-                               seed=config.seed + 10_000)
-      initial = None
-      if latest is not None:
-        initial, meta = ckpt.restore(latest, loops.abstract_host_carry(spec, agent, loop_config))
-        print(f'Resuming {workdir} at {meta["env_steps"]} environment steps.')
-
-      def progress_fn(env_steps, metrics):
-        pending[env_steps] = metrics
-
-      def checkpoint_fn(env_steps, carry):
-        log(env_steps, pending.pop(env_steps))   # before saving: a kill may repeat it, not lose it
-        ckpt.save(env_steps, carry, {'env_steps': env_steps})
-
-      carry, _ = loops.train_host(env, agent, loop_config, key, eval_env=eval_env,
-                                  progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,
-                                  initial=initial)
-      actor_params = carry.agent_state.actor_params
-  bar.close()
-  writer.close()
+  states = pipeline.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
+                          env_name=config.env, desc=config.env, mesh=mesh,
+                          model_min_size=config.mesh.model_min_size)
+  actor_params = jax.tree.map(distributed.to_host, states[0].actor_params)
 
   policy = lambda obs: sac.act(actor_params, obs, jax.random.key(0), True)
   returns = _final_returns(env, spec, policy, config, is_jax)
-  curve = runs.read_curve(os.path.join(workdir, 'metrics.jsonl'))
-  results.update(env_steps=loop_config.num_env_steps, final_return=float(np.mean(returns)),
-                 learning_curve=curve)
+  if not is_jax:
+    env.close()
   meta = {'return_mean': float(np.mean(returns)), 'return_std': float(np.std(returns)),
           'num_eval_episodes': len(returns), 'env_steps': loop_config.num_env_steps,
           'seed': config.seed, 'trained_with': 'scripts/train_expert.py ' + ' '.join(sys.argv[1:])}
   for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
-    experts.save_sac_expert(directory, spec, sac_config, actor_params, meta)
+    experts.save_sac_expert(directory, spec, sac_config, actor_params, meta)   # every process
+  if not primary:
+    return
+  curve = runs.read_curve(os.path.join(workdir, 'metrics.jsonl'))
+  results.update(env_steps=loop_config.num_env_steps, final_return=float(np.mean(returns)),
+                 learning_curve=curve)
   runs.plot_curves({'SAC': curve}, os.path.join(workdir, 'learning_curve.png'), f'SAC on {config.env}',
                    'evaluation return (deterministic)')
   _finish(workdir, results, meta)

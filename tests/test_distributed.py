@@ -183,3 +183,33 @@ def test_srun_two_tasks_initialise_from_slurm_and_equal_one_process(tmp_path, on
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert results['mesh']['processes'] == 2 and results['mesh']['devices'] == 4
   assert results['per_seed'] == one_process['per_seed']
+
+
+def test_train_expert_on_a_model_axis_two_processes_equal_one_process(tmp_path):
+  """One SAC seed with its networks split over a 4-device `model` axis: in one process, and in 2
+  processes of 2 devices each; the exported experts act alike."""
+  import numpy as np
+  from envs import registry
+  from irl import experts
+  args = [os.path.join(ROOT, 'scripts', 'train_expert.py'), '--config', 'configs/rl/sac.py:Pendulum',
+          '--config.mesh.enabled=True', '--config.mesh.model_min_size=1024',
+          '--config.sac.hidden_sizes=(64, 64)', '--config.loop.num_env_steps=600',
+          '--config.loop.eval_every=300', '--config.loop.start_steps=200',
+          '--config.loop.update_after=500', '--config.loop.eval_episodes=2',
+          '--final_eval_episodes=2']
+  one = subprocess.run([sys.executable, *args, f'--workdir={tmp_path / "one"}'], cwd=ROOT,
+                       env=_env(4), capture_output=True, text=True, timeout=600)
+  assert one.returncode == 0, one.stderr[-3000:]
+  codes, outs = _finish(_two_processes(tmp_path / 'two', lambda *extra: [
+      sys.executable, *args, f'--workdir={tmp_path / "two"}', *extra]))
+  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  a = json.loads((tmp_path / 'one' / 'results.json').read_text())
+  b = json.loads((tmp_path / 'two' / 'results.json').read_text())
+  assert a['mesh'] == {**b['mesh'], 'processes': 1}
+  assert (b['mesh']['model'], b['mesh']['processes']) == (4, 2)
+  # 100 updates: equal up to float32 rounding (see the transfer comparison above).
+  np.testing.assert_allclose(np.array(a['learning_curve']), np.array(b['learning_curve']), atol=5e-2)
+  obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+  spec = registry.make('Pendulum').spec
+  acts = [experts.load_policy(str(tmp_path / run / 'expert'), spec)[0](obs) for run in ('one', 'two')]
+  np.testing.assert_allclose(acts[0], acts[1], atol=1e-3)

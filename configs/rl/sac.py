@@ -37,6 +37,10 @@ def get_config(arg=None):
   c.sac = ml_collections.ConfigDict(dict(
       actor_lr=3e-4, critic_lr=3e-4, temperature_lr=3e-4, discount=0.99, tau=0.005, batch_size=256,
       init_temperature=1.0, learn_temperature=True, hidden_sizes=(256, 256)))
+  # Device mesh (experiment/mesh.py, JAX-native environments): one seed, so the devices go on
+  # `model`, which splits the agent state's leaves of >= model_min_size elements.
+  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=1, data=1, model=-1,
+                                          model_min_size=2 ** 14))
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=num_env_steps, num_envs=1, start_steps=start_steps, update_after=1_000,
       updates_per_step=1, replay_capacity=1_000_000, eval_every=eval_every, eval_episodes=10))
