@@ -291,3 +291,18 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   resumed = run(tmp_path / 'resumed', mesh)
   for a, b in zip(_float_leaves(resumed), _float_leaves(sharded)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_from_config_reads_the_model_axis_and_checks_min_size():
+  import ml_collections
+  cfg = lambda **kw: ml_collections.ConfigDict(dict(enabled=True, seed=2, data=1, model=-1,
+                                                    model_min_size=4, **kw))
+  assert dict(mesh_lib.from_config(cfg()).shape) == {'seed': 2, 'data': 1, 'model': 4}
+  bad = cfg()
+  bad.model_min_size = 0
+  with pytest.raises(mesh_lib.MeshError, match='mesh.model_min_size must be a positive int'):
+    mesh_lib.from_config(bad)
+  bad = cfg()
+  bad.model = 3
+  with pytest.raises(mesh_lib.MeshError, match=r'must equal the number of devices \(8\), got 2 × 1 × 3'):
+    mesh_lib.from_config(bad)
