@@ -11,10 +11,10 @@ optimizer state of one seed. With `model` of size 1 (the default) a seed's param
 each of its devices (replicated over `data`); with a larger `model` axis, for a model too large for one
 device, each parameter-sized leaf of at least `min_size` elements is split along its largest dimension
 that the axis divides (fully-sharded data parallelism: the compiler gathers a weight where it is used
-and scatters its gradient), and smaller leaves stay whole (`state_shardings`, `constrain_state`). A size
-of -1 takes all the devices the other axes leave. Axis types are always passed explicitly (`AxisType.Auto`: the compiler propagates
-the shardings of the inputs; recent `jax.make_mesh` defaults to Explicit, which rejects some of the
-trainers' ops without `out_sharding` annotations).
+and scatters its gradient), and smaller leaves stay whole (`state_shardings`, `constrain_state`). A
+size of -1 takes all the devices the other axes leave. Axis types are always passed explicitly
+(`AxisType.Auto`: the compiler propagates the shardings of the inputs; recent `jax.make_mesh`
+defaults to Explicit, which rejects some of the trainers' ops without `out_sharding` annotations).
 
 With several processes (`jax.distributed`), `jax.devices()` lists every process's devices, so a mesh
 spans the cluster; `shard_leading` builds global arrays from the host value every process holds.
@@ -123,16 +123,12 @@ def model_spec(shape: tuple[int, ...], model_size: int, min_size: int = DEFAULT_
   return P(*([None] * best), 'model')
 
 
-def state_shardings(abstract: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE, *,
-                    seed_axis: bool = True) -> Any:
-  """Shardings for a per-seed state (params, optimizer and method state): with `seed_axis`, leaves
-  are `[S, ...]` and go over `seed`, the rest by `model_spec`; without, leaves are one seed's (for
-  constraints inside `jax.vmap(..., spmd_axis_name='seed')`, which adds the seed axis). PRNG keys and
-  scalars of one seed stay whole."""
+def state_shardings(abstract: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> Any:
+  """Shardings for a per-seed state (params, optimizer and method state) of `[S, ...]` leaves: the
+  seed axis over `seed`, the rest by `model_spec` (PRNG keys whole)."""
   def one(x):
-    inner = x.shape[1:] if seed_axis else x.shape
-    spec = P() if _is_key(x) else model_spec(tuple(inner), mesh.shape['model'], min_size)
-    return NamedSharding(mesh, P('seed', *spec) if seed_axis else spec)
+    spec = P() if _is_key(x) else model_spec(tuple(x.shape[1:]), mesh.shape['model'], min_size)
+    return NamedSharding(mesh, P('seed', *spec))
   return jax.tree.map(one, abstract)
 
 
@@ -179,5 +175,5 @@ def describe(mesh: Mesh | None) -> dict:
   if mesh is None:
     return {'enabled': False, 'devices': 1}
   return {'enabled': True, 'seed': mesh.shape['seed'], 'data': mesh.shape['data'],
-          'model': mesh.shape['model'], 'devices': mesh.size, 'platform': mesh.devices.flat[0].platform,
-          'processes': jax.process_count()}
+          'model': mesh.shape['model'], 'devices': mesh.size,
+          'platform': mesh.devices.flat[0].platform, 'processes': jax.process_count()}

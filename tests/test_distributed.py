@@ -67,6 +67,20 @@ def _finish(procs, timeout=600):
   return [p.returncode for p, _, _ in procs], outs
 
 
+def _one_and_two_processes(tmp_path, script, args, one='one', two='two'):
+  """Runs scripts/<script> with `args` as 1 process × 4 devices in `tmp_path/one` and as 2 processes
+  × 2 devices in `tmp_path/two`; returns both results.json and the 2 processes' (stdout, stderr)."""
+  cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), *args]
+  proc = subprocess.run([*cmd, f'--workdir={tmp_path / one}'], cwd=ROOT, env=_env(4),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  codes, outs = _finish(_two_processes(tmp_path / two, lambda *extra: [
+      *cmd, f'--workdir={tmp_path / two}', *extra]))
+  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+  return (json.loads((tmp_path / one / 'results.json').read_text()),
+          json.loads((tmp_path / two / 'results.json').read_text()), outs)
+
+
 @pytest.fixture(scope='module')
 def one_process(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('one')
@@ -120,16 +134,7 @@ def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path)
   args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.num_seeds=4',
           '--config.mesh.enabled=True', '--config.loop.num_env_steps=1000',
           '--config.loop.eval_every=500']
-  script = os.path.join(ROOT, 'scripts', 'train_irl.py')
-  one = subprocess.run([sys.executable, script, *args, f'--workdir={tmp_path / "one"}'], cwd=ROOT,
-                       env=_env(4), capture_output=True, text=True, timeout=600)
-  assert one.returncode == 0, one.stderr[-3000:]
-  procs = _two_processes(tmp_path / 'two', lambda *extra: [
-      sys.executable, script, *args, f'--workdir={tmp_path / "two"}', *extra])
-  codes, outs = _finish(procs)
-  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
-  a = json.loads((tmp_path / 'one' / 'results.json').read_text())
-  b = json.loads((tmp_path / 'two' / 'results.json').read_text())
+  a, b, _ = _one_and_two_processes(tmp_path, 'train_irl.py', args)
   assert b['mesh']['processes'] == 2 and a['per_seed'] == b['per_seed']
   for seed in range(4):   # the rewards written collectively are the single process's
     ra = pipeline.load_reward(str(tmp_path / 'one' / 'reward' / f'seed{seed}'))
@@ -138,20 +143,12 @@ def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path)
       np.testing.assert_array_equal(x, y)
 
   # Transferring one of them: 2 processes × 2 devices, the seeds over the mesh, equal 1 process × 4.
-  transfer = [os.path.join(ROOT, 'scripts', 'transfer_reward.py'), '--config',
-              'configs/irl/transfer.py:PointMaze-Right', '--config.num_seeds=4',
+  transfer = ['--config', 'configs/irl/transfer.py:PointMaze-Right', '--config.num_seeds=4',
               '--config.mesh.enabled=True', f'--config.reward={tmp_path / "two" / "reward" / "seed0"}',
               '--config.loop.num_env_steps=400', '--config.loop.eval_every=200',
               '--config.loop.start_steps=100', '--config.loop.update_after=300',
               '--config.loop.eval_episodes=2']
-  one = subprocess.run([sys.executable, *transfer, f'--workdir={tmp_path / "t_one"}'], cwd=ROOT,
-                       env=_env(4), capture_output=True, text=True, timeout=600)
-  assert one.returncode == 0, one.stderr[-3000:]
-  codes, outs = _finish(_two_processes(tmp_path / 't_two', lambda *extra: [
-      sys.executable, *transfer, f'--workdir={tmp_path / "t_two"}', *extra]))
-  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
-  a = json.loads((tmp_path / 't_one' / 'results.json').read_text())
-  b = json.loads((tmp_path / 't_two' / 'results.json').read_text())
+  a, b, outs = _one_and_two_processes(tmp_path, 'transfer_reward.py', transfer, 't_one', 't_two')
   assert (a['mesh']['processes'], b['mesh']['processes']) == (1, 2)
   # 100 SAC updates. One process is deterministic run to run, but two processes of 2 devices split
   # the matmuls over other thread pools than one of 4 (reduction order), so float32 rounding differs
@@ -191,20 +188,12 @@ def test_train_expert_on_a_model_axis_two_processes_equal_one_process(tmp_path):
   import numpy as np
   from envs import registry
   from irl import experts
-  args = [os.path.join(ROOT, 'scripts', 'train_expert.py'), '--config', 'configs/rl/sac.py:Pendulum',
-          '--config.mesh.enabled=True', '--config.mesh.model_min_size=1024',
-          '--config.sac.hidden_sizes=(64, 64)', '--config.loop.num_env_steps=600',
+  args = ['--config', 'configs/rl/sac.py:Pendulum', '--config.mesh.enabled=True',
+          '--config.mesh.model_min_size=1024', '--config.sac.hidden_sizes=(64, 64)', '--config.loop.num_env_steps=600',
           '--config.loop.eval_every=300', '--config.loop.start_steps=200',
           '--config.loop.update_after=500', '--config.loop.eval_episodes=2',
           '--final_eval_episodes=2']
-  one = subprocess.run([sys.executable, *args, f'--workdir={tmp_path / "one"}'], cwd=ROOT,
-                       env=_env(4), capture_output=True, text=True, timeout=600)
-  assert one.returncode == 0, one.stderr[-3000:]
-  codes, outs = _finish(_two_processes(tmp_path / 'two', lambda *extra: [
-      sys.executable, *args, f'--workdir={tmp_path / "two"}', *extra]))
-  assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
-  a = json.loads((tmp_path / 'one' / 'results.json').read_text())
-  b = json.loads((tmp_path / 'two' / 'results.json').read_text())
+  a, b, _ = _one_and_two_processes(tmp_path, 'train_expert.py', args)
   assert a['mesh'] == {**b['mesh'], 'processes': 1}
   assert (b['mesh']['model'], b['mesh']['processes']) == (4, 2)
   # 100 updates: equal up to float32 rounding (see the transfer comparison above).
