@@ -116,7 +116,9 @@ start_munge() {
   chmod 0755 /run/munge
   if munge -n </dev/null >/dev/null 2>&1; then return; fi  # already running
   log "starting munged"
-  runuser -u munge -- /usr/sbin/munged || { show_logs; die "munged did not start"; }
+  # 9>&-: the daemons must not inherit the lock of `start` (fd 9), or they would hold it for good and
+  # every later `start` would wait on it forever.
+  runuser -u munge -- /usr/sbin/munged 9>&- || { show_logs; die "munged did not start"; }
   for _ in $(seq 50); do
     munge -n </dev/null | unmunge >/dev/null 2>&1 && return
     sleep 0.1
@@ -224,12 +226,12 @@ start() {
   if ! running_pid "$LOCAL_DIR/run/slurmctld.pid" slurmctld >/dev/null; then
     log "starting slurmctld"
     # -i: ignore unreadable saved state (e.g. left by another slurm version) instead of refusing to start.
-    slurmctld -i -f "$CONF" || { show_logs; die "slurmctld did not start"; }
+    slurmctld -i -f "$CONF" 9>&- || { show_logs; die "slurmctld did not start"; }
   fi
   if ! running_pid "$LOCAL_DIR/run/slurmd.pid" slurmd >/dev/null; then
     log "starting slurmd"
     slurmd_started=$(date +%s)
-    slurmd -N "$NODE" -f "$CONF" || { show_logs; die "slurmd did not start"; }
+    slurmd -N "$NODE" -f "$CONF" 9>&- || { show_logs; die "slurmd did not start"; }
   fi
 
   # Wait until the node is up (and, if slurmd was just started, has registered); resume it (once) if it

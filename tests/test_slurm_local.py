@@ -45,3 +45,26 @@ def test_job_array_runs_every_task(tmp_path):
     out, log = tmp_path / f'task_{task}.txt', tmp_path / f'{job_id}_{task}.log'
     assert out.exists(), f'task {task} wrote nothing; its log: {log.read_text() if log.exists() else "(none)"}'
     assert out.read_text().strip() == str(task)
+
+
+@pytest.mark.slow
+def test_start_again_returns_promptly_and_no_daemon_holds_its_lock():
+  """`start` is idempotent; the daemons it started must not keep its lock open (they once inherited
+  it, and every later `start` waited forever)."""
+  import os
+  if not _controller_up() or os.geteuid() != 0:
+    pytest.skip('no running SLURM controller started by scripts/slurm_local.sh (as root)')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(['bash', os.path.join(root, 'scripts', 'slurm_local.sh'), 'start'],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  lock = os.environ.get('SLURM_LOCAL_DIR', '/tmp/slurm-local') + '.lock'
+  holders = []
+  for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+      fds = os.listdir(f'/proc/{pid}/fd')
+      if any(os.readlink(f'/proc/{pid}/fd/{fd}') == lock for fd in fds):
+        holders.append(open(f'/proc/{pid}/comm', encoding='utf-8').read().strip())
+    except OSError:   # gone, or not ours to read
+      continue
+  assert holders == [], f'processes holding {lock}: {holders}'
