@@ -10,8 +10,9 @@ buffers: everything per seed), `data` the rows of the training data, `model` the
 optimizer state of one seed. With `model` of size 1 (the default) a seed's parameters are whole on
 each of its devices (replicated over `data`); with a larger `model` axis, for a model too large for one
 device, each parameter-sized leaf of at least `min_size` elements is split along its largest dimension
-that the axis divides (fully-sharded data parallelism: the compiler gathers a weight where it is used
-and scatters its gradient), and smaller leaves stay whole (`state_shardings`, `constrain_state`). A
+that the axis divides (the compiler gathers a weight where it is used; each device of the axis keeps
+only its slice of the new state, so the axis divides the state's memory, while `data` divides the
+compute), and smaller leaves stay whole (`state_shardings`, `constrain_state`). A
 size of -1 takes all the devices the other axes leave. Axis types are always passed explicitly
 (`AxisType.Auto`: the compiler propagates the shardings of the inputs; recent `jax.make_mesh`
 defaults to Explicit, which rejects some of the trainers' ops without `out_sharding` annotations).
