@@ -212,14 +212,12 @@ def training_data(stream: TaskStream, task_index: int, cumulative: bool, mesh=No
 
 
 class CompiledLearner(NamedTuple):
-  """The learner's functions, vmapped over seeds and jitted once; `state_shardings` is the train
-  state's shardings (a tree like the state, seed axis first) under a mesh, else None."""
+  """The learner's functions, vmapped over seeds and jitted once."""
   init: Callable
   begin_task: Callable
   train_epoch: Callable
   consolidate: Callable
   accuracy: Callable
-  state_shardings: Any = None
 
 
 def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
@@ -232,18 +230,21 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
   axis the train state's leaves of at least `model_min_size` elements per seed are also split over
   it (`experiment.mesh.state_shardings`; build the learner with the matching `state_constraint`)."""
   vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
-  jit = lambda fn, out=None, **kw: jax.jit(fn, **kw)
   state_out = per_seed = None
+
+  def jit(fn, out=None, **kw):
+    """jax.jit; under a mesh with `out_shardings` (`out`, default: split over `seed`)."""
+    if mesh is not None:
+      kw['out_shardings'] = per_seed if out is None else out
+    return jax.jit(fn, **kw)
+
   if mesh is not None:
     from experiment import mesh as mesh_lib
     min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
     per_seed = mesh_lib.seed_sharding(mesh)
     # Shardings follow one seed's shapes, which do not depend on the number of seeds.
-    one_seed = jax.eval_shape(learner.init, jax.random.key(0))
-    state_out = mesh_lib.state_shardings(
-        jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), one_seed), mesh,
-        min_size)
-    jit = lambda fn, out=per_seed, **kw: jax.jit(fn, out_shardings=out, **kw)
+    state_out = mesh_lib.state_shardings(jax.eval_shape(learner.init, jax.random.key(0)), mesh,
+                                         min_size)
 
   def train_epoch(state, data, keys, num_past):
     return vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
@@ -254,7 +255,6 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
       train_epoch=jit(train_epoch, (state_out, per_seed), static_argnums=3, donate_argnums=0),
       consolidate=jit(vmap(learner.consolidate, in_axes=(0, None, 0)), state_out, donate_argnums=0),
       accuracy=jit(vmap(learner.accuracy, in_axes=(0, None, None, None))),
-      state_shardings=state_out,
   )
 
 

@@ -77,13 +77,14 @@ def from_config(mesh_config) -> Mesh | None:
   when disabled."""
   if not mesh_config.enabled:
     return None
-  min_size = mesh_config.get('model_min_size', DEFAULT_MIN_SIZE)
+  min_size = min_size_from_config(mesh_config)
   if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
     raise MeshError(f'mesh.model_min_size must be a positive int (elements), got {min_size!r}')
   return make_mesh(mesh_config.seed, mesh_config.data, model=mesh_config.get('model', 1))
 
 
 def min_size_from_config(mesh_config) -> int:
+  """`mesh.model_min_size` (configs written before it existed: the default)."""
   return mesh_config.get('model_min_size', DEFAULT_MIN_SIZE)
 
 
@@ -124,13 +125,14 @@ def model_spec(shape: tuple[int, ...], model_size: int, min_size: int = DEFAULT_
   return P(*([None] * best), 'model')
 
 
-def state_shardings(abstract: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> Any:
-  """Shardings for a per-seed state (params, optimizer and method state) of `[S, ...]` leaves: the
-  seed axis over `seed`, the rest by `model_spec` (PRNG keys whole)."""
+def state_shardings(one_seed: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> Any:
+  """Shardings for the `[S, ...]` stack of a per-seed state (params, optimizer and method state),
+  given one seed's (abstract) state: the seed axis over `seed`, the rest by `model_spec` (PRNG keys
+  whole)."""
   def one(x):
-    spec = P() if _is_key(x) else model_spec(tuple(x.shape[1:]), mesh.shape['model'], min_size)
+    spec = P() if _is_key(x) else model_spec(tuple(x.shape), mesh.shape['model'], min_size)
     return NamedSharding(mesh, P('seed', *spec))
-  return jax.tree.map(one, abstract)
+  return jax.tree.map(one, one_seed)
 
 
 def shards_model(mesh: Mesh | None) -> bool:
@@ -150,7 +152,7 @@ def constrain_state(tree: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> 
 
 
 def _put(x, sharding: NamedSharding):
-  if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+  if isinstance(x, jax.Array) and _is_key(x):
     # Typed keys: place their raw data, then re-wrap (the sharding applies to the key axes).
     return jax.random.wrap_key_data(_put(jax.random.key_data(x), sharding),
                                     impl=jax.random.key_impl(x))

@@ -7,6 +7,9 @@ SLURM requeue) resumes it with nothing lost.
     ckpt.save(step, state, meta)
     guard.check(step)          # raises Preempted after a signal; the caller exits with the code
 
+  with preemption.exit_when_preempted() as guard:   # the scripts' form: exits with the code itself
+    ...
+
 SLURM sends SIGTERM on preemption and on `scancel`, and `#SBATCH --signal=B:USR1@<seconds>` sends
 SIGUSR1 that long before the time limit; the sweep's batch script (`experiment/sweep.py`) forwards
 both to the Python process and requeues the task when it exits with `PREEMPTED_EXIT_CODE`.
@@ -16,7 +19,10 @@ bytecodes), so the checkpoint is always of a finished step.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
+from typing import Callable
 
 PREEMPTED_EXIT_CODE = 75   # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -72,3 +78,17 @@ class Guard:
       signum = int(received.max()) or None
     if signum is not None:
       raise Preempted(step, signum)
+
+
+@contextlib.contextmanager
+def exit_when_preempted(cleanup: Callable[[], None] | None = None):
+  """A `Guard` whose `Preempted` ends the process: runs `cleanup`, prints why and exits with
+  `PREEMPTED_EXIT_CODE` (a `with` around it, e.g. a checkpointer's, still closes on the way out)."""
+  try:
+    with Guard() as guard:
+      yield guard
+  except Preempted as e:
+    if cleanup is not None:
+      cleanup()
+    print(e, file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT_CODE)

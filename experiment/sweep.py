@@ -83,11 +83,13 @@ def expand(script: str, config: str, root: str, extra_overrides: dict | None = N
   module.sweep(lambda **overrides: listed.append(overrides), arg)
   if not listed:
     raise ConfigError(f'--config: the sweep of {config} lists no tasks')
+  base = module.get_config(arg)
+  config_flag = os.path.abspath(os.path.join(ROOT, config.partition(':')[0]))
+  config_flag += f':{arg}' if arg else ''
   tasks = []
   for index, overrides in enumerate(listed):
     overrides = {**overrides, **(extra_overrides or {})}
-    base = module.get_config(arg)
-    for field, value in overrides.items():
+    for field in overrides:
       node = base
       *path, leaf = field.split('.')
       try:
@@ -97,10 +99,7 @@ def expand(script: str, config: str, root: str, extra_overrides: dict | None = N
       except (KeyError, AttributeError, TypeError):
         raise ConfigError(f'sweep task {index}: {field!r} is not a field of {config}') from None
     workdir = os.path.join(os.path.abspath(root), f'{index:03d}-{slug(overrides)}')
-    config_arg = config.partition(':')
-    config_path = os.path.abspath(os.path.join(ROOT, config_arg[0]))
-    command = [sys.executable, script_path, '--config',
-               config_path + (f':{config_arg[2]}' if config_arg[2] else ''),
+    command = [sys.executable, script_path, '--config', config_flag,
                *(f'--config.{k}={flag_value(v)}' for k, v in overrides.items()),
                f'--workdir={workdir}']
     tasks.append(Task(index, overrides, workdir, command))

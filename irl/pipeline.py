@@ -182,9 +182,8 @@ def carry_shardings(one_seed_carry, mesh, model_min_size: int):
   """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
   and the agent state's large leaves over `model` as well (`experiment.mesh.state_shardings`)."""
   from experiment import mesh as mesh_lib
-  batched = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), one_seed_carry)
-  shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), batched)
-  return shardings.replace(agent_state=mesh_lib.state_shardings(batched.agent_state, mesh,
+  shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), one_seed_carry)
+  return shardings.replace(agent_state=mesh_lib.state_shardings(one_seed_carry.agent_state, mesh,
                                                                 model_min_size))
 
 

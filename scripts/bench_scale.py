@@ -18,8 +18,9 @@ Prints one JSON line (the only line on stdout) with, for one mesh of 1 device an
                                        on the first device, and the compiled `train_epoch`'s
                                        temporaries per device (XLA's memory analysis);
   model_state_memory_ratio             1dev state over model-split state (ideally N);
-and the context (backend, device kind, N, seeds, compile seconds). Compilation is excluded (each
-function is compiled and run once before the timed call); each figure is the best of `--repeats`.
+and the context (backend, device kind, N, seeds, `*_compile_s`: the first call's seconds, compilation
+and one run). The rates exclude compilation (each function is compiled and run once before the timed
+calls; the copies of a donated state are made outside the timing); each is the best of `--repeats`.
 
 On a CPU, `--fake_devices=N` (the default 8 when the backend is CPU) splits the host into N XLA devices
 that share the same cores, so the speedup measures only the overhead of partitioning (expect about 1,
@@ -29,7 +30,6 @@ or less on 2 cores); on a machine with N accelerators the same script measures r
 import json
 import os
 import sys
-import time
 
 from absl import app, flags
 
@@ -48,13 +48,15 @@ _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per figure (the best 
                                 lower_bound=1)
 
 
-def _best_time(fn, repeats):
+def _best_time(fn, repeats, setup=tuple):
+  """Best wall seconds of `fn(*setup())` over `repeats` calls; `setup` runs outside the timing."""
   import jax
+
+  from experiment import timing
   best = float('inf')
   for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - start)
+    args = jax.block_until_ready(setup())
+    best = min(best, timing.timed_call(fn, *args)[1])
   return best
 
 
@@ -74,12 +76,11 @@ def cl_rate(mesh, num_seeds, repeats):
   state = compiled.init(keys)
   data = train.training_data(stream, 0, False, mesh)
   epoch_keys, _ = train.task_keys(keys, 0, 1)
-  start = time.perf_counter()
-  # train_epoch donates its state: give each call its own copy.
-  fresh = lambda: jax.tree.map(jnp.copy, state)
-  jax.block_until_ready(compiled.train_epoch(fresh(), data, epoch_keys[0], None))
-  compile_s = time.perf_counter() - start
-  seconds = _best_time(lambda: compiled.train_epoch(fresh(), data, epoch_keys[0], None), repeats)
+  # train_epoch donates its state: each call gets its own copy, made before the clock starts.
+  fresh = lambda: (jax.tree.map(jnp.copy, state),)
+  epoch = lambda s: compiled.train_epoch(s, data, epoch_keys[0], None)
+  compile_s = _best_time(epoch, 1, fresh)     # the first call compiles
+  seconds = _best_time(epoch, repeats, fresh)
   return num_seeds / seconds, compile_s
 
 
@@ -108,8 +109,6 @@ def cl_big_memory(mesh, hidden):
 
 def irl_rate(mesh, num_seeds, steps, repeats):
   """Seed-steps per second of one compiled OPIRL period on PointMaze-Left on `mesh`."""
-  import jax
-
   from configs.irl import pointmaze
   from experiment import mesh as mesh_lib
   from irl import pipeline
@@ -121,9 +120,7 @@ def irl_rate(mesh, num_seeds, steps, repeats):
       built.env, built.agent, built.loop_config, mesh_lib.replicate(built.expert_buffer, mesh),
       built.parts.prep.transitions, mesh=mesh)
   carry = init(mesh_lib.shard_leading(pipeline.seed_keys(list(range(num_seeds))), mesh))
-  start = time.perf_counter()
-  jax.block_until_ready(period_fn(carry, 0))
-  compile_s = time.perf_counter() - start
+  compile_s = _best_time(lambda: period_fn(carry, 0), 1)     # the first call compiles
   seconds = _best_time(lambda: period_fn(carry, 0), repeats)
   return num_seeds * steps / seconds, compile_s
 

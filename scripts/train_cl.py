@@ -117,16 +117,10 @@ def main(argv):
       logging.info('After task %d: mean test accuracy on tasks seen %.4f', t,
                    scalars['eval/average_accuracy_seen'])
 
-    try:
-      with preemption.Guard() as guard:
-        run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
-                                     **train.method_flags(method), run_state=run_state,
-                                     progress_fn=progress_fn, task_end_fn=task_end_fn,
-                                     mesh=mesh)
-    except preemption.Preempted as e:
-      writer.close()
-      print(e, file=sys.stderr)
-      sys.exit(preemption.PREEMPTED_EXIT_CODE)
+    with preemption.exit_when_preempted(cleanup=writer.close) as guard:
+      run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
+                                   **train.method_flags(method), run_state=run_state,
+                                   progress_fn=progress_fn, task_end_fn=task_end_fn, mesh=mesh)
   writer.close()
   if not primary:
     return

@@ -8,7 +8,8 @@ evaluation period (eval_return, train_return, SAC losses, α), orbax checkpoints
 state (agent, replay buffer, keys) after every period (`checkpoints/`), and at the end
 `learning_curve.png`, `results.json` and the expert (`expert/`: `expert.json` + `actor/`, read by
 `irl.experts.load_policy`; `--export_dir` writes it elsewhere too). Rerunning the same command on the
-same workdir resumes from the last checkpoint. JAX-native environments run the jitted loop one
+same workdir resumes from the last checkpoint (SIGTERM or SIGUSR1: checkpoint, then exit 75, as the
+other training scripts). JAX-native environments run the jitted loop one
 evaluation period per call; Gymnasium ones the host loop. Training is `irl.pipeline.train` with one
 seed, as the IRL scripts': `--config.mesh.enabled=True` (JAX-native environments) places the run on a
 device mesh, whose `model` axis (by default all devices) splits the agent's large leaves, and under
@@ -72,7 +73,7 @@ def main(argv):
 
   from envs import registry
   from experiment import mesh as mesh_lib
-  from experiment import runs
+  from experiment import preemption, runs
   from experiment.config import ConfigError
   from irl import experts, pipeline
   from irl.sac import agent as sac_agent
@@ -113,9 +114,11 @@ def main(argv):
     return
 
   sac = sac_agent.make_sac(spec, sac_config)
-  states = pipeline.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
-                          env_name=config.env, desc=config.env, mesh=mesh,
-                          model_min_size=config.mesh.model_min_size)
+  with preemption.exit_when_preempted() as guard:
+    states = pipeline.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
+                            env_name=config.env, desc=config.env, mesh=mesh,
+                            model_min_size=config.mesh.model_min_size,
+                            after_checkpoint=guard.check)
   actor_params = jax.tree.map(distributed.to_host, states[0].actor_params)
 
   policy = lambda obs: sac.act(actor_params, obs, jax.random.key(0), True)

@@ -59,17 +59,12 @@ def main(argv):
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
   random_return = pipeline.random_return(config.env, built.env, config.seed, loop_config.eval_episodes)
-  try:
-    with preemption.Guard() as guard:
-      states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds,
-                              env_name=config.env, expert_buffer=built.expert_buffer,
-                              transform_fn=parts.prep.transitions,
-                              desc=f'{config.algo} {config.env}', mesh=mesh,
-                              model_min_size=config.mesh.model_min_size,
-                              after_checkpoint=guard.check)
-  except preemption.Preempted as e:
-    print(e, file=sys.stderr)
-    sys.exit(preemption.PREEMPTED_EXIT_CODE)
+  with preemption.exit_when_preempted() as guard:
+    states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds,
+                            env_name=config.env, expert_buffer=built.expert_buffer,
+                            transform_fn=parts.prep.transitions, desc=f'{config.algo} {config.env}',
+                            mesh=mesh, model_min_size=config.mesh.model_min_size,
+                            after_checkpoint=guard.check)
   if not built.is_jax:
     built.env.close()
 

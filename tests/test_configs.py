@@ -27,7 +27,7 @@ def test_config_is_valid_for_every_method(name, variant):
 def test_sweeps_list_valid_overrides(name, arg):
   module = importlib.import_module(f'configs.cl.{name}')
   if not hasattr(module, 'sweep') or (arg == 'class' and module.get_config().stream != 'split'):
-    return
+    pytest.skip(f'configs/cl/{name}.py has no sweep for arg={arg!r}')
   runs = []
   module.sweep(lambda **kw: runs.append(kw), arg)
   assert runs

@@ -189,10 +189,10 @@ def test_train_expert_on_a_model_axis_two_processes_equal_one_process(tmp_path):
   from envs import registry
   from irl import experts
   args = ['--config', 'configs/rl/sac.py:Pendulum', '--config.mesh.enabled=True',
-          '--config.mesh.model_min_size=1024', '--config.sac.hidden_sizes=(64, 64)', '--config.loop.num_env_steps=600',
-          '--config.loop.eval_every=300', '--config.loop.start_steps=200',
-          '--config.loop.update_after=500', '--config.loop.eval_episodes=2',
-          '--final_eval_episodes=2']
+          '--config.mesh.model_min_size=1024', '--config.sac.hidden_sizes=(64, 64)',
+          '--config.loop.num_env_steps=600', '--config.loop.eval_every=300',
+          '--config.loop.start_steps=200', '--config.loop.update_after=500',
+          '--config.loop.eval_episodes=2', '--final_eval_episodes=2']
   a, b, _ = _one_and_two_processes(tmp_path, 'train_expert.py', args)
   assert a['mesh'] == {**b['mesh'], 'processes': 1}
   assert (b['mesh']['model'], b['mesh']['processes']) == (4, 2)

@@ -200,9 +200,9 @@ def test_model_spec_splits_the_largest_divisible_dimension_of_large_leaves():
   assert mesh_lib.model_spec((), 4, min_size=0) == P()
   assert mesh_lib.model_spec((4096, 4096), 1) == P()                             # no model axis
   mesh = mesh_lib.make_mesh(2, 1, model=4)
-  tree = {'w': jax.ShapeDtypeStruct((2, 64, 100), jnp.float32),
-          'b': jax.ShapeDtypeStruct((2, 100), jnp.float32),
-          'key': jax.ShapeDtypeStruct((2,), jax.random.key(0).dtype)}
+  tree = {'w': jax.ShapeDtypeStruct((64, 100), jnp.float32),      # one seed's state
+          'b': jax.ShapeDtypeStruct((100,), jnp.float32),
+          'key': jax.ShapeDtypeStruct((), jax.random.key(0).dtype)}
   specs = jax.tree.map(lambda s: s.spec, mesh_lib.state_shardings(tree, mesh, min_size=1000))
   assert specs == {'w': P('seed', None, 'model'), 'b': P('seed'), 'key': P('seed')}
 

@@ -34,7 +34,7 @@ def run(cmd):
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
-def _preempt_and_resume(tmp_path, name, args, marker, signum):
+def _preempt_and_resume(tmp_path, name, args, marker, signum, compare=('per_seed',)):
   """Reference run; the same run signalled once `marker` (a checkpoint) exists, which must exit with
   PREEMPTED_EXIT_CODE and no results; its rerun, which must resume to the reference's results."""
   proc = run(script(name, *args, f'--workdir={tmp_path / "reference"}'))
@@ -49,7 +49,8 @@ def _preempt_and_resume(tmp_path, name, args, marker, signum):
   assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
   reference = json.loads((tmp_path / 'reference' / 'results.json').read_text())
   resumed = json.loads((workdir / 'results.json').read_text())
-  assert resumed['per_seed'] == reference['per_seed']
+  for key in compare:
+    assert resumed[key] == reference[key], key
 
 
 @pytest.mark.slow
@@ -66,3 +67,13 @@ def test_train_irl_checkpoints_exits_and_resumes_to_the_same_results(tmp_path):
                                                  '--config.algo=opirl',
                                                  '--config.loop.num_env_steps=3000'],
                       '1000', signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_train_expert_checkpoints_exits_and_resumes_to_the_same_results(tmp_path):
+  _preempt_and_resume(tmp_path, 'train_expert.py', [
+      '--config', 'configs/rl/sac.py:Pendulum', '--config.loop.num_env_steps=3000',
+      '--config.loop.eval_every=1000', '--config.loop.start_steps=500',
+      '--config.loop.update_after=500', '--config.loop.eval_episodes=2',
+      '--config.sac.hidden_sizes=(32, 32)', '--final_eval_episodes=2'],
+                      '1000', signal.SIGTERM, compare=('learning_curve', 'final_return'))

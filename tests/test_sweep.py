@@ -7,7 +7,6 @@ starts the cluster), where they fail instead."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ def test_sbatch_script_is_a_job_array_that_forwards_signals_and_requeues(tmp_pat
                                  max_parallel=2, time='01:00:00')).read()
   assert '#SBATCH --array=0,2,3%2' in text and '#SBATCH --time=01:00:00' in text
   assert '#SBATCH --requeue' in text and '#SBATCH --signal=B:USR1@120' in text
-  assert f'TASKS[2]=' in text and 'TASKS[1]=' not in text
+  assert 'TASKS[2]=' in text and 'TASKS[1]=' not in text
   assert f'if [ "$status" -eq {preemption.PREEMPTED_EXIT_CODE} ]' in text
   assert subprocess.run(['bash', '-n', str(tmp_path / 'sweep.sbatch')]).returncode == 0
 
