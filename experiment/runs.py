@@ -59,3 +59,30 @@ def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabel: str,
+                     hlines: dict[str, float] | None = None) -> None:
+  """Mean ± std bands over seeds: each name maps to per-seed curves ([[x, y], ...], the same x), as a
+  PNG; reference lines are drawn and named in the legend."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  import numpy as np
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for name, seeds in curves.items():
+    x = np.asarray([p[0] for p in seeds[0]], float)
+    y = np.asarray([[np.nan if p[1] is None else p[1] for p in curve] for curve in seeds], float)
+    mean, std = np.nanmean(y, 0), np.nanstd(y, 0)
+    line, = ax.plot(x, mean, linewidth=1.5, label=name)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+  for (name, value), style in zip((hlines or {}).items(), ('--', ':', '-.')):
+    ax.axhline(value, linestyle=style, linewidth=1, color='black', label=name)
+  ax.set_xlabel('environment steps')
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc='best')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

@@ -12,7 +12,10 @@ Notes on the official code: /work/shared/reference/irl.md sections 1.2(a), 1.4, 
 **AIRL form** (`kind='airl'`, OPIRL's `AIRLGP`; Fu et al. 2018, "Learning Robust Rewards with
 Adversarial Inverse RL", eq. for D_{θ,φ}). Two networks, a reward r and a potential (shaping) h:
 
-  f(s, a, s') = r(x) + γ_d·h(s') − h(s),       x = s | (s, a) | (s, s')  per `reward_input`
+  f(s, a, s') = r(x) + γ_d·(1 − d)·h(s') − h(s),       x = s | (s, a) | (s, s')  per `reward_input`
+
+where d is the transition's true termination (a state after the end has potential 0; with absorbing
+states every row has d = 0, so this only matters without them);
 
 and the discriminator is σ(f): expert (label 1) against policy (label 0). AIRL's posterior form
 D = exp f / (exp f + π(a|s)) has the logit f − log π(a|s). The official code computes log π but puts it
@@ -246,12 +249,17 @@ def make_discriminator(obs_dim: int, act_dim: int,
   def scalar(net: Network, params, x: jax.Array) -> jax.Array:
     return net.apply(params, x)[..., 0]
 
-  def shaped(params: DiscriminatorParams, obs, action, next_obs) -> jax.Array:
-    """AIRL's f = r(x) + γ_d·h(s') − h(s), or GAIL's logit z."""
+  def shaped(params: DiscriminatorParams, obs, action, next_obs, terminated=None) -> jax.Array:
+    """AIRL's f = r(x) + γ_d·(1 − d)·h(s') − h(s), or GAIL's logit z. With `terminated` d given, a
+    true termination drops h(s'): the potential of a state after the episode's end is 0, which keeps
+    the shaping policy-invariant on terminating environments without absorbing states (with
+    absorbing states every stored row has d = 0 and the absorbing state carries the ending)."""
     value = scalar(reward_net, params.reward, reward_inputs(obs, action, next_obs))
     if is_airl:
-      value = (value + config.gamma_d * scalar(shaping_net, params.shaping, next_obs)
-               - scalar(shaping_net, params.shaping, obs))
+      next_potential = scalar(shaping_net, params.shaping, next_obs)
+      if terminated is not None:
+        next_potential = jnp.where(jnp.asarray(terminated, bool), 0.0, next_potential)
+      value = value + config.gamma_d * next_potential - scalar(shaping_net, params.shaping, obs)
     return value
 
   def init(key: jax.Array) -> DiscriminatorState:
@@ -265,13 +273,13 @@ def make_discriminator(obs_dim: int, act_dim: int,
         step=jnp.zeros((), jnp.int32))
 
   def logits(params, obs: jax.Array, action: jax.Array, next_obs: jax.Array,
-             log_pi: jax.Array | None = None) -> jax.Array:
+             log_pi: jax.Array | None = None, terminated: jax.Array | None = None) -> jax.Array:
     """The discriminator logit [...] of each transition: AIRL f (minus log π when `use_log_pi`, which
     then needs `log_pi` [...]; otherwise `log_pi` is ignored), GAIL z. log π is a constant here
-    (gradient stopped)."""
+    (gradient stopped). `terminated` [...] masks AIRL's h(s') at true terminations (`shaped`)."""
     params = _as_params(params)
     check_inputs(obs, action, next_obs)
-    value = shaped(params, obs, action, next_obs)
+    value = shaped(params, obs, action, next_obs, terminated)
     if config.use_log_pi:
       if log_pi is None:
         raise ValueError('DiscriminatorConfig.use_log_pi is True, so log_pi (log π(a|s) of the current '
@@ -281,15 +289,17 @@ def make_discriminator(obs_dim: int, act_dim: int,
       value = value - jax.lax.stop_gradient(jnp.asarray(log_pi, value.dtype))
     return value
 
-  def reward(params, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
-    """The reward [...] the policy is trained on (module docstring), clipped at `reward_clip_max`."""
+  def reward(params, obs: jax.Array, action: jax.Array, next_obs: jax.Array,
+             terminated: jax.Array | None = None) -> jax.Array:
+    """The reward [...] the policy is trained on (module docstring), clipped at `reward_clip_max`;
+    `terminated` masks h(s') of the shaped AIRL reward at true terminations (`shaped`)."""
     params = _as_params(params)
     check_inputs(obs, action, next_obs)
     if is_airl:
       if config.policy_reward == 'r':
         value = scalar(reward_net, params.reward, reward_inputs(obs, action, next_obs))
       else:
-        value = shaped(params, obs, action, next_obs)
+        value = shaped(params, obs, action, next_obs, terminated)
     else:
       z = shaped(params, obs, action, next_obs)
       value = {'logit': lambda: z,
@@ -331,8 +341,10 @@ def make_discriminator(obs_dim: int, act_dim: int,
     if jnp.shape(expert.obs)[0] != jnp.shape(policy.obs)[0]:
       raise ValueError(f'expert and policy batches must have the same size for the gradient-penalty '
                        f'interpolation, got {jnp.shape(expert.obs)[0]} and {jnp.shape(policy.obs)[0]}')
-    expert_logits = logits(params, expert.obs, expert.action, expert.next_obs, expert_log_pi)
-    policy_logits = logits(params, policy.obs, policy.action, policy.next_obs, policy_log_pi)
+    expert_logits = logits(params, expert.obs, expert.action, expert.next_obs, expert_log_pi,
+                           expert.terminated)
+    policy_logits = logits(params, policy.obs, policy.action, policy.next_obs, policy_log_pi,
+                           policy.terminated)
     # −log σ(z) = softplus(−z) for label 1, −log(1 − σ(z)) = softplus(z) for label 0.
     bce = jnp.mean(jax.nn.softplus(-expert_logits)) + jnp.mean(jax.nn.softplus(policy_logits))
 
@@ -355,8 +367,10 @@ def make_discriminator(obs_dim: int, act_dim: int,
         'policy_accuracy': jnp.mean((policy_logits < 0).astype(jnp.float32)),
         'expert_logit': jnp.mean(expert_logits),
         'policy_logit': jnp.mean(policy_logits),
-        'expert_reward': jnp.mean(reward(params, expert.obs, expert.action, expert.next_obs)),
-        'reward': jnp.mean(reward(params, policy.obs, policy.action, policy.next_obs)),
+        'expert_reward': jnp.mean(reward(params, expert.obs, expert.action, expert.next_obs,
+                                         expert.terminated)),
+        'reward': jnp.mean(reward(params, policy.obs, policy.action, policy.next_obs,
+                                  policy.terminated)),
     }
     return total, aux
 

@@ -17,10 +17,10 @@ data sets (the official code uses random actions for the agent's and zeros for t
 a discriminator tell them apart by the action alone).
 
 Algorithms (`ALGOS`):
-- 'opirl' (Hoshino et al., ICRA 2022; reference/irl.md §1.2): the AIRL-form discriminator
+- 'opirl' (Hoshino et al., ICRA 2022; reference/irl.md §1.2; `irl.opirl`): the AIRL-form discriminator
   f = r + γ_d h(s') − h(s) trained with expert positives and negatives drawn from the **whole replay
   buffer**, with the gradient penalty on r and h; the AlgaeDICE policy learner (`irl.algaedice`) trained
-  on r(s, a); per environment step one discriminator and one critic update (actor every second).
+  on r(s, a); per environment step one discriminator and one policy-learner update.
   `config.policy_learner='sac'` swaps in SAC (the "SAC-AIRL / DAC-like" ablation).
 - 'airl' (off-policy AIRL with SAC, the f-IRL-style baseline): the same discriminator with the true
   AIRL logit f − log π(a|s) and negatives from the `recent_window` newest transitions (nearly
@@ -47,6 +47,7 @@ from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 
 ALGOS = ('opirl', 'airl', 'dac', 'valuedice', 'bc')
+ADVERSARIAL_ALGOS = ('opirl', 'airl', 'dac')
 POLICY_LEARNERS = ('algaedice', 'sac')
 
 
@@ -140,39 +141,66 @@ def _log_prob(policy, actor_params, obs, action):
   return networks.tanh_gaussian_log_prob(jnp.arctanh(unit), mean, log_std)
 
 
+def discriminator_defaults(algo: str) -> DiscriminatorConfig:
+  """Each adversarial algorithm's discriminator when nothing else is given: the one source of these
+  defaults for notebooks (`make_agent`) and for the configs (`configs/irl/common.py`, read by
+  `irl.pipeline.build`). Hyper-parameters are `DiscriminatorConfig`'s (the official OPIRL code's);
+  the algorithms differ only in form: opirl, the AIRL form with r(s, a) given to the policy; airl,
+  the AIRL posterior logit f − log π with the shaped f given to the policy; dac, the GAIL form with
+  the logit reward."""
+  if algo not in ADVERSARIAL_ALGOS:
+    raise ValueError(f'algo must be one of {list(ADVERSARIAL_ALGOS)}, got {algo!r}')
+  return {'opirl': DiscriminatorConfig(kind='airl'),
+          'airl': DiscriminatorConfig(kind='airl', use_log_pi=True, policy_reward='f'),
+          'dac': DiscriminatorConfig(kind='gail', reward_transform='logit')}[algo]
+
+
+def make_policy_learner(algo: str, spec: EnvSpec, config: IRLConfig, policy_config: Any = None):
+  """The policy learner of an adversarial algorithm on the preprocessed `spec`: AlgaeDICE for opirl
+  (or SAC with `config.policy_learner='sac'`), SAC for airl and dac; `policy_config` None gives the
+  learner's defaults."""
+  if algo == 'opirl' and config.policy_learner == 'algaedice':
+    from irl import algaedice
+    return algaedice.make_algaedice(spec, policy_config or algaedice.AlgaeDICEConfig())
+  from irl.sac import agent as sac_agent
+  return sac_agent.make_sac(spec, policy_config or sac_agent.SACConfig())
+
+
+def prefixed(policy_metrics: dict, disc_metrics: dict | None = None) -> dict:
+  """One metrics dict: `policy/<name>` and `discriminator/<name>`."""
+  return {**{f'policy/{k}': v for k, v in policy_metrics.items()},
+          **{f'discriminator/{k}': v for k, v in (disc_metrics or {}).items()}}
+
+
 def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConfig,
                discriminator_config: DiscriminatorConfig | None = None,
                policy_config: Any = None) -> tuple[loops.Agent, Parts]:
   """The `loops.Agent` of one algorithm (module docstring) and its `Parts`.
 
-  `discriminator_config` defaults per algorithm (opirl: AIRL form, 'sa' reward, r to the policy;
-  airl: AIRL form with log π and the shaped reward; dac: GAIL form, logit reward);
-  `policy_config` is the learner's config (AlgaeDICEConfig, SACConfig, ValueDICEConfig or BCConfig;
-  None = its defaults).
+  `discriminator_config` None gives `discriminator_defaults(algo)`; `policy_config` is the learner's
+  config (AlgaeDICEConfig, SACConfig, ValueDICEConfig or BCConfig; None = its defaults). OPIRL is
+  `irl.opirl.make_opirl`; the adversarial baselines below share its two steps.
   """
   if algo not in ALGOS:
     raise ValueError(f'algo must be one of {list(ALGOS)}, got {algo!r}')
   config.validate()
-  spec = prep.spec(env_spec)
-  obs_dim, act_dim = spec.observation.shape[0], spec.action.shape[0]
-
   if algo in ('valuedice', 'bc'):
-    return _make_dice_or_bc(algo, spec, prep, policy_config)
-
-  if algo == 'opirl' and config.policy_learner == 'algaedice':
-    from irl import algaedice
-    policy = algaedice.make_algaedice(spec, policy_config or algaedice.AlgaeDICEConfig())
-  else:
-    from irl.sac import agent as sac_agent
-    policy = sac_agent.make_sac(spec, policy_config or sac_agent.SACConfig())
+    return _make_dice_or_bc(algo, prep.spec(env_spec), prep, policy_config)
   if discriminator_config is None:
-    discriminator_config = {
-        'opirl': DiscriminatorConfig(kind='airl'),
-        'airl': DiscriminatorConfig(kind='airl', use_log_pi=True, policy_reward='f',
-                                    learning_rate=3e-4),
-        'dac': DiscriminatorConfig(kind='gail', reward_transform='logit', learning_rate=3e-4),
-    }[algo]
-  disc = make_discriminator(obs_dim, act_dim, discriminator_config)
+    discriminator_config = discriminator_defaults(algo)
+  if algo == 'opirl':
+    from irl import opirl
+    return opirl.make_opirl(env_spec, prep, config, discriminator_config, policy_config)
+  return _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_config)
+
+
+def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_config):
+  """Off-policy AIRL ('airl': negatives from the `recent_window` newest transitions, the log π term
+  of the current policy) or DAC ('dac': whole-buffer negatives), with OPIRL's two steps."""
+  from irl import opirl
+  spec = prep.spec(env_spec)
+  disc = make_discriminator(spec.observation.shape[0], spec.action.shape[0], discriminator_config)
+  policy = make_policy_learner(algo, spec, config, policy_config)
   use_log_pi = discriminator_config.use_log_pi
   batch_size = config.batch_size
 
@@ -181,7 +209,7 @@ def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConf
     return IRLState(policy=policy.init(policy_key), discriminator=disc.init(disc_key))
 
   def update(state: IRLState, replay_buffer, key, expert_buffer):
-    expert_key, negative_key, rl_key, disc_key, policy_key = jax.random.split(key, 5)
+    expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(key, 5)
     expert_batch = replay.sample(expert_buffer, expert_key, batch_size)
     if algo == 'airl':
       negatives = replay.sample_recent(replay_buffer, negative_key, batch_size,
@@ -194,14 +222,13 @@ def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConf
       log_pis = dict(expert_log_pi=_log_prob(policy, actor_params, expert_batch.obs,
                                              expert_batch.action),
                      policy_log_pi=_log_prob(policy, actor_params, negatives.obs, negatives.action))
-    disc_state, disc_metrics = disc.update(state.discriminator, expert_batch, negatives, disc_key,
-                                           **log_pis)
-    rl_batch = replay.sample(replay_buffer, rl_key, policy.config.batch_size)
-    policy_state, policy_metrics = policy.update(state.policy, rl_batch, policy_key,
-                                                 disc.reward_fn(disc_state))
-    metrics = {**{f'policy/{k}': v for k, v in policy_metrics.items()},
-               **{f'discriminator/{k}': v for k, v in disc_metrics.items()}}
-    return IRLState(policy=policy_state, discriminator=disc_state), metrics
+    disc_state, disc_metrics = opirl.discriminator_step(disc, state.discriminator, expert_batch,
+                                                        negatives, disc_key, **log_pis)
+    policy_state, policy_metrics = opirl.policy_step(
+        policy, state.policy, disc, disc_state,
+        replay.sample(replay_buffer, batch_key, policy.config.batch_size), policy_key)
+    return (IRLState(policy=policy_state, discriminator=disc_state),
+            prefixed(policy_metrics, disc_metrics))
 
   def act(state: IRLState, obs, key, deterministic):
     return policy.act(state.policy, prep.obs(obs), key, deterministic)
@@ -224,8 +251,7 @@ def _make_dice_or_bc(algo, spec, prep, policy_config):
 
   def update(state, replay_buffer, key, expert_buffer):
     policy_state, metrics = inner.update(state.policy, replay_buffer, key, expert_buffer)
-    return IRLState(policy=policy_state, discriminator=None), {f'policy/{k}': v
-                                                                for k, v in metrics.items()}
+    return IRLState(policy=policy_state, discriminator=None), prefixed(metrics)
 
   def act(state, obs, key, deterministic):
     return inner.act(state.policy, prep.obs(obs), key, deterministic)

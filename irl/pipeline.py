@@ -20,13 +20,14 @@ import math
 import os
 from typing import Any, Callable, NamedTuple
 
+import flax.struct
 import jax
 import numpy as np
 
 from envs import registry
 from envs.core import EnvError, EnvSpec
 from experiment.config import ConfigError, check_choice, check_positive
-from irl import demos, imitation, loops
+from irl import demos, imitation, loops, replay
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 
 REWARD_FORMAT_VERSION = 1
@@ -110,18 +111,18 @@ def build(config) -> Built:
   policy_config = dataclass_from_config(policy_config[0], config[policy_config[1]], policy_config[1])
 
   disc_config = None
-  if config.algo in ('opirl', 'airl', 'dac'):
+  if config.algo in imitation.ADVERSARIAL_ALGOS:
+    # The algorithm's defaults (imitation.discriminator_defaults) with the config's fields on top;
+    # 'auto' keeps the algorithm's choice.
     d = config.discriminator
-    use_log_pi = (config.algo == 'airl') if d.use_log_pi == 'auto' else bool(d.use_log_pi)
-    policy_reward = ('f' if config.algo == 'airl' else 'r') if d.policy_reward == 'auto' else d.policy_reward
-    fields = dict(kind='gail' if config.algo == 'dac' else 'airl', reward_input=d.reward_input,
-                  reward_hidden=tuple(d.reward_hidden), shaping_hidden=tuple(d.shaping_hidden),
-                  gamma_d=d.gamma_d, learning_rate=d.learning_rate, gp_coeff=d.gp_coeff,
+    fields = dict(reward_input=d.reward_input, reward_hidden=tuple(d.reward_hidden),
+                  shaping_hidden=tuple(d.shaping_hidden), gamma_d=d.gamma_d,
+                  learning_rate=d.learning_rate, gp_coeff=d.gp_coeff,
                   reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max)
     if config.algo != 'dac':
-      fields.update(use_log_pi=use_log_pi, policy_reward=policy_reward)
+      fields.update({k: d[k] for k in ('use_log_pi', 'policy_reward') if d[k] != 'auto'})
     try:
-      disc_config = DiscriminatorConfig(**fields)
+      disc_config = dataclasses.replace(imitation.discriminator_defaults(config.algo), **fields)
       disc_config.validate()
     except (TypeError, ValueError) as e:
       raise ConfigError(f'config.discriminator: {e}') from None
@@ -416,13 +417,36 @@ def load_reward(directory: str, env_spec: EnvSpec | None = None) -> LoadedReward
   return LoadedReward(record, disc, params, prep)
 
 
+@flax.struct.dataclass
+class FrozenRewardState:
+  """A policy learner's state next to the frozen reward's parameters: the reward travels in the
+  carry (vmapped, sharded and checkpointed like the rest) rather than as constants compiled into the
+  loop, so every topology runs the same program on the same arguments."""
+  policy: Any
+  reward_params: Any
+
+
 def frozen_reward_agent(policy, loaded: LoadedReward) -> loops.Agent:
   """A policy learner (SAC) trained on a frozen learned reward: the replay buffer holds rows
   preprocessed as the reward's were (pass `loaded.prep.transitions` as the loops' `transform_fn`),
-  and acting preprocesses the raw observations the loops pass."""
-  from irl.sac import agent as sac_agent
-  inner = sac_agent.as_agent(policy, loaded.reward_fn())
-  prep = loaded.prep
-  return loops.Agent(init=inner.init, update=inner.update,
-                     act=lambda state, obs, key, deterministic: inner.act(state, prep.obs(obs), key,
-                                                                          deterministic))
+  and acting preprocesses the raw observations the loops pass. Its state is a `FrozenRewardState`;
+  `loaded.params` may be device or host arrays."""
+  prep, disc = loaded.prep, loaded.discriminator
+  reward_params = jax.tree.map(np.asarray, jax.device_get(loaded.params))
+
+  def init(key):
+    return FrozenRewardState(policy=policy.init(key),
+                             reward_params=jax.tree.map(jax.numpy.asarray, reward_params))
+
+  def update(state, replay_buffer, key, expert_buffer=None):
+    del expert_buffer
+    sample_key, update_key = jax.random.split(key)
+    batch = replay.sample(replay_buffer, sample_key, policy.config.batch_size)
+    policy_state, metrics = policy.update(state.policy, batch, update_key,
+                                          disc.reward_fn(state.reward_params))
+    return state.replace(policy=policy_state), metrics
+
+  def act(state, obs, key, deterministic):
+    return policy.act(state.policy, prep.obs(obs), key, deterministic)
+
+  return loops.Agent(init=init, act=act, update=update)

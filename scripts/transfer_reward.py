@@ -43,12 +43,8 @@ flags.mark_flags_as_required(['config', 'workdir'])
 _INIT_DISTRIBUTED = distributed.define_flags()
 
 
-def build(config, host_reward: bool = False):
-  """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first.
-  `host_reward`: the frozen reward's parameters as host arrays, which the jitted loop embeds as
-  constants (as a mesh, or several processes, need: no array committed to one device)."""
-  import jax
-
+def build(config):
+  """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first."""
   from envs import registry
   from envs.core import EnvError
   from experiment.config import ConfigError, check_choice
@@ -71,8 +67,6 @@ def build(config, host_reward: bool = False):
     return env, is_jax, sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)), None, \
         loop_config, None
   loaded = pipeline.load_reward(config.reward, env.spec)
-  if host_reward:
-    loaded = loaded._replace(params=jax.device_get(loaded.params))
   if loaded.record['env'] != config.source_env:
     raise ConfigError(f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
                       f'transfers to {config.env} take rewards learned on config.source_env = '
@@ -85,7 +79,6 @@ def build(config, host_reward: bool = False):
 def main(argv):
   del argv
   _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
-  import jax
 
   from envs import registry
   from experiment import mesh as mesh_lib
@@ -97,8 +90,7 @@ def main(argv):
   workdir = _WORKDIR.value
   try:
     mesh = pipeline.build_mesh(config, registry.is_jax_env(config.env))
-    env, is_jax, agent, transform_fn, loop_config, record = build(
-        config, host_reward=mesh is not None or jax.process_count() > 1)
+    env, is_jax, agent, transform_fn, loop_config, record = build(config)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:

@@ -402,3 +402,29 @@ def test_vmap_over_seeds_equals_a_loop(kind):
     single, single_metrics = update(pick(states), expert, pick(policies), keys[i])
     _assert_trees_close(pick(batched), single, rtol=1e-5, atol=1e-6)
     _assert_trees_close(pick(batched_metrics), single_metrics, rtol=1e-5, atol=1e-6)
+
+
+def test_true_terminations_drop_the_next_potential_in_logits_loss_and_shaped_reward():
+  """AIRL without absorbing states: f = r + γ_d (1 − d) h(s') − h(s), so a terminal transition's
+  logit and shaped reward do not depend on h(s_T) (policy-invariant shaping on terminating envs)."""
+  config = dataclasses.replace(LINEAR, gamma_d=0.7, policy_reward='f')
+  disc = disc_lib.make_discriminator(OBS, ACT, config)
+  batch = _batch(jax.random.key(0))
+  done = jnp.arange(B) % 2 == 0
+  s, a, s_next = _f64(batch.obs), _f64(batch.action), _f64(batch.next_obs)
+  params, (w_r, b_r, w_h, b_h) = _linear_params(OBS + ACT)
+  f = (np.concatenate([s, a], -1) @ w_r + b_r
+       + 0.7 * np.where(np.asarray(done), 0.0, s_next @ w_h + b_h) - (s @ w_h + b_h))
+  args = (batch.obs, batch.action, batch.next_obs)
+  np.testing.assert_allclose(disc.logits(params, *args, terminated=done), f, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(disc.reward(params, *args, terminated=done), f, rtol=1e-5, atol=1e-5)
+  # The loss reads each batch's `terminated`: moving s' of the terminal rows changes nothing there.
+  moved = batch._replace(terminated=done,
+                         next_obs=jnp.where(done[:, None], batch.next_obs + 100.0, batch.next_obs))
+  loss_a, aux_a = disc.loss(params, batch._replace(terminated=done), batch, jax.random.key(1))
+  loss_b, aux_b = disc.loss(params, moved, batch, jax.random.key(1))
+  np.testing.assert_allclose(aux_a['bce'], aux_b['bce'], rtol=1e-6)
+  # Without the mask it would have moved (the check above can fail).
+  _, aux_c = disc.loss(params, moved._replace(terminated=jnp.zeros(B, bool)), batch,
+                       jax.random.key(1))
+  assert abs(float(aux_c['bce']) - float(aux_a['bce'])) > 1e-3

@@ -149,3 +149,51 @@ def test_unknown_algorithm_is_rejected():
   prep = imitation.ObsTransform.from_expert(_expert(obs_dim=1), normalize=False, absorbing=True)
   with pytest.raises(ValueError, match=r"algo must be one of \['opirl', 'airl', 'dac', 'valuedice', 'bc'\]"):
     imitation.make_agent('gail', env.spec, prep, imitation.IRLConfig())
+
+
+@pytest.mark.parametrize('algo', imitation.ADVERSARIAL_ALGOS)
+def test_the_script_config_and_a_notebook_build_the_same_discriminator(algo):
+  """One source of defaults: `make_agent(...)` without a discriminator config (a notebook) and
+  `pipeline.build` of the shipped base config (the script) train the same discriminator."""
+  from configs.irl import common
+  from irl import pipeline
+  config = common.base_config()
+  config.algo = algo
+  config.loop.replay_capacity = 1000
+  built = pipeline.build(config)
+  assert built.parts.discriminator.config == imitation.discriminator_defaults(algo)
+
+
+def test_opirl_update_is_a_discriminator_step_then_a_policy_step_on_the_relabelled_batch():
+  """irl.opirl: the agent's update equals the two steps assembled by hand, with the policy trained on
+  r(s, a) of the discriminator just updated (not the buffer's true reward)."""
+  from irl import opirl, replay
+  env = probes.ObservationReward()
+  expert = _expert(n=20, obs_dim=1, terminal_last=False)
+  prep = imitation.ObsTransform.from_expert(expert, normalize=False, absorbing=False)
+  disc_config = DiscriminatorConfig(reward_hidden=(8,), shaping_hidden=(8,))
+  agent, parts = imitation.make_agent('opirl', env.spec, prep, imitation.IRLConfig(batch_size=8),
+                                      discriminator_config=disc_config,
+                                      policy_config=algaedice.AlgaeDICEConfig(**TINY))
+  rows = Transition(obs=np.random.default_rng(0).normal(size=(30, 1)).astype(np.float32),
+                    action=np.zeros((30, 1), np.float32), reward=np.full(30, 7.0, np.float32),
+                    next_obs=np.zeros((30, 1), np.float32), terminated=np.zeros(30, bool),
+                    truncated=np.zeros(30, bool))
+  buffer = replay.add(replay.init(jax.tree.map(lambda x: x[0], rows), 64), rows)
+  expert_buffer = prep.expert_buffer(expert)
+  state = agent.init(jax.random.key(0))
+  new_state, metrics = agent.update(state, buffer, jax.random.key(1), expert_buffer)
+
+  expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(jax.random.key(1), 5)
+  disc, policy = parts.discriminator, parts.policy
+  disc_state, _ = disc.update(state.discriminator, replay.sample(expert_buffer, expert_key, 8),
+                              replay.sample(buffer, negative_key, 8), disc_key)
+  batch = replay.sample(buffer, batch_key, policy.config.batch_size)
+  learned = disc.reward(disc_state.params, batch.obs, batch.action, batch.next_obs)
+  policy_state, _ = policy.update(state.policy, batch._replace(reward=learned), policy_key)
+  for x, y in zip(jax.tree.leaves((disc_state, policy_state)),
+                  jax.tree.leaves((new_state.discriminator, new_state.policy))):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(metrics['policy/reward'], np.mean(learned), rtol=1e-5)
+  assert abs(float(metrics['policy/reward']) - 7.0) > 1e-3
+  assert opirl.relabel(disc, disc_state, batch).reward.shape == batch.reward.shape

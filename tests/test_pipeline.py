@@ -77,7 +77,7 @@ def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_ro
   # Acting preprocesses raw observations: the same as the policy on preprocessed ones.
   raw_obs = jnp.ones((3, 6))
   np.testing.assert_array_equal(agent.act(agent_state, raw_obs, jax.random.key(2), True),
-                                policy.act(agent_state, prep.obs(raw_obs), jax.random.key(2), True))
+                                policy.act(agent_state.policy, prep.obs(raw_obs), jax.random.key(2), True))
 
 
 @pytest.mark.parametrize('curve, expected', [

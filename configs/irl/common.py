@@ -8,6 +8,7 @@ import dataclasses
 import ml_collections
 
 from irl import algaedice, bc, valuedice
+from irl.discriminator import DiscriminatorConfig
 from irl.sac import agent as sac_agent
 
 
@@ -33,6 +34,39 @@ def table_overrides(env: str) -> dict:
           'loop.eval_episodes': TABLE_EVAL_EPISODES}
 
 
+# Where a config's defaults depart from the official code's (reference/irl.md §1.4): the values the
+# OPIRL study (docs/opirl_study.md, scripts/opirl_study.py) chose on seeds 100-102, per environment.
+# The `:official` preset drops them. Empty: the official values are the defaults.
+STUDY_DEFAULTS = {
+    'PointMaze-Left': {},
+    'Pendulum': {},
+}
+
+
+def set_fields(c, overrides: dict) -> None:
+  """Applies {'group.name': value} overrides to config `c`."""
+  for path, value in overrides.items():
+    group, _, name = path.rpartition('.')
+    (c[group] if group else c)[name] = value
+
+
+def apply_preset(c, arg, env: str) -> None:
+  """The config argument's preset: None (the defaults: the official values with `STUDY_DEFAULTS[env]`
+  on top), 'official' (the official code's values only) or 'quick' (the defaults with tiny networks
+  and budget, for smoke tests). Raises ValueError naming the allowed values otherwise."""
+  if arg not in (None, '', 'official', 'quick'):
+    raise ValueError(f"the config argument must be one of 'official', 'quick' (or none), got {arg!r}")
+  if arg != 'official':
+    set_fields(c, STUDY_DEFAULTS.get(env, {}))
+  if arg == 'quick':
+    c.loop.num_env_steps, c.loop.eval_every, c.loop.eval_episodes = 2_000, 1_000, 4
+    c.loop.start_steps, c.loop.update_after, c.loop.replay_capacity = 500, 300, 5_000
+    for name in ('algaedice', 'sac', 'valuedice', 'bc'):
+      c[name].hidden_sizes = (32, 32)
+      c[name].batch_size = 64
+    c.irl.batch_size = 64
+
+
 def from_dataclass(cls):
   fields = dataclasses.asdict(cls())
   return ml_collections.ConfigDict({k: v for k, v in fields.items() if v is not None})
@@ -52,9 +86,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.expert_next_obs_compat = False  # True: the official loader's bug (expert s' = s)
   c.irl = ml_collections.ConfigDict(dict(
       batch_size=256, policy_learner='algaedice', recent_window=10_000))
+  # The discriminator's hyper-parameters are DiscriminatorConfig's; its form (AIRL or GAIL, the log π
+  # term, the policy's reward) follows the algorithm (irl.imitation.discriminator_defaults).
+  disc = DiscriminatorConfig()
   c.discriminator = ml_collections.ConfigDict(dict(
-      reward_input='sa', reward_hidden=(64, 64), shaping_hidden=(256, 256), gamma_d=0.9,
-      learning_rate=1e-5, gp_coeff=10.0,
+      reward_input=disc.reward_input, reward_hidden=disc.reward_hidden,
+      shaping_hidden=disc.shaping_hidden, gamma_d=disc.gamma_d, learning_rate=disc.learning_rate,
+      gp_coeff=disc.gp_coeff,
       use_log_pi='auto',           # auto: True for airl, False otherwise
       policy_reward='auto',        # auto: f (shaped) for airl, r for opirl
       reward_clip_max=float('inf')))  # inf: no clipping (PointMaze: 0.0)

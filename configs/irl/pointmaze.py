@@ -1,6 +1,10 @@
 """OPIRL (or a baseline, --config.algo) on PointMaze-Left from 1 expert trajectory.
 
   python scripts/train_irl.py --config configs/irl/pointmaze.py --config.algo=opirl --workdir runs/irl/pm
+  python scripts/train_irl.py --config configs/irl/pointmaze.py:official --workdir runs/irl/pm_official
+
+`:official` keeps the official OPIRL code's settings; the defaults depart from them where the study in
+docs/opirl_study.md chose other values (configs/irl/common.STUDY_DEFAULTS). `:quick` is a smoke test.
 
 Official PointMaze settings (reference/irl.md §1.4, run_point_maze_left.sh): discriminator learning rate
 3e-3, replay capacity 3e5, policy reward clipped to <= 0. Departure: no state normalisation. With one
@@ -21,13 +25,7 @@ def get_config(arg=None):
   c.loop.num_env_steps = 100_000
   c.loop.replay_capacity = 300_000
   c.loop.eval_every = 5_000
-  if arg == 'quick':
-    c.loop.num_env_steps, c.loop.eval_every, c.loop.eval_episodes = 2_000, 1_000, 4
-    c.loop.start_steps, c.loop.update_after, c.loop.replay_capacity = 500, 300, 5_000
-    for name in ('algaedice', 'sac', 'valuedice', 'bc'):
-      c[name].hidden_sizes = (32, 32)
-      c[name].batch_size = 64
-    c.irl.batch_size = 64
+  common.apply_preset(c, arg, 'PointMaze-Left')
   return c
 
 
