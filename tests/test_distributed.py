@@ -186,19 +186,22 @@ def test_srun_two_tasks_initialise_from_slurm_and_equal_one_process(tmp_path, on
 
 
 def test_train_expert_on_a_model_axis_two_processes_equal_one_process(tmp_path):
-  """One SAC seed with its networks split over a 4-device `model` axis: in one process, and in 2
-  processes of 2 devices each; the exported experts act alike."""
+  """One SAC seed with its networks split over a 2-device `model` axis and copied over a 2-device
+  `data` axis: in one process, and in 2 processes of 2 devices each (a model group per process);
+  the curves and the exported experts are the same. (A model axis across the processes would sum
+  partial products over gloo, in another order than one process does: equal to rounding only.)"""
   import numpy as np
   from envs import registry
   from irl import experts
   args = ['--config', 'configs/rl/sac.py:Pendulum', '--config.mesh.enabled=True',
-          '--config.mesh.model_min_size=1024', *SMALL_SAC,
+          '--config.mesh.model=2', '--config.mesh.data=2', '--config.mesh.model_min_size=1024',
+          *SMALL_SAC,
           '--config.loop.num_env_steps=600', '--config.loop.eval_every=300',
           '--config.loop.start_steps=200', '--config.loop.update_after=500',
           '--config.loop.eval_episodes=2', '--final_eval_episodes=2']
   a, b, _ = _one_and_two_processes(tmp_path, 'train_expert.py', args)
   assert a['mesh'] == {**b['mesh'], 'processes': 1}
-  assert (b['mesh']['model'], b['mesh']['processes']) == (4, 2)
+  assert (b['mesh']['model'], b['mesh']['data'], b['mesh']['processes']) == (2, 2, 2)
   assert a['learning_curve'] == b['learning_curve']                 # exactly (SMALL_SAC)
   obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
   spec = registry.make('Pendulum').spec
