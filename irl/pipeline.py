@@ -31,12 +31,14 @@ from irl import demos, imitation, loops, replay
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 
 REWARD_FORMAT_VERSION = 1
+# Every --config.algo: the off-policy algorithms (irl.imitation) and the on-policy ones (irl.onpolicy).
+ALGOS = imitation.ALGOS + ('airl_onpolicy', 'gail_onpolicy')
 
 
 class Built(NamedTuple):
   env: Any                 # a JAX-native env (envs.registry) or a host GymEnv
   is_jax: bool
-  agent: loops.Agent
+  agent: Any               # a loops.Agent, or an irl.onpolicy.OnPolicyRunner (airl/gail_onpolicy)
   parts: imitation.Parts
   loop_config: loops.LoopConfig
   expert_buffer: Any       # irl.replay.ExpertBuffer, preprocessed
@@ -88,7 +90,9 @@ def build(config) -> Built:
   from irl import algaedice, bc, valuedice
   from irl.sac import agent as sac_agent
 
-  check_choice('algo', config.algo, imitation.ALGOS)
+  from irl import onpolicy
+  check_choice('algo', config.algo, ALGOS)
+  is_onpolicy = config.algo in onpolicy.ONPOLICY_ALGOS
   check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
   check_positive('num_trajectories', config.num_trajectories, integer=True)
   check_positive('num_absorbing', config.num_absorbing, integer=True)
@@ -102,16 +106,27 @@ def build(config) -> Built:
     irl_config.validate()
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.irl: {e}') from None
-  policy_config = {
+  if is_onpolicy:
+    ppo_config = dataclass_from_config(onpolicy.PPOConfig, config.ppo, 'ppo')
+    if not is_jax:
+      raise ConfigError(f'config.algo={config.algo!r} runs on JAX-native environments '
+                        f'({list(registry.JAX_ENVS)}); the Gymnasium vector-environment path is not '
+                        f'written yet, got env {config.env!r}')
+    if loop_config.eval_every % ppo_config.steps_per_round:
+      raise ConfigError(f'config.loop.eval_every ({loop_config.eval_every}) must be a multiple of '
+                        f'config.ppo.num_envs × config.ppo.num_steps ({ppo_config.steps_per_round}) '
+                        f'for {config.algo}')
+  policy_config = None if is_onpolicy else {
       'opirl': (algaedice.AlgaeDICEConfig, 'algaedice') if irl_config.policy_learner == 'algaedice'
                else (sac_agent.SACConfig, 'sac'),
       'airl': (sac_agent.SACConfig, 'sac'), 'dac': (sac_agent.SACConfig, 'sac'),
       'valuedice': (valuedice.ValueDICEConfig, 'valuedice'), 'bc': (bc.BCConfig, 'bc'),
   }[config.algo]
-  policy_config = dataclass_from_config(policy_config[0], config[policy_config[1]], policy_config[1])
+  if policy_config is not None:
+    policy_config = dataclass_from_config(policy_config[0], config[policy_config[1]], policy_config[1])
 
   disc_config = None
-  if config.algo in imitation.ADVERSARIAL_ALGOS:
+  if config.algo in imitation.ADVERSARIAL_ALGOS + onpolicy.ONPOLICY_ALGOS:
     # The algorithm's defaults (imitation.discriminator_defaults) with the config's fields on top;
     # 'auto' keeps the algorithm's choice.
     d = config.discriminator
@@ -119,10 +134,11 @@ def build(config) -> Built:
                   shaping_hidden=tuple(d.shaping_hidden), gamma_d=d.gamma_d,
                   learning_rate=d.learning_rate, gp_coeff=d.gp_coeff,
                   reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max)
-    if config.algo != 'dac':
+    form = onpolicy.DISCRIMINATOR_FORM.get(config.algo, config.algo)   # airl_onpolicy: airl's
+    if form != 'dac':
       fields.update({k: d[k] for k in ('use_log_pi', 'policy_reward') if d[k] != 'auto'})
     try:
-      disc_config = dataclasses.replace(imitation.discriminator_defaults(config.algo), **fields)
+      disc_config = dataclasses.replace(imitation.discriminator_defaults(form), **fields)
       disc_config.validate()
     except (TypeError, ValueError) as e:
       raise ConfigError(f'config.discriminator: {e}') from None
@@ -138,9 +154,17 @@ def build(config) -> Built:
   prep = imitation.ObsTransform.from_expert(expert, normalize=config.normalize_states,
                                             absorbing=config.absorbing,
                                             num_absorbing=config.num_absorbing)
-  agent, parts = imitation.make_agent(config.algo, spec, prep, irl_config,
-                                      discriminator_config=disc_config, policy_config=policy_config)
   expert_buffer = prep.expert_buffer(expert, compat_next_obs=config.expert_next_obs_compat)
+  if is_onpolicy:
+    try:
+      agent = onpolicy.make_onpolicy(config.algo, env, prep, ppo_config, disc_config, expert_buffer,
+                                     loop_config.eval_episodes)
+    except ValueError as e:
+      raise ConfigError(f'config: {e}') from None
+    parts = imitation.Parts(agent, agent.discriminator, prep)
+  else:
+    agent, parts = imitation.make_agent(config.algo, spec, prep, irl_config,
+                                        discriminator_config=disc_config, policy_config=policy_config)
   return Built(env, is_jax, agent, parts, loop_config, expert_buffer, meta)
 
 
@@ -161,7 +185,17 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
   a `model` axis the agent state's leaves of at least `model_min_size` elements per seed are split
   over it too (`experiment.mesh.state_shardings`), and kept split through the loop."""
   from experiment import mesh as mesh_lib
-  init_one = lambda k: loops.init_carry(env, agent, loop_config, k, transform_fn=transform_fn)
+  from irl import onpolicy
+  if isinstance(agent, onpolicy.OnPolicyRunner):   # PPO-based AIRL / GAIL: rounds of fresh rollouts
+    init_one = agent.init
+    rounds = loop_config.eval_every // agent.config.steps_per_round
+    period_one = lambda carry, p, constraint: agent.train_periods(
+        carry, p, num_periods=1, rounds_per_period=rounds, state_constraint=constraint)
+  else:
+    init_one = lambda k: loops.init_carry(env, agent, loop_config, k, transform_fn=transform_fn)
+    period_one = lambda carry, p, constraint: loops.train_periods(
+        env, agent, loop_config, carry, p, num_periods=1, expert_buffer=expert_buffer,
+        transform_fn=transform_fn, state_constraint=constraint)
   init_out = period_out = state_constraint = None
   if mesh is not None:
     min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
@@ -171,11 +205,8 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
       state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
   vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
   init = jax.jit(vmap(init_one), out_shardings=init_out)
-  period_fn = jax.jit(vmap(
-      lambda carry, p: loops.train_periods(env, agent, loop_config, carry, p, num_periods=1,
-                                           expert_buffer=expert_buffer, transform_fn=transform_fn,
-                                           state_constraint=state_constraint),
-      in_axes=(0, None)), out_shardings=period_out)
+  period_fn = jax.jit(vmap(lambda carry, p: period_one(carry, p, state_constraint),
+                           in_axes=(0, None)), out_shardings=period_out)
   return init, period_fn
 
 

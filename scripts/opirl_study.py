@@ -1,10 +1,10 @@
 r"""The OPIRL study: learning curves of named variants of OPIRL's settings on a JAX-native environment.
 
-  python scripts/opirl_study.py --env=PointMaze-Left --seed=100 --steps=30000 --variants=official,sac
+  python scripts/opirl_study.py --env=PointMaze-Left --seed=100 --steps=30000 --variants=official+net64,sac+net64
   python scripts/opirl_study.py --env=Pendulum --seed=0 --steps=100000 --variants=default,official
 
-Each variant (`VARIANTS`: `--config.*` overrides on top of `configs/irl/<env>.py:official`, except
-`default`, the shipped default config) is one scripts/train_irl.py process with `--num_seeds` vmapped
+Each variant (knobs of `KNOBS` joined by '+', each a set of `--config.*` overrides on top of
+`configs/irl/<env>.py:official`; or `default`, the shipped default config) is one scripts/train_irl.py process with `--num_seeds` vmapped
 seeds from `--seed`, in `--root/<env>/<variant>_seed<seed>_<steps>`; finished runs are read, not redone,
 and killed ones resume. For each run it records the wall-clock seconds of the training process (on this
 machine, one run at a time), the return after the budget (mean ± std over seeds), the steps to 90 % of
@@ -26,27 +26,39 @@ sys.path.insert(0, ROOT)
 
 CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Pendulum': 'configs/irl/pendulum.py'}
 
-# name -> overrides of the `:official` config ('default' is the shipped default config instead).
-_FAST_ACTOR = {'algaedice.actor_lr': 3e-4, 'algaedice.actor_update_period': 1}
-VARIANTS = {
-    'default': None,
+# Knobs, each a set of `--config.*` overrides of the `:official` config; a variant joins knobs with '+'
+# (e.g. 'sac+net64'), and 'default' is the shipped default config instead of `:official`.
+KNOBS = {
     'official': {},
     'actor_lr3e-4': {'algaedice.actor_lr': 3e-4},
-    'actor_fast': _FAST_ACTOR,                          # lr 3e-4, the actor on every update
-    'actor_fast_nobc': {**_FAST_ACTOR, 'algaedice.use_bc_reg': False},
-    'actor_fast_temp0.1': {**_FAST_ACTOR, 'algaedice.init_temperature': 0.1},
-    'actor_fast_disc3e-4': {**_FAST_ACTOR, 'discriminator.learning_rate': 3e-4},
-    'actor_fast_gp1': {**_FAST_ACTOR, 'discriminator.gp_coeff': 1.0},
-    'actor_fast_net64': {**_FAST_ACTOR, 'algaedice.hidden_sizes': (64, 64)},
-    'actor_fast_utd0.25': {**_FAST_ACTOR, 'loop.num_envs': 4},   # 1 update per 4 environment steps
-    'sac': {'irl.policy_learner': 'sac'},                  # SAC (3e-4, actor every update) as learner
-    'sac_temp0.1': {'irl.policy_learner': 'sac', 'sac.init_temperature': 0.1},
-    'sac_net64': {'irl.policy_learner': 'sac', 'sac.hidden_sizes': (64, 64)},
-    'sac_utd0.25': {'irl.policy_learner': 'sac', 'loop.num_envs': 4},
+    'actor_fast': {'algaedice.actor_lr': 3e-4, 'algaedice.actor_update_period': 1},
+    'nobc': {'algaedice.use_bc_reg': False},
+    'temp0.1': {'algaedice.init_temperature': 0.1, 'sac.init_temperature': 0.1},
+    'disc3e-4': {'discriminator.learning_rate': 3e-4},
+    'gp1': {'discriminator.gp_coeff': 1.0},
+    'gamma_d0.99': {'discriminator.gamma_d': 0.99},
+    'net64': {'algaedice.hidden_sizes': (64, 64), 'sac.hidden_sizes': (64, 64)},
+    'utd0.25': {'loop.num_envs': 4},             # 4 environments, 1 update per vectorised step
+    'sac': {'irl.policy_learner': 'sac'},        # SAC (3e-4, actor on every update) as the learner
 }
 
+
+def variant_overrides(name: str) -> dict | None:
+  """The overrides of a '+'-joined variant name; None for 'default'. ValueError for an unknown knob."""
+  if name == 'default':
+    return None
+  overrides = {}
+  for knob in name.split('+'):
+    if knob not in KNOBS:
+      raise ValueError(f'unknown knob {knob!r} in variant {name!r}; knobs: {sorted(KNOBS)} (or the '
+                       f'variant default)')
+    overrides.update(KNOBS[knob])
+  return overrides
+
+
 _ENV = flags.DEFINE_enum('env', 'PointMaze-Left', sorted(CONFIGS), 'Environment.')
-_VARIANTS = flags.DEFINE_list('variants', ['default', 'official'], f'Of {sorted(VARIANTS)}.')
+_VARIANTS = flags.DEFINE_list('variants', ['default', 'official'],
+                               f"'default', or knobs joined by '+', of {sorted(KNOBS)}.")
 _SEED = flags.DEFINE_integer('seed', 100, 'First seed (the study chooses on 100-102).')
 _NUM_SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds, vmapped in one run.', lower_bound=1)
 _STEPS = flags.DEFINE_integer('steps', 100_000, 'Environment steps per seed.', lower_bound=1)
@@ -61,13 +73,14 @@ def run_variant(name: str, workdir: str) -> dict:
   results_path = os.path.join(workdir, 'results.json')
   timing_path = os.path.join(workdir, 'wall_s.json')
   if not os.path.exists(results_path):
-    arg = '' if VARIANTS[name] is None else ':official'
+    overrides = variant_overrides(name)
+    arg = '' if overrides is None else ':official'
     cmd = [sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'),
            f'--config={CONFIGS[_ENV.value]}{arg}', f'--workdir={workdir}',
            f'--config.seed={_SEED.value}', f'--config.num_seeds={_NUM_SEEDS.value}',
            f'--config.loop.num_env_steps={_STEPS.value}',
            f'--config.loop.eval_every={_STEPS.value // _EVALS.value}']
-    cmd += [f'--config.{k}={v}'.replace(' ', '') for k, v in (VARIANTS[name] or {}).items()]
+    cmd += [f'--config.{k}={v}'.replace(' ', '') for k, v in (overrides or {}).items()]
     print(' '.join(cmd), flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -80,14 +93,16 @@ def run_variant(name: str, workdir: str) -> dict:
     results = json.load(f)
   with open(timing_path, encoding='utf-8') as f:
     wall = json.load(f)
-  return {'variant': name, 'overrides': VARIANTS[name], 'wall_s': wall, **results}
+  return {'variant': name, 'overrides': variant_overrides(name), 'wall_s': wall, **results}
 
 
 def main(argv):
   del argv
-  unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
-  if unknown:
-    raise app.UsageError(f'--variants: unknown {unknown}; choose from {sorted(VARIANTS)}')
+  for name in _VARIANTS.value:
+    try:
+      variant_overrides(name)
+    except ValueError as e:
+      raise app.UsageError(f'--variants: {e}') from None
   if _STEPS.value % _EVALS.value:
     raise app.UsageError(f'--evals ({_EVALS.value}) must divide --steps ({_STEPS.value})')
   import numpy as np

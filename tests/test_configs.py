@@ -63,7 +63,8 @@ def test_unknown_variant_is_rejected():
     permuted_fmnist.get_config('class')
 
 
-IRL_CONFIGS = [('pointmaze', None), ('pointmaze', 'quick'), ('mujoco', 'Hopper-v5'),
+IRL_CONFIGS = [('pointmaze', None), ('pointmaze', 'quick'), ('pointmaze', 'official'),
+               ('pendulum', None), ('pendulum', 'quick'), ('pendulum', 'official'), ('mujoco', 'Hopper-v5'),
                ('mujoco', 'HalfCheetah-v5'), ('mujoco', 'CustomAnt')]
 
 
@@ -87,3 +88,19 @@ def test_irl_config_arguments_name_the_allowed_values():
   with pytest.raises(ValueError, match=r"must be one of \['AmputatedAnt', 'BigAnt', 'PointMaze-Right'\]"):
     transfer.get_config('PointMaze-Left')
   assert transfer.get_config('BigAnt').source_env == 'CustomAnt'
+  from configs.irl import pendulum, pointmaze
+  for module in (pendulum, pointmaze):
+    with pytest.raises(ValueError, match=r"must be one of 'official', 'quick' \(or none\), got 'fast'"):
+      module.get_config('fast')
+
+
+@pytest.mark.parametrize('name, env', [('pointmaze', 'PointMaze-Left'), ('pendulum', 'Pendulum')])
+def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
+  """`:official` differs from the default config exactly in configs/irl/common.STUDY_DEFAULTS."""
+  from configs.irl import common
+  module = importlib.import_module(f'configs.irl.{name}')
+  official, default = module.get_config('official'), module.get_config()
+  common.set_fields(official, common.STUDY_DEFAULTS[env])
+  assert official.to_dict() == default.to_dict()
+  assert module.get_config().loop.num_env_steps <= 100_000
+  assert module.get_config().num_trajectories == 1

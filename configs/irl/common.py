@@ -7,7 +7,7 @@ import dataclasses
 
 import ml_collections
 
-from irl import algaedice, bc, valuedice
+from irl import algaedice, bc, onpolicy, valuedice
 from irl.discriminator import DiscriminatorConfig
 from irl.sac import agent as sac_agent
 
@@ -65,6 +65,7 @@ def apply_preset(c, arg, env: str) -> None:
       c[name].hidden_sizes = (32, 32)
       c[name].batch_size = 64
     c.irl.batch_size = 64
+    c.ppo.num_envs, c.ppo.num_minibatches, c.ppo.hidden_sizes = 4, 5, (32, 32)
 
 
 def from_dataclass(cls):
@@ -74,7 +75,7 @@ def from_dataclass(cls):
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.algo = 'opirl'                 # opirl | airl | dac | valuedice | bc
+  c.algo = 'opirl'                 # opirl | airl | dac | valuedice | bc | airl_onpolicy | gail_onpolicy
   c.env = 'PointMaze-Left'
   c.demos = 'demos/PointMaze-Left'  # demonstration file prefix (irl/demos.py)
   c.num_trajectories = 1           # expert episodes used (the first ones in the file)
@@ -100,6 +101,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.sac = from_dataclass(sac_agent.SACConfig)
   c.valuedice = from_dataclass(valuedice.ValueDICEConfig)
   c.bc = from_dataclass(bc.BCConfig)
+  c.ppo = from_dataclass(onpolicy.PPOConfig)   # airl_onpolicy, gail_onpolicy (irl/onpolicy.py)
   # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`, each seed's agent state
   # (networks, optimizers) leaves of >= model_min_size elements over `model`; -1 = all remaining
   # devices. Devices on `data` hold copies (the IRL loop splits no batch).
