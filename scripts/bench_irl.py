@@ -14,6 +14,16 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
                                 loop (`irl.loops.train_host`, configs/irl/mujoco.py:HalfCheetah-v5, the
                                 same updates per step), timed over `--halfcheetah_steps` steps after
                                 `--halfcheetah_warmup_steps` that compile the loop's jitted functions;
+  opirl_wall_s_to_90pct_pointmaze, airl_onpolicy_wall_s_to_90pct_pointmaze
+                                wall-clock seconds from the start of a seed-0 run of the shipped
+                                PointMaze-Left config (`configs/irl/pointmaze.py`, `--config.algo`
+                                opirl or airl_onpolicy; compilation included: a user's time to the
+                                result) to the end of the first evaluation period whose normalised
+                                score (R − R_random) / (R_expert − R_random) reaches 0.9; null when it
+                                is not reached within `--opirl_budget` / `--onpolicy_budget` steps
+                                (`*_steps_to_90pct_pointmaze` gives the steps, `*_wall_budget_steps` the
+                                budget). Both are measured in the same run of this script, one after
+                                the other; `--wall=False` skips them;
 (replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context:
 backend, device kind, batch sizes, the number of steps each rate is measured over, compile times,
 and the number of discriminator and policy-critic updates each measurement made (the learners' own
@@ -48,6 +58,12 @@ _HALFCHEETAH_WARMUP = flags.DEFINE_integer(
     'halfcheetah_warmup_steps', 100, 'Untimed HalfCheetah-v5 steps first (random actions, with '
     'updates, so every jitted function of the loop is compiled before the timing starts).',
     lower_bound=1)
+
+_WALL = flags.DEFINE_bool('wall', True, 'Measure the wall-clock seconds to 90 % of the expert.')
+_OPIRL_BUDGET = flags.DEFINE_integer('opirl_budget', 100_000, 'Most environment steps of the OPIRL '
+                                     'wall-clock run.', lower_bound=1)
+_ONPOLICY_BUDGET = flags.DEFINE_integer('onpolicy_budget', 1_000_000, 'Most environment steps of the '
+                                        'on-policy AIRL wall-clock run.', lower_bound=1)
 
 
 def _built(module_name, arg, loop_fields):
@@ -113,6 +129,38 @@ def halfcheetah() -> dict:
           'halfcheetah_discriminator_updates_done': disc, 'halfcheetah_policy_updates_done': policy}
 
 
+def wall_to_90(algo: str, budget: int) -> dict:
+  """Seconds (compilation included) and steps until seed 0 of the shipped PointMaze-Left config first
+  evaluates at ≥ 90 % of the expert, period by period; None for both when `budget` steps do not."""
+  import time
+
+  from irl import pipeline
+  from configs.irl import pointmaze as pointmaze_config
+  start = time.time()
+  config = pointmaze_config.get_config()
+  config.algo, config.loop.num_env_steps = algo, budget
+  built = pipeline.build(config)
+  loop = built.loop_config
+  if budget % loop.eval_every:
+    raise app.UsageError(f'the {algo} budget ({budget}) must be a multiple of the config\'s '
+                         f'evaluation period ({loop.eval_every})')
+  expert = float(built.meta['return_mean'])
+  random = pipeline.random_return(config.env, built.env, config.seed, loop.eval_episodes)
+  init, period_fn = pipeline.seed_functions(built.env, built.agent, loop, built.expert_buffer,
+                                            built.parts.prep.transitions)
+  carry = init(pipeline.seed_keys([config.seed]))
+  seconds = steps = None
+  for period in range(budget // loop.eval_every):
+    carry, metrics = period_fn(carry, period)
+    value = float(metrics['eval_return'][0, 0])
+    logging.info('%s: %d steps, return %.1f', algo, (period + 1) * loop.eval_every, value)
+    if (value - random) / (expert - random) >= 0.9:
+      seconds, steps = time.time() - start, (period + 1) * loop.eval_every
+      break
+  return {f'{algo}_wall_s_to_90pct_pointmaze': seconds, f'{algo}_steps_to_90pct_pointmaze': steps,
+          f'{algo}_wall_budget_steps': budget}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -123,6 +171,10 @@ def main(argv):
   record.update(pointmaze())
   logging.info('HalfCheetah-v5 host loop')
   record.update(halfcheetah())
+  if _WALL.value:
+    logging.info('Wall-clock to 90 %% of the expert on PointMaze-Left')
+    record.update(wall_to_90('opirl', _OPIRL_BUDGET.value))
+    record.update(wall_to_90('airl_onpolicy', _ONPOLICY_BUDGET.value))
   record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
   print(json.dumps(record))
 

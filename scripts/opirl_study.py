@@ -37,6 +37,8 @@ KNOBS = {
     'disc3e-4': {'discriminator.learning_rate': 3e-4},
     'gp1': {'discriminator.gp_coeff': 1.0},
     'gamma_d0.99': {'discriminator.gamma_d': 0.99},
+    'noclip': {'discriminator.reward_clip_max': float('inf')},   # PointMaze clips r at 0 by default
+    'noise0.3': {'algaedice.exploration_noise': 0.3},
     'net64': {'algaedice.hidden_sizes': (64, 64), 'sac.hidden_sizes': (64, 64)},
     'utd0.25': {'loop.num_envs': 4},             # 4 environments, 1 update per vectorised step
     'sac': {'irl.policy_learner': 'sac'},        # SAC (3e-4, actor on every update) as the learner

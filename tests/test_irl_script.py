@@ -64,7 +64,7 @@ def test_baselines_run(tmp_path, algo):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--config.algo=gail'], "config.algo must be one of ['opirl', 'airl', 'dac', 'valuedice', 'bc']"),
+    (['--config.algo=gail'], "config.algo must be one of ['opirl', 'airl', 'dac', 'valuedice', 'bc', 'airl_onpolicy', 'gail_onpolicy']"),
     (['--config.demos=demos/Pendulum'], "holds demonstrations for env 'Pendulum', not 'PointMaze-Left'"),
     (['--config.num_trajectories=99'], 'num_episodes must be in [1, 25]'),
     (['--config.irl.policy_learner=td3'], "policy_learner must be one of ['algaedice', 'sac']"),

@@ -121,7 +121,8 @@ def test_results_table_bad_flags_fail_before_any_run(tmp_path, flag, message):
 
 def test_bench_irl_prints_one_json_line_with_every_rate():
   pytest.importorskip('mujoco')
-  tiny = {'pointmaze_steps': 12, 'halfcheetah_steps': 6, 'halfcheetah_warmup_steps': 4}
+  tiny = {'pointmaze_steps': 12, 'halfcheetah_steps': 6, 'halfcheetah_warmup_steps': 4,
+          'opirl_budget': 5000, 'onpolicy_budget': 5000}
   proc = run(script('bench_irl.py', *(f'--{k}={v}' for k, v in tiny.items())))
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stdout.strip().splitlines()
@@ -136,5 +137,10 @@ def test_bench_irl_prints_one_json_line_with_every_rate():
   for suffix in ('1seed', '8seeds'):
     assert record[f'pointmaze_discriminator_updates_done_{suffix}'] == 12
     assert record[f'pointmaze_policy_updates_done_{suffix}'] == 12
+  # 5,000 steps (one evaluation period) cannot reach 90 % of the expert: null, and said so.
+  for algo in ('opirl', 'airl_onpolicy'):
+    assert record[f'{algo}_wall_s_to_90pct_pointmaze'] is None
+    assert record[f'{algo}_steps_to_90pct_pointmaze'] is None
+    assert record[f'{algo}_wall_budget_steps'] == 5000
   assert record['halfcheetah_discriminator_updates_done'] == 10
   assert record['halfcheetah_policy_updates_done'] == 10
