@@ -6,9 +6,9 @@ r"""The OPIRL study: learning curves of named variants of OPIRL's settings on a 
 Each variant (knobs of `KNOBS` joined by '+', each a set of `--config.*` overrides on top of
 `configs/irl/<env>.py:official`; or `default`, the shipped default config) is one scripts/train_irl.py process with `--num_seeds` vmapped
 seeds from `--seed`, in `--root/<env>/<variant>_seed<seed>_<steps>`; finished runs are read, not redone,
-and killed ones resume. For each run it records the wall-clock seconds of the training process (on this
-machine, one run at a time), the return after the budget (mean ± std over seeds), the steps to 90 % of
-the expert per seed and the learning curves, writes them to `--out` (JSON), and draws every variant's
+and killed ones resume. For each run it records the return after the budget (mean ± std over seeds),
+the normalised score, the steps to 90 % of the expert per seed and the learning curves (wall-clock
+figures are scripts/bench_irl.py's, measured on an idle machine), writes them to `--out` (JSON), and draws every variant's
 mean ± std band into `--plot` (PNG). Choose settings on seeds other than those you report (docs/
 opirl_study.md: chosen on seeds 100-102, reported on 0-2).
 """
@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from absl import app, flags
 
@@ -71,9 +70,8 @@ _PLOT = flags.DEFINE_string('plot', None, 'PNG of the curves (default next to --
 
 
 def run_variant(name: str, workdir: str) -> dict:
-  """One scripts/train_irl.py process (or its finished results); adds `wall_s` and `variant`."""
+  """One scripts/train_irl.py process (or its finished results); adds `variant` and `overrides`."""
   results_path = os.path.join(workdir, 'results.json')
-  timing_path = os.path.join(workdir, 'wall_s.json')
   if not os.path.exists(results_path):
     overrides = variant_overrides(name)
     arg = '' if overrides is None else ':official'
@@ -84,18 +82,12 @@ def run_variant(name: str, workdir: str) -> dict:
            f'--config.loop.eval_every={_STEPS.value // _EVALS.value}']
     cmd += [f'--config.{k}={v}'.replace(' ', '') for k, v in (overrides or {}).items()]
     print(' '.join(cmd), flush=True)
-    start = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode:
       raise app.UsageError(f'{name}: train_irl.py exited {proc.returncode}: {proc.stderr[-2000:]}')
-    previous = json.load(open(timing_path)) if os.path.exists(timing_path) else 0.0
-    with open(timing_path, 'w', encoding='utf-8') as f:
-      json.dump(previous + time.time() - start, f)   # a resumed run adds its parts
   with open(results_path, encoding='utf-8') as f:
     results = json.load(f)
-  with open(timing_path, encoding='utf-8') as f:
-    wall = json.load(f)
-  return {'variant': name, 'overrides': variant_overrides(name), 'wall_s': wall, **results}
+  return {'variant': name, 'overrides': variant_overrides(name), **results}
 
 
 def main(argv):
@@ -118,15 +110,14 @@ def main(argv):
     gap = r['expert_return'] - r['random_return']
     finals = [s['final_return'] for s in r['per_seed']]
     reached = [s['steps_to_90pct_expert'] for s in r['per_seed']]
-    rows.append({'variant': name, 'overrides': r['overrides'], 'wall_s': r['wall_s'],
+    rows.append({'variant': name, 'overrides': r['overrides'],
                  'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
                  'final_score': float(np.mean([(x - r['random_return']) / gap for x in finals])),
                  'steps_to_90pct_expert_per_seed': reached,
                  'expert_return': r['expert_return'], 'random_return': r['random_return'],
                  'per_seed_curves': [s['learning_curve'] for s in r['per_seed']]})
     print(f'{name:>22}: final {rows[-1]["final_return"]:8.1f} ± {rows[-1]["final_return_std"]:6.1f} '
-          f'(score {rows[-1]["final_score"]:.2f}), steps to 90 %: {reached}, '
-          f'{r["wall_s"]:.0f} s', flush=True)
+          f'(score {rows[-1]["final_score"]:.2f}), steps to 90 %: {reached}', flush=True)
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   with open(out, 'w', encoding='utf-8') as f:
     json.dump({'env': _ENV.value, 'seeds': list(range(_SEED.value, _SEED.value + _NUM_SEEDS.value)),
