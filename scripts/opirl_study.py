@@ -36,6 +36,10 @@ KNOBS = {
     'disc3e-4': {'discriminator.learning_rate': 3e-4},
     'gp1': {'discriminator.gp_coeff': 1.0},
     'gamma_d0.99': {'discriminator.gamma_d': 0.99},
+    'disc1e-5': {'discriminator.learning_rate': 1e-5},   # the official default (PointMaze: 3e-3)
+    'gp100': {'discriminator.gp_coeff': 100.0},
+    'state_reward': {'discriminator.reward_input': 's'},
+    'traj5': {'num_trajectories': 5},    # a diagnostic: the goal is one trajectory
     'noclip': {'discriminator.reward_clip_max': float('inf')},   # PointMaze clips r at 0 by default
     'noise0.3': {'algaedice.exploration_noise': 0.3},
     'net64': {'algaedice.hidden_sizes': (64, 64), 'sac.hidden_sizes': (64, 64)},
