@@ -27,12 +27,12 @@ import numpy as np
 from envs import registry
 from envs.core import EnvError, EnvSpec
 from experiment.config import ConfigError, check_choice, check_positive
-from irl import demos, imitation, loops, replay
+from irl import demos, imitation, loops, onpolicy, replay
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 
 REWARD_FORMAT_VERSION = 1
 # Every --config.algo: the off-policy algorithms (irl.imitation) and the on-policy ones (irl.onpolicy).
-ALGOS = imitation.ALGOS + ('airl_onpolicy', 'gail_onpolicy')
+ALGOS = imitation.ALGOS + onpolicy.ONPOLICY_ALGOS
 
 
 class Built(NamedTuple):
@@ -90,7 +90,6 @@ def build(config) -> Built:
   from irl import algaedice, bc, valuedice
   from irl.sac import agent as sac_agent
 
-  from irl import onpolicy
   check_choice('algo', config.algo, ALGOS)
   is_onpolicy = config.algo in onpolicy.ONPOLICY_ALGOS
   check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
@@ -185,7 +184,6 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
   a `model` axis the agent state's leaves of at least `model_min_size` elements per seed are split
   over it too (`experiment.mesh.state_shardings`), and kept split through the loop."""
   from experiment import mesh as mesh_lib
-  from irl import onpolicy
   if isinstance(agent, onpolicy.OnPolicyRunner):   # PPO-based AIRL / GAIL: rounds of fresh rollouts
     init_one = agent.init
     rounds = loop_config.eval_every // agent.config.steps_per_round
