@@ -59,7 +59,8 @@ class PPOConfig:
   per round, so that the configs' evaluation periods of 5,000 steps hold whole rounds) in 25
   minibatches of 100.
   `disc_updates` discriminator steps per round on minibatches of `disc_batch_size` rollout rows against
-  as many expert rows. Frozen and hashable, so it can be a static argument."""
+  as many expert rows. `true_reward` trains PPO on the environment's reward (the discriminator still
+  learns, but the policy ignores it): the on-policy counterpart of SAC on the true reward. Frozen and hashable, so it can be a static argument."""
   num_envs: int = 20
   num_steps: int = 125
   num_epochs: int = 10
@@ -75,6 +76,7 @@ class PPOConfig:
   normalize_reward: bool = True
   disc_updates: int = 4
   disc_batch_size: int = 256
+  true_reward: bool = False   # PPO on the environment's reward instead (a check of the generator)
 
   @property
   def steps_per_round(self) -> int:
@@ -342,7 +344,8 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
                                                    rollout, disc_key)
     rows = rollout.transitions
     episode_end = (rows.terminated | rows.truncated).astype(jnp.float32)
-    policy, reward = normalise(state.policy, learned_reward(disc_state, rollout), episode_end)
+    raw_reward = rows.reward if config.true_reward else learned_reward(disc_state, rollout)
+    policy, reward = normalise(state.policy, raw_reward, episode_end)
     advantages, targets = gae(reward, rollout.value, rollout.next_value,
                               rows.terminated.astype(jnp.float32), episode_end, config.discount,
                               config.gae_lambda)

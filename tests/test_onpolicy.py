@@ -127,3 +127,25 @@ def test_train_irl_script_runs_gail_onpolicy_and_saves_a_loadable_reward(tmp_pat
   assert results['learning_curve'][-1][0] == 2000
   loaded = pipeline.load_reward(results['reward_dirs'][0])
   assert loaded.record['algo'] == 'gail_onpolicy'
+
+
+def _ppo_true_reward_scores(learning_rate):
+  config = pendulum.get_config()
+  config.algo = 'gail_onpolicy'
+  config.ppo.true_reward, config.ppo.learning_rate = True, learning_rate
+  config.loop.num_env_steps, config.loop.eval_every, config.loop.eval_episodes = 160_000, 160_000, 20
+  built = pipeline.build(config)
+  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config)
+  _, metrics = period_fn(init(pipeline.seed_keys([0, 1, 2])), 0)
+  random = pipeline.random_return('Pendulum', built.env, 0, 20)
+  expert = float(built.meta['return_mean'])
+  return (np.asarray(metrics['eval_return'])[:, 0] - random) / (expert - random)
+
+
+@pytest.mark.slow
+def test_ppo_generator_learns_pendulum_on_the_true_reward_and_not_without_a_learning_rate():
+  """The generator on its own: PPO on Pendulum's reward reaches 80 % of the expert's normalised score
+  in 1.6e5 steps on seeds 0-2 (measured: about 95 % at 1.4e5); its mirror with a learning rate of
+  1e-12 stays near random. (On-policy AIRL's own curves are in docs/opirl_study.md's next round.)"""
+  assert np.all(_ppo_true_reward_scores(3e-4) >= 0.8)
+  assert np.all(_ppo_true_reward_scores(1e-12) <= 0.3)
