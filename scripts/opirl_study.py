@@ -39,6 +39,7 @@ KNOBS = {
     'disc1e-5': {'discriminator.learning_rate': 1e-5},   # the official default (PointMaze: 3e-3)
     'gp100': {'discriminator.gp_coeff': 100.0},
     'state_reward': {'discriminator.reward_input': 's'},
+    'shaped': {'discriminator.policy_reward': 'f'},    # r + γ_d h(s') − h(s) to the policy
     'traj5': {'num_trajectories': 5},    # a diagnostic: the goal is one trajectory
     'noclip': {'discriminator.reward_clip_max': float('inf')},   # PointMaze clips r at 0 by default
     'noise0.3': {'algaedice.exploration_noise': 0.3},
