@@ -38,8 +38,13 @@ def table_overrides(env: str) -> dict:
 # OPIRL study (docs/opirl_study.md, scripts/opirl_study.py) chose on seeds 100-102, per environment.
 # The `:official` preset drops them. Empty: the official values are the defaults.
 STUDY_DEFAULTS = {
+    # Round 1 found no setting that reaches the expert here (the plateau is the reward's, not the
+    # learner's): the official values stay.
     'PointMaze-Left': {},
-    'Pendulum': {},
+    # `sac+net64`: SAC (lr 3e-4, actor on every update) as the policy learner, 64-64 networks; 3/3
+    # seeds at 90 % of the expert after 6k, 9k, 13k steps (the official AlgaeDICE: none, at -1264).
+    'Pendulum': {'irl.policy_learner': 'sac', 'sac.hidden_sizes': (64, 64),
+                 'algaedice.hidden_sizes': (64, 64)},
 }
 
 
