@@ -235,10 +235,11 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
       p_obs = prep.obs(obs)
       mean, log_std = actor.apply(policy.actor_params, p_obs)
       unit, log_prob = networks.sample_tanh_gaussian(action_key, mean, log_std)
+      action = networks.to_env_action(unit, bounds)
       out = jax.vmap(step_autoreset, in_axes=(None, 0, 0, 0))(
-          env, env_state, networks.to_env_action(unit, bounds), jax.random.split(reset_key, n))
+          env, env_state, action, jax.random.split(reset_key, n))
       p_next = prep.obs(out.next_obs)
-      row = Transition(obs=p_obs, action=networks.to_env_action(unit, bounds), reward=out.reward,
+      row = Transition(obs=p_obs, action=action, reward=out.reward,
                        next_obs=p_next, terminated=out.terminated, truncated=out.truncated)
       value = value_net.apply(policy.value_params, p_obs)[..., 0]
       next_value = value_net.apply(policy.value_params, p_next)[..., 0]
