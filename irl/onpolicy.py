@@ -160,15 +160,20 @@ def gae(reward, value, next_value, terminated, episode_end, discount, lam):
   return advantages, advantages + value
 
 
+def unit_log_prob(actor, actor_params, obs, unit_action):
+  """log π(a|s) [B] of actions already in the unit box (clipped off ±1 so that arctanh is finite)."""
+  mean, log_std = actor.apply(actor_params, obs)
+  u = jnp.arctanh(jnp.clip(unit_action, -1.0 + 1e-6, 1.0 - 1e-6))
+  return networks.tanh_gaussian_log_prob(u, mean, log_std)
+
+
 def ppo_loss(params, actor, value_net, obs, unit_action, old_log_prob, advantage, target, *,
              clip_eps, value_coeff, entropy_coeff):
   """The clipped surrogate −E[min(ρA, clip(ρ, 1 ± ε)A)] (Schulman et al. 2017, eq. 7) with
   ρ = π(a|s) / π_old(a|s), plus value_coeff·E[(V − target)²] minus entropy_coeff times an entropy
   estimate (−log π of the batch's actions). Returns (loss, aux)."""
   actor_params, value_params = params
-  mean, log_std = actor.apply(actor_params, obs)
-  u = jnp.arctanh(jnp.clip(unit_action, -1.0 + 1e-6, 1.0 - 1e-6))
-  log_prob = networks.tanh_gaussian_log_prob(u, mean, log_std)
+  log_prob = unit_log_prob(actor, actor_params, obs, unit_action)
   ratio = jnp.exp(log_prob - old_log_prob)
   surrogate = jnp.minimum(ratio * advantage,
                           jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage)
@@ -220,11 +225,6 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
     return OnPolicyCarry(agent_state=imitation.IRLState(policy=policy, discriminator=disc.init(disc_key)),
                          env_state=env_state, obs=obs, episode_return=jnp.zeros(n), key=carry_key)
 
-  def log_prob_of(actor_params, obs, unit_action):
-    mean, log_std = actor.apply(actor_params, obs)
-    u = jnp.arctanh(jnp.clip(unit_action, -1.0 + 1e-6, 1.0 - 1e-6))
-    return networks.tanh_gaussian_log_prob(u, mean, log_std)
-
   def collect(carry: OnPolicyCarry, key):
     """num_steps steps of the n environments with the current policy."""
     policy = carry.agent_state.policy
@@ -273,7 +273,7 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
       negatives = jax.tree.map(lambda x: x[index], rows)
       log_pis = {}
       if use_log_pi:
-        expert_log_pi = log_prob_of(actor_params, expert_batch.obs,
+        expert_log_pi = unit_log_prob(actor, actor_params, expert_batch.obs,
                                     networks.to_unit_action(expert_batch.action, bounds))
         log_pis = dict(expert_log_pi=expert_log_pi, policy_log_pi=log_pi[index])
       return disc.update(state, expert_batch, negatives, update_key, **log_pis)
