@@ -61,15 +61,8 @@ def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
   plt.close(fig)
 
 
-def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabel: str,
-                     hlines: dict[str, float] | None = None) -> None:
-  """Mean ± std bands over seeds: each name maps to per-seed curves ([[x, y], ...], the same x), as a
-  PNG; reference lines are drawn and named in the legend."""
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+def _draw_bands(ax, curves: dict[str, list[list]], hlines: dict[str, float] | None) -> None:
   import numpy as np
-  fig, ax = plt.subplots(figsize=(6.5, 4.2))
   for name, seeds in curves.items():
     x = np.asarray([p[0] for p in seeds[0]], float)
     y = np.asarray([[np.nan if p[1] is None else p[1] for p in curve] for curve in seeds], float)
@@ -79,10 +72,39 @@ def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabe
   for (name, value), style in zip((hlines or {}).items(), ('--', ':', '-.')):
     ax.axhline(value, linestyle=style, linewidth=1, color='black', label=name)
   ax.set_xlabel('environment steps')
-  ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc='best')
+
+
+def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabel: str,
+                     hlines: dict[str, float] | None = None) -> None:
+  """Mean ± std bands over seeds: each name maps to per-seed curves ([[x, y], ...], the same x), as a
+  PNG; reference lines are drawn and named in the legend."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  _draw_bands(ax, curves, hlines)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_band_panels(panels: dict[str, tuple[dict[str, list[list]], dict[str, float]]], path: str,
+                     ylabel: str, log_x: bool = False) -> None:
+  """`plot_band_curves` side by side: each panel title maps to (curves, hlines); one PNG."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+  for ax, (title, (curves, hlines)) in zip(axes[0], panels.items()):
+    _draw_bands(ax, curves, hlines)
+    if log_x:
+      ax.set_xscale('log')
+    ax.set_title(title, fontsize=10)
+  axes[0][0].set_ylabel(ylabel)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

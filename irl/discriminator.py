@@ -56,6 +56,16 @@ Both biases are what absorbing states (`envs.absorbing`) are meant to remove. Th
 The absorbing-state indicator is just one more observation dimension: the caller appends it
 (`envs.absorbing`) and passes `obs_dim` including it.
 
+**Goal-relative features** (`goal_relative=(achieved, desired, size)`, off by default). In a goal-reaching
+task whose observation holds a position block p = s[achieved : achieved + size] and a goal block
+g = s[desired : desired + size], both networks see s with p replaced by p − g and g removed, so r and h
+are invariant to translating position and goal together. It is a prior on the reward, not part of
+AIRL: one demonstration shows one goal, and a reward of the raw observation can only learn "be that
+demonstration", which says nothing about the other goals (docs/opirl_study.md, PointMaze); a reward
+of p − g learned from the same demonstration applies to every goal. The policy's observation is not
+changed. With expert-statistics normalisation, p and g would be scaled apart, so callers use it on
+raw positions (irl.pipeline rejects it together with `normalize_states`).
+
 Departures from the official code: Adam here is optax's (ε = 1e-8; TF's default is 1e-7).
 """
 
@@ -101,6 +111,8 @@ class DiscriminatorConfig:
   policy_reward: 'r' (r alone, the official default) or 'f' (shaped); AIRL only.
   reward_transform: GAIL's policy reward, 'logit' | 'log_d' | 'neg_log_1m_d' (module docstring);
     must stay 'logit' for AIRL.
+  goal_relative: () (off) or (achieved, desired, size): the networks see the position block relative
+    to the goal block of the observation (module docstring).
 
   Frozen and hashable, so it can be a static argument.
   """
@@ -116,6 +128,7 @@ class DiscriminatorConfig:
   reward_clip_max: float | None = None
   policy_reward: str = 'r'
   reward_transform: str = 'logit'
+  goal_relative: tuple[int, ...] = ()
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
@@ -145,6 +158,15 @@ class DiscriminatorConfig:
         and math.isfinite(self.reward_clip_max)):
       raise ValueError(f'DiscriminatorConfig.reward_clip_max must be None or a finite number, '
                        f'got {self.reward_clip_max!r}')
+    if self.goal_relative != () and not (
+        isinstance(self.goal_relative, tuple) and len(self.goal_relative) == 3
+        and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0
+                for i in self.goal_relative)
+        and self.goal_relative[2] >= 1
+        and abs(self.goal_relative[0] - self.goal_relative[1]) >= self.goal_relative[2]):
+      raise ValueError(f'DiscriminatorConfig.goal_relative must be () (off) or (achieved, desired, '
+                       f'size): two non-overlapping blocks of the observation, ints >= 0, size >= 1; '
+                       f'got {self.goal_relative!r}')
     if self.kind == 'gail':
       if self.use_log_pi:
         raise ValueError("DiscriminatorConfig.use_log_pi must be False when kind='gail' (the log π "
@@ -222,9 +244,29 @@ def make_discriminator(obs_dim: int, act_dim: int,
       raise ValueError(f'{name} must be a positive int, got {value!r}')
   obs_dim, act_dim = int(obs_dim), int(act_dim)
   is_airl = config.kind == 'airl'
-  reward_in = {'s': obs_dim, 'sa': obs_dim + act_dim, 'ss': 2 * obs_dim}[config.reward_input]
+  if config.goal_relative:
+    achieved, desired, size = (int(i) for i in config.goal_relative)
+    if max(achieved, desired) + size > obs_dim:
+      raise ValueError(f'DiscriminatorConfig.goal_relative {config.goal_relative} reaches past the '
+                       f'observation (obs_dim {obs_dim})')
+    keep = np.array([i for i in range(obs_dim) if not desired <= i < desired + size])
+    offset = np.zeros(obs_dim, np.float32)    # as an index map: achieved block minus desired block
+    goal_index = np.arange(obs_dim)
+    goal_index[achieved:achieved + size] = np.arange(desired, desired + size)
+    offset[achieved:achieved + size] = 1.0
+  feature_dim = obs_dim - size if config.goal_relative else obs_dim
+
+  def features(obs: jax.Array) -> jax.Array:
+    """What r and h see of an observation: itself, or with the goal block subtracted from the
+    position block and dropped (`goal_relative`)."""
+    if not config.goal_relative:
+      return obs
+    relative = obs - offset * jnp.take(obs, goal_index, axis=-1)
+    return jnp.take(relative, keep, axis=-1)
+
+  reward_in = {'s': feature_dim, 'sa': feature_dim + act_dim, 'ss': 2 * feature_dim}[config.reward_input]
   reward_net = networks.make_mlp(reward_in, config.reward_hidden, 1)
-  shaping_net = networks.make_mlp(obs_dim, config.shaping_hidden, 1) if is_airl else None
+  shaping_net = networks.make_mlp(feature_dim, config.shaping_hidden, 1) if is_airl else None
   reward_tx = optax.adam(config.learning_rate)
   shaping_tx = optax.adam(config.learning_rate)
 
@@ -239,7 +281,8 @@ def make_discriminator(obs_dim: int, act_dim: int,
                        f'{obs_shape}, got {action_shape}')
 
   def reward_inputs(obs, action, next_obs) -> jax.Array:
-    """x of r (or D), per `reward_input`."""
+    """x of r (or D), per `reward_input`, on the `features` of the observations."""
+    obs, next_obs = features(obs), features(next_obs)
     if config.reward_input == 's':
       return obs
     if config.reward_input == 'sa':
@@ -256,10 +299,11 @@ def make_discriminator(obs_dim: int, act_dim: int,
     absorbing states every stored row has d = 0 and the absorbing state carries the ending)."""
     value = scalar(reward_net, params.reward, reward_inputs(obs, action, next_obs))
     if is_airl:
-      next_potential = scalar(shaping_net, params.shaping, next_obs)
+      next_potential = scalar(shaping_net, params.shaping, features(next_obs))
       if terminated is not None:
         next_potential = jnp.where(jnp.asarray(terminated, bool), 0.0, next_potential)
-      value = value + config.gamma_d * next_potential - scalar(shaping_net, params.shaping, obs)
+      value = value + config.gamma_d * next_potential - scalar(shaping_net, params.shaping,
+                                                               features(obs))
     return value
 
   def init(key: jax.Array) -> DiscriminatorState:
@@ -353,7 +397,8 @@ def make_discriminator(obs_dim: int, act_dim: int,
         reward_net, params.reward, reward_inputs(expert.obs, expert.action, expert.next_obs),
         reward_inputs(policy.obs, policy.action, policy.next_obs), u)
     if is_airl:
-      gp_shaping = gradient_penalty(shaping_net, params.shaping, expert.obs, policy.obs, u)
+      gp_shaping = gradient_penalty(shaping_net, params.shaping, features(expert.obs),
+                                    features(policy.obs), u)
     else:
       gp_shaping = jnp.zeros_like(gp_reward)
     gp = gp_reward + gp_shaping

@@ -132,7 +132,8 @@ def build(config) -> Built:
     fields = dict(reward_input=d.reward_input, reward_hidden=tuple(d.reward_hidden),
                   shaping_hidden=tuple(d.shaping_hidden), gamma_d=d.gamma_d,
                   learning_rate=d.learning_rate, gp_coeff=d.gp_coeff,
-                  reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max)
+                  reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max,
+                  goal_relative=tuple(d.goal_relative))
     form = onpolicy.DISCRIMINATOR_FORM.get(config.algo, config.algo)   # airl_onpolicy: airl's
     if form != 'dac':
       fields.update({k: d[k] for k in ('use_log_pi', 'policy_reward') if d[k] != 'auto'})
@@ -141,6 +142,9 @@ def build(config) -> Built:
       disc_config.validate()
     except (TypeError, ValueError) as e:
       raise ConfigError(f'config.discriminator: {e}') from None
+    if disc_config.goal_relative and config.normalize_states:
+      raise ConfigError('config.discriminator.goal_relative needs config.normalize_states=False '
+                        '(normalisation scales the position and the goal apart)')
 
   try:
     env = (registry.make(config.env) if is_jax

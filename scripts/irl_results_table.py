@@ -1,6 +1,6 @@
 r"""Regenerates the README's IRL tables: imitation from 1 expert trajectory, and reward transfer.
 
-  python scripts/irl_results_table.py --out runs/irl_results.json
+  python scripts/irl_results_table.py --out runs/irl_results.json --plot runs/irl_curves.png
   python scripts/irl_results_table.py --table=transfer --out runs/irl_transfer.json
 
 For each environment in `--envs` and each algorithm in `--algos`, runs scripts/train_irl.py (one
@@ -9,7 +9,10 @@ MuJoCo) in `--root/<env>/<algo>[/seed<i>]`, then reads every `results.json` and 
 budget used, the return after the budget (mean ± std over seeds; the deterministic policy's true
 return, `eval_episodes` episodes) and the steps to 90 % of the expert (the mean over the seeds that
 reached it, and how many did). Runs that already finished are read, not redone; killed ones resume.
-Prints a markdown table and writes everything to `--out`.
+Prints a markdown table, writes everything to `--out` and draws the learning curves (mean ± std over
+seeds, every algorithm, one panel per environment, log-scaled steps) into `--plot`. The on-policy
+algorithms (airl_onpolicy, gail_onpolicy) run on JAX-native environments only; their rows are left
+out on MuJoCo.
 
 `--table=transfer`: for each target in `--targets` and each reward-learning algorithm (opirl, airl,
 dac) in `--algos`, the rewards of that algorithm's imitation runs on the target's source environment
@@ -18,8 +21,9 @@ runs missing under `--root` are made first, with the source's budget) are each h
 scripts/transfer_reward.py (seed i's reward trains SAC seed i, one process each), next to SAC on the
 true reward with the same seeds and budget. Reports the target's true return after the budget.
 
-Budgets (`--budgets env=steps,...`, default `DEFAULT_BUDGETS`) are environment steps per seed; the
-papers use 1e6. The evaluation period is `budget / --evals_per_run`.
+Budgets (`--budgets env=steps,...`, default `configs/irl/common.TABLE_BUDGETS`) are environment steps
+per seed of the off-policy algorithms; the on-policy ones get `ONPOLICY_BUDGET_FACTOR` (10) times as
+many (issue 12: 1e5 and 1e6). The evaluation period is a run's budget / `--evals_per_run`.
 """
 
 import json
@@ -36,7 +40,8 @@ from configs.irl import common as irl_common  # pylint: disable=wrong-import-pos
 
 TRANSFER_CONFIG = 'configs/irl/transfer.py'
 REWARD_ALGOS = ('opirl', 'airl', 'dac')
-CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
+CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Pendulum': 'configs/irl/pendulum.py',
+           'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
            'HalfCheetah-v5': 'configs/irl/mujoco.py:HalfCheetah-v5',
            'CustomAnt': 'configs/irl/mujoco.py:CustomAnt'}
 DEFAULT_BUDGETS = irl_common.TABLE_BUDGETS
@@ -45,9 +50,9 @@ _TABLE = flags.DEFINE_enum('table', 'imitation', ['imitation', 'transfer'], 'Whi
 _TARGETS = flags.DEFINE_list('targets', ['PointMaze-Right', 'AmputatedAnt'],
                              'Transfer targets (configs/irl/transfer.py).')
 
-_ENVS = flags.DEFINE_list('envs', ['PointMaze-Left', 'Hopper-v5', 'HalfCheetah-v5'],
+_ENVS = flags.DEFINE_list('envs', ['PointMaze-Left', 'Pendulum', 'Hopper-v5', 'HalfCheetah-v5'],
                           f'Environments, of {sorted(CONFIGS)}.')
-_ALGOS = flags.DEFINE_list('algos', ['opirl', 'airl', 'dac', 'valuedice', 'bc'], 'Algorithms.')
+_ALGOS = flags.DEFINE_list('algos', list(irl_common.TABLE_ALGOS), 'Algorithms.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per row (0, 1, ...).', lower_bound=1)
 _BUDGETS = flags.DEFINE_list('budgets', [], 'env=steps overrides of DEFAULT_BUDGETS.')
 _EVALS = flags.DEFINE_integer('evals_per_run', irl_common.TABLE_EVALS_PER_RUN,
@@ -55,11 +60,13 @@ _EVALS = flags.DEFINE_integer('evals_per_run', irl_common.TABLE_EVALS_PER_RUN,
 _EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', irl_common.TABLE_EVAL_EPISODES,
                                       'Episodes per evaluation.', lower_bound=1)
 _ROOT = flags.DEFINE_string('root', 'runs/irl_table', 'Parent of the runs\' work directories.')
+_PLOT = flags.DEFINE_string('plot', 'runs/irl_curves.png', 'Learning-curve PNG of the imitation '
+                            'table (empty: none).')
 _OUT = flags.DEFINE_string('out', None, 'Where to write the table\'s numbers (default '
                            'runs/irl_results.json, or runs/irl_transfer.json for --table=transfer).')
 
 
-def parse_budgets(items, envs):
+def parse_budgets(items, envs, algos):
   budgets = dict(DEFAULT_BUDGETS)
   for item in items:
     env, sep, steps = item.partition('=')
@@ -68,9 +75,11 @@ def parse_budgets(items, envs):
                            f'steps a positive int, got {item!r}')
     budgets[env] = int(steps)
   for env in envs:
-    if budgets[env] % _EVALS.value:
-      raise app.UsageError(f'the budget of {env} ({budgets[env]}) must be a multiple of '
-                           f'--evals_per_run ({_EVALS.value})')
+    for algo in algos:
+      budget = irl_common.table_budget(env, algo, budgets)
+      if budget % _EVALS.value:
+        raise app.UsageError(f'the budget of {algo} on {env} ({budget}) must be a multiple of '
+                             f'--evals_per_run ({_EVALS.value})')
   return budgets
 
 
@@ -115,6 +124,7 @@ def row_of(results_list):
           'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
           'final_return_per_seed': finals,
           'steps_to_90pct_expert_per_seed': [s['steps_to_90pct_expert'] for s in per_seed],
+          'learning_curve_per_seed': [s['learning_curve'] for s in per_seed],
           'steps_to_90pct_expert_mean_of_reached': float(np.mean(reached)) if reached else None,
           'seeds_reaching_90pct': len(reached),
           'expert_return': first['expert_return'], 'random_return': first['random_return']}
@@ -133,10 +143,21 @@ def markdown(rows):
   return '\n'.join(lines)
 
 
+def runs_here(env, algo):
+  """Whether the table has a row for `algo` on `env` (on-policy algorithms: JAX-native only)."""
+  from envs import registry
+  from irl import onpolicy
+  return algo not in onpolicy.ONPOLICY_ALGOS or registry.is_jax_env(env)
+
+
 def imitation_rows(budgets):
   rows = []
   for env in _ENVS.value:
     for algo in _ALGOS.value:
+      if not runs_here(env, algo):
+        print(f'{env} {algo}: left out (on-policy runs need a JAX-native environment)',
+              file=sys.stderr, flush=True)
+        continue
       rows.append(row_of(source_runs(env, algo, budgets)))
       print(f'{env} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
             file=sys.stderr, flush=True)
@@ -147,9 +168,10 @@ def source_runs(env, algo, budgets):
   """The imitation runs of one row (made if missing): one results.json per process."""
   from envs import registry
   workdir = os.path.join(_ROOT.value, env, algo)
+  budget = irl_common.table_budget(env, algo, budgets)
   if registry.is_jax_env(env):
-    return [run_one(env, algo, budgets[env], workdir, 0, _SEEDS.value)]
-  return [run_one(env, algo, budgets[env], os.path.join(workdir, f'seed{s}'), s, 1)
+    return [run_one(env, algo, budget, workdir, 0, _SEEDS.value)]
+  return [run_one(env, algo, budget, os.path.join(workdir, f'seed{s}'), s, 1)
           for s in range(_SEEDS.value)]
 
 
@@ -193,7 +215,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from configs.irl import transfer
-  from irl import imitation
+  from irl import pipeline
   for env in _ENVS.value:
     if env not in CONFIGS:
       raise app.UsageError(f'--envs: {env!r} is not one of {sorted(CONFIGS)}')
@@ -201,11 +223,11 @@ def main(argv):
     if target not in transfer.TARGETS:
       raise app.UsageError(f'--targets: {target!r} is not one of {sorted(transfer.TARGETS)}')
   for algo in _ALGOS.value:
-    if algo not in imitation.ALGOS:
-      raise app.UsageError(f'--algos: {algo!r} is not one of {list(imitation.ALGOS)}')
+    if algo not in pipeline.ALGOS:
+      raise app.UsageError(f'--algos: {algo!r} is not one of {list(pipeline.ALGOS)}')
   used = (_ENVS.value if _TABLE.value == 'imitation'
           else _TARGETS.value + [transfer.TARGETS[t][0] for t in _TARGETS.value])
-  budgets = parse_budgets(_BUDGETS.value, used)
+  budgets = parse_budgets(_BUDGETS.value, used, _ALGOS.value)
 
   rows = imitation_rows(budgets) if _TABLE.value == 'imitation' else transfer_rows(budgets)
   out = _OUT.value or ('runs/irl_results.json' if _TABLE.value == 'imitation'
@@ -214,7 +236,23 @@ def main(argv):
   with open(out, 'w', encoding='utf-8') as f:
     json.dump({'table': _TABLE.value, 'rows': rows, 'budgets': {e: budgets[e] for e in used},
                'evals_per_run': _EVALS.value, 'eval_episodes': _EVAL_EPISODES.value}, f, indent=2)
+  if _TABLE.value == 'imitation' and _PLOT.value:
+    plot(rows, _PLOT.value)
   print(markdown(rows) if _TABLE.value == 'imitation' else transfer_markdown(rows))
+
+
+def plot(rows, path):
+  """One panel per environment: every algorithm's mean ± std band, the expert and random lines."""
+  from experiment import runs
+  panels = {}
+  for r in rows:
+    curves, hlines = panels.setdefault(r['env'], ({}, {}))
+    curves[r['algo']] = r['learning_curve_per_seed']
+    hlines.update({'expert': r['expert_return'], 'random': r['random_return']})
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  runs.plot_band_panels({f'{env} (1 expert trajectory, {len(rows[0]["seeds"])} seeds)': panel
+                         for env, panel in panels.items()}, path, 'true return (deterministic policy)',
+                        log_x=True)
 
 
 if __name__ == '__main__':

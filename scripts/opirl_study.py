@@ -46,6 +46,9 @@ KNOBS = {
     'net64': {'algaedice.hidden_sizes': (64, 64), 'sac.hidden_sizes': (64, 64)},
     'utd0.25': {'loop.num_envs': 4},             # 4 environments, 1 update per vectorised step
     'sac': {'irl.policy_learner': 'sac'},        # SAC (3e-4, actor on every update) as the learner
+    # r and h see the particle relative to the target (PointMaze's observation: particle xyz, target
+    # xyz), so a reward learned from one demonstrated target applies to every target.
+    'goal_rel': {'discriminator.goal_relative': (0, 3, 3)},
 }
 
 

@@ -109,3 +109,29 @@ def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
   assert official.to_dict() == default.to_dict()
   assert module.get_config().loop.num_env_steps <= 100_000
   assert module.get_config().num_trajectories == 1
+
+
+def test_goal_relative_reward_rejects_normalised_states():
+  from configs.irl import pointmaze
+  from experiment.config import ConfigError
+  from irl import pipeline
+  config = pointmaze.get_config('quick')
+  config.discriminator.goal_relative = (0, 3, 3)
+  assert pipeline.build(config).agent is not None
+  config.normalize_states = True
+  with pytest.raises(ConfigError, match='goal_relative needs config.normalize_states=False'):
+    pipeline.build(config)
+
+
+def test_table_budgets_give_on_policy_algorithms_ten_times_the_steps():
+  from configs.irl import common, pendulum, pointmaze
+  assert common.table_budget('PointMaze-Left', 'opirl') == 100_000
+  assert common.table_budget('PointMaze-Left', 'airl_onpolicy') == 1_000_000
+  assert common.table_budget('Pendulum', 'gail_onpolicy', {'Pendulum': 5}) == 50
+  for module, env in ((pointmaze, 'PointMaze-Left'), (pendulum, 'Pendulum')):
+    runs = []
+    module.sweep(lambda **kw: runs.append(kw))
+    assert [r['algo'] for r in runs] == list(common.TABLE_ALGOS)
+    for r in runs:
+      assert r['loop.num_env_steps'] == common.table_budget(env, r['algo'])
+      assert r['loop.num_env_steps'] % r['loop.eval_every'] == 0

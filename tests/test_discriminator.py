@@ -20,12 +20,12 @@ TINY = DiscriminatorConfig(reward_hidden=(16, 16), shaping_hidden=(16, 16))
 LINEAR = DiscriminatorConfig(reward_hidden=(), shaping_hidden=())
 
 
-def _batch(key, shift=0.0, size=B):
+def _batch(key, shift=0.0, size=B, obs_dim=OBS):
   obs_key, action_key, next_key = jax.random.split(key, 3)
   return Transition(
-      obs=shift + jax.random.normal(obs_key, (size, OBS)),
+      obs=shift + jax.random.normal(obs_key, (size, obs_dim)),
       action=shift + jax.random.normal(action_key, (size, ACT)),
-      reward=jnp.zeros(size), next_obs=shift + jax.random.normal(next_key, (size, OBS)),
+      reward=jnp.zeros(size), next_obs=shift + jax.random.normal(next_key, (size, obs_dim)),
       terminated=jnp.zeros(size, bool), truncated=jnp.zeros(size, bool))
 
 
@@ -78,6 +78,10 @@ def _trees_differ(a, b):
     ({'kind': 'gail', 'use_log_pi': True}, 'use_log_pi'),
     ({'kind': 'gail', 'policy_reward': 'f'}, 'policy_reward'),
     ({'kind': 'airl', 'reward_transform': 'log_d'}, 'reward_transform'),
+    ({'goal_relative': (0, 3)}, 'goal_relative'),
+    ({'goal_relative': (0, 1, 2)}, 'goal_relative'),          # overlapping blocks
+    ({'goal_relative': (0, 2, 0)}, 'goal_relative'),
+    ({'goal_relative': (0, OBS - 1, 2)}, 'goal_relative'),    # past the observation
 ])
 def test_config_errors_name_the_field(overrides, field):
   with pytest.raises(ValueError, match=f'DiscriminatorConfig.{field}'):
@@ -428,3 +432,30 @@ def test_true_terminations_drop_the_next_potential_in_logits_loss_and_shaped_rew
   _, aux_c = disc.loss(params, moved._replace(terminated=jnp.zeros(B, bool)), batch,
                        jax.random.key(1))
   assert abs(float(aux_c['bce']) - float(aux_a['bce'])) > 1e-3
+
+
+@pytest.mark.parametrize('kind', ['airl', 'gail'])
+def test_goal_relative_features_see_only_position_minus_goal(kind):
+  """With goal_relative=(0, 2, 2), moving the position and the goal together changes nothing; moving
+  the goal alone does, as does any other observation entry; the networks are sized for obs_dim - 2."""
+  config = dataclasses.replace(TINY, kind=kind, goal_relative=(0, 2, 2),
+                               reward_transform='logit', use_log_pi=False, policy_reward='r')
+  obs_dim = 5
+  disc = disc_lib.make_discriminator(obs_dim, ACT, config)
+  params = disc.init(jax.random.key(0)).params
+  batch = _batch(jax.random.key(1), obs_dim=obs_dim)
+  shift = jax.random.normal(jax.random.key(2), (B, 2))
+  moved = jnp.concatenate([shift, shift, jnp.zeros((B, 1))], axis=-1)
+  goal_only = jnp.concatenate([jnp.zeros((B, 2)), shift, jnp.zeros((B, 1))], axis=-1)
+  other = jnp.zeros((B, obs_dim)).at[:, 4].set(1.0)
+  logits = disc.logits(params, batch.obs, batch.action, batch.next_obs)
+  np.testing.assert_allclose(
+      disc.logits(params, batch.obs + moved, batch.action, batch.next_obs + moved), logits,
+      rtol=1e-5, atol=1e-5)
+  for change in (goal_only, other):
+    assert not np.allclose(disc.logits(params, batch.obs + change, batch.action,
+                                       batch.next_obs + change), logits, atol=1e-3)
+  # r sees (p - g, the last entry, the action): 3 + ACT inputs.
+  assert {leaf.shape[0] for leaf in jax.tree.leaves(params.reward) if leaf.ndim == 2} >= {3 + ACT}
+  loss, _ = disc.loss(params, batch, _batch(jax.random.key(3), obs_dim=obs_dim), jax.random.key(4))
+  assert np.isfinite(loss)

@@ -85,7 +85,7 @@ def test_transfer_on_the_true_reward_and_bad_rewards_fail_before_compute(tmp_pat
 
 def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
   common = ['--num_seeds=2', '--evals_per_run=1', '--eval_episodes=2', f'--root={tmp_path / "runs"}',
-            '--budgets=PointMaze-Left=1200,PointMaze-Right=1200']
+            '--budgets=PointMaze-Left=1200,PointMaze-Right=1200', f'--plot={tmp_path / "curves.png"}']
   proc = run(script('irl_results_table.py', '--envs=PointMaze-Left', '--algos=dac,bc', *common,
                     f'--out={tmp_path / "imitation.json"}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,6 +95,8 @@ def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
   for r in table['rows']:
     assert r['env_steps'] == 1200 and r['seeds'] == [0, 1] and len(r['final_return_per_seed']) == 2
   assert '| PointMaze-Left | dac | 1,200 |' in proc.stdout
+  assert (tmp_path / 'curves.png').stat().st_size > 0
+  assert len(table['rows'][0]['learning_curve_per_seed']) == 2
 
   source = tmp_path / 'runs' / 'PointMaze-Left' / 'dac' / 'results.json'
   stamp = source.stat().st_mtime_ns

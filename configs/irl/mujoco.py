@@ -40,6 +40,6 @@ def sweep(add, arg=None):
   """OPIRL and every baseline on this environment, seeds 0-2 as separate tasks (MuJoCo runs on the
   host, one seed per process), with the README table's budget (`--set loop.num_env_steps=...` for
   longer runs)."""
-  for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
+  for algo in common.OFFPOLICY_TABLE_ALGOS:
     for seed in range(3):
-      add(algo=algo, seed=seed, **common.table_overrides(arg or 'Hopper-v5'))
+      add(algo=algo, seed=seed, **common.table_overrides(arg or 'Hopper-v5', algo))

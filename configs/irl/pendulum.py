@@ -27,7 +27,8 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-  """OPIRL and every baseline, seeds 0-2 vmapped inside each run, at the config's budget."""
+  """OPIRL and every baseline, on- and off-policy, seeds 0-2 vmapped inside each run, with the README
+  table's budgets (common.table_budget): its Pendulum rows."""
   del arg
-  for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
-    add(algo=algo, num_seeds=3)
+  for algo in common.TABLE_ALGOS:
+    add(algo=algo, num_seeds=3, **common.table_overrides('Pendulum', algo))

@@ -30,8 +30,8 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-  """OPIRL and every baseline, three seeds each (vmapped inside each run), with the README table's
-  budget (`--set loop.num_env_steps=...` for longer runs): its PointMaze rows."""
+  """OPIRL and every baseline, on- and off-policy, three seeds each (vmapped inside each run), with
+  the README table's budgets (common.table_budget): its PointMaze rows."""
   del arg
-  for algo in ('opirl', 'airl', 'dac', 'valuedice', 'bc'):
-    add(algo=algo, num_seeds=3, **common.table_overrides('PointMaze-Left'))
+  for algo in common.TABLE_ALGOS:
+    add(algo=algo, num_seeds=3, **common.table_overrides('PointMaze-Left', algo))
