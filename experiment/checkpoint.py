@@ -43,6 +43,12 @@ class Checkpointer:
     )
     self._manager.wait_until_finished()
 
+  def delete(self, step: int) -> None:
+    self._manager.delete(step)
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 

@@ -12,8 +12,10 @@ that batch against as many expert rows, the batch is labelled with the updated d
 reward, and PPO (Schulman et al. 2017, "Proximal Policy Optimization Algorithms", eq. 7 with GAE,
 Schulman et al. 2016) makes `num_epochs` passes of `num_minibatches` minibatches over it; then the
 batch is thrown away. That throw-away is what makes it sample-hungry, and what OPIRL's replay buffer
-avoids. The whole run is `lax.scan`s inside one `jit`, in the style of PureJaxRL (Lu et al. 2022), and
-vmaps over seeds.
+avoids. On JAX-native environments the whole run is `lax.scan`s inside one `jit`, in the style of
+PureJaxRL (Lu et al. 2022), and vmaps over seeds. On Gymnasium (MuJoCo) environments `train_host`
+steps the adapter's vector environment (`envs.gym_adapter`, `num_envs` environments in lock-step) on
+the host with the jitted policy and learns from each round in one jitted call, the same `learn`.
 
 The discriminator, the demonstrations, the observation preprocessing and the evaluation are the
 off-policy algorithms' (`irl.discriminator`, `irl.imitation.ObsTransform`, `irl.loops.evaluate`):
@@ -143,6 +145,12 @@ class OnPolicyRunner(NamedTuple):
   init: Callable[[jax.Array], OnPolicyCarry]
   train_periods: Callable[..., tuple[OnPolicyCarry, dict]]
   act: Callable[..., jax.Array]
+  # The pieces of a round, for host environments (`train_host`).
+  init_agent: Callable[[jax.Array], Any]
+  sample: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
+  preprocess: Callable[[jax.Array], jax.Array]
+  values: Callable[..., tuple[jax.Array, jax.Array]]
+  learn: Callable[..., tuple[Any, dict]]
 
 
 def gae(reward, value, next_value, terminated, episode_end, discount, lam):
@@ -187,8 +195,9 @@ def ppo_loss(params, actor, value_net, obs, unit_action, old_log_prob, advantage
 
 def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config: DiscriminatorConfig,
                   expert_buffer: replay.ExpertBuffer, eval_episodes: int) -> OnPolicyRunner:
-  """The on-policy run of `algo` ('airl_onpolicy' or 'gail_onpolicy') on the JAX-native `env` with
-  the preprocessing `prep` (`irl.imitation.ObsTransform`) and the preprocessed `expert_buffer`."""
+  """The on-policy run of `algo` ('airl_onpolicy' or 'gail_onpolicy') on `env` (JAX-native: `init`
+  and `train_periods`; a host env: `train_host` with `init_agent`, `sample` and `learn`) with the
+  preprocessing `prep` (`irl.imitation.ObsTransform`) and the preprocessed `expert_buffer`."""
   from irl import imitation
   if algo not in ONPOLICY_ALGOS:
     raise ValueError(f'algo must be one of {list(ONPOLICY_ALGOS)}, got {algo!r}')
@@ -214,16 +223,29 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
       unit, _ = networks.sample_tanh_gaussian(key, mean, log_std)
     return networks.to_env_action(unit, bounds)
 
-  def init(key: jax.Array) -> OnPolicyCarry:
-    actor_key, value_key, disc_key, env_key, carry_key = jax.random.split(key, 5)
+  def init_agent(key: jax.Array):
+    """The agent state (`irl.imitation.IRLState`) of `init(key)`."""
+    actor_key, value_key, disc_key, _, _ = jax.random.split(key, 5)
     actor_params, value_params = actor.init(actor_key), value_net.init(value_key)
     policy = PPOState(actor_params=actor_params, value_params=value_params,
                       opt_state=tx.init((actor_params, value_params)),
                       return_mean=jnp.zeros(()), return_var=jnp.ones(()),
                       return_count=jnp.full((), 1e-4), discounted_return=jnp.zeros(n))
+    return imitation.IRLState(policy=policy, discriminator=disc.init(disc_key))
+
+  def init(key: jax.Array) -> OnPolicyCarry:
+    _, _, _, env_key, carry_key = jax.random.split(key, 5)
     env_state, obs = jax.vmap(env.reset)(jax.random.split(env_key, n))
-    return OnPolicyCarry(agent_state=imitation.IRLState(policy=policy, discriminator=disc.init(disc_key)),
-                         env_state=env_state, obs=obs, episode_return=jnp.zeros(n), key=carry_key)
+    return OnPolicyCarry(agent_state=init_agent(key), env_state=env_state, obs=obs,
+                         episode_return=jnp.zeros(n), key=carry_key)
+
+  def sample(policy_state: PPOState, obs, key):
+    """One step's exploration for raw observations [n, d]: (environment action, log π(a|s) of its
+    unit-box action, the preprocessed observation)."""
+    p_obs = prep.obs(obs)
+    mean, log_std = actor.apply(policy_state.actor_params, p_obs)
+    unit, log_prob = networks.sample_tanh_gaussian(key, mean, log_std)
+    return networks.to_env_action(unit, bounds), log_prob, p_obs
 
   def collect(carry: OnPolicyCarry, key):
     """num_steps steps of the n environments with the current policy."""
@@ -232,17 +254,13 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
     def step(c, step_key):
       env_state, obs, episode_return, ended_sum, ended_count = c
       action_key, reset_key = jax.random.split(step_key)
-      p_obs = prep.obs(obs)
-      mean, log_std = actor.apply(policy.actor_params, p_obs)
-      unit, log_prob = networks.sample_tanh_gaussian(action_key, mean, log_std)
-      action = networks.to_env_action(unit, bounds)
+      action, log_prob, p_obs = sample(policy, obs, action_key)
       out = jax.vmap(step_autoreset, in_axes=(None, 0, 0, 0))(
           env, env_state, action, jax.random.split(reset_key, n))
       p_next = prep.obs(out.next_obs)
       row = Transition(obs=p_obs, action=action, reward=out.reward,
                        next_obs=p_next, terminated=out.terminated, truncated=out.truncated)
-      value = value_net.apply(policy.value_params, p_obs)[..., 0]
-      next_value = value_net.apply(policy.value_params, p_next)[..., 0]
+      value, next_value = values(policy, p_obs, p_next)
       episode_return = episode_return + out.reward
       done = out.terminated | out.truncated
       ended_sum = ended_sum + jnp.sum(jnp.where(done, episode_return, 0.0))
@@ -256,6 +274,11 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
         step, init_c, jax.random.split(key, t))
     return carry.replace(env_state=env_state, obs=obs, episode_return=episode_return), rollout, \
         (ended_sum, ended_count)
+
+  def values(policy: PPOState, p_obs, p_next):
+    """V(s) and V(s') of preprocessed observations."""
+    return (value_net.apply(policy.value_params, p_obs)[..., 0],
+            value_net.apply(policy.value_params, p_next)[..., 0])
 
   def flat(x):
     return jnp.reshape(x, (t * n,) + x.shape[2:])
@@ -340,7 +363,11 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
   def round_(carry: OnPolicyCarry, _):
     key, collect_key, disc_key, ppo_key = jax.random.split(carry.key, 4)
     carry, rollout, (ended_sum, ended_count) = collect(carry.replace(key=key), collect_key)
-    state = carry.agent_state
+    agent_state, metrics = learn(carry.agent_state, rollout, disc_key, ppo_key)
+    return carry.replace(agent_state=agent_state), (metrics, ended_sum, ended_count)
+
+  def learn(state, rollout: Rollout, disc_key, ppo_key):
+    """One round's learning from its rollout: the discriminator, then PPO on the learned reward."""
     disc_state, disc_metrics = discriminator_round(state.discriminator, state.policy.actor_params,
                                                    rollout, disc_key)
     rows = rollout.transitions
@@ -353,8 +380,7 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
     policy, ppo_metrics = ppo_update(policy, rollout, advantages, targets, ppo_key)
     metrics = imitation.prefixed({**ppo_metrics, 'reward': jnp.mean(reward)},
                                  jax.tree.map(jnp.mean, disc_metrics))
-    carry = carry.replace(agent_state=imitation.IRLState(policy=policy, discriminator=disc_state))
-    return carry, (metrics, ended_sum, ended_count)
+    return imitation.IRLState(policy=policy, discriminator=disc_state), metrics
 
   def train_periods(carry: OnPolicyCarry, first_period, *, num_periods: int, rounds_per_period: int,
                     state_constraint=None):
@@ -378,4 +404,101 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
     return jax.lax.scan(period, carry, first_period + jnp.arange(num_periods))
 
   return OnPolicyRunner(config=config, discriminator=disc, actor=actor, init=init,
-                        train_periods=train_periods, act=act)
+                        train_periods=train_periods, act=act, init_agent=init_agent, sample=sample,
+                        preprocess=prep.obs, values=values, learn=learn)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Host environments (Gymnasium MuJoCo)
+
+
+@flax.struct.dataclass
+class HostCarry:
+  """What a `train_host` run carries between periods (and checkpoints): the environments are not
+  part of it, so a resumed run starts fresh episodes."""
+  agent_state: Any
+  key: jax.Array
+  env_steps: jax.Array   # int32 scalar, environment steps so far
+
+
+def abstract_host_carry(runner: OnPolicyRunner) -> HostCarry:
+  """The shapes and dtypes of a `train_host` carry (a restore target for checkpoints)."""
+  return jax.eval_shape(lambda k: HostCarry(runner.init_agent(k), k, jnp.zeros((), jnp.int32)),
+                        jax.random.key(0))
+
+
+def train_host(env, runner: OnPolicyRunner, key: jax.Array, *, num_env_steps: int, eval_every: int,
+               eval_env=None, progress_fn: Callable[[int, dict], None] | None = None,
+               checkpoint_fn: Callable[[int, HostCarry], None] | None = None,
+               initial: HostCarry | None = None) -> HostCarry:
+  """The rounds of `make_onpolicy` on a host-side vectorised `env` of `config.num_envs` environments
+  (`envs.gym_adapter.GymEnv`, auto-resetting): each round steps them `num_steps` times on the host with
+  the jitted policy, then learns from the batch in one jitted call (`runner.learn`, the JAX-native
+  path's own round). Every `eval_every` steps (a multiple of a round's steps): the deterministic
+  policy's return, one episode on each of `eval_env`'s environments (`eval_return`), then
+  `progress_fn(env_steps, metrics)` and `checkpoint_fn(env_steps, carry)`, as `irl.loops.train_host`.
+  `initial` resumes from such a carry with fresh episodes. The environments are seeded from `key`."""
+  from irl import loops
+  config = runner.config
+  n, t = config.num_envs, config.num_steps
+  if getattr(env, 'num_envs', None) != n:
+    raise ValueError(f'env.num_envs ({getattr(env, "num_envs", None)}) must equal PPOConfig.num_envs '
+                     f'({n})')
+  if eval_every % config.steps_per_round or num_env_steps % eval_every:
+    raise ValueError(f'eval_every ({eval_every}) must be a multiple of num_envs × num_steps '
+                     f'({config.steps_per_round}) and divide num_env_steps ({num_env_steps})')
+  def batch_values(policy, p_obs, next_obs):
+    p_next = runner.preprocess(next_obs)
+    return runner.values(policy, p_obs, p_next) + (p_next,)
+
+  sample_fn = jax.jit(runner.sample)
+  values_fn = jax.jit(batch_values)
+  learn_fn = jax.jit(runner.learn)
+  greedy_fn = jax.jit(lambda state, obs, k: runner.act(state.policy, obs, k, True))
+
+  if initial is None:
+    agent_state = jax.jit(runner.init_agent)(key)
+    key = jax.random.split(key, 5)[4]
+    start = 0
+  else:
+    agent_state, key, start = initial.agent_state, initial.key, int(initial.env_steps)
+  obs = env.reset(seed=loops._seed(jax.random.fold_in(key, start)))
+  episode_return = np.zeros(n, np.float64)
+  for env_steps in range(start, num_env_steps, eval_every):
+    period_metrics, ended = [], []
+    for _ in range(eval_every // config.steps_per_round):
+      key, collect_key, disc_key, ppo_key = jax.random.split(key, 4)
+      steps = []
+      for step_key in jax.random.split(collect_key, t):
+        action, log_prob, p_obs = sample_fn(agent_state.policy, obs, jax.random.split(step_key)[0])
+        out = env.step(np.asarray(action))
+        steps.append((p_obs, np.asarray(action), out.reward, out.next_obs, out.terminated,
+                      out.truncated, log_prob))
+        episode_return += out.reward
+        done = np.asarray(out.terminated) | np.asarray(out.truncated)
+        ended.extend(episode_return[done].tolist())
+        episode_return[done] = 0.0
+        obs = out.obs
+      p_obs, action, reward, next_obs, terminated, truncated, log_prob = (
+          np.stack(x) for x in zip(*steps))
+      value, next_value, p_next = values_fn(agent_state.policy, p_obs, next_obs)
+      rows = Transition(obs=jnp.asarray(p_obs), action=jnp.asarray(action, jnp.float32),
+                        reward=jnp.asarray(reward, jnp.float32), next_obs=p_next,
+                        terminated=jnp.asarray(terminated), truncated=jnp.asarray(truncated))
+      agent_state, metrics = learn_fn(agent_state, Rollout(rows, jnp.asarray(log_prob), value,
+                                                           next_value), disc_key, ppo_key)
+      period_metrics.append(metrics)
+    done_steps = env_steps + eval_every
+    metrics = {k: float(np.mean([m[k] for m in period_metrics])) for k in period_metrics[0]}
+    metrics['train_return'] = float(np.mean(ended)) if ended else float('nan')
+    if eval_env is not None:
+      key, eval_key = jax.random.split(key)
+      metrics['eval_return'] = float(np.mean(loops.evaluate_host(eval_env, greedy_fn, agent_state,
+                                                                  eval_key)))
+    metrics['env_steps'] = done_steps
+    if progress_fn is not None:
+      progress_fn(done_steps, metrics)
+    carry = HostCarry(agent_state, key, jnp.asarray(done_steps, jnp.int32))
+    if checkpoint_fn is not None:
+      checkpoint_fn(done_steps, carry)
+  return HostCarry(agent_state, key, jnp.asarray(num_env_steps, jnp.int32))

@@ -107,10 +107,6 @@ def build(config) -> Built:
     raise ConfigError(f'config.irl: {e}') from None
   if is_onpolicy:
     ppo_config = dataclass_from_config(onpolicy.PPOConfig, config.ppo, 'ppo')
-    if not is_jax:
-      raise ConfigError(f'config.algo={config.algo!r} runs on JAX-native environments '
-                        f'({list(registry.JAX_ENVS)}); the Gymnasium vector-environment path is not '
-                        f'written yet, got env {config.env!r}')
     if loop_config.eval_every % ppo_config.steps_per_round:
       raise ConfigError(f'config.loop.eval_every ({loop_config.eval_every}) must be a multiple of '
                         f'config.ppo.num_envs × config.ppo.num_steps ({ppo_config.steps_per_round}) '
@@ -147,8 +143,10 @@ def build(config) -> Built:
                         '(normalisation scales the position and the goal apart)')
 
   try:
+    # On-policy runs on the host step PPO's `num_envs` environments in lock-step.
+    host_envs = ppo_config.num_envs if is_onpolicy else loop_config.num_envs
     env = (registry.make(config.env) if is_jax
-           else registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed))
+           else registry.make(config.env, num_envs=host_envs, seed=config.seed))
     spec = env.spec
     expert, meta = demos.load(config.demos, env=config.env, obs_dim=spec.observation.shape[0],
                               act_dim=spec.action.shape[0], num_episodes=config.num_trajectories)
@@ -301,8 +299,10 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
       else:
         eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
         initial = None
+        is_onpolicy = isinstance(agent, onpolicy.OnPolicyRunner)
         if latest is not None:
-          abstract = loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
+          abstract = (onpolicy.abstract_host_carry(agent) if is_onpolicy
+                      else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn))
           initial, ckpt_meta = ckpt.restore(latest, abstract)
           print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         pending = {}
@@ -314,11 +314,18 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
 
+        progress_fn = lambda s, m: pending.__setitem__(s, m)
         try:
-          carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
-                                      transform_fn=transform_fn, eval_env=eval_env,
-                                      progress_fn=lambda s, m: pending.__setitem__(s, m),
-                                      checkpoint_fn=checkpoint_fn, initial=initial)
+          if is_onpolicy:   # PPO rounds on the Gymnasium vector environment
+            carry = onpolicy.train_host(env, agent, keys[0], num_env_steps=loop_config.num_env_steps,
+                                        eval_every=loop_config.eval_every, eval_env=eval_env,
+                                        progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,
+                                        initial=initial)
+          else:
+            carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
+                                        transform_fn=transform_fn, eval_env=eval_env,
+                                        progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,
+                                        initial=initial)
         finally:
           eval_env.close()
         states = [carry.agent_state]
@@ -400,6 +407,8 @@ def save_reward(directory: str, parts: imitation.Parts, discriminator_state, *, 
   from experiment.checkpoint import Checkpointer
   os.makedirs(directory, exist_ok=True)
   with Checkpointer(os.path.join(directory, 'params')) as ckpt:
+    if 0 in ckpt.all_steps():   # a rerun (killed after saving it, before its results): replace it
+      ckpt.delete(0)
     ckpt.save(0, discriminator_state.params, {'env': env})
   if not distributed.is_primary():
     return
