@@ -360,6 +360,27 @@ def steps_to(curve: list, expert_return: float, random_return: float, fraction: 
   return None
 
 
+def mean_score_curve(per_seed_curves: list, expert_return: float, random_return: float) -> list:
+  """[(steps, normalised score (R − R_random)/(R_expert − R_random) of the mean over seeds)] of
+  per-seed learning curves [[steps, return], ...] that share their steps."""
+  gap = expert_return - random_return
+  return [(step, (float(np.mean([c[i][1] for c in per_seed_curves])) - random_return) / gap)
+          for i, (step, _) in enumerate(per_seed_curves[0])]
+
+
+def steps_at_best_score(slow_curves: list, fast_curves: list, expert_return: float,
+                        random_return: float, names=('slow', 'fast')) -> dict:
+  """The best normalised score (of the mean over seeds) the `slow` algorithm's curves reach, the
+  steps each algorithm first reaches it at (None: never), and slow steps / fast steps."""
+  slow = mean_score_curve(slow_curves, expert_return, random_return)
+  fast = mean_score_curve(fast_curves, expert_return, random_return)
+  score = max(value for _, value in slow)
+  first = lambda curve: next((step for step, value in curve if value >= score), None)
+  slow_steps, fast_steps = first(slow), first(fast)
+  return {'score': score, f'{names[0]}_steps': slow_steps, f'{names[1]}_steps': fast_steps,
+          'step_ratio': slow_steps / fast_steps if fast_steps else None}
+
+
 def summarise(workdir: str, seeds: list[int], expert_return: float | None,
               random_return: float) -> dict:
   """Per-seed and mean learning curves, final returns and (with `expert_return`) steps to 90 % of

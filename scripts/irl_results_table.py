@@ -230,15 +230,38 @@ def main(argv):
   budgets = parse_budgets(_BUDGETS.value, used, _ALGOS.value)
 
   rows = imitation_rows(budgets) if _TABLE.value == 'imitation' else transfer_rows(budgets)
+  comparisons = onpolicy_comparisons(rows) if _TABLE.value == 'imitation' else []
   out = _OUT.value or ('runs/irl_results.json' if _TABLE.value == 'imitation'
                        else 'runs/irl_transfer.json')
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, 'w', encoding='utf-8') as f:
-    json.dump({'table': _TABLE.value, 'rows': rows, 'budgets': {e: budgets[e] for e in used},
+    json.dump({'table': _TABLE.value, 'rows': rows, 'onpolicy_comparisons': comparisons, 'budgets': {e: budgets[e] for e in used},
                'evals_per_run': _EVALS.value, 'eval_episodes': _EVAL_EPISODES.value}, f, indent=2)
   if _TABLE.value == 'imitation' and _PLOT.value:
     plot(rows, _PLOT.value)
   print(markdown(rows) if _TABLE.value == 'imitation' else transfer_markdown(rows))
+  for c in comparisons:
+    ratio = 'OPIRL does not reach it' if c['step_ratio'] is None else f'ratio {c["step_ratio"]:.1f}'
+    print(f'{c["env"]}: on-policy AIRL\'s best normalised score {c["score"]:.2f} (mean over seeds) '
+          f'first at {c["airl_onpolicy_steps"]:,} steps, OPIRL at '
+          f'{c["opirl_steps"] and format(c["opirl_steps"], ",")} ({ratio})')
+
+
+def onpolicy_comparisons(rows):
+  """`irl.pipeline.steps_at_best_score` per environment with both rows: per environment with both: the best normalised score (mean over seeds) that on-policy AIRL
+  reaches within its budget, the steps it and OPIRL first reach it, and their ratio (issue 12's goal:
+  at least 5)."""
+  from irl import pipeline
+  out = []
+  by_key = {(r['env'], r['algo']): r for r in rows}
+  for env in dict.fromkeys(r['env'] for r in rows):
+    if (env, 'opirl') not in by_key or (env, 'airl_onpolicy') not in by_key:
+      continue
+    opirl, onpolicy_airl = by_key[env, 'opirl'], by_key[env, 'airl_onpolicy']
+    out.append({'env': env, **pipeline.steps_at_best_score(
+        onpolicy_airl['learning_curve_per_seed'], opirl['learning_curve_per_seed'],
+        opirl['expert_return'], opirl['random_return'], names=('airl_onpolicy', 'opirl'))})
+  return out
 
 
 def plot(rows, path):

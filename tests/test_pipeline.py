@@ -88,3 +88,13 @@ def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_ro
 def test_steps_to_90pct_uses_the_random_normalised_score(curve, expected):
   # expert −8, random −50: 90 % is −8 − 0.1·42 = −12.2.
   assert pipeline.steps_to(curve, -8.0, -50.0) == expected
+
+
+def test_steps_at_best_score_compares_two_algorithms_at_the_slow_ones_best_score():
+  # Expert 0, random -100: a return of -10 is a normalised score of 0.9.
+  slow = [[[100, -80.0], [200, -40.0], [300, -20.0]], [[100, -60.0], [200, -20.0], [300, -20.0]]]
+  fast = [[[10, -50.0], [20, -25.0], [30, -5.0]], [[10, -30.0], [20, -15.0], [30, -5.0]]]
+  out = pipeline.steps_at_best_score(slow, fast, 0.0, -100.0, names=('airl_onpolicy', 'opirl'))
+  assert out == {'score': 0.8, 'airl_onpolicy_steps': 300, 'opirl_steps': 20, 'step_ratio': 15.0}
+  never = pipeline.steps_at_best_score(slow, [[[10, -90.0]], [[10, -90.0]]], 0.0, -100.0)
+  assert never['fast_steps'] is None and never['step_ratio'] is None
