@@ -271,6 +271,9 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
     bar.n = env_steps
     bar.set_postfix(eval_return=f'{scalars["eval_return"]:.1f}')
     bar.refresh()
+    if bar.disable and primary:   # no terminal (a log file, a SLURM job): a plain line per period
+      print(f'{desc + ": " if desc else ""}{env_steps:,} environment steps, evaluation return '
+            f'{scalars["eval_return"]:.1f}', flush=True)
 
   try:
     with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:

@@ -36,6 +36,8 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timings per ratio; the median is 
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   import jax
   import numpy as np

@@ -167,6 +167,8 @@ def halfcheetah(sac_config) -> dict:
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   hidden_sizes = _hidden_sizes()

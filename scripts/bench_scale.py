@@ -126,6 +126,8 @@ def irl_rate(mesh, num_seeds, steps, repeats):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _FAKE.value and os.environ.get('JAX_PLATFORMS', 'cpu') == 'cpu':

@@ -56,6 +56,8 @@ def _set_one(config, dotted, value):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   import importlib
   import numpy as np

@@ -36,6 +36,8 @@ def env_version(name: str) -> str:
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   import jax
   from envs import registry

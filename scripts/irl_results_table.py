@@ -212,6 +212,8 @@ def transfer_markdown(rows):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from configs.irl import transfer

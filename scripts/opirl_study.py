@@ -99,6 +99,8 @@ def run_variant(name: str, workdir: str) -> dict:
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   for name in _VARIANTS.value:
     try:

@@ -112,6 +112,8 @@ def wait_slurm(job_id, poll_seconds):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from experiment import sweep

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +27,8 @@ _INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
   _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
@@ -85,7 +87,6 @@ def main(argv):
     else:
       target = train.abstract_run_state(compiled, stream, keys, mesh)
       run_state, meta = ckpt.restore(latest, target)
-      logging.info('Resuming %s after task %d of %d.', workdir, meta['tasks_done'], num_tasks)
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
 
     bar = None
@@ -114,8 +115,9 @@ def main(argv):
                  'eval/val_average_accuracy_seen': float(val_row[:, :t].mean())}
       scalars.update({f'eval/test_accuracy_task{j + 1}': float(row[:, j].mean()) for j in range(t)})
       writer.write_scalars(t * config.epochs, {'task': t, **scalars})
-      logging.info('After task %d: mean test accuracy on tasks seen %.4f', t,
-                   scalars['eval/average_accuracy_seen'])
+      if primary:
+        tqdm.write(f'After task {t}: mean test accuracy on tasks seen '
+                   f'{scalars["eval/average_accuracy_seen"]:.4f}')
 
     with preemption.exit_when_preempted(cleanup=writer.close) as guard:
       run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,

@@ -66,6 +66,8 @@ def validate(config):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
   import jax

@@ -39,6 +39,8 @@ _INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
   from experiment import mesh as mesh_lib
@@ -92,9 +94,11 @@ def main(argv):
                    os.path.join(workdir, 'learning_curve.png'), f'{config.algo} on {config.env}',
                    'true return (deterministic policy)',
                    hlines={'expert': expert_return, 'random': random_return})
+  reached = results['steps_to_90pct_expert']
   print(f'{config.algo} on {config.env}: final return {results["final_return"]:.1f} '
-        f'(expert {expert_return:.1f}, random {random_return:.1f}); steps to 90 % of the expert: '
-        f'{results["steps_to_90pct_expert"]}; wrote {workdir}/results.json')
+        f'(expert {expert_return:.1f}, random {random_return:.1f}); 90 % of the expert: '
+        f'{"not reached" if reached is None else f"reached after {reached:,} steps"}; '
+        f'wrote {workdir}/results.json')
 
 
 if __name__ == '__main__':

@@ -77,6 +77,8 @@ def build(config):
 
 
 def main(argv):
+  from experiment import console
+  console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,6 +35,10 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert results['env_steps'] == 4000 and results['seeds'] == [0, 1]
   assert [s for s, _ in results['learning_curve']] == [1000, 2000, 3000, 4000]
   assert results['expert_return'] > results['random_return']
+  # Quiet by default: no orbax / absl INFO line; not a terminal, so a plain line per evaluation.
+  output = (proc.stdout + proc.stderr).splitlines()
+  assert not [l for l in output if re.match(r'I\d{4} ', l)], output[:5]
+  assert sum('environment steps, evaluation return' in l for l in output) == 4 and len(output) <= 10
   assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
   lines = [json.loads(l) for l in (reference / 'metrics.jsonl').read_text().splitlines()]
   for key in ('eval_return', 'eval_return_seed0', 'discriminator/expert_accuracy',

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,10 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
                     '--config.method=replay', '--config.num_seeds=2', f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Test accuracy matrix R' in proc.stdout and 'forgetting' in proc.stdout
+  # Quiet by default: no library INFO line (absl's "I1202 12:00:00.000 ..." format), one line per task.
+  output = (proc.stdout + proc.stderr).splitlines()
+  assert not [l for l in output if re.match(r'I\d{4} ', l)], output[:5]
+  assert sum(l.startswith('After task') for l in output) == 5 and len(output) <= 40, output
   results = json.loads((workdir / 'results.json').read_text())
   assert RESULT_KEYS <= set(results)
   R = np.array(results['accuracy_matrix'])
