@@ -13,3 +13,57 @@ def quiet_logs() -> None:
   from absl import flags, logging
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
+
+
+def run(main) -> None:
+  """absl's `app.run(main)`, with a bad flag, a config file that does not load and an unknown config
+  field each reported in one line (the script's name, then the reason) and exit status 2, before
+  any work; no traceback."""
+  from absl import app
+  app.run(main, flags_parser=_parse_flags)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+  while error.__cause__ is not None or error.__context__ is not None:
+    error = error.__cause__ or error.__context__
+  return error
+
+
+def _fail(argv, message: str) -> None:
+  import os
+  import sys
+  print(f'{os.path.basename(argv[0])}: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _one_line(message: str) -> str:
+  """A multi-line error (ml_collections quotes a whole traceback) as its first line's subject and
+  its last line, which names the actual failure."""
+  lines = [l.strip() for l in str(message).strip().splitlines() if l.strip()]
+  if len(lines) <= 1:
+    return lines[0] if lines else ''
+  subject = lines[0].split(': Error whilst')[0].rstrip(':')
+  return f'{subject}: {lines[-1]}'
+
+
+def _parse_flags(argv):
+  import re
+  from absl import flags
+  try:
+    rest = flags.FLAGS(argv)
+  except flags.Error as e:
+    hint = ' (--helpshort lists the flags)' if 'Unknown command line flag' in str(e) else ''
+    _fail(argv, f'{_one_line(e)}{hint}')
+  except (AttributeError, KeyError) as e:   # ml_collections: an unknown --config.<field>
+    message = str(e.args[0] if e.args else e)
+    name = re.search(r'[A-Za-z_][\w.]*', message)
+    hint = re.search(r'Did you mean "[^"]+"', message)
+    _fail(argv, f'unknown config field {name.group(0) if name else message!r}'
+                f'{"; " + hint.group(0) + "?" if hint else ""}')
+  if 'config' in flags.FLAGS:
+    try:   # config files load lazily: a missing one surfaces here rather than mid-run
+      flags.FLAGS.config.keys()
+    except Exception as e:  # pylint: disable=broad-except  (whatever the config module raised)
+      lines = str(_root_cause(e)).strip().splitlines()
+      _fail(argv, f'--config does not load: {lines[-1].strip() if lines else type(e).__name__}')
+  return rest

@@ -281,4 +281,5 @@ def plot(rows, path):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from experiment import console
+  console.run(main)

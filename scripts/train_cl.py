@@ -152,4 +152,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from experiment import console
+  console.run(main)

@@ -168,4 +168,5 @@ def _finish(workdir, results, meta):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  from experiment import console
+  console.run(main)

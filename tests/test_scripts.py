@@ -160,3 +160,23 @@ def test_intransigence_against_a_joint_reference(tmp_path):
   proc = run(script('train_cl.py', *base, '--config.joint_reference=/nonexistent.json',
                     f'--workdir={tmp_path / "bad"}'))
   assert proc.returncode != 0 and 'config.joint_reference must be the results.json' in proc.stderr
+
+
+@pytest.mark.parametrize('script_name, args, message', [
+    ('train_cl.py', ['--config', 'configs/cl/split_fmnsit.py'],
+     "--config does not load: [Errno 2] No such file or directory: 'configs/cl/split_fmnsit.py'"),
+    ('train_cl.py', ['--config', 'configs/cl/split_digits.py', '--config.num_epochs=2'],
+     "unknown config field 'num_epochs'; Did you mean \"epochs\"?"),
+    ('train_cl.py', ['--config', 'configs/cl/split_digits.py', '--config.epochs=abc'],
+     "flag --config.epochs=abc: invalid literal for int()"),
+    ('train_irl.py', ['--config', 'configs/irl/pointmaze.py', '--nope'],
+     "Unknown command line flag 'nope' (--helpshort lists the flags)"),
+    ('train_irl.py', ['--config', 'configs/irl/pointmaze.py:fast'],
+     "ValueError: the config argument must be one of 'official', 'quick' (or none), got 'fast'"),
+])
+def test_bad_flags_and_config_files_give_one_line_and_status_2(tmp_path, script_name, args, message):
+  proc = run(script(script_name, *args, f'--workdir={tmp_path / "x"}'))
+  assert proc.returncode == 2, proc.stderr
+  assert proc.stderr.splitlines() == [f'{script_name}: ' + proc.stderr.split(': ', 1)[1].strip()]
+  assert message in proc.stderr and 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'x').exists()
