@@ -47,14 +47,13 @@ def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for name, curve in curves.items():
     ax.plot([x for x, _ in curve], [y for _, y in curve], marker='o', markersize=3, label=name)
-  for name, value in (hlines or {}).items():
-    ax.axhline(value, linestyle='--', linewidth=1, color='gray')
-    ax.annotate(name, (0, value), textcoords='offset points', xytext=(2, 2), fontsize=8)
+  for (name, value), style in zip((hlines or {}).items(), ('--', ':', '-.')):
+    ax.axhline(value, linestyle=style, linewidth=1, color='black', label=name)
   ax.set_xlabel('environment steps')
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.grid(alpha=0.3)
-  if len(curves) > 1:
+  if len(curves) > 1 or hlines:
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
