@@ -107,3 +107,30 @@ def plot_band_panels(panels: dict[str, tuple[dict[str, list[list]], dict[str, fl
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+VERSIONED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'chex', 'numpy',
+                      'ml-collections', 'gymnasium', 'mujoco', 'brax')
+
+
+def package_versions() -> dict[str, str | None]:
+  """Python's and the stack's package versions (None: not installed), for results.json."""
+  import importlib.metadata
+  import platform
+  versions = {'python': platform.python_version()}
+  for name in VERSIONED_PACKAGES:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      versions[name] = None
+  return versions
+
+
+def write_results(workdir: str, results: dict) -> str:
+  """Writes `workdir/results.json` (with `versions`: `package_versions()`) atomically; its path."""
+  path = os.path.join(workdir, 'results.json')
+  tmp = path + '.tmp'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    json.dump({**results, 'versions': package_versions()}, f, indent=2)
+  os.replace(tmp, path)
+  return path

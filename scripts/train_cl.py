@@ -8,7 +8,6 @@ each task (`checkpoints/<tasks done>/`), and at the end `results.json` and `accu
 Rerunning the same command on the same workdir resumes from the last checkpoint.
 """
 
-import json
 import os
 import sys
 
@@ -128,9 +127,9 @@ def main(argv):
     return
 
   results = report.results_json(run_state, seeds, joint_accuracy)
-  results['mesh'] = mesh_lib.describe(mesh)
-  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2)
+  results.update(method=config.method, dataset=config.dataset, stream=stream.name,
+                 scenario=stream.scenario, mesh=mesh_lib.describe(mesh))
+  runs.write_results(workdir, results)
   R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
   title = f'{stream.name} ({stream.scenario}-IL), {config.method}, ' + (
       f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}')

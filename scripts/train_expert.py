@@ -160,8 +160,7 @@ def _final_returns(env, spec, policy, config, is_jax):
 
 def _finish(workdir, results, meta):
   results.update(expert_return_mean=meta['return_mean'], expert_return_std=meta['return_std'])
-  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2)
+  runs.write_results(workdir, results)
   print(f'{results["env"]}: expert ({results["expert"]}) return {meta["return_mean"]:.1f} ± '
         f'{meta["return_std"]:.1f} over {meta["num_eval_episodes"]} deterministic episodes; '
         f'wrote {workdir}/results.json')

@@ -20,7 +20,6 @@ episodes. Normalising by the random return makes "90 % of the expert" meaningful
 (PointMaze) and equal to the plain ratio when random scores 0.
 """
 
-import json
 import os
 import sys
 
@@ -87,8 +86,7 @@ def main(argv):
              'mesh': mesh_lib.describe(mesh), **summary}
   if reward_dirs:
     results['reward_dirs'] = reward_dirs
-  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2)
+  runs.write_results(workdir, results)
   runs.plot_curves({f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})':
                     results['learning_curve']},
                    os.path.join(workdir, 'learning_curve.png'), f'{config.algo} on {config.env}',

@@ -25,7 +25,6 @@ target over the devices (and `mesh.model` the agent state), and under `srun` or 
 (process 0 writes the logs and results).
 """
 
-import json
 import os
 import sys
 
@@ -114,8 +113,7 @@ def main(argv):
   results = {'reward': config.reward, 'source_algo': source_algo,
              'source_env': record['env'] if record else None, 'env': config.env,
              'env_steps': loop_config.num_env_steps, 'mesh': mesh_lib.describe(mesh), **summary}
-  with open(os.path.join(workdir, 'results.json'), 'w', encoding='utf-8') as f:
-    json.dump(results, f, indent=2)
+  runs.write_results(workdir, results)
   runs.plot_curves({f'SAC on {source_algo} reward': results['learning_curve']},
                    os.path.join(workdir, 'learning_curve.png'),
                    f'Reward transfer to {config.env}', 'true return (deterministic policy)',

@@ -42,6 +42,8 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
   assert sum(l.startswith('After task') for l in output) == 5 and len(output) <= 40, output
   results = json.loads((workdir / 'results.json').read_text())
   assert RESULT_KEYS <= set(results)
+  assert results['method'] == 'replay' and results['dataset'] == 'digits'
+  assert results['versions']['jax'] and results['versions']['python']
   R = np.array(results['accuracy_matrix'])
   assert R.shape == (5, 5) and np.all((R >= 0) & (R <= 1))
   assert len(results['accuracy_before']) == 5
