@@ -41,6 +41,7 @@ def validate_config(config) -> None:
   check_positive('num_tasks', config.num_tasks, integer=True)
   check_positive('classes_per_task', config.classes_per_task, integer=True)
   check_positive('batch_size', config.batch_size, integer=True)
+  check_positive('keep_checkpoints', config.keep_checkpoints, integer=True, allow_zero=True)
   check_positive('epochs', config.epochs, integer=True, allow_zero=True)
   check_positive('num_seeds', config.num_seeds, integer=True)
   check_positive('seed', config.seed, integer=True, allow_zero=True)

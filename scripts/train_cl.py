@@ -78,7 +78,8 @@ def main(argv):
 
   writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
                         TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
-  with Checkpointer(os.path.join(workdir, 'checkpoints')) as ckpt:
+  with Checkpointer(os.path.join(workdir, 'checkpoints'),
+                    max_to_keep=config.keep_checkpoints or None) as ckpt:
     latest = ckpt.latest_step()
     if latest is None:
       run_state = train.init_run(compiled, stream, keys, mesh=mesh)

@@ -60,6 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
   # device); -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
   c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1, model=1,
                                           model_min_size=2 ** 14))
+  # Checkpoints: one per task boundary; the newest `keep_checkpoints` stay on disk (0: every one).
+  # A one-seed Split-FMNIST checkpoint is about 7 MB (the model, the optimizer and the method's
+  # per-task state, times the number of seeds).
+  c.keep_checkpoints = 2
   # Reporting.
   c.joint_reference = ''        # results.json of a `joint` run on the same stream -> intransigence
   return c
