@@ -159,6 +159,7 @@ def _final_returns(env, spec, policy, config, is_jax):
 
 
 def _finish(workdir, results, meta):
+  from experiment import runs
   results.update(expert_return_mean=meta['return_mean'], expert_return_std=meta['return_std'])
   runs.write_results(workdir, results)
   print(f'{results["env"]}: expert ({results["expert"]}) return {meta["return_mean"]:.1f} ± '

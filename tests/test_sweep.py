@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from configs.irl import common
 from experiment import preemption, sweep
 from experiment.config import ConfigError
 
@@ -24,13 +25,15 @@ def test_expand_lists_each_task_with_its_overrides_workdir_and_command(tmp_path)
   tasks = sweep.expand('train_irl.py', 'configs/irl/mujoco.py:Hopper-v5', str(tmp_path),
                        {'loop.num_env_steps': 20000})
   assert len(tasks) == 15 and [t.index for t in tasks] == list(range(15))
-  # The sweep's table budget (10k steps, 5 evaluations of 10 episodes), then the --set override.
+  # The sweep's table evaluation schedule (common.table_overrides), then the --set override.
+  every = common.table_budget('Hopper-v5', 'airl') // common.TABLE_EVALS_PER_RUN
+  episodes = common.TABLE_EVAL_EPISODES
   assert tasks[4].overrides == {'algo': 'airl', 'seed': 1, 'loop.num_env_steps': 20000,
-                                'loop.eval_every': 2000, 'loop.eval_episodes': 10}
+                                'loop.eval_every': every, 'loop.eval_episodes': episodes}
   assert tasks[4].workdir.startswith(str(tmp_path / '004-algo=airl_seed=1_num_env_steps=20000'))
   assert tasks[4].command[-6:] == ['--config.algo=airl', '--config.seed=1',
-                                   '--config.loop.num_env_steps=20000', '--config.loop.eval_every=2000',
-                                   '--config.loop.eval_episodes=10', f'--workdir={tasks[4].workdir}']
+                                   '--config.loop.num_env_steps=20000', f'--config.loop.eval_every={every}',
+                                   f'--config.loop.eval_episodes={episodes}', f'--workdir={tasks[4].workdir}']
   assert tasks[4].command[3].endswith('configs/irl/mujoco.py:Hopper-v5')
   assert len({t.workdir for t in tasks}) == 15
   assert sweep.flag_value((64, 64)) == '(64, 64)' and sweep.flag_value((8,)) == '(8,)'
