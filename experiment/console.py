@@ -16,11 +16,18 @@ def quiet_logs() -> None:
 
 
 def run(main) -> None:
-  """absl's `app.run(main)`, with a bad flag, a config file that does not load and an unknown config
-  field each reported in one line (the script's name, then the reason) and exit status 2, before
-  any work; no traceback."""
+  """absl's `app.run(main)`, with a bad flag, a config file that does not load, an unknown config
+  field and the `app.UsageError`s that `main` raises for bad input each reported in one line (the
+  script's name, then the reason) and exit status 2; no traceback, no usage text."""
   from absl import app
-  app.run(main, flags_parser=_parse_flags)
+
+  def main_in_one_line(argv):
+    try:
+      return main(argv)
+    except app.UsageError as e:   # bad input found in main (config values, data, workdir): one line
+      _fail(argv, str(e))
+
+  app.run(main_in_one_line, flags_parser=_parse_flags)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -60,7 +67,7 @@ def _parse_flags(argv):
     hint = re.search(r'Did you mean "[^"]+"', message)
     _fail(argv, f'unknown config field {name.group(0) if name else message!r}'
                 f'{"; " + hint.group(0) + "?" if hint else ""}')
-  if 'config' in flags.FLAGS:
+  if 'config' in flags.FLAGS and flags.FLAGS['config'].flag_type() != 'string':
     try:   # config files load lazily: a missing one surfaces here rather than mid-run
       flags.FLAGS.config.keys()
     except Exception as e:  # pylint: disable=broad-except  (whatever the config module raised)
