@@ -84,9 +84,14 @@ def parse_budgets(items, envs, algos):
 
 
 def run_one(env, algo, budget, workdir, seed, num_seeds):
-  """One scripts/train_irl.py process; returns its results.json."""
-  return _run('train_irl.py', CONFIGS[env], budget, workdir, seed, num_seeds,
-              [f'--config.algo={algo}'])
+  """One scripts/train_irl.py process; returns its results.json, with `reward_dirs` resolved
+  against `workdir` (the run may have been started from another directory)."""
+  results = _run('train_irl.py', CONFIGS[env], budget, workdir, seed, num_seeds,
+                 [f'--config.algo={algo}'])
+  if 'reward_dirs' in results:
+    results['reward_dirs'] = [os.path.join(os.path.abspath(workdir), 'reward', os.path.basename(d))
+                              for d in results['reward_dirs']]
+  return results
 
 
 def run_transfer(target, reward, budget, workdir, seed):

@@ -72,7 +72,7 @@ def main(argv):
   reward_dirs = []
   if parts.discriminator is not None:   # every process: orbax saves collectively
     for s, state in zip(seeds, states):
-      reward_dirs.append(os.path.join(workdir, 'reward', f'seed{s}'))
+      reward_dirs.append(os.path.join(os.path.abspath(workdir), 'reward', f'seed{s}'))
       pipeline.save_reward(reward_dirs[-1], parts, state.discriminator, algo=config.algo,
                            env=config.env)
   if not distributed.is_primary():
