@@ -4,6 +4,8 @@ Each checkpoint step holds two items: `state` (any pytree of arrays, saved with 
 restored against an abstract target so dataclasses come back as themselves) and `meta` (a JSON dict).
 Saves are synchronous by default so that a run killed right after `save` returns has its checkpoint on
 disk; orbax writes to a temporary directory and renames it, so a half-written step is never read back.
+A step damaged afterwards (a full disk, a copy cut short) is what `restore_newest` handles: reported
+in one line, set aside as `<step>.corrupt`, and the next older step restored instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,28 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint of a run can be restored; the message says what to do."""
+
+
+def _ignore_reads_of_a_failed_restore() -> None:
+  """A failed orbax restore closes its asyncio loop while tensorstore still finishes the other
+  arrays' reads; each then reports 'Event loop is closed' as an unraisable exception, a traceback
+  apiece on stderr. Those (and only those) are dropped; any other goes to the previous hook."""
+  import sys
+  previous = sys.unraisablehook
+  if getattr(previous, 'drops_closed_loop_reads', False):
+    return
+
+  def hook(unraisable):
+    value = unraisable.exc_value
+    if not (isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'):
+      previous(unraisable)
+
+  hook.drops_closed_loop_reads = True
+  sys.unraisablehook = hook
 
 
 class Checkpointer:
@@ -63,6 +87,36 @@ class Checkpointer:
     state = jax.tree.map(lambda x, a: _wrap_key(x, a) if _is_key(a) else x,
                          restored.state, abstract_state)
     return state, dict(restored.meta)
+
+  def restore_newest(self, abstract_state: Any, warn=print) -> tuple[int, Any, dict] | None:
+    """(step, state, meta) of the newest checkpoint that restores, or None when there is none.
+
+    A checkpoint that does not restore (missing files, truncated data, garbage metadata) is
+    reported in one line through `warn`, set aside as `<step>.corrupt` (never deleted) and the next
+    older one is tried. Raises CheckpointError when checkpoints exist but none restores."""
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    _ignore_reads_of_a_failed_restore()
+    for step in steps:
+      try:
+        state, meta = self.restore(step, abstract_state)
+        return step, state, meta
+      except Exception as e:  # pylint: disable=broad-except  (orbax / tensorstore raise many kinds)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        aside = os.path.join(self.directory, f'{step}.corrupt')
+        if os.path.exists(aside):   # set aside before, in an earlier attempt at this run
+          aside += f'.{sum(n.startswith(f"{step}.corrupt") for n in os.listdir(self.directory))}'
+        warn(f'checkpoint {os.path.join(self.directory, str(step))} does not restore '
+             f'({type(e).__name__}: {reason}); set aside as {aside}, trying an older one')
+        if jax.process_index() == 0:
+          os.replace(os.path.join(self.directory, str(step)), aside)
+        if jax.process_count() > 1:   # every process sees it set aside before listing again
+          from jax.experimental import multihost_utils
+          multihost_utils.sync_global_devices(f'checkpoint {step} set aside')
+        self._manager.reload()
+    if steps:
+      raise CheckpointError(f'no checkpoint in {self.directory} restores (set aside as <step>.corrupt); '
+                            f'remove the directory to start the run afresh')
+    return None
 
   def close(self) -> None:
     self._manager.wait_until_finished()

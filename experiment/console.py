@@ -18,14 +18,19 @@ def quiet_logs() -> None:
 def run(main) -> None:
   """absl's `app.run(main)`, with a bad flag, a config file that does not load, an unknown config
   field and the `app.UsageError`s that `main` raises for bad input each reported in one line (the
-  script's name, then the reason) and exit status 2; no traceback, no usage text."""
+  script's name, then the reason) and exit status 2; no traceback, no usage text. A run none of
+  whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1."""
   from absl import app
+
+  from experiment.checkpoint import CheckpointError
 
   def main_in_one_line(argv):
     try:
       return main(argv)
     except app.UsageError as e:   # bad input found in main (config values, data, workdir): one line
       _fail(argv, str(e))
+    except CheckpointError as e:  # no checkpoint of the run restores: one line, status 1
+      _fail(argv, str(e), status=1)
 
   app.run(main_in_one_line, flags_parser=_parse_flags)
 
@@ -36,11 +41,11 @@ def _root_cause(error: BaseException) -> BaseException:
   return error
 
 
-def _fail(argv, message: str) -> None:
+def _fail(argv, message: str, status: int = 2) -> None:
   import os
   import sys
   print(f'{os.path.basename(argv[0])}: {message}', file=sys.stderr)
-  sys.exit(2)
+  sys.exit(status)
 
 
 def _one_line(message: str) -> str:

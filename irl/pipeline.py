@@ -277,15 +277,16 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
 
   try:
     with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
-      latest = ckpt.latest_step()
+      warn = print if primary else (lambda message: None)
       if is_jax:
         init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh,
                                          model_min_size)
-        if latest is None:
+        # A damaged newest checkpoint is reported and set aside; the one before it is used.
+        restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)   # init's out_shardings
+        if restored is None:
           carry, first = init(keys), 0
         else:
-          abstract = jax.eval_shape(init, keys)   # with `init`'s out_shardings under a mesh
-          carry, ckpt_meta = ckpt.restore(latest, abstract)
+          _, carry, ckpt_meta = restored
           first = ckpt_meta['env_steps'] // loop_config.eval_every
           if primary:
             print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
@@ -303,10 +304,11 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
         eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
         initial = None
         is_onpolicy = isinstance(agent, onpolicy.OnPolicyRunner)
-        if latest is not None:
-          abstract = (onpolicy.abstract_host_carry(agent) if is_onpolicy
-                      else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn))
-          initial, ckpt_meta = ckpt.restore(latest, abstract)
+        abstract = (onpolicy.abstract_host_carry(agent) if is_onpolicy
+                    else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn))
+        restored = ckpt.restore_newest(abstract, warn)
+        if restored is not None:
+          _, initial, ckpt_meta = restored
           print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         pending = {}
 

@@ -76,19 +76,21 @@ def main(argv):
     except ValueError as e:
       raise app.UsageError(str(e)) from None
 
-  writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
   with Checkpointer(os.path.join(workdir, 'checkpoints'),
                     max_to_keep=config.keep_checkpoints or None) as ckpt:
-    latest = ckpt.latest_step()
-    if latest is None:
+    # A damaged newest checkpoint is reported and set aside, and the one before it used;
+    # none restoring is one line from console.run (CheckpointError).
+    restored = ckpt.restore_newest(train.abstract_run_state(compiled, stream, keys, mesh),
+                                   warn=print if primary else (lambda message: None))
+    if restored is None:
       run_state = train.init_run(compiled, stream, keys, mesh=mesh)
       ckpt.save(0, run_state, {'tasks_done': 0})
     else:
-      target = train.abstract_run_state(compiled, stream, keys, mesh)
-      run_state, meta = ckpt.restore(latest, target)
+      _, run_state, meta = restored
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
 
+    writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
+                          TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
     bar = None
 
     def progress_fn(task, epoch, metrics):

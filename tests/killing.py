@@ -29,3 +29,20 @@ def signal_when_exists(cmd, cwd, marker, signum, timeout=600.0):
   child.send_signal(signum)
   _, stderr = child.communicate(timeout=timeout)
   return child.returncode, stderr
+
+
+def damage_checkpoint(step_dir, how):
+  """Damages one orbax checkpoint step directory as a crash or a full disk can: 'truncate' halves
+  every data file of the state, 'metadata' overwrites the state's _METADATA with garbage, 'delete'
+  removes it."""
+  import pathlib
+  state = pathlib.Path(step_dir) / 'state'
+  if how == 'truncate':
+    for path in (state / 'd').iterdir():
+      path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+  elif how == 'metadata':
+    (state / '_METADATA').write_text('{"garbage": ')
+  elif how == 'delete':
+    (state / '_METADATA').unlink()
+  else:
+    raise ValueError(f'how must be truncate, metadata or delete, got {how!r}')

@@ -3,12 +3,13 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from killing import kill_when_exists
+from killing import damage_checkpoint, kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -57,6 +58,29 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   resumed = json.loads((workdir / 'results.json').read_text())
   assert resumed['learning_curve'] == results['learning_curve']
   assert resumed['per_seed'] == results['per_seed']
+
+  # A damaged newest checkpoint (a crash mid-write) is reported in one line, set aside, and the run
+  # resumes from the one before it to the same results; none restoring is one line and status 1.
+  damaged = tmp_path / 'damaged'
+  shutil.copytree(reference, damaged)
+  (damaged / 'results.json').unlink()
+  damage_checkpoint(damaged / 'checkpoints' / '4000', 'truncate')
+  proc = run(script(*args, f'--workdir={damaged}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sum('does not restore' in l for l in proc.stdout.splitlines()) == 1, proc.stdout
+  assert 'Resuming' in proc.stdout and 'at 3000 environment steps' in proc.stdout
+  assert (damaged / 'checkpoints' / '4000.corrupt').is_dir()
+  again = json.loads((damaged / 'results.json').read_text())
+  assert again['learning_curve'] == results['learning_curve']
+  assert again['per_seed'] == results['per_seed']
+
+  (damaged / 'results.json').unlink()
+  damage_checkpoint(damaged / 'checkpoints' / '4000', 'metadata')
+  damage_checkpoint(damaged / 'checkpoints' / '3000', 'delete')
+  proc = run(script(*args, f'--workdir={damaged}'))
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith('train_irl.py: no checkpoint in ')
+  assert 'Traceback' not in proc.stderr and not (damaged / 'results.json').exists()
 
 
 @pytest.mark.parametrize('algo', ['airl', 'dac', 'valuedice', 'bc'])

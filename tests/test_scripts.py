@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from killing import kill_when_exists
+from killing import damage_checkpoint, kill_when_exists
 
 from cl import data
 
@@ -116,6 +116,32 @@ def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
   expected = json.loads((reference / 'results.json').read_text())
   assert resumed['accuracy_matrix'] == expected['accuracy_matrix']
   assert resumed['accuracy_before'] == expected['accuracy_before']
+
+
+@pytest.mark.parametrize('how', ['truncate', 'metadata', 'delete'])
+def test_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumes(tmp_path, how):
+  workdir = tmp_path / 'run'
+  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.keep_checkpoints=0',
+          f'--workdir={workdir}']
+  assert run(script('train_cl.py', *args)).returncode == 0
+  expected = json.loads((workdir / 'results.json').read_text())
+  newest = max(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
+  (workdir / 'results.json').unlink()
+  damage_checkpoint(workdir / 'checkpoints' / str(newest), how)
+  proc = run(script('train_cl.py', *args))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sum('does not restore' in l for l in proc.stdout.splitlines()) == 1, proc.stdout
+  assert f'Resuming from the checkpoint after task {newest - 1} of' in proc.stdout
+  assert (workdir / 'checkpoints' / f'{newest}.corrupt').is_dir()
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert resumed['accuracy_matrix'] == expected['accuracy_matrix']
+
+  (workdir / 'results.json').unlink()
+  for step in (p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()):
+    damage_checkpoint(workdir / 'checkpoints' / step, how)
+  proc = run(script('train_cl.py', *args))
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith('train_cl.py: no checkpoint in ')
 
 
 def test_resume_refuses_a_different_config(tmp_path):
