@@ -144,5 +144,12 @@ def test_bench_irl_prints_one_json_line_with_every_rate():
     assert record[f'{algo}_wall_s_to_90pct_pointmaze'] is None
     assert record[f'{algo}_steps_to_90pct_pointmaze'] is None
     assert record[f'{algo}_wall_budget_steps'] == 5000
+  # Compared at on-policy AIRL's best score: its own one period reaches it by definition.
+  assert isinstance(record['airl_onpolicy_best_score_pointmaze'], float)
+  assert record['airl_onpolicy_steps_to_airl_onpolicy_best_pointmaze'] == 5000
+  assert record['airl_onpolicy_wall_s_to_airl_onpolicy_best_pointmaze'] > 0
+  fast = record['opirl_steps_to_airl_onpolicy_best_pointmaze']
+  assert record['step_ratio_at_airl_onpolicy_best'] == (None if fast is None else 5000 / fast)
+  assert (record['wall_ratio_at_airl_onpolicy_best'] is None) == (fast is None)
   assert record['halfcheetah_discriminator_updates_done'] == 10
   assert record['halfcheetah_policy_updates_done'] == 10
