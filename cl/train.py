@@ -23,6 +23,7 @@ import optax
 from flax import struct
 
 from cl import ivon
+from experiment import divergence
 from cl.methods.base import Method, TaskData, cross_entropy
 from cl.models import Model, masked_logits
 from cl.streams import TaskStream
@@ -247,7 +248,9 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
                                          min_size)
 
   def train_epoch(state, data, keys, num_past):
-    return vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
+    state, metrics = vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
+    # One flag per seed for the divergence guard, computed here: no extra sync per step.
+    return state, dict(metrics, params_finite=vmap(divergence.all_finite)(state.params))
 
   return CompiledLearner(
       init=jit(vmap(learner.init), state_out),
@@ -301,7 +304,7 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
                run_state: RunState | None = None,
                progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
                task_end_fn: Callable[[RunState], None] = lambda r: None,
-               mesh=None) -> RunState:
+               mesh=None, seeds=None) -> RunState:
   """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
 
   Starts from `run_state` (e.g. restored from a checkpoint) when given, else from scratch.
@@ -311,6 +314,9 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   `task_end_fn(run_state)` after each task (checkpointing goes there). Returns the final `RunState`.
   `mesh`: the mesh the learner was compiled for (`compile_learner`) and the keys placed on; the
   task data and the accuracy matrices are placed on it (replicated), which multi-process runs need.
+  A non-finite loss term or parameter after an epoch raises `experiment.divergence.DivergenceError`
+  naming the task, the epoch, the terms and the `seeds` (the seeds the keys were made from; default
+  their indices), before that task's checkpoint.
   """
   from experiment.distributed import to_host
   compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner, mesh)
@@ -325,7 +331,10 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
     state = compiled.begin_task(state, data)
     for epoch in range(epochs):
       state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
-      progress_fn(t, epoch, jax.tree.map(to_host, metrics))
+      metrics = jax.tree.map(to_host, metrics)
+      divergence.check(f'task {t + 1}, epoch {epoch + 1}', metrics, metrics.pop('params_finite'),
+                       seeds=range(keys.shape[0]) if seeds is None else seeds)
+      progress_fn(t, epoch, metrics)
     state = compiled.consolidate(state, data, consolidate_key)
     del data
     test_row = _evaluate(compiled, state, test_sets)

@@ -19,9 +19,11 @@ def run(main) -> None:
   """absl's `app.run(main)`, with a bad flag, a config file that does not load, an unknown config
   field and the `app.UsageError`s that `main` raises for bad input each reported in one line (the
   script's name, then the reason) and exit status 2; no traceback, no usage text. A run none of
-  whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1."""
+  whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1, and a
+  diverged run (`experiment.divergence.DivergenceError`) with status 3."""
   from absl import app
 
+  from experiment import divergence
   from experiment.checkpoint import CheckpointError
 
   def main_in_one_line(argv):
@@ -31,6 +33,8 @@ def run(main) -> None:
       _fail(argv, str(e))
     except CheckpointError as e:  # no checkpoint of the run restores: one line, status 1
       _fail(argv, str(e), status=1)
+    except divergence.DivergenceError as e:   # non-finite losses or parameters: one line, status 3
+      _fail(argv, str(e), status=divergence.EXIT_STATUS)
 
   app.run(main_in_one_line, flags_parser=_parse_flags)
 

@@ -47,8 +47,11 @@ class TensorBoardWriter:
     self._writer = SummaryWriter(logdir, flush_secs=10)
 
   def write_scalars(self, step, scalars):
+    """Non-finite values are left out (a gap in TensorBoard's curve): NaN marks "not computed
+    this period", and tensorboardX would log a warning line for each; metrics.jsonl keeps them."""
     for name, value in scalars.items():
-      self._writer.add_scalar(name, float(value), global_step=int(step))
+      if math.isfinite(float(value)):
+        self._writer.add_scalar(name, float(value), global_step=int(step))
 
   def close(self):
     self._writer.flush()

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from envs import registry
+from experiment import divergence
 from envs.core import EnvError, EnvSpec
 from experiment.config import ConfigError, check_choice, check_positive
 from irl import demos, imitation, loops, onpolicy, replay
@@ -275,6 +276,12 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
       print(f'{desc + ": " if desc else ""}{env_steps:,} environment steps, evaluation return '
             f'{scalars["eval_return"]:.1f}', flush=True)
 
+  def check_finite(env_steps, metrics, params_finite):
+    """The divergence guard, once per period before its checkpoint (experiment/divergence.py):
+    the agent's parameters, and the period's losses (NaN there also means "not computed")."""
+    divergence.check(f'{env_steps:,} environment steps', metrics, params_finite, seeds,
+                     skip=('eval_return', 'train_return'), nan_is_missing=True)
+
   try:
     with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
       warn = print if primary else (lambda message: None)
@@ -290,12 +297,15 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
           first = ckpt_meta['env_steps'] // loop_config.eval_every
           if primary:
             print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
+        finite_fn = jax.jit(jax.vmap(divergence.all_finite))
         for period in range(first, num_periods):
           carry, metrics = period_fn(carry, period)
           env_steps = (period + 1) * loop_config.eval_every
           # Log first: a kill between the two repeats this period's record (read_curve keeps the
           # last), while the other order could lose it.
-          log(env_steps, {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()})
+          host_metrics = {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()}
+          log(env_steps, host_metrics)
+          check_finite(env_steps, host_metrics, distributed.to_host(finite_fn(carry.agent_state)))
           ckpt.save(env_steps, carry, {'env_steps': env_steps})
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
@@ -312,9 +322,13 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
           print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         pending = {}
 
+        finite_fn = jax.jit(divergence.all_finite)
+
         def checkpoint_fn(env_steps, carry):
           # Before saving: a kill between the two repeats this record, the other order could lose it.
-          log(env_steps, {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()})
+          host_metrics = {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()}
+          log(env_steps, host_metrics)
+          check_finite(env_steps, host_metrics, np.asarray([finite_fn(carry.agent_state)]))
           ckpt.save(env_steps, carry, {'env_steps': env_steps})
           if after_checkpoint is not None:
             after_checkpoint(env_steps)

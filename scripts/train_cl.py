@@ -121,11 +121,16 @@ def main(argv):
         tqdm.write(f'After task {t}: mean test accuracy on tasks seen '
                    f'{scalars["eval/average_accuracy_seen"]:.4f}')
 
-    with preemption.exit_when_preempted(cleanup=writer.close) as guard:
-      run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
-                                   **train.method_flags(method), run_state=run_state,
-                                   progress_fn=progress_fn, task_end_fn=task_end_fn, mesh=mesh)
-  writer.close()
+    try:
+      with preemption.exit_when_preempted(cleanup=writer.close) as guard:
+        run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
+                                     **train.method_flags(method), run_state=run_state,
+                                     progress_fn=progress_fn, task_end_fn=task_end_fn, mesh=mesh,
+                                     seeds=seeds)
+    finally:   # a diverged run (DivergenceError, one line from console.run) too
+      if bar is not None:
+        bar.close()
+      writer.close()
   if not primary:
     return
 

@@ -83,6 +83,19 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert 'Traceback' not in proc.stderr and not (damaged / 'results.json').exists()
 
 
+def test_diverged_discriminator_stops_in_one_line_with_status_3(tmp_path):
+  workdir = tmp_path / 'run'
+  proc = run(script(*QUICK, '--config.algo=opirl', '--config.discriminator.learning_rate=1e6',
+                    '--config.loop.num_env_steps=4000', f'--workdir={workdir}'))
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('train_irl.py: the run diverged at 1,000 environment steps: non-finite '
+                         'parameters and loss terms discriminator/'), last
+  assert 'Traceback' not in proc.stderr and 'NaN or Inf' not in proc.stderr
+  assert not (workdir / 'checkpoints').exists() or not os.listdir(workdir / 'checkpoints')
+  assert not (workdir / 'results.json').exists()
+
+
 @pytest.mark.parametrize('algo', ['airl', 'dac', 'valuedice', 'bc'])
 def test_baselines_run(tmp_path, algo):
   proc = run(script(*QUICK, f'--config.algo={algo}', f'--workdir={tmp_path / algo}'))

@@ -118,6 +118,25 @@ def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
   assert resumed['accuracy_before'] == expected['accuracy_before']
 
 
+def test_diverged_run_stops_in_one_line_with_status_3_and_keeps_the_last_good_checkpoint(tmp_path):
+  # SGD with a learning rate of 1e6 overflows within the first epoch (Adam's normalised steps keep
+  # the parameters finite at any learning rate: large, not diverged).
+  workdir = tmp_path / 'run'
+  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.optimizer.name=sgd',
+          '--config.optimizer.learning_rate=1e6', f'--workdir={workdir}']
+  proc = run(script('train_cl.py', *args))
+  assert proc.returncode == 3, proc.stderr[-3000:]
+  lines = proc.stderr.strip().splitlines()
+  assert lines == [l for l in lines if not l.startswith('W')] and len(lines) == 1, lines
+  assert lines[0].startswith('train_cl.py: the run diverged at task 1, epoch 1: non-finite parameters')
+  assert 'loss' in lines[0] and '(seed 0)' in lines[0]
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['0']
+  assert not (workdir / 'results.json').exists()
+  # The mirror: the same run at the shipped learning rate finishes.
+  ok = run(script('train_cl.py', *args[:-2], f'--workdir={tmp_path / "ok"}'))
+  assert ok.returncode == 0, ok.stderr[-3000:]
+
+
 @pytest.mark.parametrize('how', ['truncate', 'metadata', 'delete'])
 def test_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumes(tmp_path, how):
   workdir = tmp_path / 'run'
