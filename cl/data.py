@@ -13,8 +13,9 @@ Available datasets (see :data:`DATASETS` and :func:`load_dataset`):
     only) in the Debian package directory :data:`DEBIAN_FASHION_MNIST_DIR`
     (``apt-get install dataset-fashion-mnist``) and then in the cache directory
     (``~/.cache/cljax/<name>``, or ``$CLJAX_DATA_DIR/<name>``).  With
-    ``download=True`` missing files are fetched over HTTP(S) into the cache and
-    verified by SHA-256 before they are used; nothing unverified is ever kept.
+    ``download=True`` missing files are fetched over HTTP(S) into the cache with
+    pooch and verified by SHA-256 before they are used; nothing unverified is
+    ever kept.
 ``digits``
     scikit-learn's bundled 8x8 digits (no network needed).
 ``blobs``
@@ -29,12 +30,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.client
 import math
 import os
 import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -385,63 +383,27 @@ def _coerce_checksums(
     return merged
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+def _verify_payload(url: str, path: str, checksum: FileChecksum) -> None:
+    """Checks the decompressed IDX payload of a downloaded file against ``raw_sha256``.
 
-
-def _fetch_to_temp(url: str, directory: str, checksum: FileChecksum) -> str:
-    """Downloads ``url`` into a temporary file in ``directory`` and verifies it.
-
-    Returns the temporary file's path; the caller renames it into place.  On
-    any failure the temporary file is deleted and :class:`DataError` raised.
+    pooch verifies the file as served (``gz_sha256``); the payload digest survives
+    recompression, so it is the one Fashion-MNIST pins, and pooch has no hook for it.
     """
-    if not checksum.known:
-        raise DataError(
-            f"{url}: refusing to download without a SHA-256 to verify it against; "
-            "pass checksums={'<file>': {'gz_sha256' or 'raw_sha256': ...}}"
-        )
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".download-", suffix=".part")
+    raw_hash = hashlib.sha256()
+    with open(path, "rb") as f:
+        compressed = f.read(2) == _GZIP_MAGIC
     try:
-        gz_hash = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                url, timeout=_DOWNLOAD_TIMEOUT_S
-            ) as response:
-                while chunk := response.read(_CHUNK):
-                    gz_hash.update(chunk)
-                    out.write(chunk)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-            if isinstance(e, urllib.error.HTTPError):
-                e.close()  # An HTTPError holds the open response.
-            raise DataError(f"{url}: download failed: {e}") from e
-        if checksum.gz_sha256 is not None and gz_hash.hexdigest() != checksum.gz_sha256:
-            raise DataError(
-                f"{url}: SHA-256 mismatch of the downloaded file: expected "
-                f"{checksum.gz_sha256}, got {gz_hash.hexdigest()}"
-            )
-        if checksum.raw_sha256 is not None:
-            raw_hash = hashlib.sha256()
-            with open(tmp, "rb") as f:
-                compressed = f.read(2) == _GZIP_MAGIC
-            try:
-                opener = gzip.open if compressed else open
-                with opener(tmp, "rb") as f:
-                    while chunk := f.read(_CHUNK):
-                        raw_hash.update(chunk)
-            except (OSError, EOFError, zlib.error) as e:
-                raise DataError(f"{url}: downloaded file is not a valid gzip stream: {e}") from e
-            if raw_hash.hexdigest() != checksum.raw_sha256:
-                raise DataError(
-                    f"{url}: SHA-256 mismatch of the decompressed IDX payload: expected "
-                    f"{checksum.raw_sha256}, got {raw_hash.hexdigest()}"
-                )
-        return tmp
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+        opener = gzip.open if compressed else open
+        with opener(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                raw_hash.update(chunk)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{url}: downloaded file is not a valid gzip stream: {e}") from e
+    if raw_hash.hexdigest() != checksum.raw_sha256:
+        raise DataError(
+            f"{url}: SHA-256 mismatch of the decompressed IDX payload: expected "
+            f"{checksum.raw_sha256}, got {raw_hash.hexdigest()}"
+        )
 
 
 def _download_missing(
@@ -449,10 +411,17 @@ def _download_missing(
 ) -> None:
     """Downloads ``stems`` (as ``<stem>.gz``) into ``directory``, all or nothing.
 
-    Every file is fetched to a temporary name and verified first; only when all
-    of them verified are they atomically renamed into place, so a failure
-    leaves ``directory`` as it was.
+    pooch fetches each file (``pooch.retrieve``: HTTP, a temporary file, the
+    served file's SHA-256 when ``gz_sha256`` is known) into a staging directory
+    next to the cache; the payload digest is checked after it. Only when every
+    file verified are they renamed into place, so a failure leaves
+    ``directory`` as it was (the staging directory is removed).
     """
+    import shutil
+
+    import pooch
+    import requests
+
     unverifiable = [s for s in stems if not checksums.get(s, FileChecksum()).known]
     if unverifiable:
         raise DataError(
@@ -462,20 +431,31 @@ def _download_missing(
         )
     try:
         os.makedirs(directory, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=directory, prefix=".download-")
     except OSError as e:
         raise DataError(f"{directory}: cannot create download cache directory ({e})") from e
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # pooch announces every download at INFO; the caller reports
     base = base_url if base_url.endswith("/") else base_url + "/"
-    temps: list[tuple[str, str]] = []
     try:
         for stem in stems:
-            tmp = _fetch_to_temp(base + stem + ".gz", directory, checksums[stem])
-            temps.append((tmp, os.path.join(directory, stem + ".gz")))
-        for tmp, final in temps:
-            os.replace(tmp, final)
-        temps.clear()
+            url, checksum = base + stem + ".gz", checksums[stem]
+            known = f"sha256:{checksum.gz_sha256}" if checksum.gz_sha256 else None
+            try:
+                path = pooch.retrieve(url, known_hash=known, fname=stem + ".gz", path=staging,
+                                      downloader=pooch.HTTPDownloader(timeout=_DOWNLOAD_TIMEOUT_S))
+            except ValueError as e:  # pooch: the served file's digest differs
+                raise DataError(f"{url}: SHA-256 mismatch of the downloaded file: {e}") from e
+            except (requests.RequestException, OSError) as e:
+                raise DataError(f"{url}: download failed: {e}") from e
+            if checksum.raw_sha256 is not None:
+                _verify_payload(url, path, checksum)
+        for stem in stems:
+            os.replace(os.path.join(staging, stem + ".gz"), os.path.join(directory, stem + ".gz"))
     finally:
-        for tmp, _ in temps:
-            _remove_quietly(tmp)
+        logger.setLevel(level)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_images(path: str, images: np.ndarray, count: int) -> None:
