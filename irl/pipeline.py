@@ -25,8 +25,8 @@ import jax
 import numpy as np
 
 from envs import registry
-from experiment import divergence
 from envs.core import EnvError, EnvSpec
+from experiment import divergence
 from experiment.config import ConfigError, check_choice, check_positive
 from irl import demos, imitation, loops, onpolicy, replay
 from irl.discriminator import DiscriminatorConfig, make_discriminator
