@@ -4,10 +4,10 @@ r"""Throughput of OPIRL's training loops: environment steps per second, with all
 
 Prints one JSON line (the only line on stdout; progress goes to stderr) with
   pointmaze_steps_per_s_1seed   environment steps per second of the whole OPIRL run on PointMaze-Left
-                                (`irl.loops.train_jax`, configs/irl/pointmaze.py: per step one
-                                discriminator update and one AlgaeDICE critic update, the actor every
-                                second step, from the first step on; `--pointmaze_steps` steps and one
-                                evaluation episode at the end);
+                                (`irl.loops.train_jax`, the shipped configs/irl/pointmaze.py: per
+                                step one discriminator update and one update of its policy learner,
+                                SAC with 64-64 networks since the study, from the first step on;
+                                `--pointmaze_steps` steps and one evaluation episode at the end);
   pointmaze_steps_per_s_8seeds  the same with 8 seeds under `jax.vmap`, summed over seeds;
   pointmaze_8_over_1_ratio      their ratio (8 would be perfect scaling);
   halfcheetah_steps_per_s       environment steps per second of OPIRL's Gymnasium HalfCheetah-v5 host
@@ -36,7 +36,8 @@ backend, device kind, batch sizes, the number of steps each rate is measured ove
 and the number of discriminator and policy-critic updates each measurement made (the learners' own
 step counters), which must equal its steps.
 
-Both use the shipped demonstrations (1 trajectory) and the official hyper-parameters of the configs.
+Both use the shipped demonstrations (1 trajectory) and the configs' defaults (HalfCheetah-v5: the
+official sizes, AlgaeDICE with 256-256 networks).
 Compilation is excluded: the jitted runs are compiled ahead of time and timed on one call of the
 executable; the host loop is timed between two of its progress callbacks, the first one after the
 warm-up.
