@@ -23,10 +23,10 @@ import optax
 from flax import struct
 
 from cl import ivon
-from experiment import divergence
 from cl.methods.base import Method, TaskData, cross_entropy
 from cl.models import Model, masked_logits
 from cl.streams import TaskStream
+from experiment import divergence
 
 
 @struct.dataclass
