@@ -2,7 +2,8 @@
 
 Checked once per continual-learning epoch and once per RL evaluation period, from values the loop
 already brings to the host (the epoch's mean losses, the period's metrics) and one flag per seed
-computed inside the jitted step (`all_finite`), so no step pays an extra device-to-host sync. The
+(`all_finite`: inside the jitted CL epoch; one small jitted reduction per RL period), so no training
+step pays an extra device-to-host sync. The
 check runs before the checkpoint of that epoch's task or that period, so the newest checkpoint on
 disk is the last good one. Scripts exit with `EXIT_STATUS` (console.run).
 """

@@ -137,10 +137,10 @@ def halfcheetah() -> dict:
           'halfcheetah_discriminator_updates_done': disc, 'halfcheetah_policy_updates_done': policy}
 
 
-def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> tuple[list, float]:
+def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> list:
   """[(steps, seconds since the start, normalised score)] per evaluation period of seed 0 of the
   shipped PointMaze-Left config run as `algo` (compilation included), up to `budget` steps or the
-  first period at or above both 0.9 and `stop_at_score`; and the expert's return."""
+  first period at or above both 0.9 and `stop_at_score`."""
   import time
 
   from irl import pipeline
@@ -166,7 +166,7 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> tu
     logging.info('%s: %d steps, %.0f s, score %.2f', algo, *curve[-1])
     if stop_at_score is not None and score >= max(0.9, stop_at_score):
       break
-  return curve, expert
+  return curve
 
 
 def _first(curve, score):
@@ -178,9 +178,9 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
   """Seed 0 of the shipped PointMaze-Left config, on-policy AIRL then OPIRL, one after the other:
   wall-clock seconds and steps to 90 % of the expert, and to on-policy AIRL's best score (both axes
   of the paper's claim at a score both reach)."""
-  onpolicy, _ = wall_curve('airl_onpolicy', onpolicy_budget)
+  onpolicy = wall_curve('airl_onpolicy', onpolicy_budget)
   best = max(value for _, _, value in onpolicy)
-  opirl, _ = wall_curve('opirl', opirl_budget, stop_at_score=best)
+  opirl = wall_curve('opirl', opirl_budget, stop_at_score=best)
   record = {'opirl_wall_budget_steps': opirl_budget, 'airl_onpolicy_wall_budget_steps': onpolicy_budget,
             'airl_onpolicy_best_score_pointmaze': best}
   for algo, curve in (('opirl', opirl), ('airl_onpolicy', onpolicy)):
