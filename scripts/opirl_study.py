@@ -4,7 +4,8 @@ r"""The OPIRL study: learning curves of named variants of OPIRL's settings on a 
   python scripts/opirl_study.py --env=Pendulum --seed=0 --steps=100000 --variants=default,official
 
 Each variant (knobs of `KNOBS` joined by '+', each a set of `--config.*` overrides on top of
-`configs/irl/<env>.py:official`; or `default`, the shipped default config) is one scripts/train_irl.py process with `--num_seeds` vmapped
+`configs/irl/<env>.py:official`; or `default`, the shipped default config, optionally followed by
+knobs on top of it: `default+disc64`) is one scripts/train_irl.py process with `--num_seeds` vmapped
 seeds from `--seed`, in `--root/<env>/<variant>_seed<seed>_<steps>`; finished runs are read, not redone,
 and killed ones resume. For each run it records the return after the budget (mean ± std over seeds),
 the normalised score, the steps to 90 % of the expert per seed and the learning curves (wall-clock
@@ -49,15 +50,29 @@ KNOBS = {
     # r and h see the particle relative to the target (PointMaze's observation: particle xyz, target
     # xyz), so a reward learned from one demonstrated target applies to every target.
     'goal_rel': {'discriminator.goal_relative': (0, 3, 3)},
+    # The discriminator's shaping network h at 64-64 (official 256-256): h with its gradient penalty
+    # (a double backward pass) is most of a step's time at 64-wide policy networks.
+    'disc64': {'discriminator.shaping_hidden': (64, 64)},
+    'utd0.5': {'loop.num_envs': 2},              # 2 environments, 1 update per vectorised step
 }
 
 
+def variant_base(name: str) -> str:
+  """The config argument a variant starts from: '' (the shipped defaults) for 'default' and
+  'default+...', ':official' otherwise."""
+  return '' if name.split('+')[0] == 'default' else ':official'
+
+
 def variant_overrides(name: str) -> dict | None:
-  """The overrides of a '+'-joined variant name; None for 'default'. ValueError for an unknown knob."""
+  """The overrides of a '+'-joined variant name (on top of `variant_base(name)`); None for 'default'.
+  ValueError for an unknown knob."""
   if name == 'default':
     return None
+  knobs = name.split('+')
+  if knobs[0] == 'default':
+    knobs = knobs[1:]
   overrides = {}
-  for knob in name.split('+'):
+  for knob in knobs:
     if knob not in KNOBS:
       raise ValueError(f'unknown knob {knob!r} in variant {name!r}; knobs: {sorted(KNOBS)} (or the '
                        f'variant default)')
@@ -82,7 +97,7 @@ def run_variant(name: str, workdir: str) -> dict:
   results_path = os.path.join(workdir, 'results.json')
   if not os.path.exists(results_path):
     overrides = variant_overrides(name)
-    arg = '' if overrides is None else ':official'
+    arg = variant_base(name)
     cmd = [sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'),
            f'--config={CONFIGS[_ENV.value]}{arg}', f'--workdir={workdir}',
            f'--config.seed={_SEED.value}', f'--config.num_seeds={_NUM_SEEDS.value}',

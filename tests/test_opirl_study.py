@@ -17,6 +17,9 @@ import opirl_study  # pylint: disable=wrong-import-position
 def test_variants_join_knobs_and_default_is_the_shipped_config():
   assert opirl_study.variant_overrides('default') is None
   assert opirl_study.variant_overrides('official') == {}
+  assert opirl_study.variant_base('default') == opirl_study.variant_base('default+disc64') == ''
+  assert opirl_study.variant_base('sac+net64') == ':official'
+  assert opirl_study.variant_overrides('default+disc64') == {'discriminator.shaping_hidden': (64, 64)}
   both = opirl_study.variant_overrides('sac+net64')
   assert both['irl.policy_learner'] == 'sac' and both['sac.hidden_sizes'] == (64, 64)
   with pytest.raises(ValueError, match=r"unknown knob 'fast' in variant 'sac\+fast'"):
