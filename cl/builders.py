@@ -90,6 +90,7 @@ def validate_config(config) -> None:
     check_positive(f'{memory_config}.tau', c.tau, allow_zero=True)
     check_choice(f'{memory_config}.selection', c.selection, rules)
     check_choice(f'{memory_config}.tasks_per_step', c.tasks_per_step, methods.TASKS_PER_STEP)
+    check_choice(f'{memory_config}.targets', c.targets, methods.TARGETS)
   if config.method == 'vcl':
     check_range('vcl.prior_scale', config.vcl.prior_scale, 0.0, 1.0)
   if config.method in ('fromp', 'fromp_l2'):

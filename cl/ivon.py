@@ -101,14 +101,16 @@ def hessian_estimate(grads: Params, noise: Params, state: IVONState,
     state: the state used to draw θ (its σ).
     hess_approx: 'price', the reparameterisation (Price/Stein) estimator of E_q[∇²ℓ̄], Eq. (1):
       ĥ = ĝ ⊙ ε/σ = ĝ ⊙ (θ − m)/σ² (unbiased for the Hessian's diagonal, may be negative); or
-      'gradsq': ĥ = ĝ² (the official optimizer's alternative).
+      'gradsq': ĥ = λ ĝ², the official optimizer's alternative (`team-approx-bayes/ivon` v0.1.3
+      multiplies its mean of squared gradients by `ess`, as it does the price estimate). Not VOGN's
+      estimate, which squares per-example gradients (`per_example_sq_grad_mean`).
 
   Returns:
     ĥ, shaped like `grads`. Average it over MC samples (as `value_and_grad_and_hess` does).
   """
   _check_hess_approx(hess_approx)
   if hess_approx == 'gradsq':
-    return jax.tree.map(jnp.square, grads)
+    return jax.tree.map(lambda g: state.ess * jnp.square(g), grads)
   return jax.tree.map(lambda g, e, s: g * e / s, grads, noise, posterior_std(state))
 
 
@@ -233,6 +235,8 @@ def _variational_online_newton(learning_rate, ess, *, hess_init, beta1, beta2, w
     if (hess_estimate is None) == (noise is None):
       raise ValueError('pass exactly one of hess_estimate= (MC-averaged ĥ) or noise= (single-sample ε)')
     if hess_estimate is None:
+      if hess_approx is None:
+        raise ValueError('VOGN needs hess_estimate= (per-example squared gradients), not noise=')
       hess_estimate = hessian_estimate(grads, noise, state, hess_approx)
     lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
     count = optax.safe_increment(state.count)
@@ -325,7 +329,7 @@ def vogn(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float 
   return _variational_online_newton(
       learning_rate, ess, hess_init=hess_init, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
       clip_radius=clip_radius, rescale_lr=False, debias=debias, riemannian_correction=False,
-      hess_approx='gradsq')
+      hess_approx=None)
 
 
 def with_prior(state: IVONState, prior_mean: Params, prior_prec: Params | float,

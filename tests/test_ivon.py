@@ -284,8 +284,9 @@ def test_update_from_noise_equals_explicit_estimate():
   # ĝ ⊙ ε/σ = ĝ ⊙ (θ − m)/σ².
   np.testing.assert_allclose(np.asarray(price['w']), np.asarray(g['w'] * noise['w'] * sigma / sigma**2),
                              rtol=1e-6)
+  # The official option: λ ĝ² (team-approx-bayes/ivon multiplies its squared-gradient mean by ess).
   np.testing.assert_allclose(np.asarray(ivon_lib.hessian_estimate(g, noise, state, 'gradsq')['w']),
-                             [1.0, 4.0])
+                             [20.0, 80.0])
   a = opt.update(g, state, params, hess_estimate=price)
   b = opt.update(g, state, params, noise=noise)
   jax.tree.map(np.testing.assert_array_equal, a, b)
@@ -293,6 +294,9 @@ def test_update_from_noise_equals_explicit_estimate():
     opt.update(g, state, params)
   with pytest.raises(ValueError):
     ivon_lib.ivon(0.1, ess=1.0, hess_approx='exact')
+  vogn = ivon_lib.vogn(0.1, ess=20.0)
+  with pytest.raises(ValueError, match='VOGN needs hess_estimate='):
+    vogn.update(g, vogn.init(params), params, noise=noise)
 
 
 def test_update_compiles_once():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from cl.methods.base import Method, TaskData, cross_entropy, finetune, joint
 from cl.methods.ewc import FISHER_TYPES, diagonal_fisher, ewc, online_ewc
 from cl.methods.replay import MEMORY_SELECTIONS, replay
-from cl.methods.functional import SELECTION_RULES, TASKS_PER_STEP, ewc_fr_replay, fromp, kpriors
+from cl.methods.functional import (SELECTION_RULES, TARGETS, TASKS_PER_STEP, ewc_fr_replay, fromp,
+                                   kpriors)
 from cl.methods.si import si
 from cl.methods.vcl import vcl
 
@@ -25,18 +26,19 @@ def make_method(config, apply_fn, *, input_shape, num_outputs: int, num_tasks: i
                  prior_precision=c.prior_precision, jitter=c.jitter,
                  relative_jitter=c.relative_jitter, selection=c.selection,
                  tasks_per_step=c.tasks_per_step, use_kernel=name == 'fromp',
-                 ggn_num_examples=c.ggn_num_examples, **memory_args)
+                 ggn_num_examples=c.ggn_num_examples, targets=c.targets, **memory_args)
   if name == 'kpriors':
     c = config.kpriors
     return kpriors(apply_fn, memory_per_task=c.memory_per_task, tau=c.tau, delta=c.delta,
-                   selection=c.selection, tasks_per_step=c.tasks_per_step, **memory_args)
+                   selection=c.selection, tasks_per_step=c.tasks_per_step, targets=c.targets,
+                   **memory_args)
   if name == 'ewc_fr_replay':
     c = config.ewc_fr_replay
     return ewc_fr_replay(apply_fn, memory_per_task=c.memory_per_task, ewc_lambda=c.ewc_lambda,
                          tau=c.tau, replay_weight=c.replay_weight, m2_fraction=c.m2_fraction,
                          temperature=c.temperature, fisher_num_examples=c.fisher_num_examples,
                          fisher_type=c.fisher_type, selection=c.selection,
-                         tasks_per_step=c.tasks_per_step, **memory_args)
+                         tasks_per_step=c.tasks_per_step, targets=c.targets, **memory_args)
   if name == 'vcl':
     return vcl(ess=config.ivon.ess or None, prior_scale=config.vcl.prior_scale)
   if name == 'finetune':

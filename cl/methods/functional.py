@@ -23,6 +23,14 @@ and the old model's predictions on them, and add a term on the current outputs a
   estimated on a random subset of all the task's examples, memory included (the paper's code excludes
   the last memory set).
 
+**Targets of the previous model** (`targets='previous'`, the default of all four): at the end of each
+task the stored predictions of *every* past memory, and FROMP's per-class K⁻¹ under the accumulated
+precision, are recomputed at the model that just finished, θ_{t−1} for the next task — FROMP's eq. 7
+uses m_{t−1}(x) and the kernel of μ_{t−1}, Σ_{t−1} for all past tasks (its code recomputes them at each
+task boundary), and K-priors needs the predictions of θ_{t−1} on the whole memory to reconstruct the past
+gradient at θ_{t−1}. `targets='task_end'` keeps each slot's predictions and kernel from the end of its own
+task (the two agree while one task lies in the past).
+
 N in FROMP's scaling is the training-set size of the last finished task (our streams have equal-sized
 tasks). Past tasks are summed every step (`tasks_per_step='all'`, the papers' choice) or one past task
 is drawn per step and its term scaled by the number of past tasks (`'one'`: an unbiased estimate whose
@@ -43,6 +51,12 @@ from cl.models import masked_logits
 
 SELECTION_RULES = ('lambda_descend', 'lambda_ascend', 'random', 'sensitivity')
 TASKS_PER_STEP = ('all', 'one')
+TARGETS = ('previous', 'task_end')
+
+
+def _check_targets(targets: str) -> None:
+  if targets not in TARGETS:
+    raise ValueError(f'targets must be one of {list(TARGETS)}, got {targets!r}')
 
 
 class TaskMemory(NamedTuple):
@@ -101,6 +115,16 @@ def softmax_probs(apply_fn, params, x, mask, temperature=1.0):
   return jax.nn.softmax(masked_logits(apply_fn(params, x), mask) / temperature)
 
 
+def refresh_targets(apply_fn, params, memory: TaskMemory, temperature=1.0) -> TaskMemory:
+  """`memory` with the targets of every stored slot (those below `memory.num_tasks`) recomputed at
+  `params`: the (tempered) softmax under each point's own head mask. Unused slots get zeros."""
+  t, m, c = memory.targets.shape
+  x = memory.x.reshape((t * m,) + memory.x.shape[2:])
+  probs = softmax_probs(apply_fn, params, x, memory.mask.reshape(t * m, c), temperature)
+  stored = (jnp.arange(t) < memory.num_tasks)[:, None, None]
+  return memory._replace(targets=jnp.where(stored, probs.reshape(t, m, c), 0.0))
+
+
 def past_tasks(memory: TaskMemory, key, num_past: int, tasks_per_step: str):
   """This step's memories and their weights in the estimate of the sum over past tasks.
 
@@ -130,8 +154,12 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
           tau=10.0, prior_precision=1e-3, jitter=1e-6, relative_jitter=0.0,
           selection='lambda_descend',
           tasks_per_step='all', use_kernel=True, ggn_num_examples=1024,
-          ggn_chunk_size=64) -> Method:
+          ggn_chunk_size=64, targets='previous') -> Method:
   """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`).
+
+  `targets='previous'` (module docstring) recomputes, after each task, every past slot's predictions
+  and its per-class K⁻¹ at the parameters that finished the task, under the precision accumulated
+  over all finished tasks; `'task_end'` computes them once, for the new slot only.
 
   The task's GGN is estimated on a random subset of `ggn_num_examples` training examples scaled by
   N / n (0 = all examples, exact; the estimate only enters the kernel's covariance).
@@ -141,7 +169,23 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
   posterior pins down have eigenvalues near 0), so with an absolute ε alone K⁻¹ is dominated by 1/ε
   and its float32 inverse is inaccurate; a relative floor bounds the condition number by about
   1 / relative_jitter. The inverse is taken by a symmetric eigendecomposition."""
+  _check_targets(targets)
   m, c = memory_per_task, num_outputs
+
+  def kernel_inverse(params, variance, x_mem, mask_mem, valid):
+    """[C, M, M] inverse of the jittered per-class kernel of the softmax outputs at `params`."""
+    if not use_kernel:
+      return jnp.broadcast_to(jnp.eye(m), (c, m, m))
+    # The kernel of the softmax outputs m(θ) (FROMP's linearisation: ∂m/∂θ = Λ J), per class.
+    kern = dual.kernel(apply_fn, params, x_mem, variance, mask_mem, outputs='probs')  # [C, M, M]
+    both = valid[:, None] & valid[None, :]
+    # Invalid slots get an identity block so the inverse exists; their diff is zero anyway.
+    kern = jnp.where(both, kern, 0.0)
+    scale = jnp.sum(jnp.diagonal(kern, axis1=1, axis2=2), -1) / jnp.maximum(jnp.sum(valid), 1)
+    eps = jitter + relative_jitter * scale[:, None, None]                    # [C, 1, 1]
+    kern = kern + jnp.eye(m) * jnp.where(valid, eps, 1.0)
+    evals, evecs = jnp.linalg.eigh(kern)
+    return jnp.einsum('cij,cj,ckj->cik', evecs, 1.0 / evals, evecs)
 
   def init(params):
     return FrompState(memory=init_memory(num_tasks, m, input_shape, c),
@@ -180,24 +224,23 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
                                classes_per_task=classes_per_task, rule=selection,
                                variance=jax.tree.map(lambda p: 1.0 / p, precision))
     x_mem = data.x[idx]
-    targets = softmax_probs(apply_fn, params, x_mem, data.mask[idx])
-    memory = store(state.memory, slot, data, idx, valid, targets)
-    if use_kernel:
-      variance = jax.tree.map(lambda p: 1.0 / p, precision)
-      # The kernel of the softmax outputs m(θ) (FROMP's linearisation: ∂m/∂θ = Λ J), per class.
-      kern = dual.kernel(apply_fn, params, x_mem, variance, head, outputs='probs')  # [C, M, M]
-      both = valid[:, None] & valid[None, :]
-      eye = jnp.eye(m)
-      # Invalid slots get an identity block so the inverse exists; their diff is zero anyway.
-      kern = jnp.where(both, kern, 0.0)
-      scale = jnp.sum(jnp.diagonal(kern, axis1=1, axis2=2), -1) / jnp.maximum(jnp.sum(valid), 1)
-      eps = jitter + relative_jitter * scale[:, None, None]                    # [C, 1, 1]
-      kern = kern + eye * jnp.where(valid, eps, 1.0)
-      evals, evecs = jnp.linalg.eigh(kern)
-      kinv = jnp.einsum('cij,cj,ckj->cik', evecs, 1.0 / evals, evecs)
+    memory = store(state.memory, slot, data, idx, valid,
+                   softmax_probs(apply_fn, params, x_mem, data.mask[idx]))
+    variance = jax.tree.map(lambda p: 1.0 / p, precision)
+    if targets == 'previous':
+      memory = refresh_targets(apply_fn, params, memory)
+    if targets == 'previous' and use_kernel:
+      def refresh_kernel(s, kinv_all):
+        take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=False)
+        kinv = kernel_inverse(params, variance, take(memory.x), take(memory.mask),
+                              take(memory.valid))
+        return jax.lax.dynamic_update_index_in_dim(kinv_all, kinv, s, axis=0)
+      # Every stored slot (a dynamic count, so a while loop: one kernel per past task).
+      stored = jnp.minimum(memory.num_tasks, num_tasks)
+      kernel_inv = jax.lax.fori_loop(0, stored, refresh_kernel, state.kernel_inv)
     else:
-      kinv = jnp.broadcast_to(jnp.eye(m), (c, m, m))
-    kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)
+      kinv = kernel_inverse(params, variance, x_mem, data.mask[idx], valid)
+      kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)
     return FrompState(memory=memory, kernel_inv=kernel_inv, precision=precision,
                       task_size=jnp.asarray(data.y.shape[0], jnp.float32))
 
@@ -211,7 +254,11 @@ class KPriorState(NamedTuple):
 
 
 def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
-            tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all') -> Method:
+            tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all',
+            targets='previous') -> Method:
+  """K-priors (module docstring); `targets` as for `fromp`: 'previous' relabels the whole memory
+  with θ_{t−1} at each task boundary, the model the weight term is anchored at."""
+  _check_targets(targets)
   m, c = memory_per_task, num_outputs
 
   def init(params):
@@ -235,8 +282,11 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
     slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
     idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
                                classes_per_task=classes_per_task, rule=selection)
-    targets = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx])
-    return KPriorState(memory=store(state.memory, slot, data, idx, valid, targets), anchor=params)
+    memory = store(state.memory, slot, data, idx, valid,
+                   softmax_probs(apply_fn, params, data.x[idx], data.mask[idx]))
+    if targets == 'previous':
+      memory = refresh_targets(apply_fn, params, memory)
+    return KPriorState(memory=memory, anchor=params)
 
   return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
                 static_task_count=True)
@@ -251,7 +301,11 @@ class EwcFrReplayState(NamedTuple):
 def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task,
                   memory_per_task=40, ewc_lambda=1.0, tau=1.0, replay_weight=1.0, m2_fraction=0.5,
                   temperature=1.0, fisher_num_examples=1024, fisher_type='empirical',
-                  selection='random', tasks_per_step='all') -> Method:
+                  selection='random', tasks_per_step='all', targets='previous') -> Method:
+  """EWC + FR + replay (module docstring); `targets` as for `fromp`: 'previous' recomputes the soft
+  labels (and so the correction term's residuals) of every memory at θ_old = θ_{t−1}, the point the
+  gradient split of the module docstring is taken at."""
+  _check_targets(targets)
   m, c = memory_per_task, num_outputs
   m2 = int(round(m * m2_fraction))
 
@@ -288,11 +342,14 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
     slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
     idx, valid = select_points(apply_fn, params, data, select_key, num_outputs=c,
                                memory_per_task=m, classes_per_task=classes_per_task, rule=selection)
-    targets = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature)
+    memory = store(state.memory, slot, data, idx, valid,
+                   softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature))
+    if targets == 'previous':
+      memory = refresh_targets(apply_fn, params, memory, temperature)
     fisher = diagonal_fisher(apply_fn, params, data, fisher_key, num_examples=fisher_num_examples,
                              fisher_type=fisher_type)
-    return EwcFrReplayState(memory=store(state.memory, slot, data, idx, valid, targets),
-                            anchor=params, fisher=jax.tree.map(jnp.add, state.fisher, fisher))
+    return EwcFrReplayState(memory=memory, anchor=params,
+                            fisher=jax.tree.map(jnp.add, state.fisher, fisher))
 
   return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
                 static_task_count=True)
