@@ -28,8 +28,23 @@ def optimizer_name(config) -> str:
 HESS_APPROX = {'ivon': ('price', 'gradsq'), 'vogn': ('ggn',)}
 
 
+def resolve_chosen(config) -> None:
+  """Fills, in place, each hyper-parameter the config left None with the value chosen for
+  `config.method` in `config.chosen` (`configs/cl/common.use_chosen`: a benchmark's validation-chosen
+  values as its defaults). A no-op for configs without `chosen`."""
+  chosen = config.get('chosen')
+  if not chosen or config.method not in chosen:
+    return
+  for group, fields in chosen[config.method].items():
+    for name, value in fields.items():
+      if config[group][name] is None:
+        config[group][name] = value
+
+
 def validate_config(config) -> None:
-  """Raises `ConfigError` naming the first bad field."""
+  """Raises `ConfigError` naming the first bad field. Resolves the chosen defaults first
+  (`resolve_chosen`)."""
+  resolve_chosen(config)
   check_choice('dataset', config.dataset, cl_data.DATASETS)
   check_choice('stream', config.stream, streams.STREAMS)
   allowed_scenarios = ('task', 'class') if config.stream == 'split' else ('domain',)
@@ -173,6 +188,7 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
   minibatches are split over it (`train.make_learner(batch_sharding=...)`); with a `model` axis, the
   train state's large leaves are kept split over it (`experiment.mesh.constrain_state`; compile with
   `compile_learner(config, learner, mesh)`, which uses the same `config.mesh.model_min_size`)."""
+  resolve_chosen(config)
   model = models.make_model(config.model, stream.input_shape, stream.num_outputs,
                             hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
                             dense_size=config.dense_size)

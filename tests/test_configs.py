@@ -52,6 +52,41 @@ def test_cl_sweeps_carry_the_table_hyperparameters():
   assert {'method': 'fromp', 'num_seeds': 3, 'fromp.tau': 1000.0} in runs and len(runs) == 11
 
 
+def _table_hyperparameters(entry: str) -> dict:
+  """'fromp.tau=100000' -> {'fromp.tau': 100000.0}; 'a.x=b.y=1' (tied fields) -> both; '' -> {}."""
+  if not entry:
+    return {}
+  *fields, value = entry.split('=')
+  return {field: float(value) for field in fields}
+
+
+@pytest.mark.parametrize('benchmark', ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'])
+def test_default_configs_give_the_results_table_hyperparameters(benchmark):
+  """The README's command for a row (the benchmark's config, `--config.method=<method>`, no other
+  flag) trains with the hyper-parameters of that row of docs/results/cl_results.json."""
+  import json
+  import os
+  with open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'results', 'cl_results.json'),
+            encoding='utf-8') as f:
+    table = json.load(f)
+  name, _, variant = benchmark.partition(':')
+  module = importlib.import_module(f'configs.cl.{name}')
+  rows = {key.rsplit('/', 1)[1]: r for key, r in table.items() if key.rsplit('/', 1)[0] == benchmark}
+  assert set(rows) == set(methods.METHODS)
+  for method, row in rows.items():
+    config = module.get_config(variant or None)
+    config.method = method
+    builders.validate_config(config)
+    for field, value in _table_hyperparameters(row['hyperparameter']).items():
+      group, leaf = field.split('.')
+      assert config[group][leaf] == value, (benchmark, method, field)
+  # A value given on the command line wins over the chosen default.
+  config = module.get_config(variant or None)
+  config.method, config.fromp.tau = 'fromp', 7.0
+  builders.validate_config(config)
+  assert config.fromp.tau == 7.0
+
+
 def test_unknown_variant_is_rejected():
   from configs.cl import split_fmnist
   with pytest.raises(ValueError, match=r"config variant must be one of \['', 'quick', 'class', "

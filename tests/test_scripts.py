@@ -182,6 +182,22 @@ def test_split_fmnist_quick_run(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
+def test_default_fromp_command_reproduces_its_results_table_row(tmp_path):
+  """The README's command for FROMP on Split FMNIST, without any other flag, gives the table's seed-0
+  average accuracy (docs/results/cl_results.json; the table trains seeds 0-2 vmapped, this run seed 0
+  alone, so float order may differ slightly: 0.3 points allowed)."""
+  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py', '--config.method=fromp',
+                    f'--workdir={tmp_path / "fromp"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'fromp' / 'results.json').read_text())
+  with open(os.path.join(ROOT, 'docs', 'results', 'cl_results.json'), encoding='utf-8') as f:
+    row = json.load(f)['split_fmnist/fromp']
+  assert row['seeds'][0] == 0
+  assert abs(results['average_accuracy'] - row['average_accuracy'][0]) < 0.003, (
+      results['average_accuracy'], row['average_accuracy'][0])
+
+
+@pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_bench_cl_prints_one_json_line():
   proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--repeats=1',
                     '--step_cost_methods=ewc,fromp',

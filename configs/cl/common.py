@@ -121,6 +121,24 @@ CHOSEN = {
 }
 
 
+def use_chosen(c, benchmark: str) -> ml_collections.ConfigDict:
+  """Makes `CHOSEN[benchmark]` the defaults of config `c`, so that the README's command for a method
+  reproduces its row: every field chosen for some method becomes a typed placeholder (None), and
+  `c.chosen.<method>.<group>.<field>` holds each method's value; `cl.builders.resolve_chosen` (run by
+  `validate_config`) fills the placeholders of `c.method`. A value given on the command line or set in
+  code before that wins. (`ewc` and `online_ewc` share `ewc.*`, `fromp` and `fromp_l2` share `fromp.*`,
+  with different chosen values: hence per method, not per field.)"""
+  c.chosen = ml_collections.ConfigDict()
+  for method, fields in CHOSEN[benchmark].items():
+    per_group = {}
+    for dotted, value in fields.items():
+      group, name = dotted.split('.')
+      c[group][name] = ml_collections.config_dict.placeholder(type(value))
+      per_group.setdefault(group, {})[name] = value
+    c.chosen[method] = per_group
+  return c
+
+
 def baseline_sweep(add, benchmark: str, num_seeds: int = 3):
   """Every baseline and Bayes-duality method, `num_seeds` seeds each (vmapped inside one run), with
   the hyper-parameters `CHOSEN` for `benchmark`: `scripts/sweep.py` then regenerates the README's
