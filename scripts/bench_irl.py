@@ -6,7 +6,8 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
   pointmaze_steps_per_s_1seed   environment steps per second of the whole OPIRL run on PointMaze-Left
                                 (`irl.loops.train_jax`, the shipped configs/irl/pointmaze.py: per
                                 step one discriminator update and one update of its policy learner,
-                                SAC with 64-64 networks since the study, from the first step on;
+                                SAC with 64-64 networks and a 64-64 shaping network h since the
+                                study, from the first step on;
                                 `--pointmaze_steps` steps and one evaluation episode at the end);
   pointmaze_steps_per_s_8seeds  the same with 8 seeds under `jax.vmap`, summed over seeds;
   pointmaze_8_over_1_ratio      their ratio (8 would be perfect scaling);
