@@ -55,8 +55,9 @@ STUDY_DEFAULTS = {
     # position relative to the target (discriminator.goal_relative); final score 0.66 after 2e4 steps
     # on seeds 100-102, against 0.46-0.49 for every variant on the raw observation (rounds 1-3).
     # Round 5 (5e4 steps, seeds 100-102): the discriminator's shaping network h at 64-64 instead of the
-    # official 256-256 (`+disc64`) learns as well (mean of the last four evaluations -18.0 against
-    # -17.8) at 2.7x the steps per second: h with its gradient penalty was most of a step's time.
+    # official 256-256 (`+disc64`) learns about as well (mean of the last four evaluations -18.1
+    # against -16.9, scores 0.74 and 0.77, within a seed's spread) at 2.7x the steps per second: h
+    # with its gradient penalty was most of a step's time.
     'PointMaze-Left': {'irl.policy_learner': 'sac', 'sac.hidden_sizes': (64, 64),
                        'algaedice.hidden_sizes': (64, 64), 'discriminator.goal_relative': (0, 3, 3),
                        'discriminator.shaping_hidden': (64, 64)},

@@ -9,8 +9,9 @@ docs/opirl_study.md chose other values (configs/irl/common.STUDY_DEFAULTS). `:qu
 The defaults (configs/irl/common.STUDY_DEFAULTS, chosen on seeds 100-102): SAC as OPIRL's policy
 learner with 64-64 networks, a goal-relative reward (discriminator.goal_relative = (0, 3, 3): r and h
 see the particle's position minus the target's, so a reward learned from the one demonstrated target
-applies to every target; irl/discriminator.py), and a 64-64 shaping network h (official 256-256: as
-good a learner here at 2.7x the speed, study round 5). They apply to every adversarial algorithm here.
+applies to every target; irl/discriminator.py), and a 64-64 shaping network h (official 256-256:
+about as good a learner here, at 2.7x the speed; study round 5). They apply to every adversarial
+algorithm here.
 
 Official PointMaze settings (reference/irl.md §1.4, run_point_maze_left.sh): discriminator learning rate
 3e-3, replay capacity 3e5, policy reward clipped to <= 0. Departure: no state normalisation. With one
