@@ -111,12 +111,18 @@ def main(argv):
         best = max(tuning, key=tuning.get)
         _set(config, field, best)
         chosen = f'{field if isinstance(field, str) else "=".join(field)}={best:g}'
+      elif name in GRIDS:   # --notune: the config's value (a benchmark's default is its chosen one)
+        field, _ = GRIDS[name]
+        builders.validate_config(config)
+        group, leaf = (field if isinstance(field, str) else field[0]).split('.')
+        chosen = f'{field if isinstance(field, str) else "=".join(field)}={config[group][leaf]:g}'
       start = time.time()
       test, _ = run(config, stream)
       acc = [metrics.average_accuracy(r) for r in test]
       fgt = [metrics.forgetting(r) for r in test]
       all_results[f'{bench}/{name}'] = {
-          'hyperparameter': chosen, 'validation_tuning': {str(k): v for k, v in tuning.items()},
+          'hyperparameter': chosen, 'tuned': bool(tuning),
+          'validation_tuning': {str(k): v for k, v in tuning.items()},
           'average_accuracy': acc, 'forgetting': fgt, 'accuracy_matrices': test.tolist(),
           'seeds': list(range(config.seed, config.seed + config.num_seeds)),
           'seconds': time.time() - start}
