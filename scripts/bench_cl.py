@@ -10,6 +10,11 @@ memories and penalties are full). The memory methods in `--one_task_per_step_met
 second time with `tasks_per_step=one`. Every ratio is the median over `--repeats` back-to-back pairs
 (method, fine-tuning). Split Fashion-MNIST, MLP 784-256-256; compilation is excluded (one
 warm-up epoch first).
+
+`consolidate_s_last_task` gives, for every memory method in `--consolidate_methods`, the seconds of its
+consolidation at the last task boundary (one seed, four tasks already in memory, compiled first,
+median of `--repeats`) with `targets='previous'` (the default: every past memory's predictions, and
+FROMP's kernels, recomputed) and with `targets='task_end'` (the new task's only), and their ratio.
 """
 
 import json
@@ -33,6 +38,9 @@ _EPOCHS = flags.DEFINE_integer('epochs', 3, 'Timed epochs (after one warm-up epo
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Minibatch size.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds in the vmapped measurement.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timings per ratio; the median is reported.')
+_CONSOLIDATE = flags.DEFINE_list(
+    'consolidate_methods', ['fromp', 'kpriors'],
+    'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.')
 
 
 def main(argv):
@@ -118,6 +126,35 @@ def main(argv):
   for method in _ONE_TASK.value:
     record['step_cost_vs_finetune_one_past_task_per_step'][method] = round(
         median_ratio(epoch_timer(method, 1, 'one'), base_timer), 3)
+
+  def consolidate_seconds(method, targets):
+    """Median seconds of the last boundary's consolidation, after the earlier ones (compiled)."""
+    config.method, config.num_seeds = method, 1
+    run_config = config.copy_and_resolve_references()
+    run_config[{'fromp_l2': 'fromp'}.get(method, method)].targets = targets
+    learner, _ = builders.build_learner(run_config, stream)
+    compiled = train.compile_learner(learner)
+    keys = builders.seed_keys(run_config)
+    state = compiled.init(keys)
+    for t in range(last):
+      past = train.training_data(stream, t, cumulative=False)
+      state = compiled.begin_task(state, past)
+      state = compiled.consolidate(state, past, keys)
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(_REPEATS.value):
+      copy = jax.tree.map(lambda x: x.copy(), state)   # consolidate donates its state
+      start = time.perf_counter()
+      jax.block_until_ready(compiled.consolidate(copy, data, keys))
+      times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+  record['consolidate_s_last_task'] = {}
+  for method in _CONSOLIDATE.value:
+    previous, task_end = consolidate_seconds(method, 'previous'), consolidate_seconds(method, 'task_end')
+    record['consolidate_s_last_task'][method] = {
+        'previous': round(previous, 3), 'task_end': round(task_end, 3),
+        'ratio': round(previous / task_end, 2)}
   print(json.dumps(record))
 
 

@@ -201,9 +201,11 @@ def test_default_fromp_command_reproduces_its_results_table_row(tmp_path):
 def test_bench_cl_prints_one_json_line():
   proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--repeats=1',
                     '--step_cost_methods=ewc,fromp',
-                    '--one_task_per_step_methods=fromp'))
+                    '--one_task_per_step_methods=fromp', '--consolidate_methods=kpriors'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert set(record['consolidate_s_last_task']) == {'kpriors'}
+  assert record['consolidate_s_last_task']['kpriors']['previous'] > 0
   assert set(record['step_cost_vs_finetune']) == {'ewc', 'fromp'}
   assert set(record['step_cost_vs_finetune_one_past_task_per_step']) == {'fromp'}
   assert record['examples_per_sec_1_seed'] > 0
