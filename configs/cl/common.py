@@ -110,8 +110,8 @@ CHOSEN = {
         'ewc_fr_replay': {'ewc_fr_replay.tau': 3.0, 'ewc_fr_replay.replay_weight': 3.0}},
     'split_fmnist:class': {
         'ewc': {'ewc.ewc_lambda': 1.0}, 'online_ewc': {'ewc.ewc_lambda': 10000.0},
-        'si': {'si.c': 100.0}, 'vcl': {'vcl.prior_scale': 1.0}, 'fromp': {'fromp.tau': 10000.0},
-        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 3.0},
+        'si': {'si.c': 100.0}, 'vcl': {'vcl.prior_scale': 1.0}, 'fromp': {'fromp.tau': 100000.0},
+        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 1.0},
         'ewc_fr_replay': {'ewc_fr_replay.tau': 1.0, 'ewc_fr_replay.replay_weight': 1.0}},
     'permuted_fmnist': {
         'ewc': {'ewc.ewc_lambda': 100.0}, 'online_ewc': {'ewc.ewc_lambda': 10.0},
