@@ -6,11 +6,12 @@ and the old model's predictions on them, and add a term on the current outputs a
 - **FROMP** (Pan, Swaroop, Immer, Eschenhagen, Turner & Khan, NeurIPS 2020, eq. 7): the memorable points
   are the top-λ_i examples per class, λ_i = Σ_k p_ik(1 − p_ik); the regulariser is
       (τ / 2N) Σ_s Σ_c (m_{s,c}(θ) − m_{s,c}^old)ᵀ K_{s,c}⁻¹ (m_{s,c}(θ) − m_{s,c}^old),
-  with m the softmax outputs at the memory points, and K_{s,c} = J_c Σ J_cᵀ the DNN2GP kernel of class c
-  at θ_s of the softmax outputs (J_c = ∂m_c/∂θ = (Λ J)_c; `cl.dual.kernel`), Σ the diagonal posterior
-  covariance 1 / (δ₀ + Σ_{r≤s} diag GGN_r), the GGN of each task taken on all its training data.
+  with m the softmax outputs at the memory points, m^old those of the previous model θ_{t−1}, and
+  K_{s,c} = J_c Σ J_cᵀ the DNN2GP kernel of class c at θ_{t−1} of the softmax outputs (J_c = ∂m_c/∂θ =
+  (Λ J)_c; `cl.dual.kernel`), Σ the diagonal posterior covariance 1 / (δ₀ + Σ_{r<t} diag GGN_r), the GGN
+  of each task taken at the end of that task on all its training data.
 - **FROMP-L2**: the same with K = I.
-- **K-priors** (Khan & Swaroop, NeurIPS 2021): τ Σ_s mean_{i∈M_s} CE(σ(f_i(θ_s)), f_i(θ)) +
+- **K-priors** (Khan & Swaroop, NeurIPS 2021): τ Σ_s mean_{i∈M_s} CE(σ(f_i(θ_{t−1})), f_i(θ)) +
   (δ/2)‖θ − θ_{t−1}‖². With equal task sizes, the soft-label term weights each past task like the
   current one, i.e. each memory point stands for N_s / |M_s| old examples.
 - **EWC + FR + replay** (Daxberger et al., TMLR 2023): the past gradient Σ_i J_iᵀ(σ(f_i) − y_i) is split
