@@ -61,21 +61,29 @@ def main(argv):
   n = int(data.y.shape[0])
   steps = n // config.batch_size
 
-  def epoch_timer(method, num_seeds, tasks_per_step=None):
-    """A function timing `--epochs` training epochs on the last task (seconds per epoch), after the
-    method consolidated every earlier task; compiled and warmed up once here."""
+  def consolidated(method, num_seeds, **method_fields):
+    """(compiled learner, its method, seed keys, state) after the method consolidated every task
+    before the last, as a real run would (no training needed); `method_fields` override the method's
+    sub-config."""
     config.method, config.num_seeds = method, num_seeds
     run_config = config.copy_and_resolve_references()
-    if tasks_per_step:
-      run_config[{'fromp_l2': 'fromp'}.get(method, method)].tasks_per_step = tasks_per_step
+    for field, value in method_fields.items():
+      run_config[{'fromp_l2': 'fromp'}.get(method, method)][field] = value
     learner, m = builders.build_learner(run_config, stream)
     compiled = train.compile_learner(learner)
-    keys = builders.seed_keys(config)
+    keys = builders.seed_keys(run_config)
     state = compiled.init(keys)
-    for t in range(last):  # fill the method's state as a real run would (no training needed)
+    for t in range(last):
       past = train.training_data(stream, t, cumulative=False)
       state = compiled.begin_task(state, past)
       state = compiled.consolidate(state, past, keys)
+    return compiled, m, keys, state
+
+  def epoch_timer(method, num_seeds, tasks_per_step=None):
+    """A function timing `--epochs` training epochs on the last task (seconds per epoch), after the
+    method consolidated every earlier task; compiled and warmed up once here."""
+    compiled, m, keys, state = consolidated(
+        method, num_seeds, **({'tasks_per_step': tasks_per_step} if tasks_per_step else {}))
     state = compiled.begin_task(state, data)
     num_past = last if m.static_task_count else None
     epoch_keys = jax.vmap(lambda k: jax.random.split(k, _EPOCHS.value + 1))(keys)
@@ -129,17 +137,7 @@ def main(argv):
 
   def consolidate_seconds(method, targets):
     """Median seconds of the last boundary's consolidation, after the earlier ones (compiled)."""
-    config.method, config.num_seeds = method, 1
-    run_config = config.copy_and_resolve_references()
-    run_config[{'fromp_l2': 'fromp'}.get(method, method)].targets = targets
-    learner, _ = builders.build_learner(run_config, stream)
-    compiled = train.compile_learner(learner)
-    keys = builders.seed_keys(run_config)
-    state = compiled.init(keys)
-    for t in range(last):
-      past = train.training_data(stream, t, cumulative=False)
-      state = compiled.begin_task(state, past)
-      state = compiled.consolidate(state, past, keys)
+    compiled, _, keys, state = consolidated(method, 1, targets=targets)
     jax.block_until_ready(state)
     times = []
     for _ in range(_REPEATS.value):

@@ -10,6 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 from cl import methods, models
 from cl.methods.base import TaskData
+from test_bayes_methods import perturb
 
 NUM_OUT = 6
 TASK_CLASSES = [(0, 1), (2, 3), (4, 5)]
@@ -30,13 +31,6 @@ def task(t, per_class=4, seed=None):
   mask[:, list(classes)] = True
   return TaskData(x=jnp.asarray(x), y=jnp.asarray(y, jnp.int32), mask=jnp.asarray(mask),
                   task_index=jnp.asarray(t, jnp.int32))
-
-
-def perturb(params, scale=0.3, seed=5):
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(seed), len(leaves))
-  return jax.tree.unflatten(tree, [l + scale * jax.random.normal(k, l.shape)
-                                   for l, k in zip(leaves, keys)])
 
 
 def np_softmax(logits, mask):
