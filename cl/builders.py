@@ -60,6 +60,7 @@ def validate_config(config) -> None:
   check_positive('epochs', config.epochs, integer=True, allow_zero=True)
   check_positive('num_seeds', config.num_seeds, integer=True)
   check_positive('seed', config.seed, integer=True, allow_zero=True)
+  check_positive('data_seed', config.data_seed, integer=True, allow_zero=True)
   check_range('val_fraction', config.val_fraction, 0.0, 0.5)
   check_positive('max_train_examples_per_task', config.max_train_examples_per_task, integer=True,
                  allow_zero=True)
@@ -139,20 +140,23 @@ def _subsample(x, y, limit, rng):
 
 
 def build_stream(config) -> streams.TaskStream:
+  """The task stream; its random choices (class order, permutations, validation split, subsampling)
+  follow `config.data_seed`, which every seed of a run shares, so seed i trains on the same stream
+  alone or in any group of seeds."""
   dataset = cl_data.load_dataset(config.dataset, data_dir=config.data_dir or None,
                                  download=config.download)
   if config.stream == 'split':
     stream = streams.split_stream(dataset, classes_per_task=config.classes_per_task,
                                   num_tasks=config.num_tasks, scenario=config.scenario,
-                                  val_fraction=config.val_fraction, seed=config.seed)
+                                  val_fraction=config.val_fraction, seed=config.data_seed)
   elif config.stream == 'permuted':
     stream = streams.permuted_stream(dataset, num_tasks=config.num_tasks,
-                                     val_fraction=config.val_fraction, seed=config.seed)
+                                     val_fraction=config.val_fraction, seed=config.data_seed)
   else:
     stream = streams.rotated_stream(dataset, num_tasks=config.num_tasks, max_angle=config.max_angle,
-                                    val_fraction=config.val_fraction, seed=config.seed)
+                                    val_fraction=config.val_fraction, seed=config.data_seed)
   if config.max_train_examples_per_task or config.max_test_examples_per_task:
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.data_seed)
     tasks = []
     for task in stream.tasks:
       x_train, y_train = _subsample(task.x_train, task.y_train, config.max_train_examples_per_task, rng)
@@ -212,9 +216,10 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
 
 
 def compile_learner(config, learner: train.Learner, mesh=None) -> train.CompiledLearner:
-  """`train.compile_learner` with the config's `mesh.model_min_size`."""
+  """`train.compile_learner` with the config's `mesh.model_min_size` and `seed_batching`."""
   from experiment import mesh as mesh_lib
-  return train.compile_learner(learner, mesh, mesh_lib.min_size_from_config(config.mesh))
+  return train.compile_learner(learner, mesh, mesh_lib.min_size_from_config(config.mesh),
+                               config.seed_batching)
 
 
 def seed_keys(config, mesh=None) -> jax.Array:
@@ -229,9 +234,11 @@ def seed_keys(config, mesh=None) -> jax.Array:
 
 
 def build_mesh(config):
-  """`config.mesh` to a mesh (or None), checked against `num_seeds`; ConfigError otherwise."""
+  """`config.mesh` to a mesh (or None), checked against `num_seeds` and `seed_batching`; ConfigError
+  otherwise."""
   from experiment import mesh as mesh_lib
   mesh = mesh_lib.from_config(config.mesh)
   if mesh is not None:
     mesh_lib.check_seeds(config.num_seeds, mesh)
+  mesh_lib.check_seed_batching(config.seed_batching, mesh)
   return mesh

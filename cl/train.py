@@ -13,7 +13,6 @@ resumed from the checkpoint taken after task t therefore repeats exactly what an
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -222,15 +221,21 @@ class CompiledLearner(NamedTuple):
 
 
 def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
-                    model_min_size: int | None = None) -> CompiledLearner:
+                    model_min_size: int | None = None, seed_batching: str = 'vmap') -> CompiledLearner:
   """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None).
 
   With `mesh` (`experiment.mesh`), the seed axis of every function is mapped to the mesh's `seed`
   axis (`spmd_axis_name`, so constraints inside the learner get it too) and every output is split
   over it; the caller places the keys (`experiment.mesh.shard_leading`). On a mesh with a `model`
   axis the train state's leaves of at least `model_min_size` elements per seed are also split over
-  it (`experiment.mesh.state_shardings`; build the learner with the matching `state_constraint`)."""
-  vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
+  it (`experiment.mesh.state_shardings`; build the learner with the matching `state_constraint`).
+
+  `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
+  seed i alone to rounding, which training can amplify); 'map' runs one seed's computation per seed,
+  so seed i is the same run bit for bit alone, in any group and on a mesh's `seed` axis."""
+  from experiment import mesh as mesh_lib
+  mesh_lib.check_seed_batching(seed_batching, mesh)
+  over = lambda fn, in_axes: mesh_lib.over_seeds(fn, in_axes, seed_batching, mesh)
   state_out = per_seed = None
 
   def jit(fn, out=None, **kw):
@@ -240,7 +245,6 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
     return jax.jit(fn, **kw)
 
   if mesh is not None:
-    from experiment import mesh as mesh_lib
     min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
     per_seed = mesh_lib.seed_sharding(mesh)
     # Shardings follow one seed's shapes, which do not depend on the number of seeds.
@@ -248,16 +252,18 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
                                          min_size)
 
   def train_epoch(state, data, keys, num_past):
-    state, metrics = vmap(lambda s, k: learner.train_epoch(s, data, k, num_past))(state, keys)
     # One flag per seed for the divergence guard, computed here: no extra sync per step.
-    return state, dict(metrics, params_finite=vmap(divergence.all_finite)(state.params))
+    def one(s, d, k):
+      s, metrics = learner.train_epoch(s, d, k, num_past)
+      return s, dict(metrics, params_finite=divergence.all_finite(s.params))
+    return over(one, (0, None, 0))(state, data, keys)
 
   return CompiledLearner(
-      init=jit(vmap(learner.init), state_out),
-      begin_task=jit(vmap(learner.begin_task, in_axes=(0, None)), state_out),
+      init=jit(over(learner.init, (0,)), state_out),
+      begin_task=jit(over(learner.begin_task, (0, None)), state_out),
       train_epoch=jit(train_epoch, (state_out, per_seed), static_argnums=3, donate_argnums=0),
-      consolidate=jit(vmap(learner.consolidate, in_axes=(0, None, 0)), state_out, donate_argnums=0),
-      accuracy=jit(vmap(learner.accuracy, in_axes=(0, None, None, None))),
+      consolidate=jit(over(learner.consolidate, (0, None, 0)), state_out, donate_argnums=0),
+      accuracy=jit(over(learner.accuracy, (0, None, None, None))),
   )
 
 

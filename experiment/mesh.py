@@ -180,3 +180,54 @@ def describe(mesh: Mesh | None) -> dict:
   return {'enabled': True, 'seed': mesh.shape['seed'], 'data': mesh.shape['data'],
           'model': mesh.shape['model'], 'devices': mesh.size,
           'platform': mesh.devices.flat[0].platform, 'processes': jax.process_count()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# How the seeds share the computation (`config.seed_batching`).
+#
+# 'vmap' batches the seeds into one computation: the fast one, but XLA then picks kernels for the
+# batched shapes, whose sums round differently from one seed's, and training amplifies that, so seed i
+# of an n-seed run equals seed i run alone only to rounding at first and statistically after many
+# steps. 'map' runs each device's seeds one after another (`jax.lax.map`) through one seed's
+# computation: seed i is then the same run bit for bit alone, at any position of any number of seeds,
+# and on a mesh's `seed` axis (tests/test_seeds.py); it gives up the batching's speed-up.
+
+SEED_BATCHING = ('vmap', 'map')
+
+
+def check_seed_batching(seed_batching: str, mesh: Mesh | None, *, splits_data: bool = True) -> None:
+  """ConfigError unless `seed_batching` is allowed with `mesh`: 'map' computes one seed on each device
+  group, so it cannot split that seed over `model`, nor (`splits_data`: the trainer splits a batch
+  over `data`, as the CL trainer does) over `data`."""
+  if seed_batching not in SEED_BATCHING:
+    raise ConfigError(f'config.seed_batching must be one of {list(SEED_BATCHING)}, got {seed_batching!r}')
+  if seed_batching == 'map' and mesh is not None:
+    split = [axis for axis in (('data',) if splits_data else ()) + ('model',) if mesh.shape[axis] > 1]
+    if split:
+      raise ConfigError(f"config.seed_batching='map' runs each device's seeds one after another, whole; "
+                        f"it cannot split a seed over the mesh's {' or '.join(split)} axis (set "
+                        f"config.mesh.{'=1, config.mesh.'.join(split)}=1, or seed_batching='vmap')")
+
+
+def over_seeds(fn, in_axes: tuple, seed_batching: str = 'vmap', mesh: Mesh | None = None):
+  """One seed's `fn(*args)` as a function of seed-stacked arguments (`in_axes`: 0 for a [S]-leading
+  argument, None for one shared by every seed); its outputs have the seed axis first. 'vmap':
+  `jax.vmap` (on a mesh with `spmd_axis_name='seed'`); 'map': `jax.lax.map` over the seeds, on a mesh
+  inside `jax.shard_map` over `seed`, each device mapping over its own seeds (pass every array as an
+  argument: one closed over would be a global array inside the per-device function)."""
+  if seed_batching == 'vmap':
+    if mesh is None:
+      return jax.vmap(fn, in_axes=in_axes)
+    return jax.vmap(fn, in_axes=in_axes, spmd_axis_name='seed')
+
+  def mapped(*args):
+    def one(seeded):
+      seeded = iter(seeded)
+      return fn(*[next(seeded) if axis == 0 else a for a, axis in zip(args, in_axes)])
+    return jax.lax.map(one, [a for a, axis in zip(args, in_axes) if axis == 0])
+
+  if mesh is None:
+    return mapped
+  # check_vma=False: the trainers' conds mix per-seed and shared values, which is what they mean.
+  return jax.shard_map(mapped, mesh=mesh, in_specs=tuple(P('seed') if axis == 0 else P() for axis in in_axes),
+                       out_specs=P('seed'), check_vma=False)

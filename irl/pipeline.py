@@ -83,6 +83,8 @@ def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
       raise ConfigError(f'config.mesh.enabled places vmapped seeds on devices, which needs a '
                         f'JAX-native environment; {config.env} runs on the host')
     mesh_lib.check_seeds(config.num_seeds if num_seeds is None else num_seeds, mesh)
+  # configs/rl trains one seed and has no such field. The IRL loop splits no batch over `data`.
+  mesh_lib.check_seed_batching(config.get('seed_batching', 'vmap'), mesh, splits_data=False)
   return mesh
 
 
@@ -179,23 +181,29 @@ def seed_keys(seeds: list[int]) -> jax.Array:
 
 
 def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, expert_buffer=None,
-                   transform_fn=None, mesh=None, model_min_size: int | None = None):
+                   transform_fn=None, mesh=None, model_min_size: int | None = None,
+                   seed_batching: str = 'vmap'):
   """The jitted, seed-vmapped `init(keys) -> carry` and `period_fn(carry, period) -> (carry,
   metrics)` (one evaluation period) of a JAX-native run. With `mesh`, every output (all of which
   have the seed axis first) is split over its `seed` axis: without `out_shardings` the compiler may
   return leaves it finds cheap to replicate, and the next call would then recompile. On a mesh with
   a `model` axis the agent state's leaves of at least `model_min_size` elements per seed are split
-  over it too (`experiment.mesh.state_shardings`), and kept split through the loop."""
+  over it too (`experiment.mesh.state_shardings`), and kept split through the loop.
+
+  `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
+  seed i alone to rounding, which training amplifies); 'map' runs one seed's computation per seed, so
+  seed i is the same run bit for bit alone, in any group and on a mesh."""
   from experiment import mesh as mesh_lib
+  mesh_lib.check_seed_batching(seed_batching, mesh, splits_data=False)
   if isinstance(agent, onpolicy.OnPolicyRunner):   # PPO-based AIRL / GAIL: rounds of fresh rollouts
     init_one = agent.init
     rounds = loop_config.eval_every // agent.config.steps_per_round
-    period_one = lambda carry, p, constraint: agent.train_periods(
+    period_one = lambda carry, p, constraint, buffer=None: agent.train_periods(
         carry, p, num_periods=1, rounds_per_period=rounds, state_constraint=constraint)
   else:
     init_one = lambda k: loops.init_carry(env, agent, loop_config, k, transform_fn=transform_fn)
-    period_one = lambda carry, p, constraint: loops.train_periods(
-        env, agent, loop_config, carry, p, num_periods=1, expert_buffer=expert_buffer,
+    period_one = lambda carry, p, constraint, buffer=expert_buffer: loops.train_periods(
+        env, agent, loop_config, carry, p, num_periods=1, expert_buffer=buffer,
         transform_fn=transform_fn, state_constraint=constraint)
   init_out = period_out = state_constraint = None
   if mesh is not None:
@@ -204,6 +212,11 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
     period_out = (init_out, mesh_lib.seed_sharding(mesh))
     if mesh_lib.shards_model(mesh):
       state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
+  if seed_batching == 'map':   # the expert buffer goes in as an argument (over_seeds)
+    init = jax.jit(mesh_lib.over_seeds(init_one, (0,), 'map', mesh), out_shardings=init_out)
+    period_jit = jax.jit(mesh_lib.over_seeds(lambda carry, p, buffer: period_one(carry, p, None, buffer),
+                                             (0, None, None), 'map', mesh), out_shardings=period_out)
+    return init, lambda carry, p: period_jit(carry, p, expert_buffer)
   vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
   init = jax.jit(vmap(init_one), out_shardings=init_out)
   period_fn = jax.jit(vmap(lambda carry, p: period_one(carry, p, state_constraint),
@@ -223,7 +236,7 @@ def carry_shardings(one_seed_carry, mesh, model_min_size: int):
 def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
           env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
           mesh=None, after_checkpoint: Callable[[int], None] | None = None,
-          model_min_size: int | None = None) -> list[Any]:
+          model_min_size: int | None = None, seed_batching: str = 'vmap') -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
@@ -234,7 +247,8 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   `mesh` (`experiment.mesh`, JAX-native environments only): the whole per-seed carry is split over
   the mesh's `seed` axis (the number of seeds must be a multiple of its size), the agent state's leaves
   of at least `model_min_size` elements over its `model` axis (`seed_functions`), and the expert buffer
-  is replicated; checkpoints are restored with the same shardings. `after_checkpoint(env_steps)` runs
+  is replicated; checkpoints are restored with the same shardings. `seed_batching` ('vmap' or 'map'):
+  how the seeds share the computation (`seed_functions`). `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
   from tqdm import tqdm
 
@@ -287,7 +301,7 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
       warn = print if primary else (lambda message: None)
       if is_jax:
         init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh,
-                                         model_min_size)
+                                         model_min_size, seed_batching)
         # A damaged newest checkpoint is reported and set aside; the one before it is used.
         restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)   # init's out_shardings
         if restored is None:
@@ -356,7 +370,9 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
 
 def random_return(env_name: str, env, seed: int, num_episodes: int) -> float:
   """Mean return of uniform random actions over `num_episodes` episodes (`env` is used when it is
-  JAX-native; a host env of `num_episodes` environments is made otherwise)."""
+  JAX-native; a host env of `num_episodes` environments is made otherwise). The scripts pass seed 0
+  whatever their seeds: the reference of the normalised score is the environment's, so seed i reports
+  the same score alone or in a group."""
   key = jax.random.key(seed + 30_000)
   spec = env.spec
   if registry.is_jax_env(env_name):

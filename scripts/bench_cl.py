@@ -3,7 +3,8 @@ r"""Training throughput of the continual-learning trainer, and each method's cos
   python scripts/bench_cl.py [--epochs=3] [--batch_size=128] [--step_cost_methods=fromp,kpriors,...]
 
 Prints one JSON line: training examples per second (summed over seeds) of fine-tuning for one seed and
-for `--num_seeds` seeds trained together with jax.vmap, and their ratio; then, for every method in
+for `--num_seeds` seeds trained together with jax.vmap, and their ratio, and for the same seeds run one
+after another inside the jit (`seed_batching='map'`: each seed bit for bit its run alone); then, for every method in
 `--step_cost_methods`, its time per training step (one seed) divided by fine-tuning's, measured in the
 same process on the last task of the stream after the method has consolidated all earlier tasks (so
 memories and penalties are full). The memory methods in `--one_task_per_step_methods` are measured a
@@ -61,7 +62,7 @@ def main(argv):
   n = int(data.y.shape[0])
   steps = n // config.batch_size
 
-  def consolidated(method, num_seeds, **method_fields):
+  def consolidated(method, num_seeds, seed_batching='vmap', **method_fields):
     """(compiled learner, its method, seed keys, state) after the method consolidated every task
     before the last, as a real run would (no training needed); `method_fields` override the method's
     sub-config."""
@@ -70,7 +71,7 @@ def main(argv):
     for field, value in method_fields.items():
       run_config[{'fromp_l2': 'fromp'}.get(method, method)][field] = value
     learner, m = builders.build_learner(run_config, stream)
-    compiled = train.compile_learner(learner)
+    compiled = train.compile_learner(learner, seed_batching=seed_batching)
     keys = builders.seed_keys(run_config)
     state = compiled.init(keys)
     for t in range(last):
@@ -79,11 +80,12 @@ def main(argv):
       state = compiled.consolidate(state, past, keys)
     return compiled, m, keys, state
 
-  def epoch_timer(method, num_seeds, tasks_per_step=None):
+  def epoch_timer(method, num_seeds, tasks_per_step=None, seed_batching='vmap'):
     """A function timing `--epochs` training epochs on the last task (seconds per epoch), after the
     method consolidated every earlier task; compiled and warmed up once here."""
     compiled, m, keys, state = consolidated(
-        method, num_seeds, **({'tasks_per_step': tasks_per_step} if tasks_per_step else {}))
+        method, num_seeds, seed_batching,
+        **({'tasks_per_step': tasks_per_step} if tasks_per_step else {}))
     state = compiled.begin_task(state, data)
     num_past = last if m.static_task_count else None
     epoch_keys = jax.vmap(lambda k: jax.random.split(k, _EPOCHS.value + 1))(keys)
@@ -111,8 +113,10 @@ def main(argv):
   many_timer = epoch_timer('finetune', _SEEDS.value)
   base = float(np.median([base_timer() for _ in range(_REPEATS.value)]))
   many_over_one = median_ratio(many_timer, base_timer)
+  mapped_over_one = median_ratio(epoch_timer('finetune', _SEEDS.value, seed_batching='map'), base_timer)
   one_rate = steps * config.batch_size / base
   many_rate = _SEEDS.value * one_rate / many_over_one
+  mapped_rate = _SEEDS.value * one_rate / mapped_over_one
   record = {
       'benchmark': 'cl_train_throughput',
       'dataset': 'split_fashion_mnist_task5',
@@ -125,6 +129,8 @@ def main(argv):
       'examples_per_sec_1_seed': round(one_rate, 1),
       f'examples_per_sec_{_SEEDS.value}_seeds_vmapped': round(many_rate, 1),
       'vmapped_over_single_ratio': round(many_rate / one_rate, 3),
+      f'examples_per_sec_{_SEEDS.value}_seeds_mapped': round(mapped_rate, 1),   # seed_batching='map'
+      'mapped_over_vmapped_ratio': round(mapped_rate / many_rate, 3),
       'memory_per_task': config.fromp.memory_per_task,
       'step_cost_vs_finetune': {},
       'step_cost_vs_finetune_one_past_task_per_step': {},

@@ -59,13 +59,13 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
-  random_return = pipeline.random_return(config.env, built.env, config.seed, loop_config.eval_episodes)
+  random_return = pipeline.random_return(config.env, built.env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
     states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds,
                             env_name=config.env, expert_buffer=built.expert_buffer,
                             transform_fn=parts.prep.transitions, desc=f'{config.algo} {config.env}',
                             mesh=mesh, model_min_size=config.mesh.model_min_size,
-                            after_checkpoint=guard.check)
+                            seed_batching=config.seed_batching, after_checkpoint=guard.check)
   if not built.is_jax:
     built.env.close()
 

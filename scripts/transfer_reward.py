@@ -99,12 +99,12 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'
-  random_return = pipeline.random_return(config.env, env, config.seed, loop_config.eval_episodes)
+  random_return = pipeline.random_return(config.env, env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
     pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
                    transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
                    mesh=mesh, model_min_size=config.mesh.model_min_size,
-                   after_checkpoint=guard.check)
+                   seed_batching=config.seed_batching, after_checkpoint=guard.check)
   if not is_jax:
     env.close()
   if not distributed.is_primary():

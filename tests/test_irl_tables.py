@@ -131,12 +131,13 @@ def test_bench_irl_prints_one_json_line_with_every_rate():
   assert len(lines) == 1, proc.stdout[-3000:]
   record = json.loads(lines[0])
   for key in ('pointmaze_steps_per_s_1seed', 'pointmaze_steps_per_s_8seeds',
-              'pointmaze_8_over_1_ratio', 'halfcheetah_steps_per_s'):
+              'pointmaze_steps_per_s_8seeds_mapped', 'pointmaze_8_over_1_ratio',
+              'pointmaze_8_mapped_over_1_ratio', 'halfcheetah_steps_per_s'):
     assert isinstance(record[key], float) and math.isfinite(record[key]) and record[key] > 0, key
   assert record['algo'] == 'opirl' and record['num_seeds_vmapped'] == 8
   assert record['pointmaze_steps_timed'] == 12 and record['halfcheetah_steps_timed'] == 6
   # One discriminator and one critic update per step, every step (HalfCheetah: warm-up included).
-  for suffix in ('1seed', '8seeds'):
+  for suffix in ('1seed', '8seeds', '8seeds_mapped'):
     assert record[f'pointmaze_discriminator_updates_done_{suffix}'] == 12
     assert record[f'pointmaze_policy_updates_done_{suffix}'] == 12
   # 5,000 steps (one evaluation period) cannot reach 90 % of the expert: null, and said so.

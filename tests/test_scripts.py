@@ -211,6 +211,7 @@ def test_bench_cl_prints_one_json_line():
   assert record['examples_per_sec_1_seed'] > 0
   assert record['examples_per_sec_2_seeds_vmapped'] > 0
   assert record['vmapped_over_single_ratio'] > 0
+  assert record['examples_per_sec_2_seeds_mapped'] > 0 and record['mapped_over_vmapped_ratio'] > 0
 
 
 def test_intransigence_against_a_joint_reference(tmp_path):

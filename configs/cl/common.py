@@ -56,6 +56,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Seeds.
   c.seed = 0
   c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
+  c.seed_batching = 'vmap'      # vmap (fast) | map: seed i bit-identical alone or in any group
+  c.data_seed = 0               # the stream's random choices (permutations, validation split),
+                                # shared by every seed: seed i trains on the same stream alone or in a group
   # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`, each
   # seed's state leaves of >= model_min_size elements over `model` (for models too large for one
   # device); -1 = all remaining devices. num_seeds must be a multiple of the seed axis.

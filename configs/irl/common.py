@@ -106,6 +106,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_trajectories = 1           # expert episodes used (the first ones in the file)
   c.seed = 0
   c.num_seeds = 1                  # JAX-native environments: seeds vmapped in one run
+  c.seed_batching = 'vmap'         # vmap (fast) | map: seed i bit-identical alone or in any group
   c.normalize_states = True        # expert-statistics normalisation
   c.absorbing = True               # DAC absorbing states
   c.num_absorbing = 10             # absorbing rows stored after each agent termination

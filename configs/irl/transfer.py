@@ -37,6 +37,7 @@ def get_config(arg=None):
   c.reward = 'true'          # 'true', or a reward directory written by train_irl.py (reward/seed<i>)
   c.seed = 0
   c.num_seeds = 1            # JAX-native targets: seeds vmapped in one run
+  c.seed_batching = 'vmap'   # vmap (fast) | map: seed i bit-identical alone or in any group
   c.mesh = common.mesh_config()
   c.sac = common.from_dataclass(sac_agent.SACConfig)
   c.sac.init_temperature = 0.2
