@@ -75,7 +75,8 @@ def check_seeds(config, is_jax: bool) -> None:
 
 def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
   """`config.mesh` to a mesh (or None), checked against the environment and the number of seeds
-  (default `config.num_seeds`); ConfigError otherwise."""
+  (default `config.num_seeds`), with the other run fields every IRL/RL script shares
+  (`seed_batching`, `keep_checkpoints`); ConfigError otherwise."""
   from experiment import mesh as mesh_lib
   mesh = mesh_lib.from_config(config.mesh)
   if mesh is not None:
@@ -85,6 +86,7 @@ def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
     mesh_lib.check_seeds(config.num_seeds if num_seeds is None else num_seeds, mesh)
   # configs/rl trains one seed and has no such field. The IRL loop splits no batch over `data`.
   mesh_lib.check_seed_batching(config.get('seed_batching', 'vmap'), mesh, splits_data=False)
+  check_positive('keep_checkpoints', config.get('keep_checkpoints', 2), integer=True, allow_zero=True)
   return mesh
 
 
@@ -236,7 +238,8 @@ def carry_shardings(one_seed_carry, mesh, model_min_size: int):
 def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
           env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
           mesh=None, after_checkpoint: Callable[[int], None] | None = None,
-          model_min_size: int | None = None, seed_batching: str = 'vmap') -> list[Any]:
+          model_min_size: int | None = None, seed_batching: str = 'vmap',
+          keep_checkpoints: int = 2) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
@@ -248,7 +251,8 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   the mesh's `seed` axis (the number of seeds must be a multiple of its size), the agent state's leaves
   of at least `model_min_size` elements over its `model` axis (`seed_functions`), and the expert buffer
   is replicated; checkpoints are restored with the same shardings. `seed_batching` ('vmap' or 'map'):
-  how the seeds share the computation (`seed_functions`). `after_checkpoint(env_steps)` runs
+  how the seeds share the computation (`seed_functions`). The newest `keep_checkpoints` checkpoints
+  stay on disk (0: every one). `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
   from tqdm import tqdm
 
@@ -297,7 +301,7 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
                      skip=('eval_return', 'train_return'), nan_is_missing=True)
 
   try:
-    with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=2) as ckpt:
+    with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=keep_checkpoints or None) as ckpt:
       warn = print if primary else (lambda message: None)
       if is_jax:
         init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh,

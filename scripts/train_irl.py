@@ -65,7 +65,8 @@ def main(argv):
                             env_name=config.env, expert_buffer=built.expert_buffer,
                             transform_fn=parts.prep.transitions, desc=f'{config.algo} {config.env}',
                             mesh=mesh, model_min_size=config.mesh.model_min_size,
-                            seed_batching=config.seed_batching, after_checkpoint=guard.check)
+                            seed_batching=config.seed_batching, keep_checkpoints=config.keep_checkpoints,
+                            after_checkpoint=guard.check)
   if not built.is_jax:
     built.env.close()
 

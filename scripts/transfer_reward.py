@@ -104,7 +104,8 @@ def main(argv):
     pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
                    transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
                    mesh=mesh, model_min_size=config.mesh.model_min_size,
-                   seed_batching=config.seed_batching, after_checkpoint=guard.check)
+                   seed_batching=config.seed_batching, keep_checkpoints=config.keep_checkpoints,
+                   after_checkpoint=guard.check)
   if not is_jax:
     env.close()
   if not distributed.is_primary():

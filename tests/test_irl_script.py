@@ -41,6 +41,7 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert not [l for l in output if re.match(r'I\d{4} ', l)], output[:5]
   assert sum('environment steps, evaluation return' in l for l in output) == 4 and len(output) <= 10
   assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
+  assert sorted(os.listdir(reference / 'checkpoints')) == ['3000', '4000']   # keep_checkpoints=2
   lines = [json.loads(l) for l in (reference / 'metrics.jsonl').read_text().splitlines()]
   for key in ('eval_return', 'eval_return_seed0', 'discriminator/expert_accuracy',
               'discriminator/policy_accuracy', 'discriminator/reward', 'discriminator/bce'):
@@ -116,3 +117,13 @@ def test_bad_config_is_rejected_before_compute(tmp_path, args, message):
   proc = run(script(*QUICK, *args, f'--workdir={tmp_path / "x"}'))
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
   assert not (tmp_path / 'x').exists()
+
+
+def test_keep_checkpoints_keeps_every_period_at_zero_and_rejects_a_negative_count(tmp_path):
+  args = QUICK + ['--config.loop.num_env_steps=3000', '--config.loop.eval_every=1000']
+  proc = run(script(*args, '--config.keep_checkpoints=0', f'--workdir={tmp_path / "all"}'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sorted(os.listdir(tmp_path / 'all' / 'checkpoints')) == ['1000', '2000', '3000']
+  proc = run(script(*args, '--config.keep_checkpoints=-1', f'--workdir={tmp_path / "bad"}'))
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+  assert 'config.keep_checkpoints must be an integer >= 0, got -1' in proc.stderr

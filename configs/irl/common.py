@@ -133,6 +133,10 @@ def base_config() -> ml_collections.ConfigDict:
   # (networks, optimizers) leaves of >= model_min_size elements over `model`; -1 = all remaining
   # devices. Devices on `data` hold copies (the IRL loop splits no batch).
   c.mesh = mesh_config()
+  # Checkpoints: one per evaluation period (the whole carry: agent, replay buffer, environment
+  # states); the newest `keep_checkpoints` stay on disk (0: every one). Their size follows the replay
+  # buffer; measured: 8 MB per checkpoint of the 3-seed PointMaze-Left OPIRL table run (16 MB kept).
+  c.keep_checkpoints = 2
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=1_000_000, num_envs=1, start_steps=2_000, update_after=1_000, updates_per_step=1,
       replay_capacity=2_000_000, eval_every=10_000, eval_episodes=20))
