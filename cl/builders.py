@@ -14,6 +14,7 @@ import optax
 
 from cl import data as cl_data
 from cl import ivon, methods, models, streams, train
+from experiment import mesh as mesh_lib
 from experiment.config import ConfigError, check_choice, check_positive, check_range
 
 OPTIMIZERS = ('auto', 'adam', 'sgd', 'ivon', 'vogn')
@@ -202,7 +203,6 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
   optimizer, variational = build_optimizer(config, stream)
   eval_samples = config.ivon.eval_samples if variational is not None else 0
   batch_sharding = state_constraint = None
-  from experiment import mesh as mesh_lib
   if mesh is not None and mesh.shape['data'] > 1:
     batch_sharding = mesh_lib.data_sharding(mesh)
   if mesh_lib.shards_model(mesh):
@@ -217,7 +217,6 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
 
 def compile_learner(config, learner: train.Learner, mesh=None) -> train.CompiledLearner:
   """`train.compile_learner` with the config's `mesh.model_min_size` and `seed_batching`."""
-  from experiment import mesh as mesh_lib
   return train.compile_learner(learner, mesh, mesh_lib.min_size_from_config(config.mesh),
                                config.seed_batching)
 
@@ -228,7 +227,6 @@ def seed_keys(config, mesh=None) -> jax.Array:
   keys = jax.vmap(jax.random.key)(np.arange(config.seed, config.seed + config.num_seeds))
   if mesh is None:
     return keys
-  from experiment import mesh as mesh_lib
   mesh_lib.check_seeds(config.num_seeds, mesh)
   return mesh_lib.shard_leading(keys, mesh)
 
@@ -236,7 +234,6 @@ def seed_keys(config, mesh=None) -> jax.Array:
 def build_mesh(config):
   """`config.mesh` to a mesh (or None), checked against `num_seeds` and `seed_batching`; ConfigError
   otherwise."""
-  from experiment import mesh as mesh_lib
   mesh = mesh_lib.from_config(config.mesh)
   if mesh is not None:
     mesh_lib.check_seeds(config.num_seeds, mesh)

@@ -32,6 +32,7 @@ import gzip
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Mapping
@@ -417,9 +418,7 @@ def _download_missing(
     file verified are they renamed into place, so a failure leaves
     ``directory`` as it was (the staging directory is removed).
     """
-    import shutil
-
-    import pooch
+    import pooch  # deferred: only downloads need pooch and requests
     import requests
 
     unverifiable = [s for s in stems if not checksums.get(s, FileChecksum()).known]
@@ -644,7 +643,7 @@ def load_digits() -> Dataset:
     ``train_test_split(test_size=0.25, random_state=0, stratify=y)``, i.e.
     1347 train and 450 test examples.
     """
-    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.datasets import load_digits as sk_load_digits  # deferred: scikit-learn, digits only
     from sklearn.model_selection import train_test_split
 
     bunch = sk_load_digits()

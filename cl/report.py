@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from cl import metrics
@@ -45,7 +47,6 @@ def joint_reference_accuracy(path: str, num_tasks: int) -> np.ndarray:
   """a*_k for intransigence: the diagonal of a `joint` run's accuracy matrix (mean over its seeds).
 
   A joint run at task k has trained on the union of tasks 1..k, so its R[k, k] is RWalk's reference."""
-  import json  # pylint: disable=g-import-not-at-top
   with open(path, encoding='utf-8') as f:
     ref = json.load(f)
   rows = [r['accuracy_matrix'] for r in ref.get('per_seed', [ref])]
@@ -75,9 +76,9 @@ def format_matrix(R, before=None) -> str:
 
 def plot_accuracy_matrix(R, path: str, title: str = '') -> None:
   """Heatmap of R (rows: after training task i; columns: accuracy on task j) saved to `path`."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # deferred: heavy, only for plots
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # deferred: heavy, only for plots
   R = np.asarray(R)
   t = R.shape[0]
   fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))

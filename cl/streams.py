@@ -132,7 +132,7 @@ def permuted_stream(dataset: Dataset, *, num_tasks: int = 10, val_fraction: floa
 def rotated_stream(dataset: Dataset, *, num_tasks: int = 10, max_angle: float = 180.0,
                    val_fraction: float = 0.1, seed: int = 0) -> TaskStream:
   """Task t rotates every image by t * max_angle / num_tasks degrees (bilinear, zero fill)."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  from scipy import ndimage  # deferred: scipy only for rotated streams
   if dataset.x_train.ndim != 4:
     raise ValueError(f'rotated streams need image data [N, H, W, C], got shape {dataset.x_train.shape}')
   rng = np.random.default_rng(seed)

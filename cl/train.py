@@ -26,6 +26,8 @@ from cl.methods.base import Method, TaskData, cross_entropy
 from cl.models import Model, masked_logits
 from cl.streams import TaskStream
 from experiment import divergence
+from experiment import mesh as mesh_lib
+from experiment.distributed import to_host
 
 
 @struct.dataclass
@@ -196,7 +198,6 @@ def _place(x, mesh):
   jit takes across processes), or on the default device."""
   if mesh is None:
     return jnp.asarray(x)
-  from experiment import mesh as mesh_lib
   return mesh_lib.replicate(np.asarray(x), mesh)
 
 
@@ -233,7 +234,6 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
   `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
   seed i alone to rounding, which training can amplify); 'map' runs one seed's computation per seed,
   so seed i is the same run bit for bit alone, in any group and on a mesh's `seed` axis."""
-  from experiment import mesh as mesh_lib
   mesh_lib.check_seed_batching(seed_batching, mesh)
   over = lambda fn, in_axes: mesh_lib.over_seeds(fn, in_axes, seed_batching, mesh)
   state_out = per_seed = None
@@ -279,7 +279,6 @@ def _eval_sets(stream: TaskStream, split: str, mesh=None):
 
 def _evaluate(compiled: CompiledLearner, state: TrainState, eval_sets) -> np.ndarray:
   """[S, T] accuracies of every seed on every task's evaluation set (gathered from every process)."""
-  from experiment.distributed import to_host
   cols = [compiled.accuracy(state, x, y, mask) for x, y, mask in eval_sets]
   return np.stack([to_host(c) for c in cols], axis=1)
 
@@ -324,7 +323,6 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
   naming the task, the epoch, the terms and the `seeds` (the seeds the keys were made from; default
   their indices), before that task's checkpoint.
   """
-  from experiment.distributed import to_host
   compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner, mesh)
   num_past_fn = (lambda t: t) if static_task_count else (lambda t: None)
   test_sets, val_sets = _eval_sets(stream, 'test', mesh), _eval_sets(stream, 'val', mesh)
@@ -367,7 +365,6 @@ def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.
   s, t = keys.shape[0], stream.num_tasks
   whole = None
   if mesh is not None:
-    from experiment import mesh as mesh_lib
     whole = mesh_lib.replicated(mesh)
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=whole)
   return RunState(train_state=state, accuracy_matrix=f32(s, t, t), val_accuracy_matrix=f32(s, t, t),

@@ -39,7 +39,7 @@ class BraxEnvState:
 
 def _import_brax_envs():
   try:
-    from brax import envs as brax_envs
+    from brax import envs as brax_envs  # deferred: Brax is optional
   except ImportError as err:
     raise ImportError('envs.brax_adapter needs Brax: `pip install brax` (a dependency of cljax; '
                       'it pulls mujoco-mjx)') from err

@@ -19,6 +19,21 @@ import jax
 import jax.numpy as jnp
 
 
+class Transition(NamedTuple):
+  """One transition (or a batch of them along leading axes).
+
+  `next_obs` is the true next observation of the step (this module's contract; for OPIRL it may be
+  the absorbing state, `irl.absorbing`). `terminated` marks a true termination (no bootstrapping past it), `truncated` a
+  time-limit cut, which still bootstraps.
+  """
+  obs: Any
+  action: Any
+  reward: Any
+  next_obs: Any
+  terminated: Any
+  truncated: Any
+
+
 class EnvError(ValueError):
   """A bad environment name, option or action. The message names the field and the allowed values."""
 

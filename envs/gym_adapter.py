@@ -113,7 +113,7 @@ def ant_variant_xml(name: str) -> str:
   `AntMorphology`). Deterministic in `name` and the installed Gymnasium."""
   if name not in ANT_VARIANTS:
     raise EnvError(f'name must be one of {tuple(ANT_VARIANTS)}, got {name!r}')
-  import gymnasium.envs.mujoco as gym_mujoco
+  import gymnasium.envs.mujoco as gym_mujoco  # deferred: MuJoCo loads only for its environments
   morph = ANT_VARIANTS[name]
   base = os.path.join(os.path.dirname(gym_mujoco.__file__), 'assets', 'ant.xml')
   root = ET.parse(base).getroot()
@@ -265,7 +265,7 @@ def make_gym(name: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> GymE
     raise EnvError(f'name must be one of {GYM_ENVS}, got {name!r}')
   if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
     raise EnvError(f'num_envs must be a positive int, got {num_envs!r}')
-  import gymnasium
+  import gymnasium  # deferred: MuJoCo loads only for its environments
   if name in ANT_VARIANTS:
     if 'xml_file' in kwargs:
       raise EnvError(f'{name}: xml_file is fixed by the variant; use Ant-v5 for a custom MJCF')

@@ -51,10 +51,10 @@ def make(name: str, **kwargs: Any):
       raise EnvError(f'{name}: unknown keyword(s) {unknown}; allowed keywords are {allowed}')
     return factory(**fixed, **kwargs)
   if name in GYM_ENVS:
-    from envs import gym_adapter
+    from envs import gym_adapter  # deferred: Gymnasium and MuJoCo only when asked for
     return gym_adapter.make_gym(name, **kwargs)
   if isinstance(name, str) and name.startswith(BRAX_PREFIX) and len(name) > len(BRAX_PREFIX):
-    from envs import brax_adapter
+    from envs import brax_adapter  # deferred: Brax (optional, slow to import) only when asked for
     return brax_adapter.make_brax(name[len(BRAX_PREFIX):], **kwargs)
   raise EnvError(f'name must be one of {JAX_ENVS + GYM_ENVS} or "{BRAX_PREFIX}<brax env name>" '
                  f'(e.g. "brax:ant"), got {name!r}')

@@ -11,10 +11,12 @@ in one line, set aside as `<step>.corrupt`, and the next older step restored ins
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 
 class CheckpointError(RuntimeError):
@@ -25,7 +27,6 @@ def _ignore_reads_of_a_failed_restore() -> None:
   """A failed orbax restore closes its asyncio loop while tensorstore still finishes the other
   arrays' reads; each then reports 'Event loop is closed' as an unraisable exception, a traceback
   apiece on stderr. Those (and only those) are dropped; any other goes to the previous hook."""
-  import sys
   previous = sys.unraisablehook
   if getattr(previous, 'drops_closed_loop_reads', False):
     return
@@ -110,7 +111,6 @@ class Checkpointer:
         if jax.process_index() == 0:
           os.replace(os.path.join(self.directory, str(step)), aside)
         if jax.process_count() > 1:   # every process sees it set aside before listing again
-          from jax.experimental import multihost_utils
           multihost_utils.sync_global_devices(f'checkpoint {step} set aside')
         self._manager.reload()
     if steps:

@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+
+from absl import app, flags, logging
+
 
 def quiet_logs() -> None:
   """Logs at WARNING (orbax's save chatter, absl's and jax's INFO lines) unless the user passed
   absl's `--verbosity` (`-v`); `app.run` itself turns INFO on. Progress and results are printed."""
-  from absl import flags, logging
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
 
@@ -21,10 +26,9 @@ def run(main) -> None:
   script's name, then the reason) and exit status 2; no traceback, no usage text. A run none of
   whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1, and a
   diverged run (`experiment.divergence.DivergenceError`) with status 3."""
-  from absl import app
-
-  from experiment import divergence
-  from experiment.checkpoint import CheckpointError
+  # Deferred: jax and orbax, which the launchers (sweep.py, the results tables) never need.
+  from experiment import divergence  # deferred: jax
+  from experiment.checkpoint import CheckpointError  # deferred: orbax
 
   def main_in_one_line(argv):
     try:
@@ -46,8 +50,6 @@ def _root_cause(error: BaseException) -> BaseException:
 
 
 def _fail(argv, message: str, status: int = 2) -> None:
-  import os
-  import sys
   print(f'{os.path.basename(argv[0])}: {message}', file=sys.stderr)
   sys.exit(status)
 
@@ -63,8 +65,6 @@ def _one_line(message: str) -> str:
 
 
 def _parse_flags(argv):
-  import re
-  from absl import flags
   try:
     rest = flags.FLAGS(argv)
   except flags.Error as e:

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+from absl import flags
+
 # jax is imported inside the functions: scripts import this module before parsing flags (for
 # `define_flags`), and `--help` should not wait for jax.
 
@@ -26,7 +29,6 @@ import os
 def define_flags():
   """Defines the scripts' --coordinator_address / --num_processes / --process_id flags; returns the
   function (call it first in `main`) that initialises from them, from CLJAX_* variables or SLURM."""
-  from absl import flags
   coordinator = flags.DEFINE_string('coordinator_address', '', 'Multi-process runs without SLURM: '
                                     'host:port of process 0 (experiment/distributed.py).')
   num_processes = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
@@ -42,7 +44,7 @@ def slurm_multi_task() -> bool:
 def initialize(coordinator_address: str = '', num_processes: int = 0, process_id: int = -1) -> bool:
   """Initialises `jax.distributed` when launched as one of several processes; returns whether it did.
   Must run before any JAX computation. Explicit arguments win over CLJAX_* variables over SLURM."""
-  import jax
+  import jax  # deferred: see the note at the top
   coordinator_address = coordinator_address or os.environ.get('CLJAX_COORDINATOR_ADDRESS', '')
   num_processes = num_processes or int(os.environ.get('CLJAX_NUM_PROCESSES', '0'))
   if process_id < 0:
@@ -62,21 +64,20 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
 
 
 def _cpu_collectives() -> None:
-  import jax
+  import jax  # deferred: see the note at the top
   # Only matters on CPU (GPUs use NCCL); harmless elsewhere. Must precede backend initialisation.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 
 
 def is_primary() -> bool:
-  import jax
+  import jax  # deferred: see the note at the top
   return jax.process_index() == 0
 
 
 def to_host(x):
   """A NumPy copy of a (possibly multi-process) global array, the same on every process."""
-  import jax
-  import numpy as np
+  import jax  # deferred: see the note at the top
   if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-    from jax.experimental import multihost_utils
+    from jax.experimental import multihost_utils  # deferred, as jax
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)

@@ -24,6 +24,8 @@ import signal
 import sys
 from typing import Callable
 
+import numpy as np
+
 PREEMPTED_EXIT_CODE = 75   # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -69,10 +71,9 @@ class Guard:
     even when the signal reaches them at different steps (one stopping alone would leave the others
     waiting in a collective forever)."""
     signum = self.signum
-    import jax
+    import jax  # deferred: the sweep launcher (experiment.sweep) imports this module without jax
     if jax.process_count() > 1:
-      import numpy as np
-      from jax.experimental import multihost_utils
+      from jax.experimental import multihost_utils  # deferred, as jax
       received = np.asarray(multihost_utils.process_allgather(
           np.asarray(signum or 0, np.int32)))
       signum = int(received.max()) or None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
+
+import numpy as np
 
 
 class WorkdirError(ValueError):
@@ -41,9 +45,9 @@ def read_curve(path: str, key: str = 'eval_return') -> list[list]:
 def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
                 hlines: dict[str, float] | None = None) -> None:
   """One line per named curve ([[x, y], ...]) and optional horizontal reference lines, as a PNG."""
-  import matplotlib
+  import matplotlib  # deferred: heavy, only for plots
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # deferred: heavy, only for plots
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for name, curve in curves.items():
     ax.plot([x for x, _ in curve], [y for _, y in curve], marker='o', markersize=3, label=name)
@@ -61,7 +65,6 @@ def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
 
 
 def _draw_bands(ax, curves: dict[str, list[list]], hlines: dict[str, float] | None) -> None:
-  import numpy as np
   for name, seeds in curves.items():
     x = np.asarray([p[0] for p in seeds[0]], float)
     y = np.asarray([[np.nan if p[1] is None else p[1] for p in curve] for curve in seeds], float)
@@ -79,9 +82,9 @@ def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabe
                      hlines: dict[str, float] | None = None) -> None:
   """Mean ± std bands over seeds: each name maps to per-seed curves ([[x, y], ...], the same x), as a
   PNG; reference lines are drawn and named in the legend."""
-  import matplotlib
+  import matplotlib  # deferred: heavy, only for plots
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # deferred: heavy, only for plots
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   _draw_bands(ax, curves, hlines)
   ax.set_ylabel(ylabel)
@@ -94,9 +97,9 @@ def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabe
 def plot_band_panels(panels: dict[str, tuple[dict[str, list[list]], dict[str, float]]], path: str,
                      ylabel: str, log_x: bool = False) -> None:
   """`plot_band_curves` side by side: each panel title maps to (curves, hlines); one PNG."""
-  import matplotlib
+  import matplotlib  # deferred: heavy, only for plots
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # deferred: heavy, only for plots
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
   for ax, (title, (curves, hlines)) in zip(axes[0], panels.items()):
     _draw_bands(ax, curves, hlines)
@@ -115,8 +118,6 @@ VERSIONED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'che
 
 def package_versions() -> dict[str, str | None]:
   """Python's and the stack's package versions (None: not installed), for results.json."""
-  import importlib.metadata
-  import platform
   versions = {'python': platform.python_version()}
   for name in VERSIONED_PACKAGES:
     try:

@@ -19,6 +19,7 @@ script then requeues its own array task, which resumes from the checkpoint.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib.util
 import json
@@ -187,7 +188,6 @@ def collect(tasks: list[Task]) -> list[dict]:
 
 def write_table(rows: list[dict], root: str) -> tuple[str, str]:
   """`<root>/results.csv` and `<root>/results.json` of the collected rows."""
-  import csv
   columns = []
   for row in rows:
     columns += [c for c in row if c not in columns]
@@ -206,9 +206,9 @@ def plot_metric(rows: list[dict], metric: str, path: str) -> bool:
   values = [(r, r.get(metric)) for r in rows if isinstance(r.get(metric), (int, float))]
   if not values:
     return False
-  import matplotlib
+  import matplotlib  # deferred: heavy, only for plots
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # deferred: heavy, only for plots
   fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(values) + 2), 3.6))
   labels = [os.path.basename(r['workdir']) for r, _ in values]
   errors = [r.get(f'{metric}_std') or 0.0 for r, _ in values]

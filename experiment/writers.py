@@ -43,7 +43,7 @@ class TensorBoardWriter:
   """TensorBoard event files through tensorboardX (no TensorFlow import)."""
 
   def __init__(self, logdir: str):
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    from tensorboardX import SummaryWriter  # deferred: only TensorBoard writers
     self._writer = SummaryWriter(logdir, flush_secs=10)
 
   def write_scalars(self, step, scalars):

@@ -60,16 +60,15 @@ the environment's action box, the networks the unit box; only true terminations 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from envs.core import EnvSpec
 from irl import networks
+from irl.hparams import Q_FILTERS, RESIDUAL_WEIGHTS, AlgaeDICEConfig  # noqa: F401 (re-exported)
 from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, CriticNetwork, sample_tanh_gaussian
 from irl.replay import Transition
@@ -78,8 +77,6 @@ from irl.sac import losses as sac_losses
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
-RESIDUAL_WEIGHTS = ('positive', 'exact')
-Q_FILTERS = ('mean', 'min')
 _RESIDUAL_CLIP = 1e6   # the official one-sided weight clips δ into [0, 1e6] before the power
 
 
@@ -232,88 +229,6 @@ def bc_loss(actor_params: Any, critic_params: Any, obs: jax.Array, unit_action: 
 
 # ---------------------------------------------------------------------------------------------------
 # Config, state and the learner
-
-
-@dataclasses.dataclass(frozen=True)
-class AlgaeDICEConfig:
-  """Hyperparameters; the defaults are OPIRL's (reference/irl.md section 1.4, checked against the
-  official `run_opirl.py`, `src/experiments/base.py` and `src/algos/opirl_policy.py`).
-
-  Learning rates: actor 1e-5, critics 1e-3; the temperature's Adam is built without a learning
-  rate in the official code, i.e. Keras' default 1e-3, which is used here (not SAC's 3e-4).
-  `bc_coeff=None` means 1/batch_size (the official `bc_reg_coeff / sample_batch_size` with
-  `bc_reg_coeff` 1); `target_entropy=None` means −|A|. The actor uses tanh-squashed log-std bounds
-  [−5, 2] and, like the critics, orthogonal kernels (`orthogonal_init`). `residual_weight` and
-  `q_filter` are the module docstring's g and Q̄ ('positive' and 'mean' reproduce the official
-  code). Frozen and hashable, so it can be a static argument.
-  """
-  actor_lr: float = 1e-5
-  critic_lr: float = 1e-3
-  temperature_lr: float = 1e-3
-  discount: float = 0.99
-  tau: float = 0.005
-  batch_size: int = 256
-  f_exponent: float = 1.5
-  algae_alpha: float = 0.01
-  target_mix: float = 0.05
-  residual_weight: str = 'positive'
-  init_temperature: float = 1.0
-  learn_temperature: bool = True
-  target_entropy: float | None = None
-  use_bc_reg: bool = True
-  bc_coeff: float | None = None
-  q_filter: str = 'mean'
-  actor_loss_scale: float = 1e-3
-  actor_update_period: int = 2
-  hidden_sizes: tuple[int, ...] = (256, 256)
-  num_critics: int = 2
-  log_std_min: float = -5.0
-  log_std_max: float = 2.0
-  log_std_squash: str = 'tanh'
-  orthogonal_init: bool = True
-  exploration_noise: float = 0.1
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    name = type(self).__name__
-    for field in ('actor_lr', 'critic_lr', 'temperature_lr'):
-      if not getattr(self, field) > 0:
-        raise ValueError(f'{name}.{field} must be > 0, got {getattr(self, field)!r}')
-    if not 0.0 <= self.discount <= 1.0:
-      raise ValueError(f'{name}.discount must be in [0, 1], got {self.discount!r}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'{name}.tau must be in (0, 1], got {self.tau!r}')
-    for field in ('batch_size', 'num_critics', 'actor_update_period'):
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'{name}.{field} must be a positive int, got {value!r}')
-    if not self.f_exponent > 1.0:
-      raise ValueError(f'{name}.f_exponent must be > 1 (f(x) = |x|^p / p convex with a '
-                       f'continuous derivative), got {self.f_exponent!r}')
-    for field in ('algae_alpha', 'actor_loss_scale', 'exploration_noise'):
-      if not getattr(self, field) >= 0:
-        raise ValueError(f'{name}.{field} must be >= 0, got {getattr(self, field)!r}')
-    if not 0.0 <= self.target_mix <= 1.0:
-      raise ValueError(f'{name}.target_mix must be in [0, 1], got {self.target_mix!r}')
-    if self.bc_coeff is not None and not self.bc_coeff >= 0:
-      raise ValueError(f'{name}.bc_coeff must be >= 0 or None (1/batch_size), got '
-                       f'{self.bc_coeff!r}')
-    if self.residual_weight not in RESIDUAL_WEIGHTS:
-      raise ValueError(f'{name}.residual_weight must be one of {list(RESIDUAL_WEIGHTS)}, got '
-                       f'{self.residual_weight!r}')
-    if self.q_filter not in Q_FILTERS:
-      raise ValueError(f'{name}.q_filter must be one of {list(Q_FILTERS)}, got {self.q_filter!r}')
-    if self.log_std_squash not in networks.LOG_STD_SQUASHES:
-      raise ValueError(f'{name}.log_std_squash must be one of {list(networks.LOG_STD_SQUASHES)}, '
-                       f'got {self.log_std_squash!r}')
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'{name}.log_std_min must be < log_std_max, got {self.log_std_min} and '
-                       f'{self.log_std_max}')
-    if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(f'{name}.init_temperature must be > 0 when learn_temperature is True, '
-                       f'got {self.init_temperature!r}')
-    if not self.init_temperature >= 0:
-      raise ValueError(f'{name}.init_temperature must be >= 0, got {self.init_temperature!r}')
 
 
 # The same arrays as SAC's state (actor, twin critics and targets, log α, three optimizer states, step).

@@ -24,7 +24,6 @@ for 'mse', which models no spread.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -36,44 +35,10 @@ import optax
 
 from envs.core import EnvSpec
 from irl import networks, replay
+from irl.hparams import LOSSES, BCConfig  # noqa: F401 (re-exported)
 from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork
 from irl.replay import Transition
-
-LOSSES = ('mle', 'mse')
-
-
-@dataclasses.dataclass(frozen=True)
-class BCConfig:
-  """Hyperparameters: Adam at `lr` 1e-3, batches of 256 expert transitions, two hidden layers of 256,
-  `loss` in {'mle', 'mse'}, the log-std bounds of the actor (OPIRL/ValueDICE's [−5, 2], tanh-squashed
-  like their actors) and the clip margin ε of expert actions for the 'mle' atanh. Frozen, hashable."""
-  lr: float = 1e-3
-  batch_size: int = 256
-  hidden_sizes: tuple[int, ...] = (256, 256)
-  loss: str = 'mle'
-  log_std_min: float = -5.0
-  log_std_max: float = 2.0
-  action_clip: float = 1e-4
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    if not self.lr > 0:
-      raise ValueError(f'BCConfig.lr must be > 0, got {self.lr!r}')
-    if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-        or self.batch_size < 1:
-      raise ValueError(f'BCConfig.batch_size must be a positive int, got {self.batch_size!r}')
-    hidden = self.hidden_sizes
-    if not isinstance(hidden, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
-      raise ValueError(f'BCConfig.hidden_sizes must be a tuple of positive ints, got {hidden!r}')
-    if self.loss not in LOSSES:
-      raise ValueError(f'BCConfig.loss must be one of {list(LOSSES)}, got {self.loss!r}')
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'BCConfig.log_std_min must be < log_std_max, got {self.log_std_min!r} and '
-                       f'{self.log_std_max!r}')
-    if not 0.0 < self.action_clip < 1.0:
-      raise ValueError(f'BCConfig.action_clip must be in (0, 1), got {self.action_clip!r}')
 
 
 @flax.struct.dataclass

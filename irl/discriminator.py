@@ -50,11 +50,11 @@ term already supplies it). GAIL, with D = σ(z) the expert probability (`reward_
   - 'log_d': log D = −softplus(−z) < 0, a per-step cost that favours ending episodes early;
   - 'neg_log_1m_d': −log(1 − D) = softplus(z) > 0, the original GAIL reward (Ho & Ermon 2016, in the
     expert = 1 convention), a per-step bonus that favours surviving.
-Both biases are what absorbing states (`envs.absorbing`) are meant to remove. Then, if
+Both biases are what absorbing states (`irl.absorbing`) are meant to remove. Then, if
 `reward_clip_max` is set, the reward is clipped from above (OPIRL's PointMaze uses 0.0).
 
 The absorbing-state indicator is just one more observation dimension: the caller appends it
-(`envs.absorbing`) and passes `obs_dim` including it.
+(`irl.absorbing`) and passes `obs_dim` including it.
 
 **Goal-relative features** (`goal_relative=(achieved, desired, size)`, off by default). In a goal-reaching
 task whose observation holds a position block p = s[achieved : achieved + size] and a goal block
@@ -71,8 +71,6 @@ Departures from the official code: Adam here is optax's (ε = 1e-8; TF's default
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
@@ -82,101 +80,11 @@ import numpy as np
 import optax
 
 from irl import networks
+from irl.hparams import KINDS, POLICY_REWARDS, REWARD_INPUTS, REWARD_TRANSFORMS, DiscriminatorConfig  # noqa: F401 (re-exported)
 from irl.networks import Network
 from irl.replay import Transition
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
-
-KINDS = ('airl', 'gail')
-REWARD_INPUTS = ('s', 'sa', 'ss')
-POLICY_REWARDS = ('r', 'f')
-REWARD_TRANSFORMS = ('logit', 'log_d', 'neg_log_1m_d')
-
-
-@dataclasses.dataclass(frozen=True)
-class DiscriminatorConfig:
-  """Hyperparameters; the defaults are the official OPIRL code's (reference/irl.md section 1.4).
-
-  kind: 'airl' (f = r + γ_d h(s') − h(s)) or 'gail' (one logit network).
-  reward_input: what r (or GAIL's D) sees: 's' (state only, AIRL's disentangled reward), 'sa' (state
-    and action, OPIRL's default) or 'ss' (state and next state).
-  reward_hidden: hidden sizes of r (and of GAIL's D); () gives a linear network.
-  shaping_hidden: hidden sizes of h (AIRL only).
-  gamma_d: the discount inside f (OPIRL: 0.9, not the policy's 0.99).
-  learning_rate: one Adam per network, same rate (OPIRL: 1e-5 default, HalfCheetah 3e-4,
-    PointMaze 3e-3).
-  gp_coeff, gp_target: the gradient penalty gp_coeff·(‖∇‖ − gp_target)² on each network.
-  use_log_pi: optimise the AIRL posterior logit f − log π(a|s) (module docstring); AIRL only.
-  reward_clip_max: None, or clip the policy's reward from above at this value.
-  policy_reward: 'r' (r alone, the official default) or 'f' (shaped); AIRL only.
-  reward_transform: GAIL's policy reward, 'logit' | 'log_d' | 'neg_log_1m_d' (module docstring);
-    must stay 'logit' for AIRL.
-  goal_relative: () (off) or (achieved, desired, size): the networks see the position block relative
-    to the goal block of the observation (module docstring).
-
-  Frozen and hashable, so it can be a static argument.
-  """
-  kind: str = 'airl'
-  reward_input: str = 'sa'
-  reward_hidden: tuple[int, ...] = (64, 64)
-  shaping_hidden: tuple[int, ...] = (256, 256)
-  gamma_d: float = 0.9
-  learning_rate: float = 1e-5
-  gp_coeff: float = 10.0
-  gp_target: float = 1.0
-  use_log_pi: bool = False
-  reward_clip_max: float | None = None
-  policy_reward: str = 'r'
-  reward_transform: str = 'logit'
-  goal_relative: tuple[int, ...] = ()
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    for name, allowed in (('kind', KINDS), ('reward_input', REWARD_INPUTS),
-                          ('policy_reward', POLICY_REWARDS), ('reward_transform', REWARD_TRANSFORMS)):
-      if getattr(self, name) not in allowed:
-        raise ValueError(f'DiscriminatorConfig.{name} must be one of {allowed}, '
-                         f'got {getattr(self, name)!r}')
-    for name in ('reward_hidden', 'shaping_hidden'):
-      value = getattr(self, name)
-      if not isinstance(value, tuple) or any(
-          isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in value):
-        raise ValueError(f'DiscriminatorConfig.{name} must be a tuple of positive ints (() for a '
-                         f'linear network), got {value!r}')
-    if not 0.0 <= self.gamma_d <= 1.0:
-      raise ValueError(f'DiscriminatorConfig.gamma_d must be in [0, 1], got {self.gamma_d!r}')
-    if not self.learning_rate > 0:
-      raise ValueError(f'DiscriminatorConfig.learning_rate must be > 0, got {self.learning_rate!r}')
-    for name in ('gp_coeff', 'gp_target'):
-      value = getattr(self, name)
-      if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f'DiscriminatorConfig.{name} must be a finite number >= 0, got {value!r}')
-    if not isinstance(self.use_log_pi, bool):
-      raise ValueError(f'DiscriminatorConfig.use_log_pi must be True or False, got {self.use_log_pi!r}')
-    if self.reward_clip_max is not None and not (
-        isinstance(self.reward_clip_max, (int, float, np.floating))
-        and math.isfinite(self.reward_clip_max)):
-      raise ValueError(f'DiscriminatorConfig.reward_clip_max must be None or a finite number, '
-                       f'got {self.reward_clip_max!r}')
-    if self.goal_relative != () and not (
-        isinstance(self.goal_relative, tuple) and len(self.goal_relative) == 3
-        and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0
-                for i in self.goal_relative)
-        and self.goal_relative[2] >= 1
-        and abs(self.goal_relative[0] - self.goal_relative[1]) >= self.goal_relative[2]):
-      raise ValueError(f'DiscriminatorConfig.goal_relative must be () (off) or (achieved, desired, '
-                       f'size): two non-overlapping blocks of the observation, ints >= 0, size >= 1; '
-                       f'got {self.goal_relative!r}')
-    if self.kind == 'gail':
-      if self.use_log_pi:
-        raise ValueError("DiscriminatorConfig.use_log_pi must be False when kind='gail' (the log π "
-                         "term belongs to AIRL's posterior form)")
-      if self.policy_reward != 'r':
-        raise ValueError("DiscriminatorConfig.policy_reward must be 'r' when kind='gail' (there is no "
-                         "shaping term); choose GAIL's reward with reward_transform")
-    elif self.reward_transform != 'logit':
-      raise ValueError("DiscriminatorConfig.reward_transform must be 'logit' when kind='airl' (it "
-                       "applies to kind='gail'); choose AIRL's reward with policy_reward ('r' or 'f')")
 
 
 class DiscriminatorParams(NamedTuple):

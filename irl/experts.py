@@ -23,6 +23,9 @@ import numpy as np
 
 from envs import pendulum, pointmaze
 from envs.core import EnvError, EnvSpec
+from experiment import distributed
+from experiment.checkpoint import Checkpointer
+from irl.sac import agent as sac_agent
 
 FORMAT_VERSION = 1
 SCRIPTED = {'PointMaze-Left': lambda obs: pointmaze.scripted_expert(obs, 'left'),
@@ -35,8 +38,6 @@ Policy = Callable[[jax.Array], jax.Array]   # deterministic: obs [n, d] -> actio
 def save_sac_expert(directory: str, spec: EnvSpec, sac_config, actor_params: Any, meta: dict) -> None:
   """Writes `directory/expert.json` and `directory/actor/` (see the module docstring). With several
   processes all of them call this (orbax writes collectively); process 0 writes the JSON."""
-  from experiment import distributed
-  from experiment.checkpoint import Checkpointer
   os.makedirs(directory, exist_ok=True)
   with Checkpointer(os.path.join(directory, 'actor')) as ckpt:
     ckpt.save(0, actor_params, {'env': spec.name})
@@ -76,8 +77,6 @@ def load_policy(source: str, spec: EnvSpec) -> tuple[Policy, dict]:
   if (record['obs_dim'], record['act_dim']) != (spec.observation.shape[0], spec.action.shape[0]):
     raise EnvError(f'{path}: expert obs/act dims {(record["obs_dim"], record["act_dim"])} differ from '
                    f'the environment\'s {(spec.observation.shape[0], spec.action.shape[0])}')
-  from experiment.checkpoint import Checkpointer
-  from irl.sac import agent as sac_agent
   fields = dict(record['sac_config'])
   fields['hidden_sizes'] = tuple(fields['hidden_sizes'])
   sac = sac_agent.make_sac(spec, sac_agent.SACConfig(**fields))

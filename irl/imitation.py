@@ -40,11 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs import absorbing as absorbing_lib
 from envs.core import EnvSpec
-from irl import loops, networks, replay
+from irl import absorbing as absorbing_lib
+from irl import algaedice, bc, loops, networks, replay, valuedice
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
+from irl.sac import agent as sac_agent
 
 ALGOS = ('opirl', 'airl', 'dac', 'valuedice', 'bc')
 ADVERSARIAL_ALGOS = ('opirl', 'airl', 'dac')
@@ -160,9 +161,7 @@ def make_policy_learner(algo: str, spec: EnvSpec, config: IRLConfig, policy_conf
   (or SAC with `config.policy_learner='sac'`), SAC for airl and dac; `policy_config` None gives the
   learner's defaults."""
   if algo == 'opirl' and config.policy_learner == 'algaedice':
-    from irl import algaedice
     return algaedice.make_algaedice(spec, policy_config or algaedice.AlgaeDICEConfig())
-  from irl.sac import agent as sac_agent
   return sac_agent.make_sac(spec, policy_config or sac_agent.SACConfig())
 
 
@@ -189,7 +188,7 @@ def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConf
   if discriminator_config is None:
     discriminator_config = discriminator_defaults(algo)
   if algo == 'opirl':
-    from irl import opirl
+    from irl import opirl  # here, not at the top: irl.opirl imports this module (a cycle)
     return opirl.make_opirl(env_spec, prep, config, discriminator_config, policy_config)
   return _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_config)
 
@@ -197,7 +196,7 @@ def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConf
 def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_config):
   """Off-policy AIRL ('airl': negatives from the `recent_window` newest transitions, the log π term
   of the current policy) or DAC ('dac': whole-buffer negatives), with OPIRL's two steps."""
-  from irl import opirl
+  from irl import opirl  # here, not at the top: irl.opirl imports this module (a cycle)
   spec = prep.spec(env_spec)
   disc = make_discriminator(spec.observation.shape[0], spec.action.shape[0], discriminator_config)
   policy = make_policy_learner(algo, spec, config, policy_config)
@@ -238,11 +237,9 @@ def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_co
 
 def _make_dice_or_bc(algo, spec, prep, policy_config):
   if algo == 'valuedice':
-    from irl import valuedice
     learner = valuedice.make_valuedice(spec, policy_config or valuedice.ValueDICEConfig())
     inner = valuedice.as_agent(learner)
   else:
-    from irl import bc
     learner = bc.make_bc(spec, policy_config or bc.BCConfig())
     inner = bc.as_agent(learner)
 

@@ -21,7 +21,7 @@ them) into the replay buffer, and then, once (i + 1)·n >= `update_after`, makes
 agent updates. Every `eval_every` transitions the deterministic policy is scored on `eval_episodes`
 fresh episodes of the true reward. An optional `transform_fn(transitions) -> (rows, valid)` maps the
 n transitions of a step to the rows that are stored, with a validity mask (`irl.replay.add`): with
-`transform_fn=envs.absorbing.to_absorbing` the buffer holds DAC absorbing-state rows (the agent then
+`transform_fn=irl.absorbing.to_absorbing` the buffer holds DAC absorbing-state rows (the agent then
 learns on indicator-augmented observations and must append the indicator itself when acting).
 
   carry, metrics = train_jax(env, agent, config, key)                               # one seed

@@ -43,15 +43,12 @@ import numpy as np
 from flax import nnx
 
 from envs.core import EnvError, EnvSpec
-
-LOG_STD_MIN = -20.0   # the bounds of the paper's reference implementation (softlearning);
-LOG_STD_MAX = 2.0     # OPIRL squashes into [−5, 2] instead
+from irl.hparams import LOG_STD_MAX, LOG_STD_MIN, LOG_STD_SQUASHES  # noqa: F401 (re-exported)
 
 KERNEL_INITS = {
     'lecun_normal': nnx.initializers.lecun_normal(),   # Flax's default for nnx.Linear
     'orthogonal': nnx.initializers.orthogonal(),       # Keras 'orthogonal' (gain 1), as in OPIRL
 }
-LOG_STD_SQUASHES = ('clip', 'tanh')
 
 
 class MLP(nnx.Module):

@@ -34,7 +34,6 @@ observation; terminated ones do not.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
@@ -44,69 +43,13 @@ import numpy as np
 import optax
 
 from envs.core import step_autoreset
-from irl import loops, networks, replay
+from irl import imitation, loops, networks, replay
 from irl.discriminator import Discriminator, DiscriminatorConfig, make_discriminator
+from irl.hparams import ONPOLICY_ALGOS, PPOConfig  # noqa: F401 (re-exported)
 from irl.replay import Transition
 
-ONPOLICY_ALGOS = ('airl_onpolicy', 'gail_onpolicy')
 # The off-policy algorithm whose discriminator form each one uses (irl.imitation.discriminator_defaults).
 DISCRIMINATOR_FORM = {'airl_onpolicy': 'airl', 'gail_onpolicy': 'dac'}
-
-
-@dataclasses.dataclass(frozen=True)
-class PPOConfig:
-  """PPO and the on-policy discriminator schedule; defaults follow the usual PPO MuJoCo settings
-  (reference/irl.md §8.1: learning rate 3e-4, about 2048 steps per round, 10 epochs, small
-  minibatches, γ 0.99, GAE λ 0.95, clip 0.2), as 20 vmapped environments of 125 steps (2,500 steps
-  per round, so that the configs' evaluation periods of 5,000 steps hold whole rounds) in 25
-  minibatches of 100.
-  `disc_updates` discriminator steps per round on minibatches of `disc_batch_size` rollout rows against
-  as many expert rows. `true_reward` trains PPO on the environment's reward (the discriminator still
-  learns, but the policy ignores it): the on-policy counterpart of SAC on the true reward. Frozen and hashable, so it can be a static argument."""
-  num_envs: int = 20
-  num_steps: int = 125
-  num_epochs: int = 10
-  num_minibatches: int = 25
-  learning_rate: float = 3e-4
-  discount: float = 0.99
-  gae_lambda: float = 0.95
-  clip_eps: float = 0.2
-  entropy_coeff: float = 0.0
-  value_coeff: float = 0.5
-  max_grad_norm: float = 0.5
-  hidden_sizes: tuple[int, ...] = (64, 64)
-  normalize_reward: bool = True
-  disc_updates: int = 4
-  disc_batch_size: int = 256
-  true_reward: bool = False   # PPO on the environment's reward instead (a check of the generator)
-
-  @property
-  def steps_per_round(self) -> int:
-    return self.num_envs * self.num_steps
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('num_envs', 'num_steps', 'num_epochs', 'num_minibatches', 'disc_updates',
-                 'disc_batch_size'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'PPOConfig.{name} must be a positive int, got {value!r}')
-    if self.steps_per_round % self.num_minibatches:
-      raise ValueError(f'PPOConfig.num_minibatches ({self.num_minibatches}) must divide num_envs × '
-                       f'num_steps ({self.steps_per_round})')
-    for name in ('learning_rate', 'clip_eps', 'max_grad_norm'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'PPOConfig.{name} must be > 0, got {getattr(self, name)!r}')
-    for name in ('discount', 'gae_lambda'):
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f'PPOConfig.{name} must be in [0, 1], got {getattr(self, name)!r}')
-    for name in ('entropy_coeff', 'value_coeff'):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f'PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in self.hidden_sizes):
-      raise ValueError(f'PPOConfig.hidden_sizes must be a non-empty tuple of positive ints, got '
-                       f'{self.hidden_sizes!r}')
 
 
 @flax.struct.dataclass
@@ -198,7 +141,6 @@ def make_onpolicy(algo: str, env, prep, config: PPOConfig, discriminator_config:
   """The on-policy run of `algo` ('airl_onpolicy' or 'gail_onpolicy') on `env` (JAX-native: `init`
   and `train_periods`; a host env: `train_host` with `init_agent`, `sample` and `learn`) with the
   preprocessing `prep` (`irl.imitation.ObsTransform`) and the preprocessed `expert_buffer`."""
-  from irl import imitation
   if algo not in ONPOLICY_ALGOS:
     raise ValueError(f'algo must be one of {list(ONPOLICY_ALGOS)}, got {algo!r}')
   config.validate()
@@ -438,7 +380,6 @@ def train_host(env, runner: OnPolicyRunner, key: jax.Array, *, num_env_steps: in
   policy's return, one episode on each of `eval_env`'s environments (`eval_return`), then
   `progress_fn(env_steps, metrics)` and `checkpoint_fn(env_steps, carry)`, as `irl.loops.train_host`.
   `initial` resumes from such a carry with fresh episodes. The environments are seeded from `key`."""
-  from irl import loops
   config = runner.config
   n, t = config.num_envs, config.num_steps
   if getattr(env, 'num_envs', None) != n:

@@ -42,7 +42,7 @@ from typing import Any
 import jax
 
 from envs.core import EnvSpec
-from irl import loops, replay
+from irl import imitation, loops, replay
 from irl.discriminator import Discriminator, DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 
@@ -78,7 +78,6 @@ def make_opirl(env_spec: EnvSpec, prep, config, discriminator_config: Discrimina
   `prep` is the observation preprocessing (`irl.imitation.ObsTransform`: expert-statistics
   normalisation, absorbing indicator), `config` an `irl.imitation.IRLConfig` (discriminator batch
   size, policy learner), `policy_config` the policy learner's config (None: its defaults)."""
-  from irl import imitation
   config.validate()
   spec = prep.spec(env_spec)
   disc = make_discriminator(spec.observation.shape[0], spec.action.shape[0], discriminator_config)

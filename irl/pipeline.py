@@ -23,13 +23,18 @@ from typing import Any, Callable, NamedTuple
 import flax.struct
 import jax
 import numpy as np
+from tqdm import tqdm
 
 from envs import registry
 from envs.core import EnvError, EnvSpec
-from experiment import divergence
+from experiment import distributed, divergence, runs
+from experiment import mesh as mesh_lib
+from experiment.checkpoint import Checkpointer
 from experiment.config import ConfigError, check_choice, check_positive
-from irl import demos, imitation, loops, onpolicy, replay
+from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
+from irl import algaedice, bc, demos, imitation, loops, onpolicy, replay, valuedice
 from irl.discriminator import DiscriminatorConfig, make_discriminator
+from irl.sac import agent as sac_agent
 
 REWARD_FORMAT_VERSION = 1
 # Every --config.algo: the off-policy algorithms (irl.imitation) and the on-policy ones (irl.onpolicy).
@@ -77,7 +82,6 @@ def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
   """`config.mesh` to a mesh (or None), checked against the environment and the number of seeds
   (default `config.num_seeds`), with the other run fields every IRL/RL script shares
   (`seed_batching`, `keep_checkpoints`); ConfigError otherwise."""
-  from experiment import mesh as mesh_lib
   mesh = mesh_lib.from_config(config.mesh)
   if mesh is not None:
     if not is_jax:
@@ -92,8 +96,6 @@ def build_mesh(config, is_jax: bool, num_seeds: int | None = None):
 
 def build(config) -> Built:
   """Checks an IRL config (configs/irl/*.py) and builds everything a run needs; ConfigError first."""
-  from irl import algaedice, bc, valuedice
-  from irl.sac import agent as sac_agent
 
   check_choice('algo', config.algo, ALGOS)
   is_onpolicy = config.algo in onpolicy.ONPOLICY_ALGOS
@@ -195,7 +197,6 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
   `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
   seed i alone to rounding, which training amplifies); 'map' runs one seed's computation per seed, so
   seed i is the same run bit for bit alone, in any group and on a mesh."""
-  from experiment import mesh as mesh_lib
   mesh_lib.check_seed_batching(seed_batching, mesh, splits_data=False)
   if isinstance(agent, onpolicy.OnPolicyRunner):   # PPO-based AIRL / GAIL: rounds of fresh rollouts
     init_one = agent.init
@@ -229,7 +230,6 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
 def carry_shardings(one_seed_carry, mesh, model_min_size: int):
   """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
   and the agent state's large leaves over `model` as well (`experiment.mesh.state_shardings`)."""
-  from experiment import mesh as mesh_lib
   shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), one_seed_carry)
   return shardings.replace(agent_state=mesh_lib.state_shardings(one_seed_carry.agent_state, mesh,
                                                                 model_min_size))
@@ -254,13 +254,8 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   how the seeds share the computation (`seed_functions`). The newest `keep_checkpoints` checkpoints
   stay on disk (0: every one). `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
-  from tqdm import tqdm
 
-  from experiment.checkpoint import Checkpointer
-  from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
-  from experiment import distributed
-  from experiment import mesh as mesh_lib
 
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
@@ -424,7 +419,6 @@ def summarise(workdir: str, seeds: list[int], expert_return: float | None,
               random_return: float) -> dict:
   """Per-seed and mean learning curves, final returns and (with `expert_return`) steps to 90 % of
   the expert, from `workdir/metrics.jsonl`."""
-  from experiment import runs
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   per_seed = []
   for s in seeds:
@@ -463,8 +457,6 @@ def save_reward(directory: str, parts: imitation.Parts, discriminator_state, *, 
                 env: str) -> None:
   """The learned reward for transfer: `reward.json` + an orbax checkpoint of its parameters. With
   several processes all of them call this (orbax writes collectively); process 0 writes the JSON."""
-  from experiment import distributed
-  from experiment.checkpoint import Checkpointer
   os.makedirs(directory, exist_ok=True)
   with Checkpointer(os.path.join(directory, 'params')) as ckpt:
     if 0 in ckpt.all_steps():   # a rerun (killed after saving it, before its results): replace it
@@ -486,7 +478,6 @@ def save_reward(directory: str, parts: imitation.Parts, discriminator_state, *, 
 def load_reward(directory: str, env_spec: EnvSpec | None = None) -> LoadedReward:
   """Reads a `save_reward` directory; with `env_spec`, checks that the reward fits that environment's
   observation and action sizes. Raises ConfigError on a missing or mismatched reward."""
-  from experiment.checkpoint import Checkpointer
   path = os.path.join(directory, 'reward.json')
   if not os.path.exists(path):
     raise ConfigError(f'{directory!r} holds no learned reward (no reward.json; scripts/train_irl.py '

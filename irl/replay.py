@@ -19,27 +19,13 @@ XLA reuse the old buffer's memory; without donation every call allocates and fil
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-class Transition(NamedTuple):
-  """One transition (or a batch of them along leading axes).
-
-  `next_obs` is the true next observation of the step (`envs.core` contract; for OPIRL it may be the
-  absorbing state). `terminated` marks a true termination (no bootstrapping past it), `truncated` a
-  time-limit cut, which still bootstraps.
-  """
-  obs: Any
-  action: Any
-  reward: Any
-  next_obs: Any
-  terminated: Any
-  truncated: Any
+from envs.core import Transition  # noqa: F401  (re-exported: irl.replay.Transition)
 
 
 @flax.struct.dataclass
@@ -93,7 +79,7 @@ def add(buffer: ReplayBuffer, batch: Transition, valid: jax.Array | None = None)
   kind (e.g. float64 to float32), while a change of kind (float into a bool slot) is an error.
 
   `valid` (optional, bool [B]) keeps static shapes when only some rows are real, e.g. the absorbing
-  rows of `envs.absorbing.to_absorbing`: the valid rows are written consecutively in their order and
+  rows of `irl.absorbing.to_absorbing`: the valid rows are written consecutively in their order and
   the others are dropped, so `position` and `size` advance by `sum(valid)`. For a prefix of n rows pass
   `valid=jnp.arange(B) < n`.
   """

@@ -50,7 +50,7 @@ array X, e.g. the true episode starts `initial_observations(demos['obs'], demos[
 boundaries (absorbing-state rows clear `terminated`), which is why the choice is the caller's.
 
 Absorbing states (DAC): the indicator is part of the observation and the caller appends it
-(`envs.absorbing`); ValueDICE then bootstraps through every transition. Rows with `terminated` set
+(`irl.absorbing`); ValueDICE then bootstraps through every transition. Rows with `terminated` set
 do not bootstrap (ν(s, a) − γ·0): with absorbing-state data `terminated` is always False and this is
 the paper's objective exactly; without it, it is the usual no-bootstrap-past-termination convention.
 
@@ -69,7 +69,6 @@ may still turn into small moves that change nothing). The actor's orthogonal reg
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
@@ -80,64 +79,12 @@ import optax
 
 from envs.core import EnvSpec
 from irl import networks, replay
+from irl.hparams import ValueDICEConfig  # noqa: F401 (re-exported)
 from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, Network
 from irl.replay import Transition
 
 GRAD_NORM_EPS = 1e-12   # inside the square root of ‖∇ν‖, so its gradient is finite at ∇ν = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class ValueDICEConfig:
-  """Hyperparameters; the defaults are the official code's (google-research `value_dice`,
-  train_eval.py flags and value_dice.py): actor learning rate 1e-5, ν learning rate 1e-3 (Adam),
-  γ = 0.99, replay regularisation α = 0.1, gradient penalty λ = 10, batch 256 expert + 256 replay,
-  two hidden layers of 256 with orthogonal kernels, log σ squashed into [−5, 2], actor orthogonal
-  regularisation 1e-4, exploration noise σ = 0.1 around the mode. (Acme's ValueDICE uses α = 0.05.)
-
-  `orthogonal_init=False` falls back to Flax's LeCun-normal kernels. Frozen and hashable.
-  """
-  actor_lr: float = 1e-5
-  nu_lr: float = 1e-3
-  discount: float = 0.99
-  replay_regularization: float = 0.1
-  nu_grad_penalty: float = 10.0
-  actor_orthogonal_reg: float = 1e-4
-  batch_size: int = 256
-  hidden_sizes: tuple[int, ...] = (256, 256)
-  log_std_min: float = -5.0
-  log_std_max: float = 2.0
-  orthogonal_init: bool = True
-  exploration_noise: float = 0.1
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('actor_lr', 'nu_lr'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'ValueDICEConfig.{name} must be > 0, got {getattr(self, name)!r}')
-    if not 0.0 <= self.discount < 1.0:
-      raise ValueError(f'ValueDICEConfig.discount must be in [0, 1) (the (1 − γ) initial-state term '
-                       f'vanishes at 1), got {self.discount!r}')
-    if not 0.0 <= self.replay_regularization <= 1.0:
-      raise ValueError(f'ValueDICEConfig.replay_regularization must be in [0, 1], got '
-                       f'{self.replay_regularization!r}')
-    for name in ('nu_grad_penalty', 'actor_orthogonal_reg', 'exploration_noise'):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f'ValueDICEConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-        or self.batch_size < 1:
-      raise ValueError(f'ValueDICEConfig.batch_size must be a positive int, got {self.batch_size!r}')
-    hidden = self.hidden_sizes
-    if not isinstance(hidden, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
-      raise ValueError(f'ValueDICEConfig.hidden_sizes must be a tuple of positive ints, got '
-                       f'{hidden!r}')
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'ValueDICEConfig.log_std_min must be < log_std_max, got '
-                       f'{self.log_std_min!r} and {self.log_std_max!r}')
-    if not isinstance(self.orthogonal_init, bool):
-      raise ValueError(f'ValueDICEConfig.orthogonal_init must be a bool, got '
-                       f'{self.orthogonal_init!r}')
 
 
 @flax.struct.dataclass

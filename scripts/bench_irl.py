@@ -54,6 +54,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from experiment import timing  # pylint: disable=wrong-import-position
+from irl import timing as irl_timing  # pylint: disable=wrong-import-position
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
@@ -135,7 +136,7 @@ def pointmaze() -> dict:
 def halfcheetah() -> dict:
   warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
   _, built = _built('mujoco', 'HalfCheetah-v5', {})
-  carry, rate = timing.host_loop_rate(
+  carry, rate = irl_timing.host_loop_rate(
       built.env, built.agent, warmup, steps, capacity=max(warmup + steps, 1_000),
       expert_buffer=built.expert_buffer, transform_fn=built.parts.prep.transitions,
       label='HalfCheetah-v5 OPIRL')

@@ -35,6 +35,7 @@ from absl import app, flags, logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiment import timing  # pylint: disable=wrong-import-position
+from irl import timing as irl_timing  # pylint: disable=wrong-import-position
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
@@ -160,7 +161,7 @@ def halfcheetah(sac_config) -> dict:
   warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
   env = registry.make('HalfCheetah-v5', num_envs=1, seed=0)
   agent = sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config))
-  carry, rate = timing.host_loop_rate(env, agent, warmup, steps, label='HalfCheetah-v5')
+  carry, rate = irl_timing.host_loop_rate(env, agent, warmup, steps, label='HalfCheetah-v5')
   return {'halfcheetah_steps_per_s': rate,
           'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
           'halfcheetah_updates_done': int(carry.agent_state.step)}

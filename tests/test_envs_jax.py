@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import envs
-from envs import absorbing, core, pendulum, pointmaze, registry
+from envs import core, pendulum, pointmaze, registry
+from irl import absorbing
 from envs.core import EnvError
 from irl.replay import Transition
 

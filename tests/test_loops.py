@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs import absorbing, probes
+from envs import probes
+from irl import absorbing
 from envs.core import step_autoreset
 from irl import loops, replay
 from irl.replay import Transition

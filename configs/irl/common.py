@@ -7,9 +7,7 @@ import dataclasses
 
 import ml_collections
 
-from irl import algaedice, bc, onpolicy, valuedice
-from irl.discriminator import DiscriminatorConfig
-from irl.sac import agent as sac_agent
+from irl import hparams   # the algorithms' dataclasses, without jax: a config file is data
 
 
 # The budgets of the README's IRL tables (scripts/irl_results_table.py and the configs' sweeps):
@@ -29,9 +27,8 @@ TABLE_EVAL_EPISODES = 20
 def table_budget(env: str, algo: str, budgets: dict | None = None) -> int:
   """The environment steps of one README-table run of `algo` on `env` (`budgets` overrides
   TABLE_BUDGETS)."""
-  from irl import onpolicy
   budget = (budgets or TABLE_BUDGETS)[env]
-  return budget * ONPOLICY_BUDGET_FACTOR if algo in onpolicy.ONPOLICY_ALGOS else budget
+  return budget * ONPOLICY_BUDGET_FACTOR if algo in hparams.ONPOLICY_ALGOS else budget
 
 
 def mesh_config():
@@ -115,7 +112,7 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=256, policy_learner='algaedice', recent_window=10_000))
   # The discriminator's hyper-parameters are DiscriminatorConfig's; its form (AIRL or GAIL, the log π
   # term, the policy's reward) follows the algorithm (irl.imitation.discriminator_defaults).
-  disc = DiscriminatorConfig()
+  disc = hparams.DiscriminatorConfig()
   c.discriminator = ml_collections.ConfigDict(dict(
       reward_input=disc.reward_input, reward_hidden=disc.reward_hidden,
       shaping_hidden=disc.shaping_hidden, gamma_d=disc.gamma_d, learning_rate=disc.learning_rate,
@@ -124,11 +121,11 @@ def base_config() -> ml_collections.ConfigDict:
       policy_reward='auto',        # auto: f (shaped) for airl, r for opirl
       reward_clip_max=float('inf'),  # inf: no clipping (PointMaze: 0.0)
       goal_relative=disc.goal_relative))  # (): off; (achieved, desired, size): p - g to r and h
-  c.algaedice = from_dataclass(algaedice.AlgaeDICEConfig)
-  c.sac = from_dataclass(sac_agent.SACConfig)
-  c.valuedice = from_dataclass(valuedice.ValueDICEConfig)
-  c.bc = from_dataclass(bc.BCConfig)
-  c.ppo = from_dataclass(onpolicy.PPOConfig)   # airl_onpolicy, gail_onpolicy (irl/onpolicy.py)
+  c.algaedice = from_dataclass(hparams.AlgaeDICEConfig)
+  c.sac = from_dataclass(hparams.SACConfig)
+  c.valuedice = from_dataclass(hparams.ValueDICEConfig)
+  c.bc = from_dataclass(hparams.BCConfig)
+  c.ppo = from_dataclass(hparams.PPOConfig)   # airl_onpolicy, gail_onpolicy (irl/onpolicy.py)
   # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`, each seed's agent state
   # (networks, optimizers) leaves of >= model_min_size elements over `model`; -1 = all remaining
   # devices. Devices on `data` hold copies (the IRL loop splits no batch).

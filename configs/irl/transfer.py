@@ -15,7 +15,7 @@ The SAC learner is the transfer SAC of the official scripts (initial temperature
 import ml_collections
 
 from configs.irl import common
-from irl.sac import agent as sac_agent
+from irl import hparams   # the algorithms' dataclasses, without jax: a config file is data
 
 # target -> (source env, num_env_steps, eval_every)
 TARGETS = {
@@ -43,7 +43,7 @@ def get_config(arg=None):
   # states); the newest `keep_checkpoints` stay on disk (0: every one). Their size follows the replay
   # buffer; measured: 8 MB per checkpoint of the 3-seed PointMaze-Left OPIRL table run (16 MB kept).
   c.keep_checkpoints = 2
-  c.sac = common.from_dataclass(sac_agent.SACConfig)
+  c.sac = common.from_dataclass(hparams.SACConfig)
   c.sac.init_temperature = 0.2
   c.loop = ml_collections.ConfigDict(dict(
       num_env_steps=num_env_steps, num_envs=1, start_steps=2_000, update_after=1_000,

@@ -23,70 +23,22 @@ SAC on a learned reward (a closure over the reward's current params, traced insi
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from envs.core import EnvSpec
 from irl import networks, replay
+from irl.hparams import SACConfig  # noqa: F401 (re-exported)
 from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, CriticNetwork
 from irl.replay import Transition
 from irl.sac import losses
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
-
-
-@dataclasses.dataclass(frozen=True)
-class SACConfig:
-  """Hyperparameters; the defaults are the paper's (arXiv 1812.05905, appendix D, table 1: Adam
-  with learning rate 3e-4, γ = 0.99, τ = 0.005, batch 256, two hidden layers of 256, target entropy
-  −|A|, one gradient step and one target update per step) and α = 1 (log α = 0) at the start.
-
-  `target_entropy=None` means −|A|. `init_temperature` is α at step 0; with `learn_temperature=False`
-  α stays there (α = 0 drops the entropy terms altogether, as the probe tests do). The actor and the
-  temperature step every `actor_update_period`-th update (OPIRL: 2), the target critics every
-  `target_update_period`-th (OPIRL: 2). Frozen and hashable, so it can be a static argument.
-  """
-  actor_lr: float = 3e-4
-  critic_lr: float = 3e-4
-  temperature_lr: float = 3e-4
-  discount: float = 0.99
-  tau: float = 0.005
-  batch_size: int = 256
-  init_temperature: float = 1.0
-  learn_temperature: bool = True
-  target_entropy: float | None = None
-  hidden_sizes: tuple[int, ...] = (256, 256)
-  num_critics: int = 2
-  log_std_min: float = networks.LOG_STD_MIN
-  log_std_max: float = networks.LOG_STD_MAX
-  actor_update_period: int = 1
-  target_update_period: int = 1
-
-  def validate(self) -> None:
-    """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('actor_lr', 'critic_lr', 'temperature_lr'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'SACConfig.{name} must be > 0, got {getattr(self, name)!r}')
-    if not 0.0 <= self.discount <= 1.0:
-      raise ValueError(f'SACConfig.discount must be in [0, 1], got {self.discount!r}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'SACConfig.tau must be in (0, 1], got {self.tau!r}')
-    for name in ('batch_size', 'num_critics', 'actor_update_period', 'target_update_period'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'SACConfig.{name} must be a positive int, got {value!r}')
-    if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(f'SACConfig.init_temperature must be > 0 when learn_temperature is True, '
-                       f'got {self.init_temperature!r}')
-    if not self.init_temperature >= 0:
-      raise ValueError(f'SACConfig.init_temperature must be >= 0, got {self.init_temperature!r}')
 
 
 @flax.struct.dataclass

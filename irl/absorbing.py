@@ -31,10 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.core import BoxSpec, EnvError, EnvSpec
-from irl.replay import Transition
+from envs.core import BoxSpec, EnvError, EnvSpec, Transition
 
-__all__ = ['Transition', 'absorbing_spec', 'add_indicator', 'absorbing_state', 'is_absorbing',
+__all__ = ['absorbing_spec', 'add_indicator', 'absorbing_state', 'is_absorbing',
            'to_absorbing', 'compact']
 
 
