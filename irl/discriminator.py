@@ -64,7 +64,7 @@ AIRL: one demonstration shows one goal, and a reward of the raw observation can 
 demonstration", which says nothing about the other goals (docs/opirl_study.md, PointMaze); a reward
 of p − g learned from the same demonstration applies to every goal. The policy's observation is not
 changed. With expert-statistics normalisation, p and g would be scaled apart, so callers use it on
-raw positions (irl.pipeline rejects it together with `normalize_states`).
+raw positions (irl.builders rejects it together with `normalize_states`).
 
 Departures from the official code: Adam here is optax's (ε = 1e-8; TF's default is 1e-7).
 """

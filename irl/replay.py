@@ -19,7 +19,6 @@ XLA reuse the old buffer's memory; without donation every call allocates and fil
 
 from __future__ import annotations
 
-
 import flax.struct
 import jax
 import jax.numpy as jnp

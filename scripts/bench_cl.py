@@ -50,8 +50,9 @@ def main(argv):
   del argv
   import jax
   import numpy as np
-  from configs.cl import split_fmnist
+
   from cl import builders, train
+  from configs.cl import split_fmnist
 
   config = split_fmnist.get_config()
   config.batch_size = _BATCH.value

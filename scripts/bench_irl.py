@@ -77,13 +77,13 @@ _ONPOLICY_BUDGET = flags.DEFINE_integer('onpolicy_budget', 1_000_000, 'Most envi
 
 
 def _built(module_name, arg, loop_fields):
-  """irl.pipeline.build of a shipped config (configs/irl/<module_name>.py) with its loop replaced."""
+  """irl.builders.build of a shipped config (configs/irl/<module_name>.py) with its loop replaced."""
   import importlib
 
-  from irl import pipeline
+  from irl import builders
   config = importlib.import_module(f'configs.irl.{module_name}').get_config(arg)
   config.loop.update(loop_fields)
-  return config, pipeline.build(config)
+  return config, builders.build(config)
 
 
 def _updates_done(agent_state):
@@ -152,21 +152,22 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> li
   first period at or above both 0.9 and `stop_at_score`."""
   import time
 
-  from irl import pipeline
   from configs.irl import pointmaze as pointmaze_config
+  from irl import builders, report
+  from irl import train as irl_train
   start = time.time()
   config = pointmaze_config.get_config()
   config.algo, config.loop.num_env_steps = algo, budget
-  built = pipeline.build(config)
+  built = builders.build(config)
   loop = built.loop_config
   if budget % loop.eval_every:
     raise app.UsageError(f'the {algo} budget ({budget}) must be a multiple of the config\'s '
                          f'evaluation period ({loop.eval_every})')
   expert = float(built.meta['return_mean'])
-  random = pipeline.random_return(config.env, built.env, 0, loop.eval_episodes)
-  init, period_fn = pipeline.seed_functions(built.env, built.agent, loop, built.expert_buffer,
+  random = report.random_return(config.env, built.env, 0, loop.eval_episodes)
+  init, period_fn = irl_train.seed_functions(built.env, built.agent, loop, built.expert_buffer,
                                             built.parts.prep.transitions)
-  carry = init(pipeline.seed_keys([config.seed]))
+  carry = init(irl_train.seed_keys([config.seed]))
   curve = []
   for period in range(budget // loop.eval_every):
     carry, metrics = period_fn(carry, period)

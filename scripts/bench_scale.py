@@ -111,15 +111,16 @@ def irl_rate(mesh, num_seeds, steps, repeats):
   """Seed-steps per second of one compiled OPIRL period on PointMaze-Left on `mesh`."""
   from configs.irl import pointmaze
   from experiment import mesh as mesh_lib
-  from irl import pipeline
+  from irl import builders as irl_builders
+  from irl import train as irl_train
   config = pointmaze.get_config()
   config.loop.update(num_env_steps=steps, eval_every=steps, start_steps=0, update_after=1,
                      replay_capacity=max(steps, 1_000), eval_episodes=1)
-  built = pipeline.build(config)
-  init, period_fn = pipeline.seed_functions(
+  built = irl_builders.build(config)
+  init, period_fn = irl_train.seed_functions(
       built.env, built.agent, built.loop_config, mesh_lib.replicate(built.expert_buffer, mesh),
       built.parts.prep.transitions, mesh=mesh)
-  carry = init(mesh_lib.shard_leading(pipeline.seed_keys(list(range(num_seeds))), mesh))
+  carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(num_seeds))), mesh))
   compile_s = _best_time(lambda: period_fn(carry, 0), 1)     # the first call compiles
   seconds = _best_time(lambda: period_fn(carry, 0), repeats)
   return num_seeds * steps / seconds, compile_s

@@ -60,7 +60,9 @@ def main(argv):
   console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   import importlib
+
   import numpy as np
+
   from cl import builders, metrics, train
 
   def run(config, stream):

@@ -40,6 +40,7 @@ def main(argv):
   console.quiet_logs()   # library INFO logs only with --verbosity
   del argv
   import jax
+
   from envs import registry
   from envs.core import EnvError
   from irl import demos, experts

@@ -181,8 +181,9 @@ def source_runs(env, algo, budgets):
 
 
 def transfer_rows(budgets):
-  from configs.irl import transfer
   import numpy as np
+
+  from configs.irl import transfer
   rows = []
   for target in _TARGETS.value:
     source = transfer.TARGETS[target][0]
@@ -222,7 +223,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from configs.irl import transfer
-  from irl import pipeline
+  from irl import builders
   for env in _ENVS.value:
     if env not in CONFIGS:
       raise app.UsageError(f'--envs: {env!r} is not one of {sorted(CONFIGS)}')
@@ -230,8 +231,8 @@ def main(argv):
     if target not in transfer.TARGETS:
       raise app.UsageError(f'--targets: {target!r} is not one of {sorted(transfer.TARGETS)}')
   for algo in _ALGOS.value:
-    if algo not in pipeline.ALGOS:
-      raise app.UsageError(f'--algos: {algo!r} is not one of {list(pipeline.ALGOS)}')
+    if algo not in builders.ALGOS:
+      raise app.UsageError(f'--algos: {algo!r} is not one of {list(builders.ALGOS)}')
   used = (_ENVS.value if _TABLE.value == 'imitation'
           else _TARGETS.value + [transfer.TARGETS[t][0] for t in _TARGETS.value])
   budgets = parse_budgets(_BUDGETS.value, used, _ALGOS.value)
@@ -255,17 +256,17 @@ def main(argv):
 
 
 def onpolicy_comparisons(rows):
-  """`irl.pipeline.steps_at_best_score` per environment with both rows: per environment with both: the best normalised score (mean over seeds) that on-policy AIRL
+  """`irl.report.steps_at_best_score` per environment with both rows: per environment with both: the best normalised score (mean over seeds) that on-policy AIRL
   reaches within its budget, the steps it and OPIRL first reach it, and their ratio (issue 12's goal:
   at least 5)."""
-  from irl import pipeline
+  from irl import report
   out = []
   by_key = {(r['env'], r['algo']): r for r in rows}
   for env in dict.fromkeys(r['env'] for r in rows):
     if (env, 'opirl') not in by_key or (env, 'airl_onpolicy') not in by_key:
       continue
     opirl, onpolicy_airl = by_key[env, 'opirl'], by_key[env, 'airl_onpolicy']
-    out.append({'env': env, **pipeline.steps_at_best_score(
+    out.append({'env': env, **report.steps_at_best_score(
         onpolicy_airl['learning_curve_per_seed'], opirl['learning_curve_per_seed'],
         opirl['expert_return'], opirl['random_return'], names=('airl_onpolicy', 'opirl'))})
   return out

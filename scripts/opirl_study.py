@@ -125,6 +125,7 @@ def main(argv):
   if _STEPS.value % _EVALS.value:
     raise app.UsageError(f'--evals ({_EVALS.value}) must divide --steps ({_STEPS.value})')
   import numpy as np
+
   from experiment import runs
   tag = f'{_ENV.value}_seed{_SEED.value}_{_STEPS.value}'
   out = _OUT.value or os.path.join(_ROOT.value, f'{tag}.json')

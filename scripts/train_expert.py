@@ -10,7 +10,7 @@ state (agent, replay buffer, keys) after every period (`checkpoints/`), and at t
 `irl.experts.load_policy`; `--export_dir` writes it elsewhere too). Rerunning the same command on the
 same workdir resumes from the last checkpoint (SIGTERM or SIGUSR1: checkpoint, then exit 75, as the
 other training scripts). JAX-native environments run the jitted loop one
-evaluation period per call; Gymnasium ones the host loop. Training is `irl.pipeline.train` with one
+evaluation period per call; Gymnasium ones the host loop. Training is `irl.train.train` with one
 seed, as the IRL scripts': `--config.mesh.enabled=True` (JAX-native environments) places the run on a
 device mesh, whose `model` axis (by default all devices) splits the agent's large leaves, and under
 `srun` or with `--coordinator_address/--num_processes/--process_id` the processes form one
@@ -77,7 +77,7 @@ def main(argv):
   from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
-  from irl import experts, pipeline
+  from irl import builders, experts, train
   from irl.sac import agent as sac_agent
 
   config = _CONFIG.value
@@ -86,7 +86,7 @@ def main(argv):
   try:
     sac_config, loop_config = validate(config)
     is_jax = registry.is_jax_env(config.env)
-    mesh = pipeline.build_mesh(config, is_jax, num_seeds=1)
+    mesh = builders.build_mesh(config, is_jax, num_seeds=1)
     if primary:
       runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
@@ -117,7 +117,7 @@ def main(argv):
 
   sac = sac_agent.make_sac(spec, sac_config)
   with preemption.exit_when_preempted() as guard:
-    states = pipeline.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
+    states = train.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
                             env_name=config.env, desc=config.env, mesh=mesh,
                             model_min_size=config.mesh.model_min_size,
                             after_checkpoint=guard.check)
@@ -145,6 +145,7 @@ def main(argv):
 def _final_returns(env, spec, policy, config, is_jax):
   import jax
   import numpy as np
+
   from envs import registry
   from irl import experts
   n = _FINAL_EPISODES.value

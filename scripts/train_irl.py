@@ -45,13 +45,13 @@ def main(argv):
   from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
-  from irl import pipeline
+  from irl import builders, report, rewards, train
 
   config = _CONFIG.value
   workdir = _WORKDIR.value
   try:
-    built = pipeline.build(config)
-    mesh = pipeline.build_mesh(config, built.is_jax)
+    built = builders.build(config)
+    mesh = builders.build_mesh(config, built.is_jax)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
   except (ConfigError, runs.WorkdirError) as e:
@@ -59,9 +59,9 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
-  random_return = pipeline.random_return(config.env, built.env, 0, loop_config.eval_episodes)
+  random_return = report.random_return(config.env, built.env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
-    states = pipeline.train(workdir, built.env, built.agent, loop_config, seeds,
+    states = train.train(workdir, built.env, built.agent, loop_config, seeds,
                             env_name=config.env, expert_buffer=built.expert_buffer,
                             transform_fn=parts.prep.transitions, desc=f'{config.algo} {config.env}',
                             mesh=mesh, model_min_size=config.mesh.model_min_size,
@@ -74,13 +74,13 @@ def main(argv):
   if parts.discriminator is not None:   # every process: orbax saves collectively
     for s, state in zip(seeds, states):
       reward_dirs.append(os.path.join(os.path.abspath(workdir), 'reward', f'seed{s}'))
-      pipeline.save_reward(reward_dirs[-1], parts, state.discriminator, algo=config.algo,
+      rewards.save_reward(reward_dirs[-1], parts, state.discriminator, algo=config.algo,
                            env=config.env)
   if not distributed.is_primary():
     return
 
   expert_return = float(built.meta['return_mean'])
-  summary = pipeline.summarise(workdir, seeds, expert_return, random_return)
+  summary = report.summarise(workdir, seeds, expert_return, random_return)
   results = {'algo': config.algo, 'env': config.env, 'env_steps': loop_config.num_env_steps,
              'num_trajectories': config.num_trajectories, 'expert_return': expert_return,
              'expert_return_used_trajectories': built.meta['used_return_mean'],

@@ -47,14 +47,14 @@ def build(config):
   from envs import registry
   from envs.core import EnvError
   from experiment.config import ConfigError, check_choice
-  from irl import pipeline
+  from irl import builders, rewards
   from irl.sac import agent as sac_agent
 
   check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
   is_jax = registry.is_jax_env(config.env)
-  pipeline.check_seeds(config, is_jax)
-  loop_config = pipeline.loop_config_from(config.loop)
-  sac_config = pipeline.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
+  builders.check_seeds(config, is_jax)
+  loop_config = builders.loop_config_from(config.loop)
+  sac_config = builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
   if not isinstance(config.reward, str) or not config.reward:
     raise ConfigError(f"config.reward must be 'true' or a reward directory, got {config.reward!r}")
   try:
@@ -65,13 +65,13 @@ def build(config):
   if config.reward == 'true':
     return env, is_jax, sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)), None, \
         loop_config, None
-  loaded = pipeline.load_reward(config.reward, env.spec)
+  loaded = rewards.load_reward(config.reward, env.spec)
   if loaded.record['env'] != config.source_env:
     raise ConfigError(f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
                       f'transfers to {config.env} take rewards learned on config.source_env = '
                       f'{config.source_env!r}')
   policy = sac_agent.make_sac(loaded.prep.spec(env.spec), sac_config)
-  agent = pipeline.frozen_reward_agent(policy, loaded)
+  agent = rewards.frozen_reward_agent(policy, loaded)
   return env, is_jax, agent, loaded.prep.transitions, loop_config, loaded.record
 
 
@@ -85,12 +85,12 @@ def main(argv):
   from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
-  from irl import pipeline
+  from irl import builders, report, train
 
   config = _CONFIG.value
   workdir = _WORKDIR.value
   try:
-    mesh = pipeline.build_mesh(config, registry.is_jax_env(config.env))
+    mesh = builders.build_mesh(config, registry.is_jax_env(config.env))
     env, is_jax, agent, transform_fn, loop_config, record = build(config)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
@@ -99,9 +99,9 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'
-  random_return = pipeline.random_return(config.env, env, 0, loop_config.eval_episodes)
+  random_return = report.random_return(config.env, env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
-    pipeline.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
+    train.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
                    transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
                    mesh=mesh, model_min_size=config.mesh.model_min_size,
                    seed_batching=config.seed_batching, keep_checkpoints=config.keep_checkpoints,
@@ -110,7 +110,7 @@ def main(argv):
     env.close()
   if not distributed.is_primary():
     return
-  summary = pipeline.summarise(workdir, seeds, None, random_return)
+  summary = report.summarise(workdir, seeds, None, random_return)
   results = {'reward': config.reward, 'source_algo': source_algo,
              'source_env': record['env'] if record else None, 'env': config.env,
              'env_steps': loop_config.num_env_steps, 'mesh': mesh_lib.describe(mesh), **summary}

@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from killing import damage_checkpoint
 
-from experiment.checkpoint import CheckpointError, Checkpointer
+from experiment.checkpoint import Checkpointer, CheckpointError
 
 
 def _state(step):

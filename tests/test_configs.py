@@ -106,11 +106,11 @@ IRL_CONFIGS = [('pointmaze', None), ('pointmaze', 'quick'), ('pointmaze', 'offic
 @pytest.mark.parametrize('name, arg', IRL_CONFIGS)
 def test_irl_configs_build_for_every_algorithm(name, arg):
   pytest.importorskip('mujoco')
-  from irl import pipeline
-  for algo in pipeline.ALGOS:
+  from irl import builders as irl_builders
+  for algo in irl_builders.ALGOS:
     config = importlib.import_module(f'configs.irl.{name}').get_config(arg)
     config.algo = algo
-    built = pipeline.build(config)
+    built = irl_builders.build(config)
     assert built.meta['env'] == config.env
     if not built.is_jax:
       built.env.close()
@@ -144,13 +144,13 @@ def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
 def test_goal_relative_reward_rejects_normalised_states():
   from configs.irl import pointmaze
   from experiment.config import ConfigError
-  from irl import pipeline
+  from irl import builders as irl_builders
   config = pointmaze.get_config('quick')
   config.discriminator.goal_relative = (0, 3, 3)
-  assert pipeline.build(config).agent is not None
+  assert irl_builders.build(config).agent is not None
   config.normalize_states = True
   with pytest.raises(ConfigError, match='goal_relative needs config.normalize_states=False'):
-    pipeline.build(config)
+    irl_builders.build(config)
 
 
 def test_table_budgets_give_on_policy_algorithms_ten_times_the_steps():

@@ -130,15 +130,16 @@ def test_initialize_does_nothing_for_one_process_and_checks_explicit_arguments(m
 
 def test_irl_two_processes_equal_one_process_and_save_loadable_rewards(tmp_path):
   import numpy as np
-  from irl import pipeline
+
+  from irl import rewards
   args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.num_seeds=4',
           '--config.mesh.enabled=True', '--config.loop.num_env_steps=1000',
           '--config.loop.eval_every=500']
   a, b, _ = _one_and_two_processes(tmp_path, 'train_irl.py', args)
   assert b['mesh']['processes'] == 2 and a['per_seed'] == b['per_seed']
   for seed in range(4):   # the rewards written collectively are the single process's
-    ra = pipeline.load_reward(str(tmp_path / 'one' / 'reward' / f'seed{seed}'))
-    rb = pipeline.load_reward(str(tmp_path / 'two' / 'reward' / f'seed{seed}'))
+    ra = rewards.load_reward(str(tmp_path / 'one' / 'reward' / f'seed{seed}'))
+    rb = rewards.load_reward(str(tmp_path / 'two' / 'reward' / f'seed{seed}'))
     for x, y in zip(jax_leaves(ra.params), jax_leaves(rb.params)):
       np.testing.assert_array_equal(x, y)
 
@@ -191,6 +192,7 @@ def test_train_expert_on_a_model_axis_two_processes_equal_one_process(tmp_path):
   the curves and the exported experts are the same. (A model axis across the processes would sum
   partial products over gloo, in another order than one process does: equal to rounding only.)"""
   import numpy as np
+
   from envs import registry
   from irl import experts
   args = ['--config', 'configs/rl/sac.py:Pendulum', '--config.mesh.enabled=True',

@@ -11,8 +11,14 @@ gymnasium = pytest.importorskip('gymnasium')
 pytest.importorskip('mujoco')
 
 from envs.core import EnvError  # noqa: E402
-from envs.gym_adapter import (ANT_VARIANTS, BACK_LEFT_LEG, GYM_ENVS, ant_variant_xml,  # noqa: E402
-                              ant_variant_xml_path, make_gym)
+from envs.gym_adapter import (  # noqa: E402
+  ANT_VARIANTS,
+  BACK_LEFT_LEG,
+  GYM_ENVS,
+  ant_variant_xml,
+  ant_variant_xml_path,
+  make_gym,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import pytest
 
 import envs
 from envs import core, pendulum, pointmaze, registry
-from irl import absorbing
 from envs.core import EnvError
+from irl import absorbing
 from irl.replay import Transition
 
 R = pointmaze.PARTICLE_RADIUS
@@ -410,7 +410,7 @@ def test_registry_builds_jax_envs():
   assert right.variant == 'right' and right.spec.max_episode_steps == 50
   assert registry.make('Pendulum').spec.name == 'Pendulum'
   assert registry.JAX_ENVS == ('PointMaze-Left', 'PointMaze-Right', 'Pendulum')
-  from envs import gym_adapter   # importable without Gymnasium; its task list must match ours
+  from envs import gym_adapter  # importable without Gymnasium; its task list must match ours
   assert registry.GYM_ENVS == gym_adapter.GYM_ENVS
   assert all(registry.is_jax_env(n) for n in registry.JAX_ENVS + ('brax:ant',))
   assert not any(registry.is_jax_env(n) for n in registry.GYM_ENVS + ('Nope', 'brax'))

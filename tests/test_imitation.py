@@ -154,13 +154,13 @@ def test_unknown_algorithm_is_rejected():
 @pytest.mark.parametrize('algo', imitation.ADVERSARIAL_ALGOS)
 def test_the_script_config_and_a_notebook_build_the_same_discriminator(algo):
   """One source of defaults: `make_agent(...)` without a discriminator config (a notebook) and
-  `pipeline.build` of the shipped base config (the script) train the same discriminator."""
+  `builders.build` of the shipped base config (the script) train the same discriminator."""
   from configs.irl import common
-  from irl import pipeline
+  from irl import builders
   config = common.base_config()
   config.algo = algo
   config.loop.replay_capacity = 1000
-  built = pipeline.build(config)
+  built = builders.build(config)
   assert built.parts.discriminator.config == imitation.discriminator_defaults(algo)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs.irl import pointmaze
-from irl import loops, opirl, pipeline
+from irl import builders, loops, opirl, report, train
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def _config(algo, steps):
 
 def _scores(algo, swap_labels, monkeypatch):
   steps, _, _ = BUDGETS[algo]
-  built = pipeline.build(_config(algo, steps))
+  built = builders.build(_config(algo, steps))
   if swap_labels:
     step = opirl.discriminator_step
     # Expert rows become the negatives and replay rows the positives (log π, if any, swaps along).
@@ -51,10 +51,10 @@ def _scores(algo, swap_labels, monkeypatch):
   run = lambda key: loops.train_jax(built.env, built.agent, built.loop_config, key,
                                     expert_buffer=built.expert_buffer,
                                     transform_fn=built.parts.prep.transitions)
-  _, metrics = jax.jit(jax.vmap(run))(pipeline.seed_keys(SEEDS))
+  _, metrics = jax.jit(jax.vmap(run))(train.seed_keys(SEEDS))
   final = np.asarray(metrics['eval_return'])[:, -1]
   expert = float(built.meta['return_mean'])
-  random = pipeline.random_return('PointMaze-Left', built.env, 0, 20)
+  random = report.random_return('PointMaze-Left', built.env, 0, 20)
   return (final - random) / (expert - random)
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from killing import kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

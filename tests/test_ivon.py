@@ -1,11 +1,10 @@
 """Tests for cl/ivon.py: closed-form posteriors, hand-computed steps, positivity, sampling, VCL priors."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jax
-import jax.numpy as jnp
 
 from cl import ivon as ivon_lib
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from envs import probes
-from irl import absorbing
 from envs.core import step_autoreset
-from irl import loops, replay
+from irl import absorbing, loops, replay
 from irl.replay import Transition
 from irl.sac import agent as sac_agent
 

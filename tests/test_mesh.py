@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import AxisType, PartitionSpec as P
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
 
 from experiment import mesh as mesh_lib
 
@@ -71,17 +72,18 @@ def test_replicate_and_data_sharding():
 
 
 def _irl_run(workdir, num_env_steps, mesh):
-  """pipeline.train of quick OPIRL on PointMaze-Left, 8 seeds, updating over the last 11 of 200
+  """irl_train.train of quick OPIRL on PointMaze-Left, 8 seeds, updating over the last 11 of 200
   steps; returns (states, per-seed curves)."""
   from configs.irl import pointmaze
   from experiment import runs
-  from irl import pipeline
+  from irl import builders as irl_builders
+  from irl import train as irl_train
   config = pointmaze.get_config('quick')
   config.loop.update(num_env_steps=num_env_steps, eval_every=100, start_steps=50, update_after=190,
                      eval_episodes=2)
-  built = pipeline.build(config)
+  built = irl_builders.build(config)
   seeds = list(range(8))
-  states = pipeline.train(str(workdir), built.env, built.agent, built.loop_config, seeds,
+  states = irl_train.train(str(workdir), built.env, built.agent, built.loop_config, seeds,
                           env_name=config.env, expert_buffer=built.expert_buffer,
                           transform_fn=built.parts.prep.transitions, mesh=mesh)
   curves = [runs.read_curve(str(workdir / 'metrics.jsonl'), f'eval_return_seed{s}') for s in seeds]
@@ -120,16 +122,17 @@ def test_irl_seeds_sharded_over_8_devices_match_the_unsharded_run_and_resume_sha
 
 def test_irl_carry_stays_split_over_seed_with_one_compile():
   from configs.irl import pointmaze
-  from irl import pipeline
+  from irl import builders as irl_builders
+  from irl import train as irl_train
   mesh = mesh_lib.make_mesh(seed=4, data=2)
   config = pointmaze.get_config('quick')
   config.loop.update(num_env_steps=100, eval_every=50, start_steps=20, update_after=10,
                      eval_episodes=1)
-  built = pipeline.build(config)
-  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config,
+  built = irl_builders.build(config)
+  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config,
                                             mesh_lib.replicate(built.expert_buffer, mesh),
                                             built.parts.prep.transitions, mesh=mesh)
-  carry = init(mesh_lib.shard_leading(pipeline.seed_keys(list(range(8))), mesh))
+  carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(8))), mesh))
   for period in range(2):
     carry, _ = period_fn(carry, period)
   for leaf in jax.tree.leaves(carry):
@@ -258,16 +261,17 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
 
 def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   from configs.irl import pointmaze
-  from irl import pipeline
+  from irl import builders as irl_builders
+  from irl import train as irl_train
   config = pointmaze.get_config('quick')
   config.loop.update(num_env_steps=200, eval_every=100, start_steps=50, update_after=198,
                      eval_episodes=2)
-  built = pipeline.build(config)
+  built = irl_builders.build(config)
   mesh = mesh_lib.make_mesh(2, 1, model=4)
 
   def run(workdir, mesh, steps=200):
     loop_config = dataclasses.replace(built.loop_config, num_env_steps=steps)
-    return pipeline.train(str(workdir), built.env, built.agent, loop_config, [0, 1],
+    return irl_train.train(str(workdir), built.env, built.agent, loop_config, [0, 1],
                           env_name=config.env, expert_buffer=built.expert_buffer,
                           transform_fn=built.parts.prep.transitions, mesh=mesh, model_min_size=1000)
 
@@ -280,11 +284,11 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   for a, b in zip(_float_leaves(sharded), _float_leaves(plain)):
     np.testing.assert_allclose(a, b, atol=4 * one_step)
 
-  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config,
+  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config,
                                             mesh_lib.replicate(built.expert_buffer, mesh),
                                             built.parts.prep.transitions, mesh=mesh,
                                             model_min_size=1000)
-  carry = init(mesh_lib.shard_leading(pipeline.seed_keys([0, 1]), mesh))
+  carry = init(mesh_lib.shard_leading(irl_train.seed_keys([0, 1]), mesh))
   carry, _ = period_fn(carry, 0)
   carry, _ = period_fn(carry, 1)
   assert period_fn._cache_size() == 1

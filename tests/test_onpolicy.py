@@ -13,7 +13,7 @@ import pytest
 
 from configs.irl import pendulum, pointmaze
 from experiment.config import ConfigError
-from irl import networks, onpolicy, pipeline
+from irl import builders, networks, onpolicy, report, rewards, train
 
 
 def test_gae_by_hand_with_terminations_and_truncations():
@@ -64,7 +64,7 @@ def _built(algo, module=pointmaze):
   config.loop.num_env_steps, config.loop.eval_every = 1000, 500
   config.ppo.num_envs, config.ppo.num_steps, config.ppo.num_minibatches = 2, 125, 5
   config.ppo.num_epochs, config.ppo.disc_batch_size = 2, 32
-  return pipeline.build(config)
+  return builders.build(config)
 
 
 @pytest.mark.parametrize('algo', onpolicy.ONPOLICY_ALGOS)
@@ -78,7 +78,7 @@ def test_tiny_run_vmapped_seeds_equal_separate_runs_without_retracing(algo):
     traces.append(1)
     return runner.train_periods(carry, p, num_periods=1, rounds_per_period=2)
 
-  keys = pipeline.seed_keys([0, 1])
+  keys = train.seed_keys([0, 1])
   batched_fn = jax.jit(jax.vmap(period, in_axes=(0, None)))
   carry = jax.jit(jax.vmap(runner.init))(keys)
   carry, first = batched_fn(carry, 0)
@@ -102,12 +102,12 @@ def test_config_errors_name_the_field():
   config.loop.eval_every, config.loop.num_env_steps = 700, 1400
   with pytest.raises(ConfigError, match=r'config.loop.eval_every \(700\) must be a multiple of '
                                         r'config.ppo.num_envs × config.ppo.num_steps \(500\)'):
-    pipeline.build(config)
+    builders.build(config)
   config = pendulum.get_config('quick')
   config.algo = 'airl_onpolicy'
   config.ppo.num_minibatches = 3
   with pytest.raises(ConfigError, match=r'config.ppo: PPOConfig.num_minibatches \(3\) must divide'):
-    pipeline.build(config)
+    builders.build(config)
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_train_irl_script_runs_gail_onpolicy_and_saves_a_loadable_reward(tmp_pat
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['algo'] == 'gail_onpolicy' and len(results['per_seed']) == 2
   assert results['learning_curve'][-1][0] == 2000
-  loaded = pipeline.load_reward(results['reward_dirs'][0])
+  loaded = rewards.load_reward(results['reward_dirs'][0])
   assert loaded.record['algo'] == 'gail_onpolicy'
 
 
@@ -130,10 +130,10 @@ def _ppo_true_reward_scores(learning_rate):
   config.algo = 'gail_onpolicy'
   config.ppo.true_reward, config.ppo.learning_rate = True, learning_rate
   config.loop.num_env_steps, config.loop.eval_every, config.loop.eval_episodes = 160_000, 160_000, 20
-  built = pipeline.build(config)
-  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config)
-  _, metrics = period_fn(init(pipeline.seed_keys([0, 1, 2])), 0)
-  random = pipeline.random_return('Pendulum', built.env, 0, 20)
+  built = builders.build(config)
+  init, period_fn = train.seed_functions(built.env, built.agent, built.loop_config)
+  _, metrics = period_fn(init(train.seed_keys([0, 1, 2])), 0)
+  random = report.random_return('Pendulum', built.env, 0, 20)
   expert = float(built.meta['return_mean'])
   return (np.asarray(metrics['eval_return'])[:, 0] - random) / (expert - random)
 
@@ -186,7 +186,7 @@ def test_host_loop_runs_rounds_evaluates_checkpoints_and_resumes():
   config = pendulum.get_config('quick')
   config.algo = 'airl_onpolicy'
   config.ppo.num_envs, config.ppo.num_steps, config.ppo.num_minibatches = 2, 50, 2
-  built = pipeline.build(config)
+  built = builders.build(config)
   env, eval_env = _HostPendulum(2), _HostPendulum(3)
   progress, saved = [], []
   carry = onpolicy.train_host(env, built.agent, jax.random.key(0), num_env_steps=400, eval_every=200,
@@ -231,4 +231,4 @@ def test_train_irl_script_runs_airl_onpolicy_on_gymnasium_hopper(tmp_path):
   assert 'at 400 environment steps' in proc.stdout + proc.stderr
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['algo'] == 'airl_onpolicy' and [s for s, _ in results['learning_curve']] == [400, 800]
-  assert pipeline.load_reward(results['reward_dirs'][0]).record['env'] == 'Hopper-v5'
+  assert rewards.load_reward(results['reward_dirs'][0]).record['env'] == 'Hopper-v5'

@@ -1,4 +1,4 @@
-"""irl/pipeline.py: learned rewards saved and read back, SAC on a frozen reward, steps to 90 %."""
+"""irl.rewards and irl.report: learned rewards saved and read back, SAC on a frozen reward, steps to 90 %."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 
 from envs import registry
 from experiment.config import ConfigError
-from irl import imitation, pipeline, replay
+from irl import imitation, replay, report, rewards
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 from irl.sac import agent as sac_agent
@@ -21,7 +21,7 @@ def _saved_reward(tmp_path, prep, spec, seed=0):
   state = disc.init(jax.random.key(seed))
   parts = imitation.Parts(policy=None, discriminator=disc, prep=prep)
   directory = str(tmp_path / f'reward{seed}')
-  pipeline.save_reward(directory, parts, state, algo='opirl', env='PointMaze-Left')
+  rewards.save_reward(directory, parts, state, algo='opirl', env='PointMaze-Left')
   return directory, disc, state
 
 
@@ -33,7 +33,7 @@ def _prep(normalize=True, absorbing=True):
 def test_saved_reward_reads_back_with_the_same_values_and_preprocessing(tmp_path):
   spec = registry.make('PointMaze-Left').spec
   directory, disc, state = _saved_reward(tmp_path, _prep(), spec)
-  loaded = pipeline.load_reward(directory, spec)
+  loaded = rewards.load_reward(directory, spec)
   assert loaded.record['algo'] == 'opirl' and loaded.record['env'] == 'PointMaze-Left'
   assert loaded.prep.absorbing and loaded.prep.num_absorbing == 4
   np.testing.assert_array_equal(loaded.prep.std, np.full(6, 2.0))
@@ -49,21 +49,21 @@ def test_saved_reward_reads_back_with_the_same_values_and_preprocessing(tmp_path
 
 def test_load_reward_rejects_missing_and_mismatched_rewards(tmp_path):
   with pytest.raises(ConfigError, match='no learned reward'):
-    pipeline.load_reward(str(tmp_path / 'nothing'))
+    rewards.load_reward(str(tmp_path / 'nothing'))
   spec = registry.make('PointMaze-Left').spec
   directory, _, _ = _saved_reward(tmp_path, _prep(), spec)
   pendulum = registry.make('Pendulum').spec
   with pytest.raises(ConfigError, match=r'learned on PointMaze-Left with \(obs, action\) sizes'):
-    pipeline.load_reward(directory, pendulum)
+    rewards.load_reward(directory, pendulum)
 
 
 def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_rows(tmp_path):
   spec = registry.make('PointMaze-Right').spec
   prep = _prep()
   directory, disc, state = _saved_reward(tmp_path, prep, spec)
-  loaded = pipeline.load_reward(directory, spec)
+  loaded = rewards.load_reward(directory, spec)
   policy = sac_agent.make_sac(prep.spec(spec), sac_agent.SACConfig(hidden_sizes=(8,), batch_size=4))
-  agent = pipeline.frozen_reward_agent(policy, loaded)
+  agent = rewards.frozen_reward_agent(policy, loaded)
   # A buffer of one raw transition, stored as the loops store it (preprocessed; not terminal).
   raw = Transition(obs=np.ones((1, 6), np.float32), action=np.full((1, 2), 0.5, np.float32),
                    reward=np.full(1, 123.0, np.float32), next_obs=np.full((1, 6), 2.0, np.float32),
@@ -87,14 +87,14 @@ def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_ro
 ])
 def test_steps_to_90pct_uses_the_random_normalised_score(curve, expected):
   # expert −8, random −50: 90 % is −8 − 0.1·42 = −12.2.
-  assert pipeline.steps_to(curve, -8.0, -50.0) == expected
+  assert report.steps_to(curve, -8.0, -50.0) == expected
 
 
 def test_steps_at_best_score_compares_two_algorithms_at_the_slow_ones_best_score():
   # Expert 0, random -100: a return of -10 is a normalised score of 0.9.
   slow = [[[100, -80.0], [200, -40.0], [300, -20.0]], [[100, -60.0], [200, -20.0], [300, -20.0]]]
   fast = [[[10, -50.0], [20, -25.0], [30, -5.0]], [[10, -30.0], [20, -15.0], [30, -5.0]]]
-  out = pipeline.steps_at_best_score(slow, fast, 0.0, -100.0, names=('airl_onpolicy', 'opirl'))
+  out = report.steps_at_best_score(slow, fast, 0.0, -100.0, names=('airl_onpolicy', 'opirl'))
   assert out == {'score': 0.8, 'airl_onpolicy_steps': 300, 'opirl_steps': 20, 'step_ratio': 15.0}
-  never = pipeline.steps_at_best_score(slow, [[[10, -90.0]], [[10, -90.0]]], 0.0, -100.0)
+  never = report.steps_at_best_score(slow, [[[10, -90.0]], [[10, -90.0]]], 0.0, -100.0)
   assert never['fast_steps'] is None and never['step_ratio'] is None

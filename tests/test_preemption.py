@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from killing import signal_when_exists
 
 from experiment import preemption
-from killing import signal_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

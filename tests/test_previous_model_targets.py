@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
+from test_bayes_methods import perturb
 
 from cl import methods, models
 from cl.methods.base import TaskData
-from test_bayes_methods import perturb
 
 NUM_OUT = 6
 TASK_CLASSES = [(0, 1), (2, 3), (4, 5)]

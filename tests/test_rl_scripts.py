@@ -8,10 +8,10 @@ import sys
 import jax
 import numpy as np
 import pytest
+from killing import kill_when_exists
 
 from envs import registry
 from irl import demos, experts
-from killing import kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from killing import damage_checkpoint, kill_when_exists
 
 from cl import data

@@ -1,6 +1,6 @@
 """Seed i names one run: the same keys alone, as member i of an n-seed run, on a mesh, in a sweep task.
 
-`config.seed_batching='map'` (irl/pipeline.seed_functions) makes that run the same bit for bit; the
+`config.seed_batching='map'` (irl/irl_train.seed_functions) makes that run the same bit for bit; the
 default 'vmap' batches the seeds, whose kernels round differently from one seed's, so seed i agrees
 with its run alone only to float tolerance over a short run (RL training then amplifies it). The
 continual-learning trainer's vmapped seeds: tests/test_train.py::test_vmapped_seeds_equal_seeds_run_alone.
@@ -24,22 +24,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope='module')
 def built():
   from configs.irl import pointmaze
-  from irl import pipeline
+  from irl import builders as irl_builders
   config = pointmaze.get_config('quick')
   # 40 discriminator and SAC updates per seed after the first 60 steps, in two periods.
   config.loop.update(num_env_steps=200, eval_every=100, start_steps=60, update_after=160,
                      eval_episodes=2)
-  return pipeline.build(config)
+  return irl_builders.build(config)
 
 
 def _run(built, seeds, seed_batching, mesh=None):
   """The final carry's agent state and the evaluation returns, as NumPy, of `seeds` run together."""
-  from irl import pipeline
+  from irl import train as irl_train
   buffer = built.expert_buffer if mesh is None else mesh_lib.replicate(built.expert_buffer, mesh)
-  init, period_fn = pipeline.seed_functions(built.env, built.agent, built.loop_config, buffer,
+  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config, buffer,
                                             built.parts.prep.transitions, mesh=mesh,
                                             seed_batching=seed_batching)
-  keys = pipeline.seed_keys(seeds)
+  keys = irl_train.seed_keys(seeds)
   carry = init(keys if mesh is None else mesh_lib.shard_leading(keys, mesh))
   returns = []
   for period in range(2):
@@ -88,9 +88,9 @@ def test_vmap_gives_seed_i_to_float_tolerance_over_a_short_run(built):
 
 
 def test_seed_batching_is_checked_before_compute(built):
-  from irl import pipeline
+  from irl import train as irl_train
   with pytest.raises(ConfigError, match=r"seed_batching must be one of \['vmap', 'map'\], got 'scan'"):
-    pipeline.seed_functions(built.env, built.agent, built.loop_config, seed_batching='scan')
+    irl_train.seed_functions(built.env, built.agent, built.loop_config, seed_batching='scan')
   with pytest.raises(ConfigError, match="split a seed over the mesh's model axis"):
     mesh_lib.check_seed_batching('map', mesh_lib.make_mesh(seed=2, data=1, model=2,
                                                            devices=jax.devices()[:4]),
@@ -147,7 +147,7 @@ def test_cl_map_cannot_split_a_seed_over_data():
 def test_train_irl_seed_alone_equals_its_member_of_a_mapped_run(tmp_path):
   """The scripts: `--config.seed=1` alone and seed 1 of `--config.num_seeds=3`, both with
   `--config.seed_batching=map`, write the same learning curve and the same reward."""
-  from irl import pipeline
+  from irl import rewards
   args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.seed_batching=map',
           '--config.loop.num_env_steps=1000', '--config.loop.eval_every=500']
 
@@ -161,8 +161,8 @@ def test_train_irl_seed_alone_equals_its_member_of_a_mapped_run(tmp_path):
   group = train('group', '--config.num_seeds=3')
   alone = train('alone', '--config.seed=1')
   assert group['per_seed'][1] == alone['per_seed'][0]
-  for x, y in zip(jax.tree.leaves(pipeline.load_reward(str(tmp_path / 'group' / 'reward' / 'seed1')).params),
-                  jax.tree.leaves(pipeline.load_reward(str(tmp_path / 'alone' / 'reward' / 'seed1')).params)):
+  for x, y in zip(jax.tree.leaves(rewards.load_reward(str(tmp_path / 'group' / 'reward' / 'seed1')).params),
+                  jax.tree.leaves(rewards.load_reward(str(tmp_path / 'alone' / 'reward' / 'seed1')).params)):
     np.testing.assert_array_equal(x, y)
   bad = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'),
                         '--config', 'configs/irl/pointmaze.py:quick', '--config.seed_batching=scan',
