@@ -26,6 +26,8 @@ def optimizer_name(config) -> str:
   if name == 'auto':
     return 'ivon' if config.method == 'vcl' else 'adam'
   return name
+
+
 HESS_APPROX = {'ivon': ('price', 'gradsq'), 'vogn': ('ggn',)}
 
 
@@ -63,14 +65,20 @@ def validate_config(config) -> None:
   check_positive('seed', config.seed, integer=True, allow_zero=True)
   check_positive('data_seed', config.data_seed, integer=True, allow_zero=True)
   check_range('val_fraction', config.val_fraction, 0.0, 0.5)
-  check_positive('max_train_examples_per_task', config.max_train_examples_per_task, integer=True,
-                 allow_zero=True)
-  check_positive('max_test_examples_per_task', config.max_test_examples_per_task, integer=True,
-                 allow_zero=True)
+  check_positive(
+    'max_train_examples_per_task', config.max_train_examples_per_task, integer=True, allow_zero=True
+  )
+  check_positive(
+    'max_test_examples_per_task', config.max_test_examples_per_task, integer=True, allow_zero=True
+  )
   if config.model == 'mlp':
-    if not config.hidden_sizes or not all(isinstance(h, int) and h > 0 for h in config.hidden_sizes):
-      raise ConfigError(f'config.hidden_sizes must be a non-empty tuple of positive integers, '
-                        f'got {config.hidden_sizes!r}')
+    if not config.hidden_sizes or not all(
+      isinstance(h, int) and h > 0 for h in config.hidden_sizes
+    ):
+      raise ConfigError(
+        f'config.hidden_sizes must be a non-empty tuple of positive integers, '
+        f'got {config.hidden_sizes!r}'
+      )
   if config.method in ('ewc', 'online_ewc'):
     check_positive('ewc.ewc_lambda', config.ewc.ewc_lambda, allow_zero=True)
     check_positive('ewc.fisher_num_examples', config.ewc.fisher_num_examples, integer=True)
@@ -95,10 +103,16 @@ def validate_config(config) -> None:
   if config.method == 'vcl':
     check_choice('optimizer.name (method vcl)', config.optimizer.name, ('auto', 'ivon', 'vogn'))
     if not config.reset_optimizer:
-      raise ConfigError('config.reset_optimizer must be True for method vcl (each task starts IVON '
-                        'afresh with the propagated prior), got False')
-  memory_config = {'fromp': 'fromp', 'fromp_l2': 'fromp', 'kpriors': 'kpriors',
-                   'ewc_fr_replay': 'ewc_fr_replay'}.get(config.method)
+      raise ConfigError(
+        'config.reset_optimizer must be True for method vcl (each task starts IVON '
+        'afresh with the propagated prior), got False'
+      )
+  memory_config = {
+    'fromp': 'fromp',
+    'fromp_l2': 'fromp',
+    'kpriors': 'kpriors',
+    'ewc_fr_replay': 'ewc_fr_replay',
+  }.get(config.method)
   if memory_config:
     c = config[memory_config]
     # The sensitivity score needs FROMP's posterior variance; the other methods keep none.
@@ -114,8 +128,9 @@ def validate_config(config) -> None:
     check_positive('fromp.prior_precision', config.fromp.prior_precision)
     check_positive('fromp.jitter', config.fromp.jitter)
     check_positive('fromp.relative_jitter', config.fromp.relative_jitter, allow_zero=True)
-    check_positive('fromp.ggn_num_examples', config.fromp.ggn_num_examples, integer=True,
-                   allow_zero=True)
+    check_positive(
+      'fromp.ggn_num_examples', config.fromp.ggn_num_examples, integer=True, allow_zero=True
+    )
   if config.method == 'kpriors':
     check_positive('kpriors.delta', config.kpriors.delta, allow_zero=True)
   if config.method == 'ewc_fr_replay':
@@ -144,26 +159,41 @@ def build_stream(config) -> streams.TaskStream:
   """The task stream; its random choices (class order, permutations, validation split, subsampling)
   follow `config.data_seed`, which every seed of a run shares, so seed i trains on the same stream
   alone or in any group of seeds."""
-  dataset = cl_data.load_dataset(config.dataset, data_dir=config.data_dir or None,
-                                 download=config.download)
+  dataset = cl_data.load_dataset(
+    config.dataset, data_dir=config.data_dir or None, download=config.download
+  )
   if config.stream == 'split':
-    stream = streams.split_stream(dataset, classes_per_task=config.classes_per_task,
-                                  num_tasks=config.num_tasks, scenario=config.scenario,
-                                  val_fraction=config.val_fraction, seed=config.data_seed)
+    stream = streams.split_stream(
+      dataset,
+      classes_per_task=config.classes_per_task,
+      num_tasks=config.num_tasks,
+      scenario=config.scenario,
+      val_fraction=config.val_fraction,
+      seed=config.data_seed,
+    )
   elif config.stream == 'permuted':
-    stream = streams.permuted_stream(dataset, num_tasks=config.num_tasks,
-                                     val_fraction=config.val_fraction, seed=config.data_seed)
+    stream = streams.permuted_stream(
+      dataset, num_tasks=config.num_tasks, val_fraction=config.val_fraction, seed=config.data_seed
+    )
   else:
-    stream = streams.rotated_stream(dataset, num_tasks=config.num_tasks, max_angle=config.max_angle,
-                                    val_fraction=config.val_fraction, seed=config.data_seed)
+    stream = streams.rotated_stream(
+      dataset,
+      num_tasks=config.num_tasks,
+      max_angle=config.max_angle,
+      val_fraction=config.val_fraction,
+      seed=config.data_seed,
+    )
   if config.max_train_examples_per_task or config.max_test_examples_per_task:
     rng = np.random.default_rng(config.data_seed)
     tasks = []
     for task in stream.tasks:
-      x_train, y_train = _subsample(task.x_train, task.y_train, config.max_train_examples_per_task, rng)
+      x_train, y_train = _subsample(
+        task.x_train, task.y_train, config.max_train_examples_per_task, rng
+      )
       x_test, y_test = _subsample(task.x_test, task.y_test, config.max_test_examples_per_task, rng)
-      tasks.append(dataclasses.replace(task, x_train=x_train, y_train=y_train,
-                                       x_test=x_test, y_test=y_test))
+      tasks.append(
+        dataclasses.replace(task, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+      )
     stream = dataclasses.replace(stream, tasks=tuple(tasks))
   return stream
 
@@ -180,26 +210,52 @@ def build_optimizer(config, stream: streams.TaskStream):
   # The initial ess; VCL (and any method with prepare_optimizer) may reset it per task.
   ess = v.ess or float(len(stream.tasks[0].y_train))
   if name == 'ivon':
-    tx = ivon.ivon(v.learning_rate, ess, hess_init=v.hess_init, beta1=v.beta1, beta2=v.beta2,
-                   weight_decay=v.weight_decay, clip_radius=v.clip_radius)
+    tx = ivon.ivon(
+      v.learning_rate,
+      ess,
+      hess_init=v.hess_init,
+      beta1=v.beta1,
+      beta2=v.beta2,
+      weight_decay=v.weight_decay,
+      clip_radius=v.clip_radius,
+    )
     return tx, train.Variational(mc_samples=v.mc_samples, hess_approx=v.hess_approx)
-  tx = ivon.vogn(v.learning_rate, ess, hess_init=v.hess_init, beta1=v.beta1, beta2=v.beta2,
-                 weight_decay=v.weight_decay, clip_radius=v.clip_radius)
+  tx = ivon.vogn(
+    v.learning_rate,
+    ess,
+    hess_init=v.hess_init,
+    beta1=v.beta1,
+    beta2=v.beta2,
+    weight_decay=v.weight_decay,
+    clip_radius=v.clip_radius,
+  )
   return tx, train.Variational(mc_samples=v.mc_samples, hess_approx='ggn')
 
 
-def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.Learner, methods.Method]:
+def build_learner(
+  config, stream: streams.TaskStream, mesh=None
+) -> tuple[train.Learner, methods.Method]:
   """The learner and its method; with a `mesh` whose `data` axis has several devices, training
   minibatches are split over it (`train.make_learner(batch_sharding=...)`); with a `model` axis, the
   train state's large leaves are kept split over it (`experiment.mesh.constrain_state`; compile with
   `compile_learner(config, learner, mesh)`, which uses the same `config.mesh.model_min_size`)."""
   resolve_chosen(config)
-  model = models.make_model(config.model, stream.input_shape, stream.num_outputs,
-                            hidden_sizes=tuple(config.hidden_sizes), channels=tuple(config.channels),
-                            dense_size=config.dense_size)
-  method = methods.make_method(config, model.apply, input_shape=stream.input_shape,
-                               num_outputs=stream.num_outputs, num_tasks=stream.num_tasks,
-                               classes_per_task=len(stream.tasks[0].classes))
+  model = models.make_model(
+    config.model,
+    stream.input_shape,
+    stream.num_outputs,
+    hidden_sizes=tuple(config.hidden_sizes),
+    channels=tuple(config.channels),
+    dense_size=config.dense_size,
+  )
+  method = methods.make_method(
+    config,
+    model.apply,
+    input_shape=stream.input_shape,
+    num_outputs=stream.num_outputs,
+    num_tasks=stream.num_tasks,
+    classes_per_task=len(stream.tasks[0].classes),
+  )
   optimizer, variational = build_optimizer(config, stream)
   eval_samples = config.ivon.eval_samples if variational is not None else 0
   batch_sharding = state_constraint = None
@@ -208,17 +264,25 @@ def build_learner(config, stream: streams.TaskStream, mesh=None) -> tuple[train.
   if mesh_lib.shards_model(mesh):
     min_size = mesh_lib.min_size_from_config(config.mesh)
     state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
-  learner = train.make_learner(model, method, optimizer, batch_size=config.batch_size,
-                               reset_optimizer=config.reset_optimizer, variational=variational,
-                               eval_samples=eval_samples, batch_sharding=batch_sharding,
-                               state_constraint=state_constraint)
+  learner = train.make_learner(
+    model,
+    method,
+    optimizer,
+    batch_size=config.batch_size,
+    reset_optimizer=config.reset_optimizer,
+    variational=variational,
+    eval_samples=eval_samples,
+    batch_sharding=batch_sharding,
+    state_constraint=state_constraint,
+  )
   return learner, method
 
 
 def compile_learner(config, learner: train.Learner, mesh=None) -> train.CompiledLearner:
   """`train.compile_learner` with the config's `mesh.model_min_size` and `seed_batching`."""
-  return train.compile_learner(learner, mesh, mesh_lib.min_size_from_config(config.mesh),
-                               config.seed_batching)
+  return train.compile_learner(
+    learner, mesh, mesh_lib.min_size_from_config(config.mesh), config.seed_batching
+  )
 
 
 def seed_keys(config, mesh=None) -> jax.Array:

@@ -63,8 +63,9 @@ def masked_softmax(logits: jax.Array, mask: Optional[jax.Array] = None) -> jax.A
   return jnp.where(mask, probs, 0.0)
 
 
-def residuals_and_curvatures(logits: jax.Array, labels: jax.Array,
-                             mask: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+def residuals_and_curvatures(
+  logits: jax.Array, labels: jax.Array, mask: Optional[jax.Array] = None
+) -> tuple[jax.Array, jax.Array]:
   """Dual site of every example: prediction error r_i and softmax curvature Λ_i (DNN2GP, Sec. 3).
 
   r_i = p_i − onehot(y_i) is the gradient of the cross-entropy w.r.t. the logits and
@@ -104,8 +105,9 @@ def lambda_scores(logits: jax.Array, mask: Optional[jax.Array] = None) -> jax.Ar
   return jnp.sum(probs * (1.0 - probs), axis=-1)
 
 
-def soft_label_cross_entropy(logits: jax.Array, target_probs: jax.Array,
-                             mask: Optional[jax.Array] = None) -> jax.Array:
+def soft_label_cross_entropy(
+  logits: jax.Array, target_probs: jax.Array, mask: Optional[jax.Array] = None
+) -> jax.Array:
   """Per-example cross-entropy to soft labels, −Σ_c q_c log softmax(f)_c.
 
   The function-space term of K-priors, Σ_{i∈M} ℓ(σ(f_i(θ_old)), f_i(θ)) (Khan & Swaroop 2021, Eq. for
@@ -157,6 +159,7 @@ def _to_chunks(tree, chunk_size: int):
   def split(a):
     a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
     return a.reshape((num_chunks, chunk) + a.shape[1:])
+
   return jax.tree.map(split, tree), n
 
 
@@ -166,9 +169,11 @@ def _from_chunks(tree, n: int):
 
 def _example_jacobian(apply_fn: ApplyFn, params: Params, x: jax.Array):
   """(J [C, *param_shape] per leaf, logits [C]) for one example x (no batch axis)."""
+
   def logits_fn(p):
     logits = apply_fn(p, x[None])[0]
     return logits, logits
+
   return jax.jacrev(logits_fn, has_aux=True)(params)
 
 
@@ -207,14 +212,21 @@ def _flatten_per_example(tree, lead_ndim: int) -> jax.Array:
   return jnp.concatenate([leaf.reshape(lead + (-1,)) for leaf in leaves], axis=-1)
 
 
-def flat_jacobians(apply_fn: ApplyFn, params: Params, x: jax.Array, *,
-                   chunk_size: int = 64) -> jax.Array:
+def flat_jacobians(
+  apply_fn: ApplyFn, params: Params, x: jax.Array, *, chunk_size: int = 64
+) -> jax.Array:
   """`jacobians` as one [N, C, P] array, with columns in the order of `ravel_pytree(params)`."""
   return _flatten_per_example(jacobians(apply_fn, params, x, chunk_size=chunk_size), 2)
 
 
-def diagonal_ggn(apply_fn: ApplyFn, params: Params, x: jax.Array, mask: Optional[jax.Array] = None,
-                 *, chunk_size: int = 64) -> Params:
+def diagonal_ggn(
+  apply_fn: ApplyFn,
+  params: Params,
+  x: jax.Array,
+  mask: Optional[jax.Array] = None,
+  *,
+  chunk_size: int = 64,
+) -> Params:
   """Diagonal of the generalised Gauss-Newton matrix, Σ_i diag(J_iᵀ Λ_i J_i), summed over examples.
 
   This is the data term of FROMP's / DNN2GP's diagonal Laplace precision, Σ⁻¹ = F + δ₀ (Pan, Swaroop
@@ -248,6 +260,7 @@ def diagonal_ggn(apply_fn: ApplyFn, params: Params, x: jax.Array, mask: Optional
       p = probs.reshape(probs.shape + (1,) * (j.ndim - 2)).astype(j.dtype)
       centred = j - jnp.sum(p * j, axis=1, keepdims=True)
       return acc + jnp.sum(p * jnp.square(centred), axis=(0, 1))
+
     return jax.tree.map(leaf_ggn, total, jac), None
 
   zeros = jax.tree.map(jnp.zeros_like, params)
@@ -255,9 +268,16 @@ def diagonal_ggn(apply_fn: ApplyFn, params: Params, x: jax.Array, mask: Optional
   return total
 
 
-def kernel(apply_fn: ApplyFn, params: Params, x: jax.Array, variance: Params,
-           mask: Optional[jax.Array] = None, *, chunk_size: int = 64,
-           outputs: str = 'logits') -> jax.Array:
+def kernel(
+  apply_fn: ApplyFn,
+  params: Params,
+  x: jax.Array,
+  variance: Params,
+  mask: Optional[jax.Array] = None,
+  *,
+  chunk_size: int = 64,
+  outputs: str = 'logits',
+) -> jax.Array:
   """Per-class DNN2GP / FROMP kernel on a memory: K_c[i, j] = J_c(x_i) diag(Σ) J_c(x_j)ᵀ.
 
   With Σ the prior covariance this is the DNN2GP kernel (Khan et al. 2019); with the diagonal posterior
@@ -284,11 +304,12 @@ def kernel(apply_fn: ApplyFn, params: Params, x: jax.Array, variance: Params,
   if outputs not in KERNEL_OUTPUTS:
     raise ValueError(f'outputs must be one of {list(KERNEL_OUTPUTS)}, got {outputs!r}')
   full_mask = _full_mask(apply_fn, params, x, mask)
-  jac = flat_jacobians(apply_fn, params, x, chunk_size=chunk_size)            # [M, C, P]
+  jac = flat_jacobians(apply_fn, params, x, chunk_size=chunk_size)  # [M, C, P]
   if outputs == 'probs':
-    _, curvatures = residuals_and_curvatures(apply_fn(params, x), jnp.zeros(x.shape[0], jnp.int32),
-                                             full_mask)
-    jac = jnp.einsum('ick,ikp->icp', curvatures, jac)                           # ∂σ/∂θ = Λ J
+    _, curvatures = residuals_and_curvatures(
+      apply_fn(params, x), jnp.zeros(x.shape[0], jnp.int32), full_mask
+    )
+    jac = jnp.einsum('ick,ikp->icp', curvatures, jac)  # ∂σ/∂θ = Λ J
   # Scaling the features by sqrt(Σ) gives K = A Aᵀ: PSD by construction.
   features = jac * jnp.sqrt(ravel_pytree(variance)[0]).astype(jac.dtype)
   features = jnp.where(full_mask[:, :, None], features, 0.0)
@@ -307,6 +328,7 @@ def _variances_and_logits(apply_fn, params, x, variance, mask, chunk_size):
 
     def leaf_var(j, v):
       return jnp.sum((jnp.square(j) * v).reshape(j.shape[:2] + (-1,)), axis=-1)
+
     per_leaf = jax.tree.map(leaf_var, jac, variance)
     variances = sum(jax.tree.leaves(per_leaf))
     return jnp.where(mask_chunk, variances, 0.0), logits
@@ -314,8 +336,15 @@ def _variances_and_logits(apply_fn, params, x, variance, mask, chunk_size):
   return _from_chunks(jax.lax.map(chunk_fn, chunks), n)
 
 
-def predictive_variance(apply_fn: ApplyFn, params: Params, x: jax.Array, variance: Params,
-                        mask: Optional[jax.Array] = None, *, chunk_size: int = 64) -> jax.Array:
+def predictive_variance(
+  apply_fn: ApplyFn,
+  params: Params,
+  x: jax.Array,
+  variance: Params,
+  mask: Optional[jax.Array] = None,
+  *,
+  chunk_size: int = 64,
+) -> jax.Array:
   """Linearised predictive variance of the logits, V_ic = [J_i Σ J_iᵀ]_cc = Σ_p J_icp² Σ_p.
 
   The prediction-variance factor of the Memory-Perturbation Equation (Nickl et al. 2023, Sec. 3), for a
@@ -336,9 +365,16 @@ def predictive_variance(apply_fn: ApplyFn, params: Params, x: jax.Array, varianc
   return _variances_and_logits(apply_fn, params, x, variance, mask, chunk_size)[0]
 
 
-def sensitivity_scores(apply_fn: ApplyFn, params: Params, x: jax.Array, labels: jax.Array,
-                       variance: Params, mask: Optional[jax.Array] = None, *,
-                       chunk_size: int = 64) -> jax.Array:
+def sensitivity_scores(
+  apply_fn: ApplyFn,
+  params: Params,
+  x: jax.Array,
+  labels: jax.Array,
+  variance: Params,
+  mask: Optional[jax.Array] = None,
+  *,
+  chunk_size: int = 64,
+) -> jax.Array:
   """MPE sensitivity of every example: Σ_c |r_ic| · V_ic (prediction error × prediction variance).
 
   The Memory-Perturbation Equation (Nickl et al. 2023) predicts the leave-one-out logits of example i as
@@ -368,9 +404,16 @@ def sensitivity_scores(apply_fn: ApplyFn, params: Params, x: jax.Array, labels: 
 # Memory selection.
 
 
-def select_memory(key: jax.Array, scores: jax.Array, labels: jax.Array, *, num_classes: int,
-                  num_per_class: int, rule: str = 'lambda_descend',
-                  eligible: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+def select_memory(
+  key: jax.Array,
+  scores: jax.Array,
+  labels: jax.Array,
+  *,
+  num_classes: int,
+  num_per_class: int,
+  rule: str = 'lambda_descend',
+  eligible: Optional[jax.Array] = None,
+) -> tuple[jax.Array, jax.Array]:
   """Class-balanced memory selection: for each class, the `num_per_class` best examples under `rule`.
 
   Rules (FROMP's `select_memorable_points` and its ablations, Pan, Swaroop et al. 2020, Sec. 3.2; MPE for

@@ -54,12 +54,13 @@ HESS_APPROXES = ('price', 'gradsq')
 
 class IVONState(NamedTuple):
   """State of `ivon` and `vogn`; every field is an array (or a pytree of arrays shaped like params)."""
-  count: jax.Array       # int32 [], steps taken
-  momentum: Params       # ḡ, Eq. (2)
-  hess: Params           # h, per-parameter curvature of the average loss, Eq. (3); starts at hess_init
-  prior_mean: Params     # μ₀, zeros from `init`
-  prior_prec: Params     # δ, prior precision / ess, per parameter; `weight_decay` from `init`
-  ess: jax.Array         # λ, float32 [], effective sample size
+
+  count: jax.Array  # int32 [], steps taken
+  momentum: Params  # ḡ, Eq. (2)
+  hess: Params  # h, per-parameter curvature of the average loss, Eq. (3); starts at hess_init
+  prior_mean: Params  # μ₀, zeros from `init`
+  prior_prec: Params  # δ, prior precision / ess, per parameter; `weight_decay` from `init`
+  ess: jax.Array  # λ, float32 [], effective sample size
 
 
 def _check_hess_approx(hess_approx: str) -> None:
@@ -86,13 +87,15 @@ def sample_parameters(key: jax.Array, params: Params, state: IVONState) -> tuple
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(key, len(leaves))
   noise = jax.tree.unflatten(
-      treedef, [jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)])
+    treedef, [jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+  )
   theta = jax.tree.map(lambda m, s, e: m + s * e, params, posterior_std(state), noise)
   return theta, noise
 
 
-def hessian_estimate(grads: Params, noise: Params, state: IVONState,
-                     hess_approx: str = 'price') -> Params:
+def hessian_estimate(
+  grads: Params, noise: Params, state: IVONState, hess_approx: str = 'price'
+) -> Params:
   """Single-sample curvature estimate ĥ from a gradient ĝ at θ = m + σ ⊙ ε.
 
   Args:
@@ -114,9 +117,15 @@ def hessian_estimate(grads: Params, noise: Params, state: IVONState,
   return jax.tree.map(lambda g, e, s: g * e / s, grads, noise, posterior_std(state))
 
 
-def value_and_grad_and_hess(loss_fn: Callable[..., Any], key: jax.Array, params: Params,
-                            state: IVONState, mc_samples: int = 1, hess_approx: str = 'price',
-                            has_aux: bool = False):
+def value_and_grad_and_hess(
+  loss_fn: Callable[..., Any],
+  key: jax.Array,
+  params: Params,
+  state: IVONState,
+  mc_samples: int = 1,
+  hess_approx: str = 'price',
+  has_aux: bool = False,
+):
   """Monte-Carlo loss, gradient and curvature estimate under q, Eq. (1).
 
   Draws `mc_samples` samples θ_s = m + σ ⊙ ε_s (a `lax.scan`, so memory does not grow with the count) and
@@ -146,20 +155,29 @@ def value_and_grad_and_hess(loss_fn: Callable[..., Any], key: jax.Array, params:
     value, grads = grad_fn(theta)
     loss, aux = value if has_aux else (value, None)
     hess = hessian_estimate(grads, noise, state, hess_approx)
-    carry = (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads),
-             jax.tree.map(jnp.add, hess_sum, hess))
+    carry = (
+      loss_sum + loss,
+      jax.tree.map(jnp.add, grad_sum, grads),
+      jax.tree.map(jnp.add, hess_sum, hess),
+    )
     return carry, aux
 
   init = (jnp.zeros((), jnp.float32), zeros, zeros)
   (loss_sum, grad_sum, hess_sum), aux = jax.lax.scan(
-      one_sample, init, jax.random.split(key, mc_samples))
+    one_sample, init, jax.random.split(key, mc_samples)
+  )
   mean = lambda x: x / mc_samples
   loss = mean(loss_sum)
-  return ((loss, aux) if has_aux else loss), jax.tree.map(mean, grad_sum), jax.tree.map(mean, hess_sum)
+  return (
+    ((loss, aux) if has_aux else loss),
+    jax.tree.map(mean, grad_sum),
+    jax.tree.map(mean, hess_sum),
+  )
 
 
-def per_example_sq_grad_mean(per_example_loss_fn: Callable[[Params, Any], jax.Array], params: Params,
-                             batch: Any) -> Params:
+def per_example_sq_grad_mean(
+  per_example_loss_fn: Callable[[Params, Any], jax.Array], params: Params, batch: Any
+) -> Params:
   """Mean over a minibatch of squared per-example gradients, VOGN's ĥ (Khan et al. 2018, Eq. 8).
 
   Args:
@@ -177,9 +195,14 @@ def per_example_sq_grad_mean(per_example_loss_fn: Callable[[Params, Any], jax.Ar
   return jax.tree.map(lambda g: jnp.mean(jnp.square(g), axis=0), grads)
 
 
-def value_and_grad_and_sq_grad(per_example_loss_fn: Callable[[Params, Any], jax.Array],
-                               key: jax.Array, params: Params, state: IVONState, batch: Any,
-                               mc_samples: int = 1):
+def value_and_grad_and_sq_grad(
+  per_example_loss_fn: Callable[[Params, Any], jax.Array],
+  key: jax.Array,
+  params: Params,
+  state: IVONState,
+  batch: Any,
+  mc_samples: int = 1,
+):
   """VOGN's Monte-Carlo loss, gradient and squared-gradient curvature, from one per-example pass.
 
   Args:
@@ -200,40 +223,59 @@ def value_and_grad_and_sq_grad(per_example_loss_fn: Callable[[Params, Any], jax.
     loss_sum, grad_sum, hess_sum = carry
     theta, _ = sample_parameters(sample_key, params, state)
     losses, grads = per_example(theta, batch)
-    carry = (loss_sum + jnp.mean(losses),
-             jax.tree.map(lambda a, g: a + jnp.mean(g, axis=0), grad_sum, grads),
-             jax.tree.map(lambda a, g: a + jnp.mean(jnp.square(g), axis=0), hess_sum, grads))
+    carry = (
+      loss_sum + jnp.mean(losses),
+      jax.tree.map(lambda a, g: a + jnp.mean(g, axis=0), grad_sum, grads),
+      jax.tree.map(lambda a, g: a + jnp.mean(jnp.square(g), axis=0), hess_sum, grads),
+    )
     return carry, None
 
   init = (jnp.zeros((), jnp.float32), zeros, zeros)
   (loss_sum, grad_sum, hess_sum), _ = jax.lax.scan(
-      one_sample, init, jax.random.split(key, mc_samples))
+    one_sample, init, jax.random.split(key, mc_samples)
+  )
   mean = lambda x: x / mc_samples
   return mean(loss_sum), jax.tree.map(mean, grad_sum), jax.tree.map(mean, hess_sum)
 
 
-def _variational_online_newton(learning_rate, ess, *, hess_init, beta1, beta2, weight_decay,
-                               clip_radius, rescale_lr, debias, riemannian_correction,
-                               hess_approx) -> optax.GradientTransformationExtraArgs:
+def _variational_online_newton(
+  learning_rate,
+  ess,
+  *,
+  hess_init,
+  beta1,
+  beta2,
+  weight_decay,
+  clip_radius,
+  rescale_lr,
+  debias,
+  riemannian_correction,
+  hess_approx,
+) -> optax.GradientTransformationExtraArgs:
   """Shared IVON/VOGN factory; see `ivon` and `vogn`."""
   if hess_init <= 0:
-    raise ValueError(f'hess_init must be positive (IVON Appendix A: never start h at 0), got {hess_init}')
+    raise ValueError(
+      f'hess_init must be positive (IVON Appendix A: never start h at 0), got {hess_init}'
+    )
 
   def init_fn(params):
     return IVONState(
-        count=jnp.zeros((), jnp.int32),
-        momentum=jax.tree.map(jnp.zeros_like, params),
-        hess=jax.tree.map(lambda p: jnp.full_like(p, hess_init), params),
-        prior_mean=jax.tree.map(jnp.zeros_like, params),
-        prior_prec=jax.tree.map(lambda p: jnp.full_like(p, weight_decay), params),
-        ess=jnp.asarray(ess, jnp.float32))
+      count=jnp.zeros((), jnp.int32),
+      momentum=jax.tree.map(jnp.zeros_like, params),
+      hess=jax.tree.map(lambda p: jnp.full_like(p, hess_init), params),
+      prior_mean=jax.tree.map(jnp.zeros_like, params),
+      prior_prec=jax.tree.map(lambda p: jnp.full_like(p, weight_decay), params),
+      ess=jnp.asarray(ess, jnp.float32),
+    )
 
   def update_fn(grads, state, params=None, *, hess_estimate=None, noise=None, **extra_args):
     del extra_args
     if params is None:
       raise ValueError('the IVON/VOGN update needs params (the posterior mean m)')
     if (hess_estimate is None) == (noise is None):
-      raise ValueError('pass exactly one of hess_estimate= (MC-averaged ĥ) or noise= (single-sample ε)')
+      raise ValueError(
+        'pass exactly one of hess_estimate= (MC-averaged ĥ) or noise= (single-sample ε)'
+      )
     if hess_estimate is None:
       if hess_approx is None:
         raise ValueError('VOGN needs hess_estimate= (per-example squared gradients), not noise=')
@@ -261,17 +303,32 @@ def _variational_online_newton(learning_rate, ess, *, hess_init, beta1, beta2, w
       return -step_size * jnp.clip(direction, -clip_radius, clip_radius)
 
     updates = jax.tree.map(mean_update, params, momentum, hess, state.prior_mean, state.prior_prec)
-    new_state = IVONState(count=count, momentum=momentum, hess=hess, prior_mean=state.prior_mean,
-                          prior_prec=state.prior_prec, ess=state.ess)
+    new_state = IVONState(
+      count=count,
+      momentum=momentum,
+      hess=hess,
+      prior_mean=state.prior_mean,
+      prior_prec=state.prior_prec,
+      ess=state.ess,
+    )
     return updates, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def ivon(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float = 1.0,
-         beta1: float = 0.9, beta2: float = 0.99999, weight_decay: float = 1e-4,
-         clip_radius: float = float('inf'), rescale_lr: bool = True, debias: bool = True,
-         hess_approx: str = 'price') -> optax.GradientTransformationExtraArgs:
+def ivon(
+  learning_rate: float | optax.Schedule,
+  ess: float,
+  *,
+  hess_init: float = 1.0,
+  beta1: float = 0.9,
+  beta2: float = 0.99999,
+  weight_decay: float = 1e-4,
+  clip_radius: float = float('inf'),
+  rescale_lr: bool = True,
+  debias: bool = True,
+  hess_approx: str = 'price',
+) -> optax.GradientTransformationExtraArgs:
   """Improved Variational Online Newton (Shen, Daheim, et al., ICML 2024), Eqs. (1)-(4) above.
 
   The defaults are the official optimizer's. `update(grads, state, params, *, hess_estimate)` takes ĝ
@@ -297,14 +354,31 @@ def ivon(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float 
   """
   _check_hess_approx(hess_approx)
   return _variational_online_newton(
-      learning_rate, ess, hess_init=hess_init, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-      clip_radius=clip_radius, rescale_lr=rescale_lr, debias=debias, riemannian_correction=True,
-      hess_approx=hess_approx)
+    learning_rate,
+    ess,
+    hess_init=hess_init,
+    beta1=beta1,
+    beta2=beta2,
+    weight_decay=weight_decay,
+    clip_radius=clip_radius,
+    rescale_lr=rescale_lr,
+    debias=debias,
+    riemannian_correction=True,
+    hess_approx=hess_approx,
+  )
 
 
-def vogn(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float = 1.0,
-         beta1: float = 0.9, beta2: float = 0.999, weight_decay: float = 1e-4, debias: bool = True,
-         clip_radius: float = float('inf')) -> optax.GradientTransformationExtraArgs:
+def vogn(
+  learning_rate: float | optax.Schedule,
+  ess: float,
+  *,
+  hess_init: float = 1.0,
+  beta1: float = 0.9,
+  beta2: float = 0.999,
+  weight_decay: float = 1e-4,
+  debias: bool = True,
+  clip_radius: float = float('inf'),
+) -> optax.GradientTransformationExtraArgs:
   """Variational Online Gauss-Newton (Khan et al. ICML 2018; Osawa et al. NeurIPS 2019).
 
   Same state, sampling and mean step as `ivon` (Eq. 4 with α' = α, no lr rescaling); the curvature is
@@ -327,13 +401,26 @@ def vogn(learning_rate: float | optax.Schedule, ess: float, *, hess_init: float 
     An `optax.GradientTransformationExtraArgs` whose state is an `IVONState`.
   """
   return _variational_online_newton(
-      learning_rate, ess, hess_init=hess_init, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-      clip_radius=clip_radius, rescale_lr=False, debias=debias, riemannian_correction=False,
-      hess_approx=None)
+    learning_rate,
+    ess,
+    hess_init=hess_init,
+    beta1=beta1,
+    beta2=beta2,
+    weight_decay=weight_decay,
+    clip_radius=clip_radius,
+    rescale_lr=False,
+    debias=debias,
+    riemannian_correction=False,
+    hess_approx=None,
+  )
 
 
-def with_prior(state: IVONState, prior_mean: Params, prior_prec: Params | float,
-               ess: float | jax.Array | None = None) -> IVONState:
+def with_prior(
+  state: IVONState,
+  prior_mean: Params,
+  prior_prec: Params | float,
+  ess: float | jax.Array | None = None,
+) -> IVONState:
   """Sets the prior N(μ₀, (λ δ)⁻¹) of the next task (variational continual learning).
 
   Args:
@@ -355,8 +442,9 @@ def with_prior(state: IVONState, prior_mean: Params, prior_prec: Params | float,
   return state._replace(prior_mean=prior_mean, prior_prec=prior_prec, ess=new_ess)
 
 
-def posterior_as_prior(state: IVONState, params: Params,
-                       new_ess: float | jax.Array | None = None) -> IVONState:
+def posterior_as_prior(
+  state: IVONState, params: Params, new_ess: float | jax.Array | None = None
+) -> IVONState:
   """VCL: the posterior q_t = N(m, (λ(h + δ))⁻¹) after task t becomes the prior of task t + 1.
 
   The prior mean becomes m and the absolute prior precision λ(h + δ); in the units of the next task's ess
@@ -374,18 +462,27 @@ def posterior_as_prior(state: IVONState, params: Params,
     The state with prior_mean = m, prior_prec = δ' and ess = λ'.
   """
   new_ess = state.ess if new_ess is None else jnp.asarray(new_ess, jnp.float32)
-  prior_prec = jax.tree.map(lambda h, d: state.ess * (h + d) / new_ess, state.hess, state.prior_prec)
+  prior_prec = jax.tree.map(
+    lambda h, d: state.ess * (h + d) / new_ess, state.hess, state.prior_prec
+  )
   return with_prior(state, params, prior_prec, new_ess)
 
 
-def predict_mean(apply_fn: Callable[[Params, jax.Array], jax.Array], params: Params,
-                 x: jax.Array) -> jax.Array:
+def predict_mean(
+  apply_fn: Callable[[Params, jax.Array], jax.Array], params: Params, x: jax.Array
+) -> jax.Array:
   """Prediction at the posterior mean m (like Adam's weights; IVON Sec. 4)."""
   return apply_fn(params, x)
 
 
-def predictive_probs(apply_fn: Callable[[Params, jax.Array], jax.Array], key: jax.Array,
-                     params: Params, state: IVONState, x: jax.Array, num_samples: int) -> jax.Array:
+def predictive_probs(
+  apply_fn: Callable[[Params, jax.Array], jax.Array],
+  key: jax.Array,
+  params: Params,
+  state: IVONState,
+  x: jax.Array,
+  num_samples: int,
+) -> jax.Array:
   """Posterior averaging: (1/S) Σ_s softmax(apply_fn(θ_s, x)), θ_s ~ q (IVON Sec. 4).
 
   Args:
@@ -399,6 +496,7 @@ def predictive_probs(apply_fn: Callable[[Params, jax.Array], jax.Array], key: ja
   Returns:
     Averaged class probabilities, shaped like the logits.
   """
+
   def one_sample(prob_sum, sample_key):
     theta, _ = sample_parameters(sample_key, params, state)
     return prob_sum + jax.nn.softmax(apply_fn(theta, x)), None

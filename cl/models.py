@@ -22,8 +22,9 @@ MASKED_LOGIT = -1e9
 class MLP(nnx.Module):
   """Fully connected ReLU network on flattened inputs."""
 
-  def __init__(self, in_features: int, hidden_sizes: Sequence[int], num_outputs: int, *,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, in_features: int, hidden_sizes: Sequence[int], num_outputs: int, *, rngs: nnx.Rngs
+  ):
     sizes = [in_features, *hidden_sizes]
     self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
     self.head = nnx.Linear(sizes[-1], num_outputs, rngs=rngs)
@@ -38,8 +39,16 @@ class MLP(nnx.Module):
 class CNN(nnx.Module):
   """Small convnet: [conv3x3-relu] x2 per stage with 2x2 max-pool, then a dense layer and the head."""
 
-  def __init__(self, in_channels: int, channels: Sequence[int], dense_size: int, num_outputs: int,
-               spatial: tuple[int, int], *, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_channels: int,
+    channels: Sequence[int],
+    dense_size: int,
+    num_outputs: int,
+    spatial: tuple[int, int],
+    *,
+    rngs: nnx.Rngs,
+  ):
     convs = []
     c_in = in_channels
     h, w = spatial
@@ -62,13 +71,19 @@ class CNN(nnx.Module):
 
 
 class Model(NamedTuple):
-  init: Callable[[jax.Array], Any]        # key -> params (nested dict of arrays)
+  init: Callable[[jax.Array], Any]  # key -> params (nested dict of arrays)
   apply: Callable[[Any, jax.Array], jax.Array]  # (params, x [B, ...]) -> logits [B, num_outputs]
 
 
-def make_model(name: str, input_shape: Sequence[int], num_outputs: int, *,
-               hidden_sizes: Sequence[int] = (256, 256), channels: Sequence[int] = (32, 64),
-               dense_size: int = 256) -> Model:
+def make_model(
+  name: str,
+  input_shape: Sequence[int],
+  num_outputs: int,
+  *,
+  hidden_sizes: Sequence[int] = (256, 256),
+  channels: Sequence[int] = (32, 64),
+  dense_size: int = 256,
+) -> Model:
   input_shape = tuple(int(d) for d in input_shape)
   if name == 'mlp':
     in_features = 1
@@ -78,8 +93,9 @@ def make_model(name: str, input_shape: Sequence[int], num_outputs: int, *,
   elif name == 'cnn':
     if len(input_shape) != 3:
       raise ValueError(f'model "cnn" needs image inputs [H, W, C], got input shape {input_shape}')
-    build = lambda rngs: CNN(input_shape[-1], tuple(channels), dense_size, num_outputs,
-                             input_shape[:2], rngs=rngs)
+    build = lambda rngs: CNN(
+      input_shape[-1], tuple(channels), dense_size, num_outputs, input_shape[:2], rngs=rngs
+    )
   else:
     raise ValueError(f'model must be one of {list(MODELS)}, got {name!r}')
 

@@ -9,8 +9,9 @@ import numpy as np
 from cl import metrics
 
 
-def seed_results(accuracy_matrix, accuracy_before, val_accuracy_matrix=None,
-                 joint_accuracy=None) -> dict:
+def seed_results(
+  accuracy_matrix, accuracy_before, val_accuracy_matrix=None, joint_accuracy=None
+) -> dict:
   """One seed's results dict: the matrices as lists of rows plus every metric from `cl.metrics`
   (`intransigence` too when `joint_accuracy`, the joint reference's a*_k per task, is given)."""
   R = np.asarray(accuracy_matrix, np.float64)
@@ -22,8 +23,13 @@ def seed_results(accuracy_matrix, accuracy_before, val_accuracy_matrix=None,
   return out
 
 
-SCALARS = ('average_accuracy', 'backward_transfer', 'forward_transfer', 'forgetting',
-           'learning_accuracy')
+SCALARS = (
+  'average_accuracy',
+  'backward_transfer',
+  'forward_transfer',
+  'forgetting',
+  'learning_accuracy',
+)
 
 
 def results_json(run_state, seeds, joint_accuracy=None) -> dict:
@@ -32,8 +38,10 @@ def results_json(run_state, seeds, joint_accuracy=None) -> dict:
   R = np.asarray(run_state.accuracy_matrix)
   before = np.asarray(run_state.accuracy_before)
   val = np.asarray(run_state.val_accuracy_matrix)
-  per_seed = [dict(seed=int(s), **seed_results(R[i], before[i], val[i], joint_accuracy))
-              for i, s in enumerate(seeds)]
+  per_seed = [
+    dict(seed=int(s), **seed_results(R[i], before[i], val[i], joint_accuracy))
+    for i, s in enumerate(seeds)
+  ]
   out = dict(per_seed[0])
   if len(per_seed) > 1:
     out['per_seed'] = per_seed
@@ -52,7 +60,9 @@ def joint_reference_accuracy(path: str, num_tasks: int) -> np.ndarray:
   rows = [r['accuracy_matrix'] for r in ref.get('per_seed', [ref])]
   diag = np.mean([np.diag(np.asarray(r, np.float64)) for r in rows], axis=0)
   if diag.shape != (num_tasks,):
-    raise ValueError(f'config.joint_reference {path} has {diag.shape[0]} tasks, this run has {num_tasks}')
+    raise ValueError(
+      f'config.joint_reference {path} has {diag.shape[0]} tasks, this run has {num_tasks}'
+    )
   return diag
 
 
@@ -69,16 +79,19 @@ def format_matrix(R, before=None) -> str:
   if before is not None:
     lines.append('before    ' + ' '.join(f'{v:8.4f}' for v in np.asarray(before)))
   for i in range(t):
-    lines.append(f'after {i + 1:>3} ' + ' '.join(
-        '     nan' if np.isnan(v) else f'{v:8.4f}' for v in R[i]))
+    lines.append(
+      f'after {i + 1:>3} ' + ' '.join('     nan' if np.isnan(v) else f'{v:8.4f}' for v in R[i])
+    )
   return '\n'.join(lines)
 
 
 def plot_accuracy_matrix(R, path: str, title: str = '') -> None:
   """Heatmap of R (rows: after training task i; columns: accuracy on task j) saved to `path`."""
   import matplotlib  # deferred: heavy, only for plots
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
+
   R = np.asarray(R)
   t = R.shape[0]
   fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
@@ -86,8 +99,15 @@ def plot_accuracy_matrix(R, path: str, title: str = '') -> None:
   for i in range(t):
     for j in range(t):
       if not np.isnan(R[i, j]):
-        ax.text(j, i, f'{100 * R[i, j]:.0f}', ha='center', va='center', fontsize=7,
-                color='white' if R[i, j] < 0.6 else 'black')
+        ax.text(
+          j,
+          i,
+          f'{100 * R[i, j]:.0f}',
+          ha='center',
+          va='center',
+          fontsize=7,
+          color='white' if R[i, j] < 0.6 else 'black',
+        )
   ax.set_xticks(range(t), [str(j + 1) for j in range(t)])
   ax.set_yticks(range(t), [str(i + 1) for i in range(t)])
   ax.set_xlabel('evaluated on task')

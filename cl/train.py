@@ -41,18 +41,20 @@ class TrainState:
 @struct.dataclass
 class RunState:
   """Everything a run needs to continue after `tasks_done` tasks; leading axis = seed."""
+
   train_state: TrainState
-  accuracy_matrix: jax.Array       # [S, T, T], row i after task i, NaN where not reached yet
-  val_accuracy_matrix: jax.Array   # [S, T, T] on the validation splits
-  accuracy_before: jax.Array       # [S, T], before any training
-  val_accuracy_before: jax.Array   # [S, T]
-  tasks_done: jax.Array            # [] int32
+  accuracy_matrix: jax.Array  # [S, T, T], row i after task i, NaN where not reached yet
+  val_accuracy_matrix: jax.Array  # [S, T, T] on the validation splits
+  accuracy_before: jax.Array  # [S, T], before any training
+  val_accuracy_before: jax.Array  # [S, T]
+  tasks_done: jax.Array  # [] int32
 
 
 class Variational(NamedTuple):
   """Marks the optimizer as IVON / VOGN: gradients are taken at weights sampled from its posterior."""
+
   mc_samples: int = 1
-  hess_approx: str = 'price'   # 'price' | 'gradsq' (IVON) or 'ggn' (VOGN: per-example squared grads)
+  hess_approx: str = 'price'  # 'price' | 'gradsq' (IVON) or 'ggn' (VOGN: per-example squared grads)
 
 
 class Learner(NamedTuple):
@@ -63,11 +65,19 @@ class Learner(NamedTuple):
   accuracy: Callable[[TrainState, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def make_learner(model: Model, method: Method, optimizer: optax.GradientTransformation, *,
-                 batch_size: int, reset_optimizer: bool = True, eval_batch_size: int = 1000,
-                 variational: Variational | None = None, eval_samples: int = 0,
-                 batch_sharding: jax.sharding.Sharding | None = None,
-                 state_constraint: Callable[[TrainState], TrainState] | None = None) -> Learner:
+def make_learner(
+  model: Model,
+  method: Method,
+  optimizer: optax.GradientTransformation,
+  *,
+  batch_size: int,
+  reset_optimizer: bool = True,
+  eval_batch_size: int = 1000,
+  variational: Variational | None = None,
+  eval_samples: int = 0,
+  batch_sharding: jax.sharding.Sharding | None = None,
+  state_constraint: Callable[[TrainState], TrainState] | None = None,
+) -> Learner:
   """Builds the pure functions of one seed's training (vmap them for several seeds).
 
   `batch_sharding` (e.g. `experiment.mesh.data_sharding(mesh)`) splits every training minibatch's
@@ -87,8 +97,12 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
 
   def init(key):
     params = model.init(key)
-    return TrainState(params=params, opt_state=optimizer.init(params),
-                      method_state=method.init(params), step=jnp.zeros((), jnp.int32))
+    return TrainState(
+      params=params,
+      opt_state=optimizer.init(params),
+      method_state=method.init(params),
+      step=jnp.zeros((), jnp.int32),
+    )
 
   def begin_task(state, data):
     opt_state = optimizer.init(state.params) if reset_optimizer else state.opt_state
@@ -107,10 +121,16 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
       # VOGN: per-example squared gradients of the data loss at the sampled weights; the method's
       # regulariser (if any) is differentiated at the mean.
       loss, grads, hess = ivon.value_and_grad_and_sq_grad(
-          lambda p, ex: data_loss(p, ex[0][None], ex[1][None], ex[2][None]), sample_key,
-          state.params, state.opt_state, (x, y, mask), mc_samples=variational.mc_samples)
-      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, loss_key,
-                                                       num_past)
+        lambda p, ex: data_loss(p, ex[0][None], ex[1][None], ex[2][None]),
+        sample_key,
+        state.params,
+        state.opt_state,
+        (x, y, mask),
+        mc_samples=variational.mc_samples,
+      )
+      reg, reg_grads = jax.value_and_grad(method.loss)(
+        state.params, state.method_state, loss_key, num_past
+      )
       return loss, reg, jax.tree.map(jnp.add, grads, reg_grads), grads, {'hess_estimate': hess}
 
     def total(params):
@@ -119,8 +139,14 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
       return loss + reg, (loss, reg)
 
     (_, (loss, reg)), grads, hess = ivon.value_and_grad_and_hess(
-        total, sample_key, state.params, state.opt_state, mc_samples=variational.mc_samples,
-        hess_approx=variational.hess_approx, has_aux=True)
+      total,
+      sample_key,
+      state.params,
+      state.opt_state,
+      mc_samples=variational.mc_samples,
+      hess_approx=variational.hess_approx,
+      has_aux=True,
+    )
     # Aux comes back per MC sample; SI-style hooks see the total gradient (no separate data gradient).
     return jnp.mean(loss), jnp.mean(reg), grads, grads, {'hess_estimate': hess}
 
@@ -130,15 +156,17 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
       loss, reg, grads, data_grads, extra = variational_grads(state, batch, key, num_past)
     else:
       loss, data_grads = jax.value_and_grad(data_loss)(state.params, x, y, mask)
-      reg, reg_grads = jax.value_and_grad(method.loss)(state.params, state.method_state, key,
-                                                       num_past)
+      reg, reg_grads = jax.value_and_grad(method.loss)(
+        state.params, state.method_state, key, num_past
+      )
       grads = jax.tree.map(jnp.add, data_grads, reg_grads)
       extra = {}
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
     params = optax.apply_updates(state.params, updates)
     method_state = method.after_step(state.method_state, state.params, params, data_grads)
-    new_state = TrainState(params=params, opt_state=opt_state, method_state=method_state,
-                           step=state.step + 1)
+    new_state = TrainState(
+      params=params, opt_state=opt_state, method_state=method_state, step=state.step + 1
+    )
     return new_state, {'loss': loss, 'regularizer': reg}
 
   def train_epoch(state, data: TaskData, key, num_past=None):
@@ -147,7 +175,7 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
     b = min(batch_size, n)
     steps = n // b
     perm_key, step_key = jax.random.split(key)
-    batches = jax.random.permutation(perm_key, n)[:steps * b].reshape(steps, b)
+    batches = jax.random.permutation(perm_key, n)[: steps * b].reshape(steps, b)
 
     def body(state, inputs):
       idx, k = inputs
@@ -163,22 +191,34 @@ def make_learner(model: Model, method: Method, optimizer: optax.GradientTransfor
     return state, jax.tree.map(jnp.mean, metrics)
 
   def consolidate(state, data, key):
-    return state.replace(method_state=method.consolidate(state.method_state, state.params, data, key,
-                                                         opt_state=state.opt_state))
+    return state.replace(
+      method_state=method.consolidate(
+        state.method_state, state.params, data, key, opt_state=state.opt_state
+      )
+    )
 
   def accuracy(state, x, y, mask):
     masked_apply = lambda p, xb: masked_logits(model.apply(p, xb), mask[None])
     if eval_samples:
-      probs = ivon.predictive_probs(masked_apply, jax.random.key(0), state.params, state.opt_state, x,
-                                    eval_samples)
+      probs = ivon.predictive_probs(
+        masked_apply, jax.random.key(0), state.params, state.opt_state, x, eval_samples
+      )
       pred = jnp.argmax(probs, -1)
     else:
-      pred = jax.lax.map(lambda xb: jnp.argmax(masked_apply(state.params, xb[None])[0]), x,
-                         batch_size=min(eval_batch_size, x.shape[0]))
+      pred = jax.lax.map(
+        lambda xb: jnp.argmax(masked_apply(state.params, xb[None])[0]),
+        x,
+        batch_size=min(eval_batch_size, x.shape[0]),
+      )
     return jnp.mean((pred == y).astype(jnp.float32))
 
-  return Learner(init=init, begin_task=begin_task, train_epoch=train_epoch, consolidate=consolidate,
-                 accuracy=accuracy)
+  return Learner(
+    init=init,
+    begin_task=begin_task,
+    train_epoch=train_epoch,
+    consolidate=consolidate,
+    accuracy=accuracy,
+  )
 
 
 def method_flags(method: Method) -> dict:
@@ -203,17 +243,23 @@ def _place(x, mesh):
 
 def training_data(stream: TaskStream, task_index: int, cumulative: bool, mesh=None) -> TaskData:
   """Task `task_index`'s training data, or the union of tasks 0..task_index when `cumulative`."""
-  tasks = stream.tasks[:task_index + 1] if cumulative else [stream.tasks[task_index]]
+  tasks = stream.tasks[: task_index + 1] if cumulative else [stream.tasks[task_index]]
   x = np.concatenate([t.x_train for t in tasks])
   y = np.concatenate([t.y_train for t in tasks]).astype(np.int32)
-  mask = np.concatenate([np.broadcast_to(t.output_mask, (len(t.y_train), stream.num_outputs))
-                         for t in tasks])
-  return TaskData(x=_place(x, mesh), y=_place(y, mesh), mask=_place(mask, mesh),
-                  task_index=_place(np.asarray(task_index, np.int32), mesh))
+  mask = np.concatenate(
+    [np.broadcast_to(t.output_mask, (len(t.y_train), stream.num_outputs)) for t in tasks]
+  )
+  return TaskData(
+    x=_place(x, mesh),
+    y=_place(y, mesh),
+    mask=_place(mask, mesh),
+    task_index=_place(np.asarray(task_index, np.int32), mesh),
+  )
 
 
 class CompiledLearner(NamedTuple):
   """The learner's functions, vmapped over seeds and jitted once."""
+
   init: Callable
   begin_task: Callable
   train_epoch: Callable
@@ -221,8 +267,12 @@ class CompiledLearner(NamedTuple):
   accuracy: Callable
 
 
-def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
-                    model_min_size: int | None = None, seed_batching: str = 'vmap') -> CompiledLearner:
+def compile_learner(
+  learner: Learner,
+  mesh: jax.sharding.Mesh | None = None,
+  model_min_size: int | None = None,
+  seed_batching: str = 'vmap',
+) -> CompiledLearner:
   """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None).
 
   With `mesh` (`experiment.mesh`), the seed axis of every function is mapped to the mesh's `seed`
@@ -248,22 +298,24 @@ def compile_learner(learner: Learner, mesh: jax.sharding.Mesh | None = None,
     min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
     per_seed = mesh_lib.seed_sharding(mesh)
     # Shardings follow one seed's shapes, which do not depend on the number of seeds.
-    state_out = mesh_lib.state_shardings(jax.eval_shape(learner.init, jax.random.key(0)), mesh,
-                                         min_size)
+    state_out = mesh_lib.state_shardings(
+      jax.eval_shape(learner.init, jax.random.key(0)), mesh, min_size
+    )
 
   def train_epoch(state, data, keys, num_past):
     # One flag per seed for the divergence guard, computed here: no extra sync per step.
     def one(s, d, k):
       s, metrics = learner.train_epoch(s, d, k, num_past)
       return s, dict(metrics, params_finite=divergence.all_finite(s.params))
+
     return over(one, (0, None, 0))(state, data, keys)
 
   return CompiledLearner(
-      init=jit(over(learner.init, (0,)), state_out),
-      begin_task=jit(over(learner.begin_task, (0, None)), state_out),
-      train_epoch=jit(train_epoch, (state_out, per_seed), static_argnums=3, donate_argnums=0),
-      consolidate=jit(over(learner.consolidate, (0, None, 0)), state_out, donate_argnums=0),
-      accuracy=jit(over(learner.accuracy, (0, None, None, None))),
+    init=jit(over(learner.init, (0,)), state_out),
+    begin_task=jit(over(learner.begin_task, (0, None)), state_out),
+    train_epoch=jit(train_epoch, (state_out, per_seed), static_argnums=3, donate_argnums=0),
+    consolidate=jit(over(learner.consolidate, (0, None, 0)), state_out, donate_argnums=0),
+    accuracy=jit(over(learner.accuracy, (0, None, None, None))),
   )
 
 
@@ -272,8 +324,9 @@ def _eval_sets(stream: TaskStream, split: str, mesh=None):
   sets = []
   for task in stream.tasks:
     x, y = (task.x_test, task.y_test) if split == 'test' else (task.x_val, task.y_val)
-    sets.append((_place(x, mesh), _place(np.asarray(y, np.int32), mesh),
-                 _place(task.output_mask, mesh)))
+    sets.append(
+      (_place(x, mesh), _place(np.asarray(y, np.int32), mesh), _place(task.output_mask, mesh))
+    )
   return sets
 
 
@@ -283,33 +336,48 @@ def _evaluate(compiled: CompiledLearner, state: TrainState, eval_sets) -> np.nda
   return np.stack([to_host(c) for c in cols], axis=1)
 
 
-def init_run(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
-             eval_sets=None, mesh=None) -> RunState:
+def init_run(
+  compiled: CompiledLearner, stream: TaskStream, keys: jax.Array, eval_sets=None, mesh=None
+) -> RunState:
   """Initial params for every seed and the accuracy row before any training.
 
   `eval_sets`: `(test, val)` device copies from `_eval_sets`, when the caller already has them.
   `mesh`: the mesh `keys` are placed on (`compile_learner(learner, mesh)`); host arrays go on it
   too (replicated), as a multi-process run needs."""
-  test_sets, val_sets = eval_sets or (_eval_sets(stream, 'test', mesh),
-                                      _eval_sets(stream, 'val', mesh))
+  test_sets, val_sets = eval_sets or (
+    _eval_sets(stream, 'test', mesh),
+    _eval_sets(stream, 'val', mesh),
+  )
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   state = compiled.init(init_keys)
   s, t = keys.shape[0], stream.num_tasks
   nan = np.full((s, t, t), np.nan, np.float32)
   before = _evaluate(compiled, state, test_sets)
   val_before = _evaluate(compiled, state, val_sets)
-  return RunState(train_state=state,
-                  accuracy_matrix=_place(nan, mesh), val_accuracy_matrix=_place(nan, mesh),
-                  accuracy_before=_place(before, mesh), val_accuracy_before=_place(val_before, mesh),
-                  tasks_done=_place(np.zeros((), np.int32), mesh))
+  return RunState(
+    train_state=state,
+    accuracy_matrix=_place(nan, mesh),
+    val_accuracy_matrix=_place(nan, mesh),
+    accuracy_before=_place(before, mesh),
+    val_accuracy_before=_place(val_before, mesh),
+    tasks_done=_place(np.zeros((), np.int32), mesh),
+  )
 
 
-def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax.Array, *,
-               epochs: int, cumulative: bool = False, static_task_count: bool = False,
-               run_state: RunState | None = None,
-               progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
-               task_end_fn: Callable[[RunState], None] = lambda r: None,
-               mesh=None, seeds=None) -> RunState:
+def run_stream(
+  learner: Learner | CompiledLearner,
+  stream: TaskStream,
+  keys: jax.Array,
+  *,
+  epochs: int,
+  cumulative: bool = False,
+  static_task_count: bool = False,
+  run_state: RunState | None = None,
+  progress_fn: Callable[[int, int, dict], None] = lambda *a: None,
+  task_end_fn: Callable[[RunState], None] = lambda r: None,
+  mesh=None,
+  seeds=None,
+) -> RunState:
   """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
 
   Starts from `run_state` (e.g. restored from a checkpoint) when given, else from scratch.
@@ -336,8 +404,12 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
     for epoch in range(epochs):
       state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
       metrics = jax.tree.map(to_host, metrics)
-      divergence.check(f'task {t + 1}, epoch {epoch + 1}', metrics, metrics.pop('params_finite'),
-                       seeds=range(keys.shape[0]) if seeds is None else seeds)
+      divergence.check(
+        f'task {t + 1}, epoch {epoch + 1}',
+        metrics,
+        metrics.pop('params_finite'),
+        seeds=range(keys.shape[0]) if seeds is None else seeds,
+      )
       progress_fn(t, epoch, metrics)
     state = compiled.consolidate(state, data, consolidate_key)
     del data
@@ -347,26 +419,34 @@ def run_stream(learner: Learner | CompiledLearner, stream: TaskStream, keys: jax
     val_matrix = np.array(to_host(run_state.val_accuracy_matrix))
     matrix[:, t], val_matrix[:, t] = test_row, val_row
     run_state = RunState(
-        train_state=state,
-        accuracy_matrix=_place(matrix, mesh), val_accuracy_matrix=_place(val_matrix, mesh),
-        accuracy_before=run_state.accuracy_before,
-        val_accuracy_before=run_state.val_accuracy_before,
-        tasks_done=_place(np.asarray(t + 1, np.int32), mesh))
+      train_state=state,
+      accuracy_matrix=_place(matrix, mesh),
+      val_accuracy_matrix=_place(val_matrix, mesh),
+      accuracy_before=run_state.accuracy_before,
+      val_accuracy_before=run_state.val_accuracy_before,
+      tasks_done=_place(np.asarray(t + 1, np.int32), mesh),
+    )
     task_end_fn(run_state)
   return run_state
 
 
-def abstract_run_state(compiled: CompiledLearner, stream: TaskStream, keys: jax.Array,
-                       mesh=None) -> RunState:
+def abstract_run_state(
+  compiled: CompiledLearner, stream: TaskStream, keys: jax.Array, mesh=None
+) -> RunState:
   """Shapes and dtypes of the `RunState` that `init_run` would build (a restore target); with `mesh`
   also its shardings (the train state split over `seed`, the accuracy matrices replicated)."""
   init_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-  state = jax.eval_shape(compiled.init, init_keys)   # with `init`'s out_shardings under a mesh
+  state = jax.eval_shape(compiled.init, init_keys)  # with `init`'s out_shardings under a mesh
   s, t = keys.shape[0], stream.num_tasks
   whole = None
   if mesh is not None:
     whole = mesh_lib.replicated(mesh)
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=whole)
-  return RunState(train_state=state, accuracy_matrix=f32(s, t, t), val_accuracy_matrix=f32(s, t, t),
-                  accuracy_before=f32(s, t), val_accuracy_before=f32(s, t),
-                  tasks_done=jax.ShapeDtypeStruct((), jnp.int32, sharding=whole))
+  return RunState(
+    train_state=state,
+    accuracy_matrix=f32(s, t, t),
+    val_accuracy_matrix=f32(s, t, t),
+    accuracy_before=f32(s, t),
+    val_accuracy_before=f32(s, t),
+    tasks_done=jax.ShapeDtypeStruct((), jnp.int32, sharding=whole),
+  )

@@ -33,6 +33,7 @@ from envs.core import BoxSpec, EnvError, EnvSpec, check_action
 class BraxEnvState:
   """`env_state`: Brax's `State` (physics state, observation, reward, done, metrics, info);
   `steps`: int32 steps taken in the current episode."""
+
   env_state: Any
   steps: jax.Array
 
@@ -41,8 +42,10 @@ def _import_brax_envs():
   try:
     from brax import envs as brax_envs  # deferred: Brax is optional
   except ImportError as err:
-    raise ImportError('envs.brax_adapter needs Brax: `pip install brax` (a dependency of cljax; '
-                      'it pulls mujoco-mjx)') from err
+    raise ImportError(
+      'envs.brax_adapter needs Brax: `pip install brax` (a dependency of cljax; '
+      'it pulls mujoco-mjx)'
+    ) from err
   return brax_envs
 
 
@@ -64,8 +67,12 @@ class BraxEnv:
       # Brax's convention for environments without a MuJoCo system (e.g. 'fast').
       low, high = -np.ones(act_dim, np.float32), np.ones(act_dim, np.float32)
     inf = np.full(obs_shape.shape, np.inf, np.float32)
-    self.spec = EnvSpec(name=name, observation=BoxSpec(tuple(obs_shape.shape), -inf, inf),
-                        action=BoxSpec((act_dim,), low, high), max_episode_steps=max_episode_steps)
+    self.spec = EnvSpec(
+      name=name,
+      observation=BoxSpec(tuple(obs_shape.shape), -inf, inf),
+      action=BoxSpec((act_dim,), low, high),
+      max_episode_steps=max_episode_steps,
+    )
 
   def reset(self, key: jax.Array) -> tuple[BraxEnvState, jax.Array]:
     env_state = self._env.reset(key)
@@ -79,8 +86,14 @@ class BraxEnv:
     # A terminal state on the last allowed step is terminal: never bootstrap through it.
     truncated = jnp.logical_and(steps >= self.spec.max_episode_steps, jnp.logical_not(terminated))
     reward = jnp.asarray(env_state.reward, jnp.float32)
-    return (BraxEnvState(env_state, steps), env_state.obs, reward, terminated, truncated,
-            dict(env_state.metrics))
+    return (
+      BraxEnvState(env_state, steps),
+      env_state.obs,
+      reward,
+      terminated,
+      truncated,
+      dict(env_state.metrics),
+    )
 
 
 def make_brax(name: str, max_episode_steps: int = 1000, **kwargs: Any) -> BraxEnv:

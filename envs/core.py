@@ -26,6 +26,7 @@ class Transition(NamedTuple):
   the absorbing state, `irl.absorbing`). `terminated` marks a true termination (no bootstrapping past it), `truncated` a
   time-limit cut, which still bootstraps.
   """
+
   obs: Any
   action: Any
   reward: Any
@@ -40,6 +41,7 @@ class EnvError(ValueError):
 
 class BoxSpec(NamedTuple):
   """A box-shaped array space: `shape`, `dtype` and element-wise bounds (±inf where unbounded)."""
+
   shape: tuple[int, ...]
   low: Any
   high: Any
@@ -48,6 +50,7 @@ class BoxSpec(NamedTuple):
 
 class EnvSpec(NamedTuple):
   """What an agent needs to know about an environment, static under `jit`."""
+
   name: str
   observation: BoxSpec
   action: BoxSpec
@@ -56,14 +59,14 @@ class EnvSpec(NamedTuple):
 
 class Environment(Protocol):
   """A JAX-native environment (pure `reset` and `step`, jittable and vmappable)."""
+
   spec: EnvSpec
 
-  def reset(self, key: jax.Array) -> tuple[Any, jax.Array]:
-    ...
+  def reset(self, key: jax.Array) -> tuple[Any, jax.Array]: ...
 
-  def step(self, state: Any, action: jax.Array
-           ) -> tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, dict]:
-    ...
+  def step(
+    self, state: Any, action: jax.Array
+  ) -> tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, dict]: ...
 
 
 def check_action(spec: EnvSpec, action) -> None:
@@ -74,9 +77,9 @@ def check_action(spec: EnvSpec, action) -> None:
 
 
 class AutoResetStep(NamedTuple):
-  state: Any             # the state to act from next (reset if the episode ended)
-  obs: jax.Array         # the observation to act from next
-  next_obs: jax.Array    # the transition's true next observation (store this in a replay buffer)
+  state: Any  # the state to act from next (reset if the episode ended)
+  obs: jax.Array  # the observation to act from next
+  next_obs: jax.Array  # the transition's true next observation (store this in a replay buffer)
   reward: jax.Array
   terminated: jax.Array
   truncated: jax.Array

@@ -48,6 +48,7 @@ class AntMorphology(NamedTuple):
   fixed segment from the torso to the hip joint is never changed. Masses and inertias follow the
   geometry (the MJCF sets `inertiafromgeom`), so a shorter leg is also lighter.
   """
+
   gear: float
   thigh: tuple[float, float, float, float]
   ankle: tuple[float, float, float, float]
@@ -66,14 +67,13 @@ class AntMorphology(NamedTuple):
 BACK_LEFT_LEG = 3
 
 ANT_VARIANTS: dict[str, AntMorphology] = {
-    # AIRL's lower-gear ant (it flips less often than at gear 150): gear 30, stock legs.
-    'CustomAnt': AntMorphology(gear=30.0, thigh=(0.2, 0.2, 0.2, 0.2), ankle=(0.4, 0.4, 0.4, 0.4)),
-    # Gear 30 with the back-left leg halved: thigh 0.1 (stock 0.2), ankle 0.2 (stock 0.4).
-    'AmputatedAnt': AntMorphology(gear=30.0, thigh=(0.2, 0.2, 0.1, 0.2),
-                                  ankle=(0.4, 0.4, 0.2, 0.4)),
-    # Stock gear 150 with every foot doubled (ankle 0.8, as in the notes; thighs stay 0.2, the same
-    # edit on all four legs). Its healthy range is (0.2, 1.5657), see `healthy_z_range`.
-    'BigAnt': AntMorphology(gear=150.0, thigh=(0.2, 0.2, 0.2, 0.2), ankle=(0.8, 0.8, 0.8, 0.8)),
+  # AIRL's lower-gear ant (it flips less often than at gear 150): gear 30, stock legs.
+  'CustomAnt': AntMorphology(gear=30.0, thigh=(0.2, 0.2, 0.2, 0.2), ankle=(0.4, 0.4, 0.4, 0.4)),
+  # Gear 30 with the back-left leg halved: thigh 0.1 (stock 0.2), ankle 0.2 (stock 0.4).
+  'AmputatedAnt': AntMorphology(gear=30.0, thigh=(0.2, 0.2, 0.1, 0.2), ankle=(0.4, 0.4, 0.2, 0.4)),
+  # Stock gear 150 with every foot doubled (ankle 0.8, as in the notes; thighs stay 0.2, the same
+  # edit on all four legs). Its healthy range is (0.2, 1.5657), see `healthy_z_range`.
+  'BigAnt': AntMorphology(gear=150.0, thigh=(0.2, 0.2, 0.2, 0.2), ankle=(0.8, 0.8, 0.8, 0.8)),
 }
 
 GYM_ENVS = BASE_ENVS + tuple(ANT_VARIANTS)
@@ -83,8 +83,10 @@ def _find(parent: ET.Element, tag: str, **attrs) -> ET.Element:
   for elem in parent.iter(tag):
     if all(elem.get(k) == v for k, v in attrs.items()):
       return elem
-  raise EnvError(f"Gymnasium's ant.xml has no <{tag} {attrs}>: its layout changed; "
-                 'ANT_VARIANTS assumes bodies aux_1..aux_4 with a thigh geom and a foot body each')
+  raise EnvError(
+    f"Gymnasium's ant.xml has no <{tag} {attrs}>: its layout changed; "
+    'ANT_VARIANTS assumes bodies aux_1..aux_4 with a thigh geom and a foot body each'
+  )
 
 
 def _fmt(values) -> str:
@@ -97,8 +99,10 @@ def _set_leg(thigh_body: ET.Element, thigh: float, ankle: float) -> None:
   foot_body = thigh_body.find('body')
   foot_geom = foot_body.find('geom') if foot_body is not None else None
   if thigh_geom is None or foot_geom is None:
-    raise EnvError(f"Gymnasium's ant.xml: body {thigh_body.get('name')} lacks a thigh geom or foot "
-                   'body; ANT_VARIANTS cannot edit it')
+    raise EnvError(
+      f"Gymnasium's ant.xml: body {thigh_body.get('name')} lacks a thigh geom or foot "
+      'body; ANT_VARIANTS cannot edit it'
+    )
   # Direction signs (±1 per axis) from the stock segment, so mirrored legs stay mirrored.
   sign = np.sign(np.array(thigh_geom.get('fromto').split(), dtype=float)[3:])
   thigh_geom.set('fromto', _fmt([0, 0, 0, *(sign * thigh)]))
@@ -114,6 +118,7 @@ def ant_variant_xml(name: str) -> str:
   if name not in ANT_VARIANTS:
     raise EnvError(f'name must be one of {tuple(ANT_VARIANTS)}, got {name!r}')
   import gymnasium.envs.mujoco as gym_mujoco  # deferred: MuJoCo loads only for its environments
+
   morph = ANT_VARIANTS[name]
   base = os.path.join(os.path.dirname(gym_mujoco.__file__), 'assets', 'ant.xml')
   root = ET.parse(base).getroot()
@@ -146,17 +151,22 @@ def ant_variant_xml_path(name: str) -> str:
 
 class GymStep(NamedTuple):
   """One batched step; the fields of `envs.core.AutoResetStep` less `state`."""
-  obs: np.ndarray         # [n, obs_dim] to act from next (the reset observation where done)
-  next_obs: np.ndarray    # [n, obs_dim] the transition's true next observation (store this)
-  reward: np.ndarray      # [n] float32
+
+  obs: np.ndarray  # [n, obs_dim] to act from next (the reset observation where done)
+  next_obs: np.ndarray  # [n, obs_dim] the transition's true next observation (store this)
+  reward: np.ndarray  # [n] float32
   terminated: np.ndarray  # [n] bool, true terminal state: do not bootstrap
-  truncated: np.ndarray   # [n] bool, time limit and not terminated: bootstrap from next_obs
-  info: dict              # Gymnasium's step info stacked over envs, plus episode_return/length
+  truncated: np.ndarray  # [n] bool, time limit and not terminated: bootstrap from next_obs
+  info: dict  # Gymnasium's step info stacked over envs, plus episode_return/length
 
 
 def _box(space) -> BoxSpec:
-  return BoxSpec(shape=tuple(space.shape), low=np.asarray(space.low, np.float32),
-                 high=np.asarray(space.high, np.float32), dtype=np.float32)
+  return BoxSpec(
+    shape=tuple(space.shape),
+    low=np.asarray(space.low, np.float32),
+    high=np.asarray(space.high, np.float32),
+    dtype=np.float32,
+  )
 
 
 def _stack_info(infos: list[dict]) -> dict[str, np.ndarray]:
@@ -179,9 +189,12 @@ class GymEnv:
     self._seed = seed
     self._needs_reset = True
     first = envs[0]
-    self.spec = EnvSpec(name=name, observation=_box(first.observation_space),
-                        action=_box(first.action_space),
-                        max_episode_steps=int(first.spec.max_episode_steps))
+    self.spec = EnvSpec(
+      name=name,
+      observation=_box(first.observation_space),
+      action=_box(first.action_space),
+      max_episode_steps=int(first.spec.max_episode_steps),
+    )
     self._episode_return = np.zeros(self.num_envs, np.float64)
     self._episode_length = np.zeros(self.num_envs, np.int64)
 
@@ -191,8 +204,9 @@ class GymEnv:
     if seed is None and self._needs_reset and self._seed is not None:
       seed = self._seed
     self._seed = None
-    obs = [env.reset(seed=None if seed is None else seed + i)[0]
-           for i, env in enumerate(self._envs)]
+    obs = [
+      env.reset(seed=None if seed is None else seed + i)[0] for i, env in enumerate(self._envs)
+    ]
     self._needs_reset = False
     self._episode_return[:] = 0.0
     self._episode_length[:] = 0
@@ -206,8 +220,9 @@ class GymEnv:
     action = np.asarray(action)
     want = (self.num_envs,) + tuple(self.spec.action.shape)
     if action.shape != want:
-      raise EnvError(f'{self.spec.name}: action must have shape [num_envs, act_dim] = {want}, '
-                     f'got {action.shape}')
+      raise EnvError(
+        f'{self.spec.name}: action must have shape [num_envs, act_dim] = {want}, got {action.shape}'
+      )
     if self._needs_reset:
       raise EnvError(f'{self.spec.name}: call reset() before step()')
     next_obs, obs, reward, terminated, truncated, infos = [], [], [], [], [], []
@@ -229,10 +244,14 @@ class GymEnv:
     info['episode_length'] = self._episode_length.copy()
     self._episode_return[done] = 0.0
     self._episode_length[done] = 0
-    return GymStep(obs=np.stack(obs).astype(np.float32),
-                   next_obs=np.stack(next_obs).astype(np.float32),
-                   reward=reward.astype(np.float32), terminated=np.asarray(terminated),
-                   truncated=np.asarray(truncated), info=info)
+    return GymStep(
+      obs=np.stack(obs).astype(np.float32),
+      next_obs=np.stack(next_obs).astype(np.float32),
+      reward=reward.astype(np.float32),
+      terminated=np.asarray(terminated),
+      truncated=np.asarray(truncated),
+      info=info,
+    )
 
   def close(self) -> None:
     for env in self._envs:
@@ -266,11 +285,15 @@ def make_gym(name: str, num_envs: int = 1, seed: int = 0, **kwargs: Any) -> GymE
   if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
     raise EnvError(f'num_envs must be a positive int, got {num_envs!r}')
   import gymnasium  # deferred: MuJoCo loads only for its environments
+
   if name in ANT_VARIANTS:
     if 'xml_file' in kwargs:
       raise EnvError(f'{name}: xml_file is fixed by the variant; use Ant-v5 for a custom MJCF')
-    kwargs = {'healthy_z_range': ANT_VARIANTS[name].healthy_z_range, **kwargs,
-              'xml_file': ant_variant_xml_path(name)}
+    kwargs = {
+      'healthy_z_range': ANT_VARIANTS[name].healthy_z_range,
+      **kwargs,
+      'xml_file': ant_variant_xml_path(name),
+    }
     gym_id = 'Ant-v5'
   else:
     gym_id = name

@@ -32,9 +32,9 @@ LENGTH = 1.0
 
 
 class PendulumState(NamedTuple):
-  theta: jax.Array       # float32 [], unwrapped angle from upright
-  theta_dot: jax.Array   # float32 []
-  t: jax.Array           # int32 [], environment steps taken in this episode
+  theta: jax.Array  # float32 [], unwrapped angle from upright
+  theta_dot: jax.Array  # float32 []
+  t: jax.Array  # int32 [], environment steps taken in this episode
 
 
 def angle_normalize(x: jax.Array) -> jax.Array:
@@ -49,22 +49,30 @@ def _observation(theta: jax.Array, theta_dot: jax.Array) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class Pendulum:
   """Pendulum-v1 (module docstring). Frozen and hashable, like `PointMaze`."""
+
   max_episode_steps: int = 200
   g: float = 10.0
 
   def __post_init__(self):
     if not (isinstance(self.max_episode_steps, int) and self.max_episode_steps > 0):
-      raise EnvError(f'Pendulum: max_episode_steps must be a positive int, got {self.max_episode_steps!r}')
+      raise EnvError(
+        f'Pendulum: max_episode_steps must be a positive int, got {self.max_episode_steps!r}'
+      )
 
   @property
   def spec(self) -> EnvSpec:
     obs_high = np.array([1.0, 1.0, MAX_SPEED], np.float32)
     return EnvSpec(
-        name='Pendulum',
-        observation=BoxSpec((3,), -obs_high, obs_high, jnp.float32),
-        action=BoxSpec((1,), np.full((1,), -MAX_TORQUE, np.float32), np.full((1,), MAX_TORQUE, np.float32),
-                       jnp.float32),
-        max_episode_steps=self.max_episode_steps)
+      name='Pendulum',
+      observation=BoxSpec((3,), -obs_high, obs_high, jnp.float32),
+      action=BoxSpec(
+        (1,),
+        np.full((1,), -MAX_TORQUE, np.float32),
+        np.full((1,), MAX_TORQUE, np.float32),
+        jnp.float32,
+      ),
+      max_episode_steps=self.max_episode_steps,
+    )
 
   def reset(self, key: jax.Array) -> tuple[PendulumState, jax.Array]:
     theta_key, theta_dot_key = jax.random.split(key)
@@ -78,14 +86,20 @@ class Pendulum:
     check_action(self.spec, action)
     u = jnp.clip(jnp.asarray(action, jnp.float32)[0], -MAX_TORQUE, MAX_TORQUE)
     theta, theta_dot = state.theta, state.theta_dot
-    reward = -(angle_normalize(theta) ** 2 + 0.1 * theta_dot ** 2 + 0.001 * u ** 2)
-    theta_ddot = 3.0 * self.g / (2.0 * LENGTH) * jnp.sin(theta) + 3.0 / (MASS * LENGTH ** 2) * u
+    reward = -(angle_normalize(theta) ** 2 + 0.1 * theta_dot**2 + 0.001 * u**2)
+    theta_ddot = 3.0 * self.g / (2.0 * LENGTH) * jnp.sin(theta) + 3.0 / (MASS * LENGTH**2) * u
     new_theta_dot = jnp.clip(theta_dot + theta_ddot * DT, -MAX_SPEED, MAX_SPEED)
     new_theta = theta + new_theta_dot * DT
     t = state.t + 1
     next_state = PendulumState(new_theta, new_theta_dot, t)
-    return (next_state, _observation(new_theta, new_theta_dot), reward, jnp.zeros((), jnp.bool_),
-            t >= self.max_episode_steps, {})
+    return (
+      next_state,
+      _observation(new_theta, new_theta_dot),
+      reward,
+      jnp.zeros((), jnp.bool_),
+      t >= self.max_episode_steps,
+      {},
+    )
 
 
 def scripted_expert(obs: jax.Array, g: float = 10.0) -> jax.Array:
@@ -100,7 +114,7 @@ def scripted_expert(obs: jax.Array, g: float = 10.0) -> jax.Array:
   cos_t, sin_t, theta_dot = obs[..., 0], obs[..., 1], obs[..., 2]
   theta = jnp.arctan2(sin_t, cos_t)
   k = 1.5 * g
-  energy_gap = k - (0.5 * theta_dot ** 2 + k * cos_t)
+  energy_gap = k - (0.5 * theta_dot**2 + k * cos_t)
   direction = jnp.where(energy_gap * theta_dot >= 0, 1.0, -1.0)
   pump = MAX_TORQUE * jnp.where(jnp.abs(energy_gap) < 1e-3, 0.0, direction)
   stabilise = -(10.0 * theta + 2.0 * theta_dot)

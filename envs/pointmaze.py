@@ -53,15 +53,15 @@ from envs.core import BoxSpec, EnvError, EnvSpec, check_action
 
 VARIANTS = ('left', 'right')
 
-ARENA_LOW = -0.05            # inner faces of the walls: the arena is [ARENA_LOW, ARENA_HIGH]²
+ARENA_LOW = -0.05  # inner faces of the walls: the arena is [ARENA_LOW, ARENA_HIGH]²
 ARENA_HIGH = 0.55
 PARTICLE_RADIUS = 0.02
 BARRIER_Y = 0.3
 BARRIER_X = {'left': (-0.1, 0.4), 'right': (0.2, 0.6)}
 START = (0.3, 0.0)
-START_NOISE = 0.01           # half-width of the uniform start-position noise
+START_NOISE = 0.01  # half-width of the uniform start-position noise
 TARGET_Y = 0.5
-TARGET_XS = tuple(0.04 * i for i in range(13))   # {0, 0.04, ..., 0.48}
+TARGET_XS = tuple(0.04 * i for i in range(13))  # {0, 0.04, ..., 0.48}
 
 DT = 0.01
 FRAME_SKIP = 5
@@ -72,10 +72,10 @@ CTRL_COST = 1e-3
 
 
 class PointMazeState(NamedTuple):
-  pos: jax.Array       # float32 [2], particle centre (x, y)
-  vel: jax.Array       # float32 [2]
-  target: jax.Array    # float32 [2]
-  t: jax.Array         # int32 [], environment steps taken in this episode
+  pos: jax.Array  # float32 [2], particle centre (x, y)
+  vel: jax.Array  # float32 [2]
+  target: jax.Array  # float32 [2]
+  t: jax.Array  # int32 [], environment steps taken in this episode
 
 
 def _observation(pos: jax.Array, target: jax.Array) -> jax.Array:
@@ -105,6 +105,7 @@ class PointMaze:
   Frozen and hashable, so an instance can be closed over or passed as a static argument of `jit`.
   `mass`, `damping` and `gear` are exposed for tests and ablations; the defaults are the benchmark.
   """
+
   variant: str = 'left'
   max_episode_steps: int = 100
   mass: float = MASS
@@ -114,32 +115,41 @@ class PointMaze:
   def __post_init__(self):
     _check_variant(self.variant)
     if not (isinstance(self.max_episode_steps, int) and self.max_episode_steps > 0):
-      raise EnvError(f'PointMaze: max_episode_steps must be a positive int, got {self.max_episode_steps!r}')
+      raise EnvError(
+        f'PointMaze: max_episode_steps must be a positive int, got {self.max_episode_steps!r}'
+      )
     if not self.mass > 0 or self.damping < 0:
-      raise EnvError(f'PointMaze: mass must be > 0 and damping >= 0, got mass={self.mass}, '
-                     f'damping={self.damping}')
+      raise EnvError(
+        f'PointMaze: mass must be > 0 and damping >= 0, got mass={self.mass}, '
+        f'damping={self.damping}'
+      )
 
   @property
   def spec(self) -> EnvSpec:
     obs_high = np.full((6,), np.inf, np.float32)
     return EnvSpec(
-        name='PointMaze-Left' if self.variant == 'left' else 'PointMaze-Right',
-        observation=BoxSpec((6,), -obs_high, obs_high, jnp.float32),
-        action=BoxSpec((2,), -np.ones(2, np.float32), np.ones(2, np.float32), jnp.float32),
-        max_episode_steps=self.max_episode_steps)
+      name='PointMaze-Left' if self.variant == 'left' else 'PointMaze-Right',
+      observation=BoxSpec((6,), -obs_high, obs_high, jnp.float32),
+      action=BoxSpec((2,), -np.ones(2, np.float32), np.ones(2, np.float32), jnp.float32),
+      max_episode_steps=self.max_episode_steps,
+    )
 
   def reset(self, key: jax.Array) -> tuple[PointMazeState, jax.Array]:
     """Start at (0.3, 0) + U(-0.01, 0.01)² at rest; target x uniform on `TARGET_XS`."""
     start_key, target_key = jax.random.split(key)
     pos = jnp.asarray(START, jnp.float32) + jax.random.uniform(
-        start_key, (2,), jnp.float32, -START_NOISE, START_NOISE)
-    target_x = jnp.asarray(TARGET_XS, jnp.float32)[jax.random.randint(target_key, (), 0, len(TARGET_XS))]
+      start_key, (2,), jnp.float32, -START_NOISE, START_NOISE
+    )
+    target_x = jnp.asarray(TARGET_XS, jnp.float32)[
+      jax.random.randint(target_key, (), 0, len(TARGET_XS))
+    ]
     target = jnp.stack([target_x, jnp.float32(TARGET_Y)])
     state = PointMazeState(pos, jnp.zeros(2, jnp.float32), target, jnp.zeros((), jnp.int32))
     return state, _observation(pos, target)
 
-  def physics_step(self, pos: jax.Array, vel: jax.Array, force: jax.Array
-                   ) -> tuple[jax.Array, jax.Array]:
+  def physics_step(
+    self, pos: jax.Array, vel: jax.Array, force: jax.Array
+  ) -> tuple[jax.Array, jax.Array]:
     """One dt = 0.01 step of the integrator and the contact rule (module docstring)."""
     vel = (vel + DT * force / self.mass) / (1.0 + DT * self.damping / self.mass)
     new_pos = pos + DT * vel
@@ -155,7 +165,7 @@ class PointMaze:
     x0, x1 = BARRIER_X[self.variant]
     x_lo, x_hi = x0 - PARTICLE_RADIUS, x1 + PARTICLE_RADIUS
     y_lo, y_hi = BARRIER_Y - PARTICLE_RADIUS, BARRIER_Y + PARTICLE_RADIUS
-    inside = ((new_pos[0] > x_lo) & (new_pos[0] < x_hi) & (new_pos[1] > y_lo) & (new_pos[1] < y_hi))
+    inside = (new_pos[0] > x_lo) & (new_pos[0] < x_hi) & (new_pos[1] > y_lo) & (new_pos[1] < y_hi)
     from_below, from_above = pos[1] <= y_lo, pos[1] >= y_hi
     hit_y = inside & (from_below | from_above)
     hit_x = inside & ~(from_below | from_above)
@@ -173,7 +183,7 @@ class PointMaze:
     """
     check_action(self.spec, action)
     action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-    reward = -jnp.linalg.norm(state.pos - state.target) - CTRL_COST * jnp.sum(action ** 2)
+    reward = -jnp.linalg.norm(state.pos - state.target) - CTRL_COST * jnp.sum(action**2)
     force = self.gear * action
 
     def substep(carry, _):

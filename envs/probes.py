@@ -36,8 +36,8 @@ from envs.core import BoxSpec, EnvError, EnvSpec, check_action
 
 
 class ProbeState(NamedTuple):
-  obs: jax.Array   # float32 [obs_dim], the current observation
-  t: jax.Array     # int32 [], steps taken in this episode
+  obs: jax.Array  # float32 [obs_dim], the current observation
+  t: jax.Array  # int32 [], steps taken in this episode
 
 
 def _check_positive_int(owner: str, name: str, value) -> None:
@@ -45,15 +45,22 @@ def _check_positive_int(owner: str, name: str, value) -> None:
     raise EnvError(f'{owner}: {name} must be a positive int, got {value!r}')
 
 
-def _spec(name: str, obs_dim: int, obs_low: float, obs_high: float, action_dim: int,
-          max_episode_steps: int) -> EnvSpec:
+def _spec(
+  name: str, obs_dim: int, obs_low: float, obs_high: float, action_dim: int, max_episode_steps: int
+) -> EnvSpec:
   return EnvSpec(
-      name=name,
-      observation=BoxSpec((obs_dim,), np.full(obs_dim, obs_low, np.float32),
-                          np.full(obs_dim, obs_high, np.float32), jnp.float32),
-      action=BoxSpec((action_dim,), -np.ones(action_dim, np.float32), np.ones(action_dim, np.float32),
-                     jnp.float32),
-      max_episode_steps=max_episode_steps)
+    name=name,
+    observation=BoxSpec(
+      (obs_dim,),
+      np.full(obs_dim, obs_low, np.float32),
+      np.full(obs_dim, obs_high, np.float32),
+      jnp.float32,
+    ),
+    action=BoxSpec(
+      (action_dim,), -np.ones(action_dim, np.float32), np.ones(action_dim, np.float32), jnp.float32
+    ),
+    max_episode_steps=max_episode_steps,
+  )
 
 
 def _clip_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
@@ -64,6 +71,7 @@ def _clip_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class ConstantReward:
   """Reward `reward` on every step, whatever the action (module docstring for both variants)."""
+
   terminal: bool = True
   max_episode_steps: int = 1
   reward: float = 1.0
@@ -91,8 +99,9 @@ class ConstantReward:
     _clip_action(self.spec, action)
     t = state.t + 1
     end = t >= self.max_episode_steps
-    terminated, truncated = (end, jnp.zeros((), jnp.bool_)) if self.terminal else (
-        jnp.zeros((), jnp.bool_), end)
+    terminated, truncated = (
+      (end, jnp.zeros((), jnp.bool_)) if self.terminal else (jnp.zeros((), jnp.bool_), end)
+    )
     obs = self._obs(t)
     return ProbeState(obs, t), obs, jnp.float32(self.reward), terminated, truncated, {}
 
@@ -101,12 +110,13 @@ class ConstantReward:
     if not self.terminal:
       return jnp.full(jnp.shape(obs)[:-1], self.reward / (1.0 - discount), jnp.float32)
     remaining = self.max_episode_steps - jnp.round(obs[..., 0] * self.max_episode_steps)
-    return self.reward * (1.0 - discount ** remaining) / (1.0 - discount)
+    return self.reward * (1.0 - discount**remaining) / (1.0 - discount)
 
 
 @dataclasses.dataclass(frozen=True)
 class ObservationReward:
   """One step; the observation is +1 or −1 with equal probability and is the reward."""
+
   action_dim: int = 1
 
   def __post_init__(self):
@@ -123,8 +133,14 @@ class ObservationReward:
   def step(self, state: ProbeState, action: jax.Array):
     _clip_action(self.spec, action)
     true = jnp.ones((), jnp.bool_)
-    return (ProbeState(state.obs, state.t + 1), state.obs, state.obs[0], true,
-            jnp.zeros((), jnp.bool_), {})
+    return (
+      ProbeState(state.obs, state.t + 1),
+      state.obs,
+      state.obs[0],
+      true,
+      jnp.zeros((), jnp.bool_),
+      {},
+    )
 
   def q_value(self, obs: jax.Array, discount: float) -> jax.Array:
     del discount
@@ -134,6 +150,7 @@ class ObservationReward:
 @dataclasses.dataclass(frozen=True)
 class ActionReward:
   """One step from x ~ U(−1, 1)^k; reward −‖a − x/2‖² for the clipped action a."""
+
   action_dim: int = 1
 
   def __post_init__(self):
@@ -150,8 +167,14 @@ class ActionReward:
   def step(self, state: ProbeState, action: jax.Array):
     action = _clip_action(self.spec, action)
     reward = -jnp.sum((action - self.optimal_action(state.obs)) ** 2)
-    return (ProbeState(state.obs, state.t + 1), state.obs, reward, jnp.ones((), jnp.bool_),
-            jnp.zeros((), jnp.bool_), {})
+    return (
+      ProbeState(state.obs, state.t + 1),
+      state.obs,
+      reward,
+      jnp.ones((), jnp.bool_),
+      jnp.zeros((), jnp.bool_),
+      {},
+    )
 
   def optimal_action(self, obs: jax.Array) -> jax.Array:
     return 0.5 * obs
@@ -166,6 +189,7 @@ class DelayedActionReward:
   """Two steps. Observation [first, memory]: [1, 0] at the start; after action a₀ it is [0, a₀]
   (clipped, first dimension) with reward 0; the second step pays −(a₀ − ½)² whatever its action and
   terminates."""
+
   target: float = 0.5
 
   @property
@@ -181,7 +205,7 @@ class DelayedActionReward:
     action = _clip_action(self.spec, action)
     first = state.t == 0
     obs = jnp.where(first, jnp.stack([jnp.float32(0.0), action[0]]), state.obs)
-    reward = jnp.where(first, 0.0, -(state.obs[1] - self.target) ** 2).astype(jnp.float32)
+    reward = jnp.where(first, 0.0, -((state.obs[1] - self.target) ** 2)).astype(jnp.float32)
     t = state.t + 1
     return ProbeState(obs, t), obs, reward, t >= 2, jnp.zeros((), jnp.bool_), {}
 
@@ -192,5 +216,6 @@ class DelayedActionReward:
   def q_value(self, obs: jax.Array, action: jax.Array, discount: float) -> jax.Array:
     """Q(s, a) for temperature 0: −γ (a − ½)² at the first step, −(m − ½)² at the second."""
     first = obs[..., 0] > 0.5
-    return jnp.where(first, -discount * (action[..., 0] - self.target) ** 2,
-                     -(obs[..., 1] - self.target) ** 2)
+    return jnp.where(
+      first, -discount * (action[..., 0] - self.target) ** 2, -((obs[..., 1] - self.target) ** 2)
+    )

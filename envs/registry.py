@@ -21,12 +21,20 @@ from envs.pointmaze import PointMaze
 
 BRAX_PREFIX = 'brax:'
 JAX_ENVS = ('PointMaze-Left', 'PointMaze-Right', 'Pendulum')
-GYM_ENVS = ('Hopper-v5', 'HalfCheetah-v5', 'Walker2d-v5', 'Ant-v5', 'CustomAnt', 'AmputatedAnt', 'BigAnt')
+GYM_ENVS = (
+  'Hopper-v5',
+  'HalfCheetah-v5',
+  'Walker2d-v5',
+  'Ant-v5',
+  'CustomAnt',
+  'AmputatedAnt',
+  'BigAnt',
+)
 
 _JAX_FACTORIES = {
-    'PointMaze-Left': (PointMaze, {'variant': 'left'}),
-    'PointMaze-Right': (PointMaze, {'variant': 'right'}),
-    'Pendulum': (Pendulum, {}),
+  'PointMaze-Left': (PointMaze, {'variant': 'left'}),
+  'PointMaze-Right': (PointMaze, {'variant': 'right'}),
+  'Pendulum': (Pendulum, {}),
 }
 
 
@@ -52,9 +60,13 @@ def make(name: str, **kwargs: Any):
     return factory(**fixed, **kwargs)
   if name in GYM_ENVS:
     from envs import gym_adapter  # deferred: Gymnasium and MuJoCo only when asked for
+
     return gym_adapter.make_gym(name, **kwargs)
   if isinstance(name, str) and name.startswith(BRAX_PREFIX) and len(name) > len(BRAX_PREFIX):
     from envs import brax_adapter  # deferred: Brax (optional, slow to import) only when asked for
-    return brax_adapter.make_brax(name[len(BRAX_PREFIX):], **kwargs)
-  raise EnvError(f'name must be one of {JAX_ENVS + GYM_ENVS} or "{BRAX_PREFIX}<brax env name>" '
-                 f'(e.g. "brax:ant"), got {name!r}')
+
+    return brax_adapter.make_brax(name[len(BRAX_PREFIX) :], **kwargs)
+  raise EnvError(
+    f'name must be one of {JAX_ENVS + GYM_ENVS} or "{BRAX_PREFIX}<brax env name>" '
+    f'(e.g. "brax:ant"), got {name!r}'
+  )

@@ -49,22 +49,22 @@ class Checkpointer:
   def __init__(self, directory: str, max_to_keep: int | None = None):
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep,
-        enable_async_checkpointing=False,
-        cleanup_tmp_directories=True,
-        create=True,
+      max_to_keep=max_to_keep,
+      enable_async_checkpointing=False,
+      cleanup_tmp_directories=True,
+      create=True,
     )
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=('state', 'meta'))
+      self.directory, options=options, item_names=('state', 'meta')
+    )
 
   def save(self, step: int, state: Any, meta: dict) -> None:
     # Typed PRNG keys are stored as their raw uint32 data and re-wrapped on restore.
     state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
     self._manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        force=True,
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      force=True,
     )
     self._manager.wait_until_finished()
 
@@ -81,12 +81,12 @@ class Checkpointer:
     """Restores step `step` into the structure (and dtypes, shardings) of `abstract_state`."""
     target = jax.tree.map(_as_abstract, abstract_state)
     restored = self._manager.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
     )
-    state = jax.tree.map(lambda x, a: _wrap_key(x, a) if _is_key(a) else x,
-                         restored.state, abstract_state)
+    state = jax.tree.map(
+      lambda x, a: _wrap_key(x, a) if _is_key(a) else x, restored.state, abstract_state
+    )
     return state, dict(restored.meta)
 
   def restore_newest(self, abstract_state: Any, warn=print) -> tuple[int, Any, dict] | None:
@@ -104,18 +104,22 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except  (orbax / tensorstore raise many kinds)
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         aside = os.path.join(self.directory, f'{step}.corrupt')
-        if os.path.exists(aside):   # set aside before, in an earlier attempt at this run
+        if os.path.exists(aside):  # set aside before, in an earlier attempt at this run
           aside += f'.{sum(n.startswith(f"{step}.corrupt") for n in os.listdir(self.directory))}'
-        warn(f'checkpoint {os.path.join(self.directory, str(step))} does not restore '
-             f'({type(e).__name__}: {reason}); set aside as {aside}, trying an older one')
+        warn(
+          f'checkpoint {os.path.join(self.directory, str(step))} does not restore '
+          f'({type(e).__name__}: {reason}); set aside as {aside}, trying an older one'
+        )
         if jax.process_index() == 0:
           os.replace(os.path.join(self.directory, str(step)), aside)
-        if jax.process_count() > 1:   # every process sees it set aside before listing again
+        if jax.process_count() > 1:  # every process sees it set aside before listing again
           multihost_utils.sync_global_devices(f'checkpoint {step} set aside')
         self._manager.reload()
     if steps:
-      raise CheckpointError(f'no checkpoint in {self.directory} restores (set aside as <step>.corrupt); '
-                            f'remove the directory to start the run afresh')
+      raise CheckpointError(
+        f'no checkpoint in {self.directory} restores (set aside as <step>.corrupt); '
+        f'remove the directory to start the run afresh'
+      )
     return None
 
   def close(self) -> None:

@@ -15,7 +15,9 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
     raise ConfigError(f'config.{field} must be one of {allowed}, got {value!r}')
 
 
-def check_positive(field: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
+def check_positive(
+  field: str, value: Any, *, integer: bool = False, allow_zero: bool = False
+) -> None:
   kind = 'an integer' if integer else 'a number'
   ok = isinstance(value, (int, float)) and not isinstance(value, bool)
   if integer:

@@ -1,7 +1,7 @@
 """What the scripts print: people read the console, so libraries' INFO logs stay off unless asked for.
 
-  def main(argv):
-    console.quiet_logs()     # first thing in every script's main
+def main(argv):
+  console.quiet_logs()     # first thing in every script's main
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def run(main) -> None:
   def main_in_one_line(argv):
     try:
       return main(argv)
-    except app.UsageError as e:   # bad input found in main (config values, data, workdir): one line
+    except app.UsageError as e:  # bad input found in main (config values, data, workdir): one line
       _fail(argv, str(e))
     except CheckpointError as e:  # no checkpoint of the run restores: one line, status 1
       _fail(argv, str(e), status=1)
-    except divergence.DivergenceError as e:   # non-finite losses or parameters: one line, status 3
+    except divergence.DivergenceError as e:  # non-finite losses or parameters: one line, status 3
       _fail(argv, str(e), status=divergence.EXIT_STATUS)
 
   app.run(main_in_one_line, flags_parser=_parse_flags)
@@ -70,14 +70,17 @@ def _parse_flags(argv):
   except flags.Error as e:
     hint = ' (--helpshort lists the flags)' if 'Unknown command line flag' in str(e) else ''
     _fail(argv, f'{_one_line(e)}{hint}')
-  except (AttributeError, KeyError) as e:   # ml_collections: an unknown --config.<field>
+  except (AttributeError, KeyError) as e:  # ml_collections: an unknown --config.<field>
     message = str(e.args[0] if e.args else e)
     name = re.search(r'[A-Za-z_][\w.]*', message)
     hint = re.search(r'Did you mean "[^"]+"', message)
-    _fail(argv, f'unknown config field {name.group(0) if name else message!r}'
-                f'{"; " + hint.group(0) + "?" if hint else ""}')
+    _fail(
+      argv,
+      f'unknown config field {name.group(0) if name else message!r}'
+      f'{"; " + hint.group(0) + "?" if hint else ""}',
+    )
   if 'config' in flags.FLAGS and flags.FLAGS['config'].flag_type() != 'string':
-    try:   # config files load lazily: a missing one surfaces here rather than mid-run
+    try:  # config files load lazily: a missing one surfaces here rather than mid-run
       flags.FLAGS.config.keys()
     except Exception as e:  # pylint: disable=broad-except  (whatever the config module raised)
       lines = str(_root_cause(e)).strip().splitlines()

@@ -29,8 +29,11 @@ from absl import flags
 def define_flags():
   """Defines the scripts' --coordinator_address / --num_processes / --process_id flags; returns the
   function (call it first in `main`) that initialises from them, from CLJAX_* variables or SLURM."""
-  coordinator = flags.DEFINE_string('coordinator_address', '', 'Multi-process runs without SLURM: '
-                                    'host:port of process 0 (experiment/distributed.py).')
+  coordinator = flags.DEFINE_string(
+    'coordinator_address',
+    '',
+    'Multi-process runs without SLURM: host:port of process 0 (experiment/distributed.py).',
+  )
   num_processes = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
   process_id = flags.DEFINE_integer('process_id', -1, 'With --coordinator_address.')
   return lambda: initialize(coordinator.value, num_processes.value, process_id.value)
@@ -45,14 +48,17 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
   """Initialises `jax.distributed` when launched as one of several processes; returns whether it did.
   Must run before any JAX computation. Explicit arguments win over CLJAX_* variables over SLURM."""
   import jax  # deferred: see the note at the top
+
   coordinator_address = coordinator_address or os.environ.get('CLJAX_COORDINATOR_ADDRESS', '')
   num_processes = num_processes or int(os.environ.get('CLJAX_NUM_PROCESSES', '0'))
   if process_id < 0:
     process_id = int(os.environ.get('CLJAX_PROCESS_ID', '-1'))
   if coordinator_address:
     if num_processes < 1 or not 0 <= process_id < num_processes:
-      raise ValueError(f'a coordinator address needs num_processes >= 1 and 0 <= process_id < '
-                       f'num_processes, got num_processes={num_processes}, process_id={process_id}')
+      raise ValueError(
+        f'a coordinator address needs num_processes >= 1 and 0 <= process_id < '
+        f'num_processes, got num_processes={num_processes}, process_id={process_id}'
+      )
     _cpu_collectives()
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
     return True
@@ -65,19 +71,23 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
 
 def _cpu_collectives() -> None:
   import jax  # deferred: see the note at the top
+
   # Only matters on CPU (GPUs use NCCL); harmless elsewhere. Must precede backend initialisation.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 
 
 def is_primary() -> bool:
   import jax  # deferred: see the note at the top
+
   return jax.process_index() == 0
 
 
 def to_host(x):
   """A NumPy copy of a (possibly multi-process) global array, the same on every process."""
   import jax  # deferred: see the note at the top
+
   if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
     from jax.experimental import multihost_utils  # deferred, as jax
+
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)

@@ -23,9 +23,14 @@ class DivergenceError(RuntimeError):
 
 def all_finite(tree) -> jax.Array:
   """True when every float leaf of `tree` is finite (a jnp bool scalar; vmap it for seeds)."""
-  leaves = [x for x in jax.tree.leaves(tree)
-            if hasattr(x, 'dtype') and jnp.issubdtype(x.dtype, jnp.floating)]
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
+  leaves = [
+    x
+    for x in jax.tree.leaves(tree)
+    if hasattr(x, 'dtype') and jnp.issubdtype(x.dtype, jnp.floating)
+  ]
+  return (
+    jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
+  )
 
 
 def check(where: str, metrics: dict, params_finite, seeds, skip=(), nan_is_missing: bool = False):
@@ -46,8 +51,10 @@ def check(where: str, metrics: dict, params_finite, seeds, skip=(), nan_is_missi
   if not bad_seeds:
     return
   what = (['parameters'] if not params_finite.all() else []) + (
-      [f'loss terms {", ".join(sorted(bad_terms))}'] if bad_terms else [])
+    [f'loss terms {", ".join(sorted(bad_terms))}'] if bad_terms else []
+  )
   raise DivergenceError(
-      f'the run diverged at {where}: non-finite {" and ".join(what)} '
-      f'(seed{"s" * (len(bad_seeds) > 1)} {", ".join(map(str, sorted(bad_seeds)))}); '
-      f'the newest checkpoint is the last good one: lower the learning rate and rerun in a new workdir')
+    f'the run diverged at {where}: non-finite {" and ".join(what)} '
+    f'(seed{"s" * (len(bad_seeds) > 1)} {", ".join(map(str, sorted(bad_seeds)))}); '
+    f'the newest checkpoint is the last good one: lower the learning rate and rerun in a new workdir'
+  )

@@ -34,21 +34,26 @@ from jax.sharding import PartitionSpec as P
 from experiment.config import ConfigError
 
 AXES = ('seed', 'data', 'model')
-DEFAULT_MIN_SIZE = 2 ** 14   # elements of one seed's leaf below which `model` leaves it whole
+DEFAULT_MIN_SIZE = 2**14  # elements of one seed's leaf below which `model` leaves it whole
 
 
 class MeshError(ConfigError):
   """A mesh request that the devices present cannot satisfy."""
 
 
-def axis_sizes(seed: int = -1, data: int = 1, num_devices: int | None = None, *,
-               model: int = 1) -> tuple[int, int, int]:
+def axis_sizes(
+  seed: int = -1, data: int = 1, num_devices: int | None = None, *, model: int = 1
+) -> tuple[int, int, int]:
   """(seed, data, model) sizes with a -1 inferred; MeshError names the field when they do not fit."""
   n = jax.device_count() if num_devices is None else num_devices
   sizes = {'seed': seed, 'data': data, 'model': model}
   for name, size in sizes.items():
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or (size < 1 and size != -1):
-      raise MeshError(f'mesh.{name} must be a positive int or -1 (all remaining devices), got {size!r}')
+    if (
+      isinstance(size, bool) or not isinstance(size, (int, np.integer)) or (size < 1 and size != -1)
+    ):
+      raise MeshError(
+        f'mesh.{name} must be a positive int or -1 (all remaining devices), got {size!r}'
+      )
   inferred = [name for name, size in sizes.items() if size == -1]
   if len(inferred) > 1:
     raise MeshError(f'at most one of mesh.seed / mesh.data / mesh.model may be -1, got {sizes}')
@@ -59,8 +64,10 @@ def axis_sizes(seed: int = -1, data: int = 1, num_devices: int | None = None, *,
       raise MeshError(f'{n} devices do not split into {others} groups')
     sizes[inferred[0]] = n // known
   if math.prod(sizes.values()) != n:
-    raise MeshError(f'mesh.seed × mesh.data × mesh.model must equal the number of devices ({n}), got '
-                    f'{sizes["seed"]} × {sizes["data"]} × {sizes["model"]}')
+    raise MeshError(
+      f'mesh.seed × mesh.data × mesh.model must equal the number of devices ({n}), got '
+      f'{sizes["seed"]} × {sizes["data"]} × {sizes["model"]}'
+    )
   return sizes['seed'], sizes['data'], sizes['model']
 
 
@@ -91,8 +98,10 @@ def min_size_from_config(mesh_config) -> int:
 def check_seeds(num_seeds: int, mesh: Mesh | None) -> None:
   """The seed axis must divide the number of seeds (each device holds the same number of seeds)."""
   if mesh is not None and num_seeds % mesh.shape['seed']:
-    raise MeshError(f'num_seeds ({num_seeds}) must be a multiple of mesh.seed '
-                    f'({mesh.shape["seed"]}, the devices on the seed axis)')
+    raise MeshError(
+      f'num_seeds ({num_seeds}) must be a multiple of mesh.seed '
+      f'({mesh.shape["seed"]}, the devices on the seed axis)'
+    )
 
 
 def seed_sharding(mesh: Mesh) -> NamedSharding:
@@ -129,9 +138,11 @@ def state_shardings(one_seed: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE)
   """Shardings for the `[S, ...]` stack of a per-seed state (params, optimizer and method state),
   given one seed's (abstract) state: the seed axis over `seed`, the rest by `model_spec` (PRNG keys
   whole)."""
+
   def one(x):
     spec = P() if _is_key(x) else model_spec(tuple(x.shape), mesh.shape['model'], min_size)
     return NamedSharding(mesh, P('seed', *spec))
+
   return jax.tree.map(one, one_seed)
 
 
@@ -143,19 +154,22 @@ def constrain_state(tree: Any, mesh: Mesh, min_size: int = DEFAULT_MIN_SIZE) -> 
   """`with_sharding_constraint` on the leaves of one seed's state that `model_spec` splits (call it
   inside `jax.vmap(..., spmd_axis_name='seed')`): keeps them split through a loop, where the compiler
   would otherwise be free to gather them whole on every device."""
+
   def one(x):
     if _is_key(x):
       return x
     spec = model_spec(tuple(x.shape), mesh.shape['model'], min_size)
     return x if spec == P() else jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
   return jax.tree.map(one, tree)
 
 
 def _put(x, sharding: NamedSharding):
   if isinstance(x, jax.Array) and _is_key(x):
     # Typed keys: place their raw data, then re-wrap (the sharding applies to the key axes).
-    return jax.random.wrap_key_data(_put(jax.random.key_data(x), sharding),
-                                    impl=jax.random.key_impl(x))
+    return jax.random.wrap_key_data(
+      _put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x)
+    )
   if jax.process_count() == 1:
     return jax.device_put(x, sharding)
   value = np.asarray(x)  # every process holds the whole host value; each takes its devices' part
@@ -177,9 +191,15 @@ def describe(mesh: Mesh | None) -> dict:
   """A JSON-able summary for logs and results."""
   if mesh is None:
     return {'enabled': False, 'devices': 1}
-  return {'enabled': True, 'seed': mesh.shape['seed'], 'data': mesh.shape['data'],
-          'model': mesh.shape['model'], 'devices': mesh.size,
-          'platform': mesh.devices.flat[0].platform, 'processes': jax.process_count()}
+  return {
+    'enabled': True,
+    'seed': mesh.shape['seed'],
+    'data': mesh.shape['data'],
+    'model': mesh.shape['model'],
+    'devices': mesh.size,
+    'platform': mesh.devices.flat[0].platform,
+    'processes': jax.process_count(),
+  }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -200,13 +220,19 @@ def check_seed_batching(seed_batching: str, mesh: Mesh | None, *, splits_data: b
   group, so it cannot split that seed over `model`, nor (`splits_data`: the trainer splits a batch
   over `data`, as the CL trainer does) over `data`."""
   if seed_batching not in SEED_BATCHING:
-    raise ConfigError(f'config.seed_batching must be one of {list(SEED_BATCHING)}, got {seed_batching!r}')
+    raise ConfigError(
+      f'config.seed_batching must be one of {list(SEED_BATCHING)}, got {seed_batching!r}'
+    )
   if seed_batching == 'map' and mesh is not None:
-    split = [axis for axis in (('data',) if splits_data else ()) + ('model',) if mesh.shape[axis] > 1]
+    split = [
+      axis for axis in (('data',) if splits_data else ()) + ('model',) if mesh.shape[axis] > 1
+    ]
     if split:
-      raise ConfigError(f"config.seed_batching='map' runs each device's seeds one after another, whole; "
-                        f"it cannot split a seed over the mesh's {' or '.join(split)} axis (set "
-                        f"config.mesh.{'=1, config.mesh.'.join(split)}=1, or seed_batching='vmap')")
+      raise ConfigError(
+        f"config.seed_batching='map' runs each device's seeds one after another, whole; "
+        f"it cannot split a seed over the mesh's {' or '.join(split)} axis (set "
+        f"config.mesh.{'=1, config.mesh.'.join(split)}=1, or seed_batching='vmap')"
+      )
 
 
 def over_seeds(fn, in_axes: tuple, seed_batching: str = 'vmap', mesh: Mesh | None = None):
@@ -224,10 +250,16 @@ def over_seeds(fn, in_axes: tuple, seed_batching: str = 'vmap', mesh: Mesh | Non
     def one(seeded):
       seeded = iter(seeded)
       return fn(*[next(seeded) if axis == 0 else a for a, axis in zip(args, in_axes)])
+
     return jax.lax.map(one, [a for a, axis in zip(args, in_axes) if axis == 0])
 
   if mesh is None:
     return mapped
   # check_vma=False: the trainers' conds mix per-seed and shared values, which is what they mean.
-  return jax.shard_map(mapped, mesh=mesh, in_specs=tuple(P('seed') if axis == 0 else P() for axis in in_axes),
-                       out_specs=P('seed'), check_vma=False)
+  return jax.shard_map(
+    mapped,
+    mesh=mesh,
+    in_specs=tuple(P('seed') if axis == 0 else P() for axis in in_axes),
+    out_specs=P('seed'),
+    check_vma=False,
+  )

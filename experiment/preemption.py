@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-PREEMPTED_EXIT_CODE = 75   # EX_TEMPFAIL: "try again later"
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -34,8 +34,10 @@ class Preempted(Exception):
   """Raised by `Guard.check` once a preemption signal has arrived."""
 
   def __init__(self, step, signum):
-    super().__init__(f'preempted by {signal.Signals(signum).name} after step {step}; the checkpoint '
-                     f'of step {step} is saved, rerun the same command to resume')
+    super().__init__(
+      f'preempted by {signal.Signals(signum).name} after step {step}; the checkpoint '
+      f'of step {step} is saved, rerun the same command to resume'
+    )
     self.step = step
     self.signum = signum
 
@@ -72,10 +74,11 @@ class Guard:
     waiting in a collective forever)."""
     signum = self.signum
     import jax  # deferred: the sweep launcher (experiment.sweep) imports this module without jax
+
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # deferred, as jax
-      received = np.asarray(multihost_utils.process_allgather(
-          np.asarray(signum or 0, np.int32)))
+
+      received = np.asarray(multihost_utils.process_allgather(np.asarray(signum or 0, np.int32)))
       signum = int(received.max()) or None
     if signum is not None:
       raise Preempted(step, signum)

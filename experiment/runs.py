@@ -22,9 +22,13 @@ def check_or_write_config(config, workdir: str) -> None:
     with open(path, encoding='utf-8') as f:
       previous = json.load(f)
     if previous != resolved:
-      changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
-      raise WorkdirError(f'{workdir} holds a run with a different config (fields {changed}); '
-                         'use a new --workdir or the same config to resume.')
+      changed = sorted(
+        k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k)
+      )
+      raise WorkdirError(
+        f'{workdir} holds a run with a different config (fields {changed}); '
+        'use a new --workdir or the same config to resume.'
+      )
   else:
     os.makedirs(workdir, exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:
@@ -42,12 +46,19 @@ def read_curve(path: str, key: str = 'eval_return') -> list[list]:
   return [[step, curve[step]] for step in sorted(curve)]
 
 
-def plot_curves(curves: dict[str, list], path: str, title: str, ylabel: str,
-                hlines: dict[str, float] | None = None) -> None:
+def plot_curves(
+  curves: dict[str, list],
+  path: str,
+  title: str,
+  ylabel: str,
+  hlines: dict[str, float] | None = None,
+) -> None:
   """One line per named curve ([[x, y], ...]) and optional horizontal reference lines, as a PNG."""
   import matplotlib  # deferred: heavy, only for plots
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
+
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for name, curve in curves.items():
     ax.plot([x for x, _ in curve], [y for _, y in curve], marker='o', markersize=3, label=name)
@@ -69,7 +80,7 @@ def _draw_bands(ax, curves: dict[str, list[list]], hlines: dict[str, float] | No
     x = np.asarray([p[0] for p in seeds[0]], float)
     y = np.asarray([[np.nan if p[1] is None else p[1] for p in curve] for curve in seeds], float)
     mean, std = np.nanmean(y, 0), np.nanstd(y, 0)
-    line, = ax.plot(x, mean, linewidth=1.5, label=name)
+    (line,) = ax.plot(x, mean, linewidth=1.5, label=name)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
   for (name, value), style in zip((hlines or {}).items(), ('--', ':', '-.')):
     ax.axhline(value, linestyle=style, linewidth=1, color='black', label=name)
@@ -78,13 +89,20 @@ def _draw_bands(ax, curves: dict[str, list[list]], hlines: dict[str, float] | No
   ax.legend(fontsize=7, loc='best')
 
 
-def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabel: str,
-                     hlines: dict[str, float] | None = None) -> None:
+def plot_band_curves(
+  curves: dict[str, list[list]],
+  path: str,
+  title: str,
+  ylabel: str,
+  hlines: dict[str, float] | None = None,
+) -> None:
   """Mean ± std bands over seeds: each name maps to per-seed curves ([[x, y], ...], the same x), as a
   PNG; reference lines are drawn and named in the legend."""
   import matplotlib  # deferred: heavy, only for plots
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
+
   fig, ax = plt.subplots(figsize=(6.5, 4.2))
   _draw_bands(ax, curves, hlines)
   ax.set_ylabel(ylabel)
@@ -94,12 +112,18 @@ def plot_band_curves(curves: dict[str, list[list]], path: str, title: str, ylabe
   plt.close(fig)
 
 
-def plot_band_panels(panels: dict[str, tuple[dict[str, list[list]], dict[str, float]]], path: str,
-                     ylabel: str, log_x: bool = False) -> None:
+def plot_band_panels(
+  panels: dict[str, tuple[dict[str, list[list]], dict[str, float]]],
+  path: str,
+  ylabel: str,
+  log_x: bool = False,
+) -> None:
   """`plot_band_curves` side by side: each panel title maps to (curves, hlines); one PNG."""
   import matplotlib  # deferred: heavy, only for plots
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
+
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
   for ax, (title, (curves, hlines)) in zip(axes[0], panels.items()):
     _draw_bands(ax, curves, hlines)
@@ -112,8 +136,19 @@ def plot_band_panels(panels: dict[str, tuple[dict[str, list[list]], dict[str, fl
   plt.close(fig)
 
 
-VERSIONED_PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'chex', 'numpy',
-                      'ml-collections', 'gymnasium', 'mujoco', 'brax')
+VERSIONED_PACKAGES = (
+  'jax',
+  'jaxlib',
+  'flax',
+  'optax',
+  'orbax-checkpoint',
+  'chex',
+  'numpy',
+  'ml-collections',
+  'gymnasium',
+  'mujoco',
+  'brax',
+)
 
 
 def package_versions() -> dict[str, str | None]:

@@ -100,9 +100,14 @@ def expand(script: str, config: str, root: str, extra_overrides: dict | None = N
       except (KeyError, AttributeError, TypeError):
         raise ConfigError(f'sweep task {index}: {field!r} is not a field of {config}') from None
     workdir = os.path.join(os.path.abspath(root), f'{index:03d}-{slug(overrides)}')
-    command = [sys.executable, script_path, '--config', config_flag,
-               *(f'--config.{k}={flag_value(v)}' for k, v in overrides.items()),
-               f'--workdir={workdir}']
+    command = [
+      sys.executable,
+      script_path,
+      '--config',
+      config_flag,
+      *(f'--config.{k}={flag_value(v)}' for k, v in overrides.items()),
+      f'--workdir={workdir}',
+    ]
     tasks.append(Task(index, overrides, workdir, command))
   return tasks
 
@@ -111,51 +116,80 @@ def write_manifest(tasks: list[Task], root: str, script: str, config: str) -> st
   path = os.path.join(root, 'sweep.json')
   os.makedirs(root, exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
-    json.dump({'script': script, 'config': config,
-               'tasks': [dataclasses.asdict(t) for t in tasks]}, f, indent=1)
+    json.dump(
+      {'script': script, 'config': config, 'tasks': [dataclasses.asdict(t) for t in tasks]},
+      f,
+      indent=1,
+    )
   return path
 
 
-def write_sbatch(tasks: list[Task], root: str, *, job_name: str, partition: str = '',
-                 time: str = '', cpus_per_task: int = 1, gpus_per_task: int = 0, mem: str = '',
-                 max_parallel: int = 0, signal_seconds: int = 120, extra: tuple[str, ...] = ()) -> str:
+def write_sbatch(
+  tasks: list[Task],
+  root: str,
+  *,
+  job_name: str,
+  partition: str = '',
+  time: str = '',
+  cpus_per_task: int = 1,
+  gpus_per_task: int = 0,
+  mem: str = '',
+  max_parallel: int = 0,
+  signal_seconds: int = 120,
+  extra: tuple[str, ...] = (),
+) -> str:
   """Writes `<root>/sweep.sbatch`: one array task per sweep task, preemption-safe (module doc)."""
   logs = os.path.join(root, 'logs')
   os.makedirs(logs, exist_ok=True)
   indices = [t.index for t in tasks]
   contiguous = indices == list(range(indices[0], indices[0] + len(indices)))
   array = (f'{indices[0]}-{indices[-1]}' if contiguous else ','.join(map(str, indices))) + (
-      f'%{max_parallel}' if max_parallel else '')
-  lines = ['#!/bin/bash', f'#SBATCH --job-name={job_name}', f'#SBATCH --array={array}',
-           f'#SBATCH --output={logs}/%A_%a.out', f'#SBATCH --cpus-per-task={cpus_per_task}',
-           '#SBATCH --requeue', '#SBATCH --open-mode=append',
-           f'#SBATCH --signal=B:USR1@{signal_seconds}']
+    f'%{max_parallel}' if max_parallel else ''
+  )
+  lines = [
+    '#!/bin/bash',
+    f'#SBATCH --job-name={job_name}',
+    f'#SBATCH --array={array}',
+    f'#SBATCH --output={logs}/%A_%a.out',
+    f'#SBATCH --cpus-per-task={cpus_per_task}',
+    '#SBATCH --requeue',
+    '#SBATCH --open-mode=append',
+    f'#SBATCH --signal=B:USR1@{signal_seconds}',
+  ]
   lines += [f'#SBATCH --partition={partition}'] * bool(partition)
   lines += [f'#SBATCH --time={time}'] * bool(time)
   lines += [f'#SBATCH --mem={mem}'] * bool(mem)
   lines += [f'#SBATCH --gpus-per-task={gpus_per_task}'] * bool(gpus_per_task)
   lines += [f'#SBATCH {e}' for e in extra]
-  lines += ['', '# Written by scripts/sweep.py: the command of each sweep task (its index is the array',
-            '# index; sweep.json lists the same tasks).', 'declare -A TASKS']
+  lines += [
+    '',
+    '# Written by scripts/sweep.py: the command of each sweep task (its index is the array',
+    '# index; sweep.json lists the same tasks).',
+    'declare -A TASKS',
+  ]
   lines += [f'TASKS[{t.index}]={shlex.quote(shlex.join(t.command))}' for t in tasks]
-  lines += ['', f'cd {shlex.quote(ROOT)}',
-            'echo "task $SLURM_ARRAY_TASK_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname)"',
-            '# The task runs in the background so that this shell can forward preemption signals;',
-            f'# it then checkpoints and exits with {PREEMPTED_EXIT_CODE}, and the array task is requeued.',
-            'bash -c "exec ${TASKS[$SLURM_ARRAY_TASK_ID]}" &',
-            'child=$!',
-            'trap \'kill -TERM "$child" 2>/dev/null\' TERM',
-            'trap \'kill -USR1 "$child" 2>/dev/null\' USR1',
-            'while true; do',
-            '  wait "$child"; status=$?',
-            '  # wait returns early (status > 128) when a trapped signal arrives; wait again.',
-            '  kill -0 "$child" 2>/dev/null || break',
-            'done',
-            f'if [ "$status" -eq {PREEMPTED_EXIT_CODE} ]; then',
-            '  echo "task $SLURM_ARRAY_TASK_ID preempted: requeueing"',
-            '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-            'fi',
-            'exit "$status"', '']
+  lines += [
+    '',
+    f'cd {shlex.quote(ROOT)}',
+    'echo "task $SLURM_ARRAY_TASK_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname)"',
+    '# The task runs in the background so that this shell can forward preemption signals;',
+    f'# it then checkpoints and exits with {PREEMPTED_EXIT_CODE}, and the array task is requeued.',
+    'bash -c "exec ${TASKS[$SLURM_ARRAY_TASK_ID]}" &',
+    'child=$!',
+    'trap \'kill -TERM "$child" 2>/dev/null\' TERM',
+    'trap \'kill -USR1 "$child" 2>/dev/null\' USR1',
+    'while true; do',
+    '  wait "$child"; status=$?',
+    '  # wait returns early (status > 128) when a trapped signal arrives; wait again.',
+    '  kill -0 "$child" 2>/dev/null || break',
+    'done',
+    f'if [ "$status" -eq {PREEMPTED_EXIT_CODE} ]; then',
+    '  echo "task $SLURM_ARRAY_TASK_ID preempted: requeueing"',
+    '  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+    'fi',
+    'exit "$status"',
+    '',
+  ]
   path = os.path.join(root, 'sweep.sbatch')
   with open(path, 'w', encoding='utf-8') as f:
     f.write('\n'.join(lines))
@@ -175,8 +209,11 @@ def collect(tasks: list[Task]) -> list[dict]:
   `results.json` (nested dicts flattened with dots; lists left out)."""
   rows = []
   for t in tasks:
-    row = {'task': t.index, **{f'override.{k}': flag_value(v) for k, v in t.overrides.items()},
-           'workdir': t.workdir}
+    row = {
+      'task': t.index,
+      **{f'override.{k}': flag_value(v) for k, v in t.overrides.items()},
+      'workdir': t.workdir,
+    }
     path = os.path.join(t.workdir, 'results.json')
     row['done'] = os.path.exists(path)
     if row['done']:
@@ -207,8 +244,10 @@ def plot_metric(rows: list[dict], metric: str, path: str) -> bool:
   if not values:
     return False
   import matplotlib  # deferred: heavy, only for plots
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
+
   fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(values) + 2), 3.6))
   labels = [os.path.basename(r['workdir']) for r, _ in values]
   errors = [r.get(f'{metric}_std') or 0.0 for r, _ in values]

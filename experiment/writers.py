@@ -9,12 +9,9 @@ from typing import Mapping, Protocol
 
 
 class MetricWriter(Protocol):
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None: ...
 
-  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    ...
-
-  def close(self) -> None:
-    ...
+  def close(self) -> None: ...
 
 
 def _plain(value):
@@ -44,6 +41,7 @@ class TensorBoardWriter:
 
   def __init__(self, logdir: str):
     from tensorboardX import SummaryWriter  # deferred: only TensorBoard writers
+
     self._writer = SummaryWriter(logdir, flush_secs=10)
 
   def write_scalars(self, step, scalars):

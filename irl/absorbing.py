@@ -33,8 +33,14 @@ import numpy as np
 
 from envs.core import BoxSpec, EnvError, EnvSpec, Transition
 
-__all__ = ['absorbing_spec', 'add_indicator', 'absorbing_state', 'is_absorbing',
-           'to_absorbing', 'compact']
+__all__ = [
+  'absorbing_spec',
+  'add_indicator',
+  'absorbing_state',
+  'is_absorbing',
+  'to_absorbing',
+  'compact',
+]
 
 
 def absorbing_spec(spec: EnvSpec) -> EnvSpec:
@@ -44,9 +50,12 @@ def absorbing_spec(spec: EnvSpec) -> EnvSpec:
   """
   obs = spec.observation
   if len(obs.shape) != 1:
-    raise EnvError(f'{spec.name}: absorbing states need a flat observation (one axis), got shape {obs.shape}')
-  bound = lambda x, indicator: np.append(np.broadcast_to(np.asarray(x, np.float32), obs.shape),
-                                         np.float32(indicator))
+    raise EnvError(
+      f'{spec.name}: absorbing states need a flat observation (one axis), got shape {obs.shape}'
+    )
+  bound = lambda x, indicator: np.append(
+    np.broadcast_to(np.asarray(x, np.float32), obs.shape), np.float32(indicator)
+  )
   low, high = bound(obs.low, 0.0), bound(obs.high, 1.0)
   return spec._replace(observation=BoxSpec((obs.shape[0] + 1,), low, high, obs.dtype))
 
@@ -67,8 +76,9 @@ def is_absorbing(obs_with_indicator: jax.Array) -> jax.Array:
   return jnp.asarray(obs_with_indicator)[..., -1] > 0.5
 
 
-def to_absorbing(batch: Transition, absorbing_action: jax.Array | None = None, num_absorbing: int = 1
-                 ) -> tuple[Transition, jax.Array]:
+def to_absorbing(
+  batch: Transition, absorbing_action: jax.Array | None = None, num_absorbing: int = 1
+) -> tuple[Transition, jax.Array]:
   """One batch of transitions (leading axis B, flat observations) in absorbing form.
 
   Args:
@@ -86,45 +96,57 @@ def to_absorbing(batch: Transition, absorbing_action: jax.Array | None = None, n
     raise EnvError(f'num_absorbing must be a positive int, got {num_absorbing!r}')
   obs, next_obs = jnp.asarray(batch.obs), jnp.asarray(batch.next_obs)
   if obs.ndim != 2 or next_obs.shape != obs.shape:
-    raise EnvError(f'batch.obs and batch.next_obs must both have shape [B, d], got {obs.shape} and '
-                   f'{next_obs.shape}')
+    raise EnvError(
+      f'batch.obs and batch.next_obs must both have shape [B, d], got {obs.shape} and '
+      f'{next_obs.shape}'
+    )
   action, reward = jnp.asarray(batch.action), jnp.asarray(batch.reward)
   terminated = jnp.asarray(batch.terminated, jnp.bool_)
   truncated = jnp.asarray(batch.truncated, jnp.bool_)
   batch_size, obs_dim = obs.shape
-  for field, x in (('action', action), ('reward', reward), ('terminated', terminated),
-                   ('truncated', truncated)):
+  for field, x in (
+    ('action', action),
+    ('reward', reward),
+    ('terminated', terminated),
+    ('truncated', truncated),
+  ):
     if x.ndim < 1 or x.shape[0] != batch_size:
-      raise EnvError(f'batch.{field} must have the leading batch axis B = {batch_size}, got shape {x.shape}')
+      raise EnvError(
+        f'batch.{field} must have the leading batch axis B = {batch_size}, got shape {x.shape}'
+      )
 
   n = num_absorbing
   s_a = absorbing_state(obs_dim, obs.dtype)
   first = Transition(
-      obs=add_indicator(obs),
-      action=action,
-      reward=reward,
-      next_obs=jnp.where(terminated[:, None], s_a, add_indicator(next_obs)),
-      terminated=jnp.zeros_like(terminated),
-      truncated=truncated)
+    obs=add_indicator(obs),
+    action=action,
+    reward=reward,
+    next_obs=jnp.where(terminated[:, None], s_a, add_indicator(next_obs)),
+    terminated=jnp.zeros_like(terminated),
+    truncated=truncated,
+  )
   if absorbing_action is None:
     extra_action = jnp.broadcast_to(action[:, None], (batch_size, n) + action.shape[1:])
   else:
-    extra_action = jnp.broadcast_to(jnp.asarray(absorbing_action, action.dtype),
-                                    (batch_size, n) + action.shape[1:])
+    extra_action = jnp.broadcast_to(
+      jnp.asarray(absorbing_action, action.dtype), (batch_size, n) + action.shape[1:]
+    )
   extra = Transition(
-      obs=jnp.broadcast_to(s_a, (batch_size, n, obs_dim + 1)),
-      action=extra_action,
-      reward=jnp.zeros((batch_size, n) + reward.shape[1:], reward.dtype),
-      next_obs=jnp.broadcast_to(s_a, (batch_size, n, obs_dim + 1)),
-      terminated=jnp.zeros((batch_size, n) + terminated.shape[1:], jnp.bool_),
-      truncated=jnp.zeros((batch_size, n) + truncated.shape[1:], jnp.bool_))
+    obs=jnp.broadcast_to(s_a, (batch_size, n, obs_dim + 1)),
+    action=extra_action,
+    reward=jnp.zeros((batch_size, n) + reward.shape[1:], reward.dtype),
+    next_obs=jnp.broadcast_to(s_a, (batch_size, n, obs_dim + 1)),
+    terminated=jnp.zeros((batch_size, n) + terminated.shape[1:], jnp.bool_),
+    truncated=jnp.zeros((batch_size, n) + truncated.shape[1:], jnp.bool_),
+  )
 
   # Row i·(1 + n) is transition i, rows i·(1 + n) + 1 ... + n its absorbing continuation.
   interleave = lambda x, y: jnp.concatenate([x[:, None], y], axis=1).reshape((-1,) + x.shape[1:])
   transitions = jax.tree.map(interleave, first, extra)
   valid = jnp.concatenate(
-      [jnp.ones((batch_size, 1), jnp.bool_), jnp.broadcast_to(terminated[:, None], (batch_size, n))],
-      axis=1).reshape(-1)
+    [jnp.ones((batch_size, 1), jnp.bool_), jnp.broadcast_to(terminated[:, None], (batch_size, n))],
+    axis=1,
+  ).reshape(-1)
   return transitions, valid
 
 

@@ -77,7 +77,7 @@ from irl.sac import losses as sac_losses
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
-_RESIDUAL_CLIP = 1e6   # the official one-sided weight clips δ into [0, 1e6] before the power
+_RESIDUAL_CLIP = 1e6  # the official one-sided weight clips δ into [0, 1e6] before the power
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,8 +111,9 @@ def residual_weight_fn(kind: str) -> Callable[[jax.Array, float], jax.Array]:
 # The objectives as pure functions
 
 
-def mixed_next_q(online_next_q: jax.Array, target_next_q: jax.Array, target_mix: float
-                 ) -> jax.Array:
+def mixed_next_q(
+  online_next_q: jax.Array, target_next_q: jax.Array, target_mix: float
+) -> jax.Array:
   """M_i = w Q_i(s', a') + (1 − w) min_j Q̄_j(s', a') (module docstring), per critic.
 
   Args:
@@ -123,30 +124,71 @@ def mixed_next_q(online_next_q: jax.Array, target_next_q: jax.Array, target_mix:
   return target_mix * online_next_q + (1.0 - target_mix) * jnp.min(target_next_q, axis=0)
 
 
-def algae_backup(reward: jax.Array, terminated: jax.Array, mixed_q: jax.Array,
-                 next_log_prob: jax.Array, alpha: jax.Array, discount: float) -> jax.Array:
+def algae_backup(
+  reward: jax.Array,
+  terminated: jax.Array,
+  mixed_q: jax.Array,
+  next_log_prob: jax.Array,
+  alpha: jax.Array,
+  discount: float,
+) -> jax.Array:
   """The soft backup y_i = r + γ (1 − d)(M_i − α log π(a'|s')) [num_critics, B], for reward,
   terminated and next_log_prob [B] and the mixed values M [num_critics, B] (`mixed_next_q`)."""
   not_terminated = 1.0 - jnp.asarray(terminated, reward.dtype)
   return reward + discount * not_terminated * (mixed_q - alpha * next_log_prob)
 
 
-def _residual(critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs,
-              terminated, next_action, next_log_prob, *, critic, discount, target_mix):
+def _residual(
+  critic_params,
+  target_critic_params,
+  alpha,
+  obs,
+  unit_action,
+  reward,
+  next_obs,
+  terminated,
+  next_action,
+  next_log_prob,
+  *,
+  critic,
+  discount,
+  target_mix,
+):
   """(δ, y, Q(s, a)), each [num_critics, B], for a given a' and log π(a'|s')."""
   online_next_q = critic.apply(critic_params, next_obs, next_action)
   target_next_q = critic.apply(target_critic_params, next_obs, next_action)
-  target = algae_backup(reward, terminated, mixed_next_q(online_next_q, target_next_q, target_mix),
-                        next_log_prob, alpha, discount)
+  target = algae_backup(
+    reward,
+    terminated,
+    mixed_next_q(online_next_q, target_next_q, target_mix),
+    next_log_prob,
+    alpha,
+    discount,
+  )
   q = critic.apply(critic_params, obs, unit_action)
   return target - q, target, q
 
 
-def critic_loss(critic_params: Any, target_critic_params: Any, actor_params: Any, alpha: jax.Array,
-                obs: jax.Array, unit_action: jax.Array, reward: jax.Array, next_obs: jax.Array,
-                terminated: jax.Array, init_obs: jax.Array, key: jax.Array, *, actor: ActorNetwork,
-                critic: CriticNetwork, discount: float, f_exponent: float, algae_alpha: float,
-                target_mix: float) -> tuple[jax.Array, dict]:
+def critic_loss(
+  critic_params: Any,
+  target_critic_params: Any,
+  actor_params: Any,
+  alpha: jax.Array,
+  obs: jax.Array,
+  unit_action: jax.Array,
+  reward: jax.Array,
+  next_obs: jax.Array,
+  terminated: jax.Array,
+  init_obs: jax.Array,
+  key: jax.Array,
+  *,
+  actor: ActorNetwork,
+  critic: CriticNetwork,
+  discount: float,
+  f_exponent: float,
+  algae_alpha: float,
+  target_mix: float,
+) -> tuple[jax.Array, dict]:
   """L_Q(θ) = Σ_i E[f(δ_i) + α_algae (1 − γ) Q_i(s0, a0)] (module docstring;
   AlgaeDICE's inner minimisation over Q), differentiable in `critic_params` only.
 
@@ -160,22 +202,51 @@ def critic_loss(critic_params: Any, target_critic_params: Any, actor_params: Any
   next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
   init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
   next_action, next_log_prob, init_action = jax.lax.stop_gradient(
-      (next_action, next_log_prob, init_action))
+    (next_action, next_log_prob, init_action)
+  )
   residual, target, q = _residual(
-      critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs, terminated,
-      next_action, next_log_prob, critic=critic, discount=discount, target_mix=target_mix)
+    critic_params,
+    target_critic_params,
+    alpha,
+    obs,
+    unit_action,
+    reward,
+    next_obs,
+    terminated,
+    next_action,
+    next_log_prob,
+    critic=critic,
+    discount=discount,
+    target_mix=target_mix,
+  )
   init_q = critic.apply(critic_params, init_obs, init_action)
-  per_critic = (jnp.mean(f(residual, f_exponent), axis=-1)
-                + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1))
+  per_critic = jnp.mean(f(residual, f_exponent), axis=-1) + algae_alpha * (
+    1.0 - discount
+  ) * jnp.mean(init_q, axis=-1)
   return jnp.sum(per_critic), {'q': q, 'target': target, 'residual': residual, 'init_q': init_q}
 
 
-def algae_actor_loss(actor_params: Any, critic_params: Any, target_critic_params: Any,
-                     alpha: jax.Array, obs: jax.Array, unit_action: jax.Array, reward: jax.Array,
-                     next_obs: jax.Array, terminated: jax.Array, init_obs: jax.Array,
-                     key: jax.Array, *, actor: ActorNetwork, critic: CriticNetwork, discount: float,
-                     f_exponent: float, algae_alpha: float, target_mix: float,
-                     residual_weight: str = 'positive') -> tuple[jax.Array, dict]:
+def algae_actor_loss(
+  actor_params: Any,
+  critic_params: Any,
+  target_critic_params: Any,
+  alpha: jax.Array,
+  obs: jax.Array,
+  unit_action: jax.Array,
+  reward: jax.Array,
+  next_obs: jax.Array,
+  terminated: jax.Array,
+  init_obs: jax.Array,
+  key: jax.Array,
+  *,
+  actor: ActorNetwork,
+  critic: CriticNetwork,
+  discount: float,
+  f_exponent: float,
+  algae_alpha: float,
+  target_mix: float,
+  residual_weight: str = 'positive',
+) -> tuple[jax.Array, dict]:
   """The actor's surrogate J_π(φ) = −(1/N) Σ_i E[sg(g(δ_i)) δ_i + α_algae (1 − γ) Q_i(s0, a0)]
   (module docstring; AlgaeDICE's outer maximisation over π), unscaled, differentiable in
   `actor_params` (critics and α are held fixed by the caller, which differentiates this argument).
@@ -190,11 +261,24 @@ def algae_actor_loss(actor_params: Any, critic_params: Any, target_critic_params
   next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
   init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
   residual, _, _ = _residual(
-      critic_params, target_critic_params, alpha, obs, unit_action, reward, next_obs, terminated,
-      next_action, next_log_prob, critic=critic, discount=discount, target_mix=target_mix)
+    critic_params,
+    target_critic_params,
+    alpha,
+    obs,
+    unit_action,
+    reward,
+    next_obs,
+    terminated,
+    next_action,
+    next_log_prob,
+    critic=critic,
+    discount=discount,
+    target_mix=target_mix,
+  )
   init_q = critic.apply(critic_params, init_obs, init_action)
-  surrogate = (jnp.mean(jax.lax.stop_gradient(weight(residual, f_exponent)) * residual, axis=-1)
-               + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1))
+  surrogate = jnp.mean(
+    jax.lax.stop_gradient(weight(residual, f_exponent)) * residual, axis=-1
+  ) + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1)
   return -jnp.mean(surrogate), {'next_log_prob': next_log_prob}
 
 
@@ -209,9 +293,17 @@ def q_filter_mask(data_q: jax.Array, policy_q: jax.Array, q_filter: str = 'mean'
   return reduce(data_q, axis=0) > reduce(policy_q, axis=0)
 
 
-def bc_loss(actor_params: Any, critic_params: Any, obs: jax.Array, unit_action: jax.Array,
-            key: jax.Array, *, actor: ActorNetwork, critic: CriticNetwork, q_filter: str = 'mean'
-            ) -> tuple[jax.Array, dict]:
+def bc_loss(
+  actor_params: Any,
+  critic_params: Any,
+  obs: jax.Array,
+  unit_action: jax.Array,
+  key: jax.Array,
+  *,
+  actor: ActorNetwork,
+  critic: CriticNetwork,
+  q_filter: str = 'mean',
+) -> tuple[jax.Array, dict]:
   """The Q-filtered behaviour cloning term E[1{Q̄(s, a) > Q̄(s, ã)} ‖ã − a‖²] / |A| on the agent's
   own replay pairs (s, a), with ã ~ π(·|s) reparameterised (the Q-filter of Nair et al. 2018,
   "Overcoming Exploration in Reinforcement Learning with Demonstrations", here on replay data as in
@@ -220,9 +312,13 @@ def bc_loss(actor_params: Any, critic_params: Any, obs: jax.Array, unit_action: 
   (loss, aux['mask'] [B])."""
   mean, log_std = actor.apply(actor_params, obs)
   policy_action, _ = sample_tanh_gaussian(key, mean, log_std)
-  mask = jax.lax.stop_gradient(q_filter_mask(
+  mask = jax.lax.stop_gradient(
+    q_filter_mask(
       critic.apply(critic_params, obs, unit_action),
-      critic.apply(critic_params, obs, policy_action), q_filter))
+      critic.apply(critic_params, obs, policy_action),
+      q_filter,
+    )
+  )
   squared = (policy_action - unit_action) ** 2
   return jnp.mean(jnp.where(mask[:, None], squared, 0.0)), {'mask': mask}
 
@@ -237,6 +333,7 @@ AlgaeDICEState = sac_agent.SACState
 
 class AlgaeDICE(NamedTuple):
   """The learner's functions for one environment spec and config (`make_algaedice`)."""
+
   config: AlgaeDICEConfig
   actor: ActorNetwork
   critic: CriticNetwork
@@ -256,46 +353,84 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     raise TypeError(f'config must be an AlgaeDICEConfig, got {type(config).__name__}')
   config.validate()
   if len(spec.observation.shape) != 1:
-    raise ValueError(f'{spec.name}: AlgaeDICE needs flat observations (one axis), got shape '
-                     f'{spec.observation.shape}')
+    raise ValueError(
+      f'{spec.name}: AlgaeDICE needs flat observations (one axis), got shape '
+      f'{spec.observation.shape}'
+    )
   bounds = networks.action_bounds(spec)
   obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
   target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
   bc_coeff = float(1.0 / config.batch_size if config.bc_coeff is None else config.bc_coeff)
   kernel_init = 'orthogonal' if config.orthogonal_init else 'lecun_normal'
-  actor = networks.make_actor(obs_dim, action_dim, config.hidden_sizes, config.log_std_min,
-                              config.log_std_max, kernel_init, config.log_std_squash)
-  critic = networks.make_critic(obs_dim, action_dim, config.hidden_sizes, config.num_critics,
-                                kernel_init)
+  actor = networks.make_actor(
+    obs_dim,
+    action_dim,
+    config.hidden_sizes,
+    config.log_std_min,
+    config.log_std_max,
+    kernel_init,
+    config.log_std_squash,
+  )
+  critic = networks.make_critic(
+    obs_dim, action_dim, config.hidden_sizes, config.num_critics, kernel_init
+  )
   actor_tx = optax.adam(config.actor_lr)
   critic_tx = optax.adam(config.critic_lr)
   temperature_tx = optax.adam(config.temperature_lr)
   actor_metric_names = ('actor_loss', 'algae_actor_loss', 'temperature_loss', 'entropy') + (
-      ('bc_loss', 'bc_filter') if config.use_bc_reg else ())
-  algae_kwargs = dict(discount=config.discount, f_exponent=config.f_exponent,
-                      algae_alpha=config.algae_alpha, target_mix=config.target_mix)
+    ('bc_loss', 'bc_filter') if config.use_bc_reg else ()
+  )
+  algae_kwargs = dict(
+    discount=config.discount,
+    f_exponent=config.f_exponent,
+    algae_alpha=config.algae_alpha,
+    target_mix=config.target_mix,
+  )
 
   def init(key: jax.Array) -> AlgaeDICEState:
-    return sac_agent.init_state(key, actor, critic, actor_tx, critic_tx, temperature_tx,
-                                config.init_temperature)
+    return sac_agent.init_state(
+      key, actor, critic, actor_tx, critic_tx, temperature_tx, config.init_temperature
+    )
 
   def actor_objective(actor_params, critic_params, target_critic_params, alpha, batch_args, key):
     """L_π = c_actor J_π + c_bc BC (or J_π alone without BC), and its aux."""
     algae_key, bc_key = jax.random.split(key)
     obs, unit_action = batch_args[0], batch_args[1]
     algae_loss, aux = algae_actor_loss(
-        actor_params, critic_params, target_critic_params, alpha, *batch_args, algae_key,
-        actor=actor, critic=critic, residual_weight=config.residual_weight, **algae_kwargs)
+      actor_params,
+      critic_params,
+      target_critic_params,
+      alpha,
+      *batch_args,
+      algae_key,
+      actor=actor,
+      critic=critic,
+      residual_weight=config.residual_weight,
+      **algae_kwargs,
+    )
     if not config.use_bc_reg:
       return algae_loss, {**aux, 'algae_loss': algae_loss}
-    bc, bc_aux = bc_loss(actor_params, critic_params, obs, unit_action, bc_key, actor=actor,
-                         critic=critic, q_filter=config.q_filter)
+    bc, bc_aux = bc_loss(
+      actor_params,
+      critic_params,
+      obs,
+      unit_action,
+      bc_key,
+      actor=actor,
+      critic=critic,
+      q_filter=config.q_filter,
+    )
     loss = config.actor_loss_scale * algae_loss + bc_coeff * bc
-    return loss, {**aux, 'algae_loss': algae_loss, 'bc_loss': bc,
-                  'bc_filter': jnp.mean(bc_aux['mask'].astype(jnp.float32))}
+    return loss, {
+      **aux,
+      'algae_loss': algae_loss,
+      'bc_loss': bc,
+      'bc_filter': jnp.mean(bc_aux['mask'].astype(jnp.float32)),
+    }
 
-  def update(state: AlgaeDICEState, batch: Transition, key: jax.Array,
-             reward_fn: RewardFn | None = None) -> tuple[AlgaeDICEState, dict]:
+  def update(
+    state: AlgaeDICEState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
+  ) -> tuple[AlgaeDICEState, dict]:
     """One update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
     temperature entries on updates that skip the actor)."""
     critic_key, actor_key = jax.random.split(key)
@@ -306,79 +441,123 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     batch_args = (batch.obs, unit_action, reward, batch.next_obs, batch.terminated, batch.obs)
 
     (critic_value, critic_aux), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic_params, state.target_critic_params, state.actor_params, alpha, *batch_args,
-        critic_key, actor=actor, critic=critic, **algae_kwargs)
-    critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state,
-                                                        state.critic_params)
+      state.critic_params,
+      state.target_critic_params,
+      state.actor_params,
+      alpha,
+      *batch_args,
+      critic_key,
+      actor=actor,
+      critic=critic,
+      **algae_kwargs,
+    )
+    critic_updates, critic_opt_state = critic_tx.update(
+      critic_grads, state.critic_opt_state, state.critic_params
+    )
     critic_params = optax.apply_updates(state.critic_params, critic_updates)
 
     def actor_step(_):
       (actor_value, aux), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
-          state.actor_params, critic_params, state.target_critic_params, alpha, batch_args,
-          actor_key)
-      actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state,
-                                                       state.actor_params)
+        state.actor_params, critic_params, state.target_critic_params, alpha, batch_args, actor_key
+      )
+      actor_updates, actor_opt_state = actor_tx.update(
+        actor_grads, state.actor_opt_state, state.actor_params
+      )
       actor_params = optax.apply_updates(state.actor_params, actor_updates)
       next_log_prob = aux['next_log_prob']
       temperature_value, temperature_grad = jax.value_and_grad(sac_losses.temperature_loss)(
-          state.log_alpha, next_log_prob, target_entropy)
+        state.log_alpha, next_log_prob, target_entropy
+      )
       if config.learn_temperature:
         temperature_updates, temperature_opt_state = temperature_tx.update(
-            temperature_grad, state.temperature_opt_state, state.log_alpha)
+          temperature_grad, state.temperature_opt_state, state.log_alpha
+        )
         log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
       else:
         log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
-      target_critic_params = optax.incremental_update(critic_params, state.target_critic_params,
-                                                      config.tau)
-      metrics = {'actor_loss': actor_value, 'algae_actor_loss': aux['algae_loss'],
-                 'temperature_loss': temperature_value, 'entropy': -jnp.mean(next_log_prob)}
+      target_critic_params = optax.incremental_update(
+        critic_params, state.target_critic_params, config.tau
+      )
+      metrics = {
+        'actor_loss': actor_value,
+        'algae_actor_loss': aux['algae_loss'],
+        'temperature_loss': temperature_value,
+        'entropy': -jnp.mean(next_log_prob),
+      }
       if config.use_bc_reg:
         metrics.update(bc_loss=aux['bc_loss'], bc_filter=aux['bc_filter'])
-      return (actor_params, actor_opt_state, log_alpha, temperature_opt_state,
-              target_critic_params, metrics)
+      return (
+        actor_params,
+        actor_opt_state,
+        log_alpha,
+        temperature_opt_state,
+        target_critic_params,
+        metrics,
+      )
 
     def skip_actor(_):
       metrics = {name: jnp.full((), jnp.nan, jnp.float32) for name in actor_metric_names}
-      return (state.actor_params, state.actor_opt_state, state.log_alpha,
-              state.temperature_opt_state, state.target_critic_params, metrics)
+      return (
+        state.actor_params,
+        state.actor_opt_state,
+        state.log_alpha,
+        state.temperature_opt_state,
+        state.target_critic_params,
+        metrics,
+      )
 
     if config.actor_update_period == 1:
       actor_out = actor_step(None)
     else:
       # The official condition reads the critic optimiser's count after its step: updates 2, 4, ...
-      actor_out = jax.lax.cond((state.step + 1) % config.actor_update_period == 0, actor_step,
-                               skip_actor, None)
-    (actor_params, actor_opt_state, log_alpha, temperature_opt_state, target_critic_params,
-     actor_metrics) = actor_out
+      actor_out = jax.lax.cond(
+        (state.step + 1) % config.actor_update_period == 0, actor_step, skip_actor, None
+      )
+    (
+      actor_params,
+      actor_opt_state,
+      log_alpha,
+      temperature_opt_state,
+      target_critic_params,
+      actor_metrics,
+    ) = actor_out
 
     new_state = AlgaeDICEState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        target_critic_params=target_critic_params,
-        log_alpha=log_alpha,
-        actor_opt_state=actor_opt_state,
-        critic_opt_state=critic_opt_state,
-        temperature_opt_state=temperature_opt_state,
-        step=state.step + 1)
+      actor_params=actor_params,
+      critic_params=critic_params,
+      target_critic_params=target_critic_params,
+      log_alpha=log_alpha,
+      actor_opt_state=actor_opt_state,
+      critic_opt_state=critic_opt_state,
+      temperature_opt_state=temperature_opt_state,
+      step=state.step + 1,
+    )
     metrics = {
-        'critic_loss': critic_value,
-        'q': jnp.mean(critic_aux['q']),
-        'target': jnp.mean(critic_aux['target']),
-        'abs_residual': jnp.mean(jnp.abs(critic_aux['residual'])),
-        'init_q': jnp.mean(critic_aux['init_q']),
-        'reward': jnp.mean(reward),
-        'alpha': alpha,
-        **actor_metrics,
+      'critic_loss': critic_value,
+      'q': jnp.mean(critic_aux['q']),
+      'target': jnp.mean(critic_aux['target']),
+      'abs_residual': jnp.mean(jnp.abs(critic_aux['residual'])),
+      'init_q': jnp.mean(critic_aux['init_q']),
+      'reward': jnp.mean(reward),
+      'alpha': alpha,
+      **actor_metrics,
     }
     return new_state, metrics
 
-  def act(state_or_actor_params: AlgaeDICEState | Any, obs: jax.Array, key: jax.Array,
-          deterministic: bool = False) -> jax.Array:
+  def act(
+    state_or_actor_params: AlgaeDICEState | Any,
+    obs: jax.Array,
+    key: jax.Array,
+    deterministic: bool = False,
+  ) -> jax.Array:
     """Actions in the environment's box for `obs` [..., d]: the mode tanh(mean) when
     `deterministic` (a Python bool; `key` is then unused), else OPIRL's exploration, the mode plus
     N(0, exploration_noise²) in the unit box, clipped to [−1, 1]."""
-    params = (state_or_actor_params.actor_params
-              if isinstance(state_or_actor_params, AlgaeDICEState) else state_or_actor_params)
+    params = (
+      state_or_actor_params.actor_params
+      if isinstance(state_or_actor_params, AlgaeDICEState)
+      else state_or_actor_params
+    )
     mean, _ = actor.apply(params, obs)
     unit_action = jnp.tanh(mean)
     if not deterministic:
@@ -386,13 +565,22 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
       unit_action = jnp.clip(unit_action + noise, -1.0, 1.0)
     return networks.to_env_action(unit_action, bounds)
 
-  return AlgaeDICE(config=config, actor=actor, critic=critic, bounds=bounds,
-                   target_entropy=target_entropy, bc_coeff=bc_coeff, init=init, update=update,
-                   act=act)
+  return AlgaeDICE(
+    config=config,
+    actor=actor,
+    critic=critic,
+    bounds=bounds,
+    target_entropy=target_entropy,
+    bc_coeff=bc_coeff,
+    init=init,
+    update=update,
+    act=act,
+  )
 
 
-def init(key: jax.Array, spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()
-         ) -> AlgaeDICEState:
+def init(
+  key: jax.Array, spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()
+) -> AlgaeDICEState:
   """`make_algaedice(spec, config).init(key)`."""
   return make_algaedice(spec, config).init(key)
 

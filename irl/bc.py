@@ -44,6 +44,7 @@ from irl.replay import Transition
 @flax.struct.dataclass
 class BCState:
   """The actor's params, its Adam state and the number of updates so far (int32 scalar)."""
+
   params: Any
   opt_state: Any
   step: jax.Array
@@ -51,6 +52,7 @@ class BCState:
 
 class BC(NamedTuple):
   """The BC functions for one environment spec and config (`make_bc`)."""
+
   config: BCConfig
   actor: ActorNetwork
   bounds: ActionBounds
@@ -59,8 +61,15 @@ class BC(NamedTuple):
   act: Callable[..., jax.Array]
 
 
-def bc_loss(params: Any, obs: jax.Array, unit_action: jax.Array, *, actor: ActorNetwork, loss: str,
-            action_clip: float) -> tuple[jax.Array, dict]:
+def bc_loss(
+  params: Any,
+  obs: jax.Array,
+  unit_action: jax.Array,
+  *,
+  actor: ActorNetwork,
+  loss: str,
+  action_clip: float,
+) -> tuple[jax.Array, dict]:
   """The BC loss of `loss` ('mle' or 'mse', module docstring) for expert actions in the unit box.
 
   Returns (loss, aux) with aux['mse'], the mean squared error of the mode tanh(μ(s)) against the
@@ -87,11 +96,18 @@ def make_bc(spec: EnvSpec, config: BCConfig = BCConfig()) -> BC:
     raise TypeError(f'config must be a BCConfig, got {type(config).__name__}')
   config.validate()
   if len(spec.observation.shape) != 1:
-    raise ValueError(f'{spec.name}: BC needs flat observations (one axis), got shape '
-                     f'{spec.observation.shape}')
+    raise ValueError(
+      f'{spec.name}: BC needs flat observations (one axis), got shape {spec.observation.shape}'
+    )
   bounds = networks.action_bounds(spec)
-  actor = networks.make_actor(spec.observation.shape[0], spec.action.shape[0], config.hidden_sizes,
-                              config.log_std_min, config.log_std_max, log_std_squash='tanh')
+  actor = networks.make_actor(
+    spec.observation.shape[0],
+    spec.action.shape[0],
+    config.hidden_sizes,
+    config.log_std_min,
+    config.log_std_max,
+    log_std_squash='tanh',
+  )
   tx = optax.adam(config.lr)
 
   def init(key: jax.Array) -> BCState:
@@ -104,15 +120,22 @@ def make_bc(spec: EnvSpec, config: BCConfig = BCConfig()) -> BC:
     del key
     unit_action = networks.to_unit_action(expert_batch.action, bounds)
     (loss, aux), grads = jax.value_and_grad(bc_loss, has_aux=True)(
-        state.params, expert_batch.obs, unit_action, actor=actor, loss=config.loss,
-        action_clip=config.action_clip)
+      state.params,
+      expert_batch.obs,
+      unit_action,
+      actor=actor,
+      loss=config.loss,
+      action_clip=config.action_clip,
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = BCState(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
-                        step=state.step + 1)
+    new_state = BCState(
+      params=optax.apply_updates(state.params, updates), opt_state=opt_state, step=state.step + 1
+    )
     return new_state, {'bc_loss': loss, 'action_mse': aux['mse']}
 
-  def act(state_or_params: BCState | Any, obs: jax.Array, key: jax.Array,
-          deterministic: bool = False) -> jax.Array:
+  def act(
+    state_or_params: BCState | Any, obs: jax.Array, key: jax.Array, deterministic: bool = False
+  ) -> jax.Array:
     """Actions in the environment's box for `obs` [..., d] (module docstring)."""
     params = state_or_params.params if isinstance(state_or_params, BCState) else state_or_params
     mean, log_std = actor.apply(params, obs)
@@ -126,8 +149,16 @@ def make_bc(spec: EnvSpec, config: BCConfig = BCConfig()) -> BC:
 
 
 @functools.partial(jax.jit, static_argnames=('init', 'update', 'batch_size', 'num_steps'))
-def _train_offline(state: BCState | None, expert_buffer: replay.ExpertBuffer, key: jax.Array, *,
-                   init, update, batch_size: int, num_steps: int) -> tuple[BCState, dict]:
+def _train_offline(
+  state: BCState | None,
+  expert_buffer: replay.ExpertBuffer,
+  key: jax.Array,
+  *,
+  init,
+  update,
+  batch_size: int,
+  num_steps: int,
+) -> tuple[BCState, dict]:
   init_key, key = jax.random.split(key)
   if state is None:
     state = init(init_key)
@@ -139,8 +170,13 @@ def _train_offline(state: BCState | None, expert_buffer: replay.ExpertBuffer, ke
   return jax.lax.scan(step, state, jax.random.split(key, num_steps))
 
 
-def train_offline(bc: BC, expert_buffer: replay.ExpertBuffer, key: jax.Array, num_steps: int,
-                  state: BCState | None = None) -> tuple[BCState, dict]:
+def train_offline(
+  bc: BC,
+  expert_buffer: replay.ExpertBuffer,
+  key: jax.Array,
+  num_steps: int,
+  state: BCState | None = None,
+) -> tuple[BCState, dict]:
   """`num_steps` BC updates on batches drawn uniformly (with replacement) from `expert_buffer`, as
   one jitted `lax.scan`; a function of `key` (and of `state`, default `bc.init` from `key`).
 
@@ -150,10 +186,18 @@ def train_offline(bc: BC, expert_buffer: replay.ExpertBuffer, key: jax.Array, nu
   if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
     raise ValueError(f'num_steps must be a positive int, got {num_steps!r}')
   if not isinstance(expert_buffer, replay.ExpertBuffer):
-    raise TypeError(f'expert_buffer must be an irl.replay.ExpertBuffer, got '
-                    f'{type(expert_buffer).__name__}')
-  return _train_offline(state, expert_buffer, key, init=bc.init, update=bc.update,
-                        batch_size=bc.config.batch_size, num_steps=int(num_steps))
+    raise TypeError(
+      f'expert_buffer must be an irl.replay.ExpertBuffer, got {type(expert_buffer).__name__}'
+    )
+  return _train_offline(
+    state,
+    expert_buffer,
+    key,
+    init=bc.init,
+    update=bc.update,
+    batch_size=bc.config.batch_size,
+    num_steps=int(num_steps),
+  )
 
 
 def as_agent(bc: BC) -> Agent:
@@ -161,13 +205,18 @@ def as_agent(bc: BC) -> Agent:
   transitions from the expert buffer and makes one `bc.update`; the replay buffer is ignored (so the
   loop only evaluates and collects data nobody learns from)."""
 
-  def update(state: BCState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
-             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[BCState, dict]:
+  def update(
+    state: BCState,
+    replay_buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    expert_buffer: replay.ExpertBuffer | None = None,
+  ) -> tuple[BCState, dict]:
     del replay_buffer
     if expert_buffer is None:
       raise ValueError('BC needs demonstrations: pass expert_buffer to the training loop')
     sample_key, update_key = jax.random.split(key)
-    return bc.update(state, replay.sample(expert_buffer, sample_key, bc.config.batch_size),
-                     update_key)
+    return bc.update(
+      state, replay.sample(expert_buffer, sample_key, bc.config.batch_size), update_key
+    )
 
   return Agent(init=bc.init, act=bc.act, update=update)

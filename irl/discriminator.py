@@ -89,6 +89,7 @@ RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 class DiscriminatorParams(NamedTuple):
   """The learned functions: `reward` (r, or GAIL's D) and `shaping` (h; None for GAIL)."""
+
   reward: Any
   shaping: Any
 
@@ -97,6 +98,7 @@ class DiscriminatorParams(NamedTuple):
 class DiscriminatorState:
   """Params, one Adam state per network (`shaping_opt_state` is None for GAIL) and the number of
   `update` calls so far (int32 scalar)."""
+
   params: DiscriminatorParams
   reward_opt_state: Any
   shaping_opt_state: Any
@@ -116,6 +118,7 @@ class Discriminator(NamedTuple):
 
   `logits`, `reward` and `reward_fn` take `DiscriminatorParams` or a whole `DiscriminatorState`.
   """
+
   config: DiscriminatorConfig
   obs_dim: int
   act_dim: int
@@ -131,17 +134,20 @@ class Discriminator(NamedTuple):
 
 def _safe_norm(g: jax.Array) -> jax.Array:
   """‖g‖ over the last axis with a finite gradient at g = 0 (where sqrt's derivative is infinite)."""
-  squared = jnp.sum(g ** 2, axis=-1)
+  squared = jnp.sum(g**2, axis=-1)
   positive = squared > 0
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
 
 
 def _as_params(params_or_state) -> DiscriminatorParams:
-  return params_or_state.params if isinstance(params_or_state, DiscriminatorState) else params_or_state
+  return (
+    params_or_state.params if isinstance(params_or_state, DiscriminatorState) else params_or_state
+  )
 
 
-def make_discriminator(obs_dim: int, act_dim: int,
-                       config: DiscriminatorConfig = DiscriminatorConfig()) -> Discriminator:
+def make_discriminator(
+  obs_dim: int, act_dim: int, config: DiscriminatorConfig = DiscriminatorConfig()
+) -> Discriminator:
   """The discriminator for observations [obs_dim] (absorbing indicator included, if any) and actions
   [act_dim] (module docstring). Raises ValueError for a bad config field or size."""
   if not isinstance(config, DiscriminatorConfig):
@@ -155,13 +161,15 @@ def make_discriminator(obs_dim: int, act_dim: int,
   if config.goal_relative:
     achieved, desired, size = (int(i) for i in config.goal_relative)
     if max(achieved, desired) + size > obs_dim:
-      raise ValueError(f'DiscriminatorConfig.goal_relative {config.goal_relative} reaches past the '
-                       f'observation (obs_dim {obs_dim})')
+      raise ValueError(
+        f'DiscriminatorConfig.goal_relative {config.goal_relative} reaches past the '
+        f'observation (obs_dim {obs_dim})'
+      )
     keep = np.array([i for i in range(obs_dim) if not desired <= i < desired + size])
-    offset = np.zeros(obs_dim, np.float32)    # as an index map: achieved block minus desired block
+    offset = np.zeros(obs_dim, np.float32)  # as an index map: achieved block minus desired block
     goal_index = np.arange(obs_dim)
-    goal_index[achieved:achieved + size] = np.arange(desired, desired + size)
-    offset[achieved:achieved + size] = 1.0
+    goal_index[achieved : achieved + size] = np.arange(desired, desired + size)
+    offset[achieved : achieved + size] = 1.0
   feature_dim = obs_dim - size if config.goal_relative else obs_dim
 
   def features(obs: jax.Array) -> jax.Array:
@@ -172,7 +180,9 @@ def make_discriminator(obs_dim: int, act_dim: int,
     relative = obs - offset * jnp.take(obs, goal_index, axis=-1)
     return jnp.take(relative, keep, axis=-1)
 
-  reward_in = {'s': feature_dim, 'sa': feature_dim + act_dim, 'ss': 2 * feature_dim}[config.reward_input]
+  reward_in = {'s': feature_dim, 'sa': feature_dim + act_dim, 'ss': 2 * feature_dim}[
+    config.reward_input
+  ]
   reward_net = networks.make_mlp(reward_in, config.reward_hidden, 1)
   shaping_net = networks.make_mlp(feature_dim, config.shaping_hidden, 1) if is_airl else None
   reward_tx = optax.adam(config.learning_rate)
@@ -183,10 +193,14 @@ def make_discriminator(obs_dim: int, act_dim: int,
     if len(obs_shape) < 1 or obs_shape[-1] != obs_dim:
       raise ValueError(f'obs must have shape [..., {obs_dim}], got {obs_shape}')
     if jnp.shape(next_obs) != obs_shape:
-      raise ValueError(f'next_obs must have the shape of obs {obs_shape}, got {jnp.shape(next_obs)}')
+      raise ValueError(
+        f'next_obs must have the shape of obs {obs_shape}, got {jnp.shape(next_obs)}'
+      )
     if action_shape != obs_shape[:-1] + (act_dim,):
-      raise ValueError(f'action must have shape {obs_shape[:-1] + (act_dim,)} for obs of shape '
-                       f'{obs_shape}, got {action_shape}')
+      raise ValueError(
+        f'action must have shape {obs_shape[:-1] + (act_dim,)} for obs of shape '
+        f'{obs_shape}, got {action_shape}'
+      )
 
   def reward_inputs(obs, action, next_obs) -> jax.Array:
     """x of r (or D), per `reward_input`, on the `features` of the observations."""
@@ -210,8 +224,9 @@ def make_discriminator(obs_dim: int, act_dim: int,
       next_potential = scalar(shaping_net, params.shaping, features(next_obs))
       if terminated is not None:
         next_potential = jnp.where(jnp.asarray(terminated, bool), 0.0, next_potential)
-      value = value + config.gamma_d * next_potential - scalar(shaping_net, params.shaping,
-                                                               features(obs))
+      value = (
+        value + config.gamma_d * next_potential - scalar(shaping_net, params.shaping, features(obs))
+      )
     return value
 
   def init(key: jax.Array) -> DiscriminatorState:
@@ -219,13 +234,20 @@ def make_discriminator(obs_dim: int, act_dim: int,
     reward_params = reward_net.init(reward_key)
     shaping_params = shaping_net.init(shaping_key) if is_airl else None
     return DiscriminatorState(
-        params=DiscriminatorParams(reward=reward_params, shaping=shaping_params),
-        reward_opt_state=reward_tx.init(reward_params),
-        shaping_opt_state=shaping_tx.init(shaping_params) if is_airl else None,
-        step=jnp.zeros((), jnp.int32))
+      params=DiscriminatorParams(reward=reward_params, shaping=shaping_params),
+      reward_opt_state=reward_tx.init(reward_params),
+      shaping_opt_state=shaping_tx.init(shaping_params) if is_airl else None,
+      step=jnp.zeros((), jnp.int32),
+    )
 
-  def logits(params, obs: jax.Array, action: jax.Array, next_obs: jax.Array,
-             log_pi: jax.Array | None = None, terminated: jax.Array | None = None) -> jax.Array:
+  def logits(
+    params,
+    obs: jax.Array,
+    action: jax.Array,
+    next_obs: jax.Array,
+    log_pi: jax.Array | None = None,
+    terminated: jax.Array | None = None,
+  ) -> jax.Array:
     """The discriminator logit [...] of each transition: AIRL f (minus log π when `use_log_pi`, which
     then needs `log_pi` [...]; otherwise `log_pi` is ignored), GAIL z. log π is a constant here
     (gradient stopped). `terminated` [...] masks AIRL's h(s') at true terminations (`shaped`)."""
@@ -234,15 +256,22 @@ def make_discriminator(obs_dim: int, act_dim: int,
     value = shaped(params, obs, action, next_obs, terminated)
     if config.use_log_pi:
       if log_pi is None:
-        raise ValueError('DiscriminatorConfig.use_log_pi is True, so log_pi (log π(a|s) of the current '
-                         'policy for each transition) must be given')
+        raise ValueError(
+          'DiscriminatorConfig.use_log_pi is True, so log_pi (log π(a|s) of the current '
+          'policy for each transition) must be given'
+        )
       if jnp.shape(log_pi) != jnp.shape(value):
         raise ValueError(f'log_pi must have shape {jnp.shape(value)}, got {jnp.shape(log_pi)}')
       value = value - jax.lax.stop_gradient(jnp.asarray(log_pi, value.dtype))
     return value
 
-  def reward(params, obs: jax.Array, action: jax.Array, next_obs: jax.Array,
-             terminated: jax.Array | None = None) -> jax.Array:
+  def reward(
+    params,
+    obs: jax.Array,
+    action: jax.Array,
+    next_obs: jax.Array,
+    terminated: jax.Array | None = None,
+  ) -> jax.Array:
     """The reward [...] the policy is trained on (module docstring), clipped at `reward_clip_max`;
     `terminated` masks h(s') of the shaped AIRL reward at true terminations (`shaped`)."""
     params = _as_params(params)
@@ -254,9 +283,11 @@ def make_discriminator(obs_dim: int, act_dim: int,
         value = shaped(params, obs, action, next_obs, terminated)
     else:
       z = shaped(params, obs, action, next_obs)
-      value = {'logit': lambda: z,
-               'log_d': lambda: -jax.nn.softplus(-z),             # log σ(z)
-               'neg_log_1m_d': lambda: jax.nn.softplus(z)}[config.reward_transform]()  # −log(1 − σ(z))
+      value = {
+        'logit': lambda: z,
+        'log_d': lambda: -jax.nn.softplus(-z),  # log σ(z)
+        'neg_log_1m_d': lambda: jax.nn.softplus(z),
+      }[config.reward_transform]()  # −log(1 − σ(z))
     if config.reward_clip_max is not None:
       value = jnp.minimum(value, config.reward_clip_max)
     return value
@@ -274,9 +305,14 @@ def make_discriminator(obs_dim: int, act_dim: int,
     grads = jax.grad(lambda x: jnp.sum(scalar(net, params, x)))(x_hat)
     return jnp.mean((_safe_norm(grads) - config.gp_target) ** 2)
 
-  def loss(params, expert: Transition, policy: Transition, key: jax.Array,
-           expert_log_pi: jax.Array | None = None, policy_log_pi: jax.Array | None = None
-           ) -> tuple[jax.Array, dict]:
+  def loss(
+    params,
+    expert: Transition,
+    policy: Transition,
+    key: jax.Array,
+    expert_log_pi: jax.Array | None = None,
+    policy_log_pi: jax.Array | None = None,
+  ) -> tuple[jax.Array, dict]:
     """L_BCE + gp_coeff·(GP_r + GP_h) (module docstring) on batches with the same leading size B.
 
     aux: 'bce', 'gp' (GP_r + GP_h, before gp_coeff), 'gp_reward', 'gp_shaping' (0 for GAIL),
@@ -291,65 +327,95 @@ def make_discriminator(obs_dim: int, act_dim: int,
       if jnp.ndim(batch.obs) != 2:
         raise ValueError(f'{name}.obs must have shape [B, {obs_dim}], got {jnp.shape(batch.obs)}')
     if jnp.shape(expert.obs)[0] != jnp.shape(policy.obs)[0]:
-      raise ValueError(f'expert and policy batches must have the same size for the gradient-penalty '
-                       f'interpolation, got {jnp.shape(expert.obs)[0]} and {jnp.shape(policy.obs)[0]}')
-    expert_logits = logits(params, expert.obs, expert.action, expert.next_obs, expert_log_pi,
-                           expert.terminated)
-    policy_logits = logits(params, policy.obs, policy.action, policy.next_obs, policy_log_pi,
-                           policy.terminated)
+      raise ValueError(
+        f'expert and policy batches must have the same size for the gradient-penalty '
+        f'interpolation, got {jnp.shape(expert.obs)[0]} and {jnp.shape(policy.obs)[0]}'
+      )
+    expert_logits = logits(
+      params, expert.obs, expert.action, expert.next_obs, expert_log_pi, expert.terminated
+    )
+    policy_logits = logits(
+      params, policy.obs, policy.action, policy.next_obs, policy_log_pi, policy.terminated
+    )
     # −log σ(z) = softplus(−z) for label 1, −log(1 − σ(z)) = softplus(z) for label 0.
     bce = jnp.mean(jax.nn.softplus(-expert_logits)) + jnp.mean(jax.nn.softplus(policy_logits))
 
     u = jax.random.uniform(key, (jnp.shape(expert.obs)[0], 1), expert_logits.dtype)
     gp_reward = gradient_penalty(
-        reward_net, params.reward, reward_inputs(expert.obs, expert.action, expert.next_obs),
-        reward_inputs(policy.obs, policy.action, policy.next_obs), u)
+      reward_net,
+      params.reward,
+      reward_inputs(expert.obs, expert.action, expert.next_obs),
+      reward_inputs(policy.obs, policy.action, policy.next_obs),
+      u,
+    )
     if is_airl:
-      gp_shaping = gradient_penalty(shaping_net, params.shaping, features(expert.obs),
-                                    features(policy.obs), u)
+      gp_shaping = gradient_penalty(
+        shaping_net, params.shaping, features(expert.obs), features(policy.obs), u
+      )
     else:
       gp_shaping = jnp.zeros_like(gp_reward)
     gp = gp_reward + gp_shaping
     total = bce + config.gp_coeff * gp
     aux = {
-        'bce': bce,
-        'gp': gp,
-        'gp_reward': gp_reward,
-        'gp_shaping': gp_shaping,
-        'expert_accuracy': jnp.mean((expert_logits > 0).astype(jnp.float32)),
-        'policy_accuracy': jnp.mean((policy_logits < 0).astype(jnp.float32)),
-        'expert_logit': jnp.mean(expert_logits),
-        'policy_logit': jnp.mean(policy_logits),
-        'expert_reward': jnp.mean(reward(params, expert.obs, expert.action, expert.next_obs,
-                                         expert.terminated)),
-        'reward': jnp.mean(reward(params, policy.obs, policy.action, policy.next_obs,
-                                  policy.terminated)),
+      'bce': bce,
+      'gp': gp,
+      'gp_reward': gp_reward,
+      'gp_shaping': gp_shaping,
+      'expert_accuracy': jnp.mean((expert_logits > 0).astype(jnp.float32)),
+      'policy_accuracy': jnp.mean((policy_logits < 0).astype(jnp.float32)),
+      'expert_logit': jnp.mean(expert_logits),
+      'policy_logit': jnp.mean(policy_logits),
+      'expert_reward': jnp.mean(
+        reward(params, expert.obs, expert.action, expert.next_obs, expert.terminated)
+      ),
+      'reward': jnp.mean(
+        reward(params, policy.obs, policy.action, policy.next_obs, policy.terminated)
+      ),
     }
     return total, aux
 
-  def update(state: DiscriminatorState, expert_batch: Transition, policy_batch: Transition,
-             key: jax.Array, expert_log_pi: jax.Array | None = None,
-             policy_log_pi: jax.Array | None = None) -> tuple[DiscriminatorState, dict]:
+  def update(
+    state: DiscriminatorState,
+    expert_batch: Transition,
+    policy_batch: Transition,
+    key: jax.Array,
+    expert_log_pi: jax.Array | None = None,
+    policy_log_pi: jax.Array | None = None,
+  ) -> tuple[DiscriminatorState, dict]:
     """One Adam step on each network for `loss` on these batches; metrics are the scalar 'loss' and
     `loss`'s aux. Pure and jittable: with the same shapes it traces once."""
     (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(
-        state.params, expert_batch, policy_batch, key, expert_log_pi, policy_log_pi)
+      state.params, expert_batch, policy_batch, key, expert_log_pi, policy_log_pi
+    )
     reward_updates, reward_opt_state = reward_tx.update(
-        grads.reward, state.reward_opt_state, state.params.reward)
+      grads.reward, state.reward_opt_state, state.params.reward
+    )
     reward_params = optax.apply_updates(state.params.reward, reward_updates)
     if is_airl:
       shaping_updates, shaping_opt_state = shaping_tx.update(
-          grads.shaping, state.shaping_opt_state, state.params.shaping)
+        grads.shaping, state.shaping_opt_state, state.params.shaping
+      )
       shaping_params = optax.apply_updates(state.params.shaping, shaping_updates)
     else:
       shaping_params, shaping_opt_state = None, None
     new_state = DiscriminatorState(
-        params=DiscriminatorParams(reward=reward_params, shaping=shaping_params),
-        reward_opt_state=reward_opt_state,
-        shaping_opt_state=shaping_opt_state,
-        step=state.step + 1)
+      params=DiscriminatorParams(reward=reward_params, shaping=shaping_params),
+      reward_opt_state=reward_opt_state,
+      shaping_opt_state=shaping_opt_state,
+      step=state.step + 1,
+    )
     return new_state, {'loss': total, **aux}
 
-  return Discriminator(config=config, obs_dim=obs_dim, act_dim=act_dim, reward_net=reward_net,
-                       shaping_net=shaping_net, init=init, logits=logits, reward=reward,
-                       reward_fn=reward_fn, loss=loss, update=update)
+  return Discriminator(
+    config=config,
+    obs_dim=obs_dim,
+    act_dim=act_dim,
+    reward_net=reward_net,
+    shaping_net=shaping_net,
+    init=init,
+    logits=logits,
+    reward=reward,
+    reward_fn=reward_fn,
+    loss=loss,
+    update=update,
+  )

@@ -13,13 +13,14 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------------
 # The actor network (irl/networks.py)
 
-LOG_STD_MIN = -20.0   # the bounds of the paper's reference implementation (softlearning);
-LOG_STD_MAX = 2.0     # OPIRL squashes into [−5, 2] instead
+LOG_STD_MIN = -20.0  # the bounds of the paper's reference implementation (softlearning);
+LOG_STD_MAX = 2.0  # OPIRL squashes into [−5, 2] instead
 LOG_STD_SQUASHES = ('clip', 'tanh')
 
 
 # ---------------------------------------------------------------------------------------------------
 # SAC (irl/sac/agent.py)
+
 
 @dataclasses.dataclass(frozen=True)
 class SACConfig:
@@ -32,6 +33,7 @@ class SACConfig:
   temperature step every `actor_update_period`-th update (OPIRL: 2), the target critics every
   `target_update_period`-th (OPIRL: 2). Frozen and hashable, so it can be a static argument.
   """
+
   actor_lr: float = 3e-4
   critic_lr: float = 3e-4
   temperature_lr: float = 3e-4
@@ -62,8 +64,10 @@ class SACConfig:
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'SACConfig.{name} must be a positive int, got {value!r}')
     if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(f'SACConfig.init_temperature must be > 0 when learn_temperature is True, '
-                       f'got {self.init_temperature!r}')
+      raise ValueError(
+        f'SACConfig.init_temperature must be > 0 when learn_temperature is True, '
+        f'got {self.init_temperature!r}'
+      )
     if not self.init_temperature >= 0:
       raise ValueError(f'SACConfig.init_temperature must be >= 0, got {self.init_temperature!r}')
 
@@ -100,6 +104,7 @@ class DiscriminatorConfig:
 
   Frozen and hashable, so it can be a static argument.
   """
+
   kind: str = 'airl'
   reward_input: str = 'sa'
   reward_hidden: tuple[int, ...] = (64, 64)
@@ -116,17 +121,25 @@ class DiscriminatorConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name, allowed in (('kind', KINDS), ('reward_input', REWARD_INPUTS),
-                          ('policy_reward', POLICY_REWARDS), ('reward_transform', REWARD_TRANSFORMS)):
+    for name, allowed in (
+      ('kind', KINDS),
+      ('reward_input', REWARD_INPUTS),
+      ('policy_reward', POLICY_REWARDS),
+      ('reward_transform', REWARD_TRANSFORMS),
+    ):
       if getattr(self, name) not in allowed:
-        raise ValueError(f'DiscriminatorConfig.{name} must be one of {allowed}, '
-                         f'got {getattr(self, name)!r}')
+        raise ValueError(
+          f'DiscriminatorConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}'
+        )
     for name in ('reward_hidden', 'shaping_hidden'):
       value = getattr(self, name)
       if not isinstance(value, tuple) or any(
-          isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in value):
-        raise ValueError(f'DiscriminatorConfig.{name} must be a tuple of positive ints (() for a '
-                         f'linear network), got {value!r}')
+        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in value
+      ):
+        raise ValueError(
+          f'DiscriminatorConfig.{name} must be a tuple of positive ints (() for a '
+          f'linear network), got {value!r}'
+        )
     if not 0.0 <= self.gamma_d <= 1.0:
       raise ValueError(f'DiscriminatorConfig.gamma_d must be in [0, 1], got {self.gamma_d!r}')
     if not self.learning_rate > 0:
@@ -136,31 +149,48 @@ class DiscriminatorConfig:
       if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
         raise ValueError(f'DiscriminatorConfig.{name} must be a finite number >= 0, got {value!r}')
     if not isinstance(self.use_log_pi, bool):
-      raise ValueError(f'DiscriminatorConfig.use_log_pi must be True or False, got {self.use_log_pi!r}')
+      raise ValueError(
+        f'DiscriminatorConfig.use_log_pi must be True or False, got {self.use_log_pi!r}'
+      )
     if self.reward_clip_max is not None and not (
-        isinstance(self.reward_clip_max, (int, float, np.floating))
-        and math.isfinite(self.reward_clip_max)):
-      raise ValueError(f'DiscriminatorConfig.reward_clip_max must be None or a finite number, '
-                       f'got {self.reward_clip_max!r}')
+      isinstance(self.reward_clip_max, (int, float, np.floating))
+      and math.isfinite(self.reward_clip_max)
+    ):
+      raise ValueError(
+        f'DiscriminatorConfig.reward_clip_max must be None or a finite number, '
+        f'got {self.reward_clip_max!r}'
+      )
     if self.goal_relative != () and not (
-        isinstance(self.goal_relative, tuple) and len(self.goal_relative) == 3
-        and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0
-                for i in self.goal_relative)
-        and self.goal_relative[2] >= 1
-        and abs(self.goal_relative[0] - self.goal_relative[1]) >= self.goal_relative[2]):
-      raise ValueError(f'DiscriminatorConfig.goal_relative must be () (off) or (achieved, desired, '
-                       f'size): two non-overlapping blocks of the observation, ints >= 0, size >= 1; '
-                       f'got {self.goal_relative!r}')
+      isinstance(self.goal_relative, tuple)
+      and len(self.goal_relative) == 3
+      and all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0
+        for i in self.goal_relative
+      )
+      and self.goal_relative[2] >= 1
+      and abs(self.goal_relative[0] - self.goal_relative[1]) >= self.goal_relative[2]
+    ):
+      raise ValueError(
+        f'DiscriminatorConfig.goal_relative must be () (off) or (achieved, desired, '
+        f'size): two non-overlapping blocks of the observation, ints >= 0, size >= 1; '
+        f'got {self.goal_relative!r}'
+      )
     if self.kind == 'gail':
       if self.use_log_pi:
-        raise ValueError("DiscriminatorConfig.use_log_pi must be False when kind='gail' (the log π "
-                         "term belongs to AIRL's posterior form)")
+        raise ValueError(
+          "DiscriminatorConfig.use_log_pi must be False when kind='gail' (the log π "
+          "term belongs to AIRL's posterior form)"
+        )
       if self.policy_reward != 'r':
-        raise ValueError("DiscriminatorConfig.policy_reward must be 'r' when kind='gail' (there is no "
-                         "shaping term); choose GAIL's reward with reward_transform")
+        raise ValueError(
+          "DiscriminatorConfig.policy_reward must be 'r' when kind='gail' (there is no "
+          "shaping term); choose GAIL's reward with reward_transform"
+        )
     elif self.reward_transform != 'logit':
-      raise ValueError("DiscriminatorConfig.reward_transform must be 'logit' when kind='airl' (it "
-                       "applies to kind='gail'); choose AIRL's reward with policy_reward ('r' or 'f')")
+      raise ValueError(
+        "DiscriminatorConfig.reward_transform must be 'logit' when kind='airl' (it "
+        "applies to kind='gail'); choose AIRL's reward with policy_reward ('r' or 'f')"
+      )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -183,6 +213,7 @@ class AlgaeDICEConfig:
   `q_filter` are the module docstring's g and Q̄ ('positive' and 'mean' reproduce the official
   code). Frozen and hashable, so it can be a static argument.
   """
+
   actor_lr: float = 1e-5
   critic_lr: float = 1e-3
   temperature_lr: float = 1e-3
@@ -224,30 +255,40 @@ class AlgaeDICEConfig:
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'{name}.{field} must be a positive int, got {value!r}')
     if not self.f_exponent > 1.0:
-      raise ValueError(f'{name}.f_exponent must be > 1 (f(x) = |x|^p / p convex with a '
-                       f'continuous derivative), got {self.f_exponent!r}')
+      raise ValueError(
+        f'{name}.f_exponent must be > 1 (f(x) = |x|^p / p convex with a '
+        f'continuous derivative), got {self.f_exponent!r}'
+      )
     for field in ('algae_alpha', 'actor_loss_scale', 'exploration_noise'):
       if not getattr(self, field) >= 0:
         raise ValueError(f'{name}.{field} must be >= 0, got {getattr(self, field)!r}')
     if not 0.0 <= self.target_mix <= 1.0:
       raise ValueError(f'{name}.target_mix must be in [0, 1], got {self.target_mix!r}')
     if self.bc_coeff is not None and not self.bc_coeff >= 0:
-      raise ValueError(f'{name}.bc_coeff must be >= 0 or None (1/batch_size), got '
-                       f'{self.bc_coeff!r}')
+      raise ValueError(
+        f'{name}.bc_coeff must be >= 0 or None (1/batch_size), got {self.bc_coeff!r}'
+      )
     if self.residual_weight not in RESIDUAL_WEIGHTS:
-      raise ValueError(f'{name}.residual_weight must be one of {list(RESIDUAL_WEIGHTS)}, got '
-                       f'{self.residual_weight!r}')
+      raise ValueError(
+        f'{name}.residual_weight must be one of {list(RESIDUAL_WEIGHTS)}, got '
+        f'{self.residual_weight!r}'
+      )
     if self.q_filter not in Q_FILTERS:
       raise ValueError(f'{name}.q_filter must be one of {list(Q_FILTERS)}, got {self.q_filter!r}')
     if self.log_std_squash not in LOG_STD_SQUASHES:
-      raise ValueError(f'{name}.log_std_squash must be one of {list(LOG_STD_SQUASHES)}, '
-                       f'got {self.log_std_squash!r}')
+      raise ValueError(
+        f'{name}.log_std_squash must be one of {list(LOG_STD_SQUASHES)}, '
+        f'got {self.log_std_squash!r}'
+      )
     if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'{name}.log_std_min must be < log_std_max, got {self.log_std_min} and '
-                       f'{self.log_std_max}')
+      raise ValueError(
+        f'{name}.log_std_min must be < log_std_max, got {self.log_std_min} and {self.log_std_max}'
+      )
     if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(f'{name}.init_temperature must be > 0 when learn_temperature is True, '
-                       f'got {self.init_temperature!r}')
+      raise ValueError(
+        f'{name}.init_temperature must be > 0 when learn_temperature is True, '
+        f'got {self.init_temperature!r}'
+      )
     if not self.init_temperature >= 0:
       raise ValueError(f'{name}.init_temperature must be >= 0, got {self.init_temperature!r}')
 
@@ -263,6 +304,7 @@ class BCConfig:
   """Hyperparameters: Adam at `lr` 1e-3, batches of 256 expert transitions, two hidden layers of 256,
   `loss` in {'mle', 'mse'}, the log-std bounds of the actor (OPIRL/ValueDICE's [−5, 2], tanh-squashed
   like their actors) and the clip margin ε of expert actions for the 'mle' atanh. Frozen, hashable."""
+
   lr: float = 1e-3
   batch_size: int = 256
   hidden_sizes: tuple[int, ...] = (256, 256)
@@ -275,24 +317,31 @@ class BCConfig:
     """Raises ValueError naming the first bad field and its allowed values."""
     if not self.lr > 0:
       raise ValueError(f'BCConfig.lr must be > 0, got {self.lr!r}')
-    if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-        or self.batch_size < 1:
+    if (
+      isinstance(self.batch_size, bool)
+      or not isinstance(self.batch_size, (int, np.integer))
+      or self.batch_size < 1
+    ):
       raise ValueError(f'BCConfig.batch_size must be a positive int, got {self.batch_size!r}')
     hidden = self.hidden_sizes
     if not isinstance(hidden, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
+      isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden
+    ):
       raise ValueError(f'BCConfig.hidden_sizes must be a tuple of positive ints, got {hidden!r}')
     if self.loss not in LOSSES:
       raise ValueError(f'BCConfig.loss must be one of {list(LOSSES)}, got {self.loss!r}')
     if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'BCConfig.log_std_min must be < log_std_max, got {self.log_std_min!r} and '
-                       f'{self.log_std_max!r}')
+      raise ValueError(
+        f'BCConfig.log_std_min must be < log_std_max, got {self.log_std_min!r} and '
+        f'{self.log_std_max!r}'
+      )
     if not 0.0 < self.action_clip < 1.0:
       raise ValueError(f'BCConfig.action_clip must be in (0, 1), got {self.action_clip!r}')
 
 
 # ---------------------------------------------------------------------------------------------------
 # ValueDICE (irl/valuedice.py)
+
 
 @dataclasses.dataclass(frozen=True)
 class ValueDICEConfig:
@@ -304,6 +353,7 @@ class ValueDICEConfig:
 
   `orthogonal_init=False` falls back to Flax's LeCun-normal kernels. Frozen and hashable.
   """
+
   actor_lr: float = 1e-5
   nu_lr: float = 1e-3
   discount: float = 0.99
@@ -323,28 +373,42 @@ class ValueDICEConfig:
       if not getattr(self, name) > 0:
         raise ValueError(f'ValueDICEConfig.{name} must be > 0, got {getattr(self, name)!r}')
     if not 0.0 <= self.discount < 1.0:
-      raise ValueError(f'ValueDICEConfig.discount must be in [0, 1) (the (1 − γ) initial-state term '
-                       f'vanishes at 1), got {self.discount!r}')
+      raise ValueError(
+        f'ValueDICEConfig.discount must be in [0, 1) (the (1 − γ) initial-state term '
+        f'vanishes at 1), got {self.discount!r}'
+      )
     if not 0.0 <= self.replay_regularization <= 1.0:
-      raise ValueError(f'ValueDICEConfig.replay_regularization must be in [0, 1], got '
-                       f'{self.replay_regularization!r}')
+      raise ValueError(
+        f'ValueDICEConfig.replay_regularization must be in [0, 1], got '
+        f'{self.replay_regularization!r}'
+      )
     for name in ('nu_grad_penalty', 'actor_orthogonal_reg', 'exploration_noise'):
       if not getattr(self, name) >= 0:
         raise ValueError(f'ValueDICEConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-        or self.batch_size < 1:
-      raise ValueError(f'ValueDICEConfig.batch_size must be a positive int, got {self.batch_size!r}')
+    if (
+      isinstance(self.batch_size, bool)
+      or not isinstance(self.batch_size, (int, np.integer))
+      or self.batch_size < 1
+    ):
+      raise ValueError(
+        f'ValueDICEConfig.batch_size must be a positive int, got {self.batch_size!r}'
+      )
     hidden = self.hidden_sizes
     if not isinstance(hidden, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
-      raise ValueError(f'ValueDICEConfig.hidden_sizes must be a tuple of positive ints, got '
-                       f'{hidden!r}')
+      isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden
+    ):
+      raise ValueError(
+        f'ValueDICEConfig.hidden_sizes must be a tuple of positive ints, got {hidden!r}'
+      )
     if not self.log_std_min < self.log_std_max:
-      raise ValueError(f'ValueDICEConfig.log_std_min must be < log_std_max, got '
-                       f'{self.log_std_min!r} and {self.log_std_max!r}')
+      raise ValueError(
+        f'ValueDICEConfig.log_std_min must be < log_std_max, got '
+        f'{self.log_std_min!r} and {self.log_std_max!r}'
+      )
     if not isinstance(self.orthogonal_init, bool):
-      raise ValueError(f'ValueDICEConfig.orthogonal_init must be a bool, got '
-                       f'{self.orthogonal_init!r}')
+      raise ValueError(
+        f'ValueDICEConfig.orthogonal_init must be a bool, got {self.orthogonal_init!r}'
+      )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -363,6 +427,7 @@ class PPOConfig:
   `disc_updates` discriminator steps per round on minibatches of `disc_batch_size` rollout rows against
   as many expert rows. `true_reward` trains PPO on the environment's reward (the discriminator still
   learns, but the policy ignores it): the on-policy counterpart of SAC on the true reward. Frozen and hashable, so it can be a static argument."""
+
   num_envs: int = 20
   num_steps: int = 125
   num_epochs: int = 10
@@ -378,7 +443,7 @@ class PPOConfig:
   normalize_reward: bool = True
   disc_updates: int = 4
   disc_batch_size: int = 256
-  true_reward: bool = False   # PPO on the environment's reward instead (a check of the generator)
+  true_reward: bool = False  # PPO on the environment's reward instead (a check of the generator)
 
   @property
   def steps_per_round(self) -> int:
@@ -386,14 +451,22 @@ class PPOConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('num_envs', 'num_steps', 'num_epochs', 'num_minibatches', 'disc_updates',
-                 'disc_batch_size'):
+    for name in (
+      'num_envs',
+      'num_steps',
+      'num_epochs',
+      'num_minibatches',
+      'disc_updates',
+      'disc_batch_size',
+    ):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'PPOConfig.{name} must be a positive int, got {value!r}')
     if self.steps_per_round % self.num_minibatches:
-      raise ValueError(f'PPOConfig.num_minibatches ({self.num_minibatches}) must divide num_envs × '
-                       f'num_steps ({self.steps_per_round})')
+      raise ValueError(
+        f'PPOConfig.num_minibatches ({self.num_minibatches}) must divide num_envs × '
+        f'num_steps ({self.steps_per_round})'
+      )
     for name in ('learning_rate', 'clip_eps', 'max_grad_norm'):
       if not getattr(self, name) > 0:
         raise ValueError(f'PPOConfig.{name} must be > 0, got {getattr(self, name)!r}')
@@ -403,7 +476,15 @@ class PPOConfig:
     for name in ('entropy_coeff', 'value_coeff'):
       if not getattr(self, name) >= 0:
         raise ValueError(f'PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in self.hidden_sizes):
-      raise ValueError(f'PPOConfig.hidden_sizes must be a non-empty tuple of positive ints, got '
-                       f'{self.hidden_sizes!r}')
+    if (
+      not isinstance(self.hidden_sizes, tuple)
+      or not self.hidden_sizes
+      or any(
+        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
+        for h in self.hidden_sizes
+      )
+    ):
+      raise ValueError(
+        f'PPOConfig.hidden_sizes must be a non-empty tuple of positive ints, got '
+        f'{self.hidden_sizes!r}'
+      )

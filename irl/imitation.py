@@ -56,14 +56,22 @@ POLICY_LEARNERS = ('algaedice', 'sac')
 class ObsTransform:
   """Expert-statistics normalisation and the absorbing indicator (module docstring). Hashed by
   identity, so its bound methods can be static arguments of `jit` (the loops' `transform_fn`)."""
+
   mean: np.ndarray
   std: np.ndarray
   absorbing: bool
   num_absorbing: int = 10
 
   @classmethod
-  def from_expert(cls, expert: Transition, *, normalize: bool, absorbing: bool,
-                  num_absorbing: int = 10, std_floor: float = 1e-3) -> 'ObsTransform':
+  def from_expert(
+    cls,
+    expert: Transition,
+    *,
+    normalize: bool,
+    absorbing: bool,
+    num_absorbing: int = 10,
+    std_floor: float = 1e-3,
+  ) -> 'ObsTransform':
     obs = np.asarray(expert.obs, np.float64)
     if normalize:
       mean, std = obs.mean(0), np.maximum(obs.std(0), std_floor)
@@ -82,15 +90,20 @@ class ObsTransform:
 
   def transitions(self, batch: Transition) -> tuple[Transition, jax.Array | None]:
     """The rows one environment step stores (the loops' `transform_fn`) and their validity mask."""
-    batch = batch._replace(obs=(jnp.asarray(batch.obs, jnp.float32) - self.mean) / self.std,
-                           next_obs=(jnp.asarray(batch.next_obs, jnp.float32) - self.mean) / self.std)
+    batch = batch._replace(
+      obs=(jnp.asarray(batch.obs, jnp.float32) - self.mean) / self.std,
+      next_obs=(jnp.asarray(batch.next_obs, jnp.float32) - self.mean) / self.std,
+    )
     if not self.absorbing:
       return batch, None
     zero_action = jnp.zeros(jnp.shape(batch.action)[1:], jnp.float32)
-    return absorbing_lib.to_absorbing(batch, absorbing_action=zero_action,
-                                      num_absorbing=self.num_absorbing)
+    return absorbing_lib.to_absorbing(
+      batch, absorbing_action=zero_action, num_absorbing=self.num_absorbing
+    )
 
-  def expert_buffer(self, expert: Transition, *, compat_next_obs: bool = False) -> replay.ExpertBuffer:
+  def expert_buffer(
+    self, expert: Transition, *, compat_next_obs: bool = False
+  ) -> replay.ExpertBuffer:
     """The preprocessed expert buffer. `compat_next_obs` reproduces the official code's expert loader,
     which overwrites every next observation with the observation itself (irl.md §1.5.1)."""
     expert = jax.tree.map(np.asarray, expert)
@@ -108,14 +121,16 @@ class ObsTransform:
 @dataclasses.dataclass(frozen=True)
 class IRLConfig:
   """Per-algorithm choices; the learners' own hyper-parameters live in their configs."""
-  batch_size: int = 256              # discriminator: this many expert and this many policy rows
+
+  batch_size: int = 256  # discriminator: this many expert and this many policy rows
   policy_learner: str = 'algaedice'  # opirl only: 'algaedice' (official) or 'sac'
-  recent_window: int = 10_000        # airl: negatives from the newest transitions
+  recent_window: int = 10_000  # airl: negatives from the newest transitions
 
   def validate(self) -> None:
     if self.policy_learner not in POLICY_LEARNERS:
-      raise ValueError(f'policy_learner must be one of {list(POLICY_LEARNERS)}, got '
-                       f'{self.policy_learner!r}')
+      raise ValueError(
+        f'policy_learner must be one of {list(POLICY_LEARNERS)}, got {self.policy_learner!r}'
+      )
     for name in ('batch_size', 'recent_window'):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -124,14 +139,15 @@ class IRLConfig:
 
 @flax.struct.dataclass
 class IRLState:
-  policy: Any          # the policy learner's state
-  discriminator: Any   # DiscriminatorState, or None for valuedice / bc
+  policy: Any  # the policy learner's state
+  discriminator: Any  # DiscriminatorState, or None for valuedice / bc
 
 
 class Parts(NamedTuple):
   """What a script needs besides the Agent: the learners, to save rewards and policies."""
-  policy: Any          # the policy learner (SAC / AlgaeDICE / ValueDICE / BC object)
-  discriminator: Any   # irl.discriminator.Discriminator or None
+
+  policy: Any  # the policy learner (SAC / AlgaeDICE / ValueDICE / BC object)
+  discriminator: Any  # irl.discriminator.Discriminator or None
   prep: ObsTransform
 
 
@@ -151,9 +167,11 @@ def discriminator_defaults(algo: str) -> DiscriminatorConfig:
   the logit reward."""
   if algo not in ADVERSARIAL_ALGOS:
     raise ValueError(f'algo must be one of {list(ADVERSARIAL_ALGOS)}, got {algo!r}')
-  return {'opirl': DiscriminatorConfig(kind='airl'),
-          'airl': DiscriminatorConfig(kind='airl', use_log_pi=True, policy_reward='f'),
-          'dac': DiscriminatorConfig(kind='gail', reward_transform='logit')}[algo]
+  return {
+    'opirl': DiscriminatorConfig(kind='airl'),
+    'airl': DiscriminatorConfig(kind='airl', use_log_pi=True, policy_reward='f'),
+    'dac': DiscriminatorConfig(kind='gail', reward_transform='logit'),
+  }[algo]
 
 
 def make_policy_learner(algo: str, spec: EnvSpec, config: IRLConfig, policy_config: Any = None):
@@ -167,13 +185,20 @@ def make_policy_learner(algo: str, spec: EnvSpec, config: IRLConfig, policy_conf
 
 def prefixed(policy_metrics: dict, disc_metrics: dict | None = None) -> dict:
   """One metrics dict: `policy/<name>` and `discriminator/<name>`."""
-  return {**{f'policy/{k}': v for k, v in policy_metrics.items()},
-          **{f'discriminator/{k}': v for k, v in (disc_metrics or {}).items()}}
+  return {
+    **{f'policy/{k}': v for k, v in policy_metrics.items()},
+    **{f'discriminator/{k}': v for k, v in (disc_metrics or {}).items()},
+  }
 
 
-def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConfig,
-               discriminator_config: DiscriminatorConfig | None = None,
-               policy_config: Any = None) -> tuple[loops.Agent, Parts]:
+def make_agent(
+  algo: str,
+  env_spec: EnvSpec,
+  prep: ObsTransform,
+  config: IRLConfig,
+  discriminator_config: DiscriminatorConfig | None = None,
+  policy_config: Any = None,
+) -> tuple[loops.Agent, Parts]:
   """The `loops.Agent` of one algorithm (module docstring) and its `Parts`.
 
   `discriminator_config` None gives `discriminator_defaults(algo)`; `policy_config` is the learner's
@@ -189,6 +214,7 @@ def make_agent(algo: str, env_spec: EnvSpec, prep: ObsTransform, config: IRLConf
     discriminator_config = discriminator_defaults(algo)
   if algo == 'opirl':
     from irl import opirl  # here, not at the top: irl.opirl imports this module (a cycle)
+
     return opirl.make_opirl(env_spec, prep, config, discriminator_config, policy_config)
   return _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_config)
 
@@ -197,6 +223,7 @@ def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_co
   """Off-policy AIRL ('airl': negatives from the `recent_window` newest transitions, the log π term
   of the current policy) or DAC ('dac': whole-buffer negatives), with OPIRL's two steps."""
   from irl import opirl  # here, not at the top: irl.opirl imports this module (a cycle)
+
   spec = prep.spec(env_spec)
   disc = make_discriminator(spec.observation.shape[0], spec.action.shape[0], discriminator_config)
   policy = make_policy_learner(algo, spec, config, policy_config)
@@ -211,23 +238,33 @@ def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_co
     expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(key, 5)
     expert_batch = replay.sample(expert_buffer, expert_key, batch_size)
     if algo == 'airl':
-      negatives = replay.sample_recent(replay_buffer, negative_key, batch_size,
-                                       min(config.recent_window, replay_buffer.capacity))
+      negatives = replay.sample_recent(
+        replay_buffer, negative_key, batch_size, min(config.recent_window, replay_buffer.capacity)
+      )
     else:
       negatives = replay.sample(replay_buffer, negative_key, batch_size)
     log_pis = {}
     if use_log_pi:
       actor_params = state.policy.actor_params
-      log_pis = dict(expert_log_pi=_log_prob(policy, actor_params, expert_batch.obs,
-                                             expert_batch.action),
-                     policy_log_pi=_log_prob(policy, actor_params, negatives.obs, negatives.action))
-    disc_state, disc_metrics = opirl.discriminator_step(disc, state.discriminator, expert_batch,
-                                                        negatives, disc_key, **log_pis)
+      log_pis = dict(
+        expert_log_pi=_log_prob(policy, actor_params, expert_batch.obs, expert_batch.action),
+        policy_log_pi=_log_prob(policy, actor_params, negatives.obs, negatives.action),
+      )
+    disc_state, disc_metrics = opirl.discriminator_step(
+      disc, state.discriminator, expert_batch, negatives, disc_key, **log_pis
+    )
     policy_state, policy_metrics = opirl.policy_step(
-        policy, state.policy, disc, disc_state,
-        replay.sample(replay_buffer, batch_key, policy.config.batch_size), policy_key)
-    return (IRLState(policy=policy_state, discriminator=disc_state),
-            prefixed(policy_metrics, disc_metrics))
+      policy,
+      state.policy,
+      disc,
+      disc_state,
+      replay.sample(replay_buffer, batch_key, policy.config.batch_size),
+      policy_key,
+    )
+    return (
+      IRLState(policy=policy_state, discriminator=disc_state),
+      prefixed(policy_metrics, disc_metrics),
+    )
 
   def act(state: IRLState, obs, key, deterministic):
     return policy.act(state.policy, prep.obs(obs), key, deterministic)
@@ -256,8 +293,9 @@ def _make_dice_or_bc(algo, spec, prep, policy_config):
   return loops.Agent(init=init, act=act, update=update), Parts(learner, None, prep)
 
 
-def reward_function(parts: Parts, discriminator_state) -> Callable[[jax.Array, jax.Array, jax.Array],
-                                                                    jax.Array]:
+def reward_function(
+  parts: Parts, discriminator_state
+) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
   """The learned reward on *raw* environment observations (the indicator set to 0): what reward
   transfer trains a new policy on. `reward(obs, action, next_obs)` with leading batch axes."""
   reward = parts.discriminator.reward_fn(discriminator_state)

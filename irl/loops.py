@@ -52,6 +52,7 @@ from irl.replay import ExpertBuffer, ReplayBuffer, Transition
 class Agent(NamedTuple):
   """The loop-facing interface of an off-policy learner (module docstring). Hashable (its fields are
   functions), so it can be a static argument of `jit`."""
+
   init: Callable[[jax.Array], Any]
   act: Callable[[Any, jax.Array, jax.Array, bool], jax.Array]
   update: Callable[[Any, ReplayBuffer, jax.Array, ExpertBuffer | None], tuple[Any, dict]]
@@ -67,6 +68,7 @@ class LoopConfig:
   SAC practice (Spinning Up: 10k random steps, updates from 1k); OPIRL uses 2,000 random steps and
   updates from 1,000.
   """
+
   num_env_steps: int = 1_000_000
   num_envs: int = 1
   start_steps: int = 10_000
@@ -78,23 +80,39 @@ class LoopConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('num_env_steps', 'num_envs', 'updates_per_step', 'replay_capacity', 'eval_every',
-                 'eval_episodes', 'update_after'):
+    for name in (
+      'num_env_steps',
+      'num_envs',
+      'updates_per_step',
+      'replay_capacity',
+      'eval_every',
+      'eval_episodes',
+      'update_after',
+    ):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'LoopConfig.{name} must be a positive int, got {value!r}')
-    if isinstance(self.start_steps, bool) or not isinstance(self.start_steps, (int, np.integer)) \
-        or self.start_steps < 0:
+    if (
+      isinstance(self.start_steps, bool)
+      or not isinstance(self.start_steps, (int, np.integer))
+      or self.start_steps < 0
+    ):
       raise ValueError(f'LoopConfig.start_steps must be an int >= 0, got {self.start_steps!r}')
     if self.eval_every % self.num_envs:
-      raise ValueError(f'LoopConfig.eval_every must be a multiple of num_envs ({self.num_envs}), '
-                       f'got {self.eval_every}')
+      raise ValueError(
+        f'LoopConfig.eval_every must be a multiple of num_envs ({self.num_envs}), '
+        f'got {self.eval_every}'
+      )
     if self.num_env_steps % self.eval_every:
-      raise ValueError(f'LoopConfig.num_env_steps must be a multiple of eval_every '
-                       f'({self.eval_every}), got {self.num_env_steps}')
+      raise ValueError(
+        f'LoopConfig.num_env_steps must be a multiple of eval_every '
+        f'({self.eval_every}), got {self.num_env_steps}'
+      )
     if self.replay_capacity < self.num_envs:
-      raise ValueError(f'LoopConfig.replay_capacity must be >= num_envs ({self.num_envs}), got '
-                       f'{self.replay_capacity}')
+      raise ValueError(
+        f'LoopConfig.replay_capacity must be >= num_envs ({self.num_envs}), got '
+        f'{self.replay_capacity}'
+      )
 
 
 def random_action(spec: EnvSpec, key: jax.Array, num: int) -> jax.Array:
@@ -102,8 +120,10 @@ def random_action(spec: EnvSpec, key: jax.Array, num: int) -> jax.Array:
   low = np.broadcast_to(np.asarray(spec.action.low, np.float32), spec.action.shape)
   high = np.broadcast_to(np.asarray(spec.action.high, np.float32), spec.action.shape)
   if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-    raise EnvError(f'{spec.name}: uniform random actions need finite spec.action.low/high, got '
-                   f'low={low.tolist()}, high={high.tolist()}')
+    raise EnvError(
+      f'{spec.name}: uniform random actions need finite spec.action.low/high, got '
+      f'low={low.tolist()}, high={high.tolist()}'
+    )
   return jax.random.uniform(key, (num,) + tuple(spec.action.shape), jnp.float32, low, high)
 
 
@@ -117,14 +137,19 @@ def _rows(transitions: Transition, transform_fn: TransformFn | None):
   return transform_fn(transitions)
 
 
-def _empty_buffer(obs: jax.Array, spec: EnvSpec, capacity: int, transform_fn: TransformFn | None
-                  ) -> ReplayBuffer:
+def _empty_buffer(
+  obs: jax.Array, spec: EnvSpec, capacity: int, transform_fn: TransformFn | None
+) -> ReplayBuffer:
   """A replay buffer shaped like the stored rows of a step from observations `obs` [n, d]."""
   n = obs.shape[0]
   transitions = Transition(
-      obs=jnp.asarray(obs, jnp.float32), action=jnp.zeros((n,) + tuple(spec.action.shape), jnp.float32),
-      reward=jnp.zeros(n, jnp.float32), next_obs=jnp.asarray(obs, jnp.float32),
-      terminated=jnp.zeros(n, jnp.bool_), truncated=jnp.zeros(n, jnp.bool_))
+    obs=jnp.asarray(obs, jnp.float32),
+    action=jnp.zeros((n,) + tuple(spec.action.shape), jnp.float32),
+    reward=jnp.zeros(n, jnp.float32),
+    next_obs=jnp.asarray(obs, jnp.float32),
+    terminated=jnp.zeros(n, jnp.bool_),
+    truncated=jnp.zeros(n, jnp.bool_),
+  )
   rows, _ = _rows(transitions, transform_fn)
   return replay.init(jax.tree.map(lambda x: x[0], rows), capacity)
 
@@ -135,25 +160,34 @@ def _zeros(shapes):
 
 def _sum_count(metrics: dict) -> dict:
   """Per metric (sum over non-NaN entries, number of them) along the leading axis."""
-  return {k: (jnp.sum(jnp.where(jnp.isnan(v), 0.0, v), axis=0),
-              jnp.sum(~jnp.isnan(v), axis=0, dtype=jnp.int32)) for k, v in metrics.items()}
+  return {
+    k: (
+      jnp.sum(jnp.where(jnp.isnan(v), 0.0, v), axis=0),
+      jnp.sum(~jnp.isnan(v), axis=0, dtype=jnp.int32),
+    )
+    for k, v in metrics.items()
+  }
 
 
 def _mean(sum_count: dict) -> dict:
   return {k: jnp.where(c > 0, s / jnp.maximum(c, 1), jnp.nan) for k, (s, c) in sum_count.items()}
 
 
-def _updates(agent: Agent, num_updates: int, agent_state, buffer: ReplayBuffer, key: jax.Array,
-             expert_buffer) -> tuple[Any, dict]:
+def _updates(
+  agent: Agent, num_updates: int, agent_state, buffer: ReplayBuffer, key: jax.Array, expert_buffer
+) -> tuple[Any, dict]:
   """`num_updates` agent updates in a scan; returns the state and per-metric (sum, count)."""
+
   def body(state, update_key):
     return agent.update(state, buffer, update_key, expert_buffer)
+
   agent_state, metrics = jax.lax.scan(body, agent_state, jax.random.split(key, num_updates))
   return agent_state, _sum_count(metrics)
 
 
-def evaluate(env, policy_fn: Callable[[jax.Array, jax.Array], jax.Array], key: jax.Array,
-             num_episodes: int) -> jax.Array:
+def evaluate(
+  env, policy_fn: Callable[[jax.Array, jax.Array], jax.Array], key: jax.Array, num_episodes: int
+) -> jax.Array:
   """Undiscounted returns [num_episodes] of `policy_fn(obs [num_episodes, d], key) -> actions` on
   fresh episodes of a JAX-native `env`, each up to its end (terminated or truncated at the env's
   `spec.max_episode_steps`). Pure and jittable; works for any policy (a scripted expert too)."""
@@ -181,17 +215,19 @@ def evaluate(env, policy_fn: Callable[[jax.Array, jax.Array], jax.Array], key: j
 @flax.struct.dataclass
 class TrainCarry:
   """The state of a `train_jax` run between environment steps."""
+
   agent_state: Any
   buffer: ReplayBuffer
   env_state: Any
-  obs: jax.Array             # [num_envs, d], where each environment acts from next
+  obs: jax.Array  # [num_envs, d], where each environment acts from next
   episode_return: jax.Array  # [num_envs], undiscounted return of each running episode so far
   key: jax.Array
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('transform_fn',))
-def init_carry(env, agent: Agent, config: LoopConfig, key: jax.Array,
-               transform_fn: TransformFn | None = None) -> TrainCarry:
+def init_carry(
+  env, agent: Agent, config: LoopConfig, key: jax.Array, transform_fn: TransformFn | None = None
+) -> TrainCarry:
   """The `TrainCarry` a `train_jax` run starts from (agent initialised, environments reset, empty
   buffer); a function of `key` only."""
   config.validate()
@@ -199,16 +235,33 @@ def init_carry(env, agent: Agent, config: LoopConfig, key: jax.Array,
   agent_state = agent.init(init_key)
   env_state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, config.num_envs))
   buffer = _empty_buffer(obs, env.spec, config.replay_capacity, transform_fn)
-  return TrainCarry(agent_state=agent_state, buffer=buffer, env_state=env_state, obs=obs,
-                    episode_return=jnp.zeros(config.num_envs, jnp.float32), key=key)
+  return TrainCarry(
+    agent_state=agent_state,
+    buffer=buffer,
+    env_state=env_state,
+    obs=obs,
+    episode_return=jnp.zeros(config.num_envs, jnp.float32),
+    key=key,
+  )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2),
-                   static_argnames=('num_periods', 'transform_fn', 'state_constraint'))
-def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, first_period: jax.Array,
-                  *, num_periods: int, expert_buffer: ExpertBuffer | None = None,
-                  transform_fn: TransformFn | None = None,
-                  state_constraint: Callable[[Any], Any] | None = None) -> tuple[TrainCarry, dict]:
+@functools.partial(
+  jax.jit,
+  static_argnums=(0, 1, 2),
+  static_argnames=('num_periods', 'transform_fn', 'state_constraint'),
+)
+def train_periods(
+  env,
+  agent: Agent,
+  config: LoopConfig,
+  carry: TrainCarry,
+  first_period: jax.Array,
+  *,
+  num_periods: int,
+  expert_buffer: ExpertBuffer | None = None,
+  transform_fn: TransformFn | None = None,
+  state_constraint: Callable[[Any], Any] | None = None,
+) -> tuple[TrainCarry, dict]:
   """Evaluation periods `first_period, ..., first_period + num_periods - 1` of a `train_jax` run,
   continuing from `carry` (the carry after period `first_period - 1`, or `init_carry`'s).
   `state_constraint` (e.g. `experiment.mesh.constrain_state`) is applied to the agent state after
@@ -224,32 +277,56 @@ def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, firs
   spec = env.spec
   iterations_per_period = config.eval_every // n
   update_shapes = jax.eval_shape(
-      functools.partial(_updates, agent, config.updates_per_step), carry.agent_state, carry.buffer,
-      jax.random.key(0), expert_buffer)[1]
+    functools.partial(_updates, agent, config.updates_per_step),
+    carry.agent_state,
+    carry.buffer,
+    jax.random.key(0),
+    expert_buffer,
+  )[1]
 
   def env_step(carry: TrainCarry, iteration: jax.Array):
     key, act_key, random_key, reset_key, update_key = jax.random.split(carry.key, 5)
     policy_action = agent.act(carry.agent_state, carry.obs, act_key, False)
     uniform_action = random_action(spec, random_key, n)
-    action = jnp.where(iteration * n < config.start_steps, uniform_action,
-                       policy_action.astype(jnp.float32))
+    action = jnp.where(
+      iteration * n < config.start_steps, uniform_action, policy_action.astype(jnp.float32)
+    )
     out = jax.vmap(functools.partial(step_autoreset, env))(
-        carry.env_state, action, jax.random.split(reset_key, n))
-    buffer = replay.add(carry.buffer, *_rows(Transition(
-        obs=carry.obs, action=action, reward=out.reward, next_obs=out.next_obs,
-        terminated=out.terminated, truncated=out.truncated), transform_fn))
+      carry.env_state, action, jax.random.split(reset_key, n)
+    )
+    buffer = replay.add(
+      carry.buffer,
+      *_rows(
+        Transition(
+          obs=carry.obs,
+          action=action,
+          reward=out.reward,
+          next_obs=out.next_obs,
+          terminated=out.terminated,
+          truncated=out.truncated,
+        ),
+        transform_fn,
+      ),
+    )
     agent_state, update_metrics = jax.lax.cond(
-        (iteration + 1) * n >= config.update_after,
-        lambda s: _updates(agent, config.updates_per_step, s, buffer, update_key, expert_buffer),
-        lambda s: (s, _zeros(update_shapes)),
-        carry.agent_state)
+      (iteration + 1) * n >= config.update_after,
+      lambda s: _updates(agent, config.updates_per_step, s, buffer, update_key, expert_buffer),
+      lambda s: (s, _zeros(update_shapes)),
+      carry.agent_state,
+    )
     if state_constraint is not None:
       agent_state = state_constraint(agent_state)
     episode_return = carry.episode_return + out.reward
     done = out.terminated | out.truncated
     finished = (jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done, dtype=jnp.int32))
-    carry = TrainCarry(agent_state=agent_state, buffer=buffer, env_state=out.state, obs=out.obs,
-                       episode_return=jnp.where(done, 0.0, episode_return), key=key)
+    carry = TrainCarry(
+      agent_state=agent_state,
+      buffer=buffer,
+      env_state=out.state,
+      obs=out.obs,
+      episode_return=jnp.where(done, 0.0, episode_return),
+      key=key,
+    )
     return carry, (update_metrics, finished)
 
   def period(carry: TrainCarry, period_index: jax.Array):
@@ -258,12 +335,14 @@ def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, firs
     key, eval_key = jax.random.split(carry.key)
     carry = carry.replace(key=key)
     agent_state = carry.agent_state
-    returns = evaluate(env, lambda o, k: agent.act(agent_state, o, k, True), eval_key,
-                       config.eval_episodes)
+    returns = evaluate(
+      env, lambda o, k: agent.act(agent_state, o, k, True), eval_key, config.eval_episodes
+    )
     metrics = _mean(jax.tree.map(lambda x: jnp.sum(x, axis=0), update_metrics))
     finished_sum, finished_count = jnp.sum(finished[0]), jnp.sum(finished[1])
-    metrics['train_return'] = jnp.where(finished_count > 0,
-                                        finished_sum / jnp.maximum(finished_count, 1), jnp.nan)
+    metrics['train_return'] = jnp.where(
+      finished_count > 0, finished_sum / jnp.maximum(finished_count, 1), jnp.nan
+    )
     metrics['eval_return'] = jnp.mean(returns)
     return carry, metrics
 
@@ -274,9 +353,14 @@ def train_periods(env, agent: Agent, config: LoopConfig, carry: TrainCarry, firs
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=('transform_fn',))
-def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
-              expert_buffer: ExpertBuffer | None = None, transform_fn: TransformFn | None = None
-              ) -> tuple[TrainCarry, dict]:
+def train_jax(
+  env,
+  agent: Agent,
+  config: LoopConfig,
+  key: jax.Array,
+  expert_buffer: ExpertBuffer | None = None,
+  transform_fn: TransformFn | None = None,
+) -> tuple[TrainCarry, dict]:
   """A whole off-policy run on the JAX-native `env` as one jitted function of `key` (module
   docstring for the schedule): an outer `lax.scan` over evaluation periods, an inner one over
   vectorised environment steps with `envs.core.step_autoreset`, updates under a `lax.cond` on the
@@ -289,9 +373,16 @@ def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
   """
   config.validate()
   carry = init_carry(env, agent, config, key, transform_fn=transform_fn)
-  return train_periods(env, agent, config, carry, 0,
-                       num_periods=config.num_env_steps // config.eval_every,
-                       expert_buffer=expert_buffer, transform_fn=transform_fn)
+  return train_periods(
+    env,
+    agent,
+    config,
+    carry,
+    0,
+    num_periods=config.num_env_steps // config.eval_every,
+    expert_buffer=expert_buffer,
+    transform_fn=transform_fn,
+  )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -302,18 +393,26 @@ def train_jax(env, agent: Agent, config: LoopConfig, key: jax.Array,
 class HostCarry:
   """What a `train_host` run carries between periods (and what `checkpoint_fn` receives): host
   environments are not part of it, so a resumed run starts fresh episodes."""
+
   agent_state: Any
   buffer: ReplayBuffer
   key: jax.Array
   env_steps: jax.Array  # int32 scalar, transitions collected so far
 
 
-def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
-               expert_buffer: ExpertBuffer | None = None,
-               transform_fn: TransformFn | None = None, eval_env=None,
-               progress_fn: Callable[[int, dict], None] | None = None,
-               checkpoint_fn: Callable[[int, HostCarry], None] | None = None,
-               initial: HostCarry | None = None) -> tuple[HostCarry, dict]:
+def train_host(
+  env,
+  agent: Agent,
+  config: LoopConfig,
+  key: jax.Array,
+  *,
+  expert_buffer: ExpertBuffer | None = None,
+  transform_fn: TransformFn | None = None,
+  eval_env=None,
+  progress_fn: Callable[[int, dict], None] | None = None,
+  checkpoint_fn: Callable[[int, HostCarry], None] | None = None,
+  initial: HostCarry | None = None,
+) -> tuple[HostCarry, dict]:
   """The `train_jax` schedule as a Python loop over a host-side vectorised `env`.
 
   `env` has `spec`, `num_envs == config.num_envs`, `reset(seed) -> obs [n, d]` and
@@ -343,15 +442,18 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
     return jnp.where(random_phase, random_action(spec, random_key, obs.shape[0]), policy_action)
 
   def learn(agent_state, buffer, key, expert_buffer, accumulated):
-    agent_state, sum_count = _updates(agent, config.updates_per_step, agent_state, buffer, key,
-                                      expert_buffer)
+    agent_state, sum_count = _updates(
+      agent, config.updates_per_step, agent_state, buffer, key, expert_buffer
+    )
     accumulated = jax.tree.map(jnp.add, accumulated, sum_count)
     return agent_state, accumulated
 
   explore_fn = jax.jit(explore)
   greedy_fn = jax.jit(lambda state, obs, key: agent.act(state, obs, key, True))
-  add_fn = jax.jit(lambda buffer, transitions: replay.add(buffer, *_rows(transitions, transform_fn)),
-                   donate_argnums=0)
+  add_fn = jax.jit(
+    lambda buffer, transitions: replay.add(buffer, *_rows(transitions, transform_fn)),
+    donate_argnums=0,
+  )
   learn_fn = jax.jit(learn, donate_argnums=(0, 4))
 
   if initial is None:
@@ -364,14 +466,19 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
     agent_state, buffer, key = initial.agent_state, initial.buffer, initial.key
     start = int(initial.env_steps)
     if start % config.eval_every:
-      raise ValueError(f'initial.env_steps ({start}) must be a multiple of eval_every '
-                       f'({config.eval_every})')
+      raise ValueError(
+        f'initial.env_steps ({start}) must be a multiple of eval_every ({config.eval_every})'
+      )
     # Seeded without advancing the key stream, so the rest of the run draws what it would have.
     obs = env.reset(seed=_seed(jax.random.fold_in(key, start)))
 
   metric_shapes = jax.eval_shape(
-      functools.partial(_updates, agent, config.updates_per_step), agent_state, buffer,
-      jax.random.key(0), expert_buffer)[1]
+    functools.partial(_updates, agent, config.updates_per_step),
+    agent_state,
+    buffer,
+    jax.random.key(0),
+    expert_buffer,
+  )[1]
   zero_metrics = lambda: _zeros(metric_shapes)
   accumulated = zero_metrics()
   episode_return = np.zeros(n, np.float64)
@@ -382,10 +489,17 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
     key, explore_key, learn_key = jax.random.split(key, 3)
     action = np.asarray(explore_fn(agent_state, obs, explore_key, env_steps < config.start_steps))
     out = env.step(action)
-    buffer = add_fn(buffer, Transition(
-        obs=np.asarray(obs, np.float32), action=action, reward=np.asarray(out.reward, np.float32),
-        next_obs=np.asarray(out.next_obs, np.float32), terminated=np.asarray(out.terminated, bool),
-        truncated=np.asarray(out.truncated, bool)))
+    buffer = add_fn(
+      buffer,
+      Transition(
+        obs=np.asarray(obs, np.float32),
+        action=action,
+        reward=np.asarray(out.reward, np.float32),
+        next_obs=np.asarray(out.next_obs, np.float32),
+        terminated=np.asarray(out.terminated, bool),
+        truncated=np.asarray(out.truncated, bool),
+      ),
+    )
     episode_return += out.reward
     done = np.asarray(out.terminated) | np.asarray(out.truncated)
     finished_sum += float(np.sum(episode_return[done]))
@@ -393,15 +507,18 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
     episode_return[done] = 0.0
     obs = out.obs
     if env_steps + n >= config.update_after:
-      agent_state, accumulated = learn_fn(agent_state, buffer, learn_key, expert_buffer, accumulated)
+      agent_state, accumulated = learn_fn(
+        agent_state, buffer, learn_key, expert_buffer, accumulated
+      )
 
     if (env_steps + n) % config.eval_every == 0:
       metrics = {k: float(v) for k, v in _mean(accumulated).items()}
       metrics['train_return'] = finished_sum / finished_count if finished_count else float('nan')
       if eval_env is not None:
         key, eval_key = jax.random.split(key)
-        metrics['eval_return'] = float(np.mean(evaluate_host(eval_env, greedy_fn, agent_state,
-                                                              eval_key)))
+        metrics['eval_return'] = float(
+          np.mean(evaluate_host(eval_env, greedy_fn, agent_state, eval_key))
+        )
       metrics['env_steps'] = env_steps + n
       for k, v in metrics.items():
         history.setdefault(k, []).append(v)
@@ -410,26 +527,37 @@ def train_host(env, agent: Agent, config: LoopConfig, key: jax.Array, *,
       accumulated = zero_metrics()
       finished_sum, finished_count = 0.0, 0
       if checkpoint_fn is not None:
-        checkpoint_fn(env_steps + n, HostCarry(agent_state, buffer, key,
-                                               jnp.asarray(env_steps + n, jnp.int32)))
+        checkpoint_fn(
+          env_steps + n, HostCarry(agent_state, buffer, key, jnp.asarray(env_steps + n, jnp.int32))
+        )
 
-  carry = HostCarry(agent_state=agent_state, buffer=buffer, key=key,
-                    env_steps=jnp.asarray(config.num_env_steps, jnp.int32))
+  carry = HostCarry(
+    agent_state=agent_state,
+    buffer=buffer,
+    key=key,
+    env_steps=jnp.asarray(config.num_env_steps, jnp.int32),
+  )
   return carry, {k: np.asarray(v) for k, v in history.items()}
 
 
-def abstract_host_carry(spec: EnvSpec, agent: Agent, config: LoopConfig,
-                        transform_fn: TransformFn | None = None) -> HostCarry:
+def abstract_host_carry(
+  spec: EnvSpec, agent: Agent, config: LoopConfig, transform_fn: TransformFn | None = None
+) -> HostCarry:
   """The shapes and dtypes of a `train_host` carry (a restore target for checkpoints)."""
   obs = jnp.zeros((config.num_envs,) + tuple(spec.observation.shape), jnp.float32)
   return jax.eval_shape(
-      lambda key: HostCarry(agent.init(key), _empty_buffer(obs, spec, config.replay_capacity,
-                                                           transform_fn),
-                            key, jnp.zeros((), jnp.int32)), jax.random.key(0))
+    lambda key: HostCarry(
+      agent.init(key),
+      _empty_buffer(obs, spec, config.replay_capacity, transform_fn),
+      key,
+      jnp.zeros((), jnp.int32),
+    ),
+    jax.random.key(0),
+  )
 
 
 def _seed(key: jax.Array) -> int:
-  return int(jax.random.randint(key, (), 0, 2 ** 31 - 1))
+  return int(jax.random.randint(key, (), 0, 2**31 - 1))
 
 
 def evaluate_host(env, greedy_fn, agent_state, key: jax.Array) -> np.ndarray:

@@ -46,19 +46,27 @@ from envs.core import EnvError, EnvSpec
 from irl.hparams import LOG_STD_MAX, LOG_STD_MIN, LOG_STD_SQUASHES  # noqa: F401 (re-exported)
 
 KERNEL_INITS = {
-    'lecun_normal': nnx.initializers.lecun_normal(),   # Flax's default for nnx.Linear
-    'orthogonal': nnx.initializers.orthogonal(),       # Keras 'orthogonal' (gain 1), as in OPIRL
+  'lecun_normal': nnx.initializers.lecun_normal(),  # Flax's default for nnx.Linear
+  'orthogonal': nnx.initializers.orthogonal(),  # Keras 'orthogonal' (gain 1), as in OPIRL
 }
 
 
 class MLP(nnx.Module):
   """ReLU hidden layers and a linear output layer, on the last axis of the input."""
 
-  def __init__(self, in_features: int, hidden_sizes: Sequence[int], out_features: int, *,
-               rngs: nnx.Rngs, kernel_init=KERNEL_INITS['lecun_normal']):
+  def __init__(
+    self,
+    in_features: int,
+    hidden_sizes: Sequence[int],
+    out_features: int,
+    *,
+    rngs: nnx.Rngs,
+    kernel_init=KERNEL_INITS['lecun_normal'],
+  ):
     sizes = [in_features, *hidden_sizes]
-    self.hidden = nnx.List([nnx.Linear(a, b, kernel_init=kernel_init, rngs=rngs)
-                            for a, b in zip(sizes[:-1], sizes[1:])])
+    self.hidden = nnx.List(
+      [nnx.Linear(a, b, kernel_init=kernel_init, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+    )
     self.head = nnx.Linear(sizes[-1], out_features, kernel_init=kernel_init, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -69,6 +77,7 @@ class MLP(nnx.Module):
 
 class Network(NamedTuple):
   """A plain MLP: `init(key) -> params`, `apply(params, x [..., in]) -> [..., out]`."""
+
   init: Callable[[jax.Array], Any]
   apply: Callable[[Any, jax.Array], jax.Array]
 
@@ -78,6 +87,7 @@ class ActorNetwork(NamedTuple):
   [..., |A|], the parameters of the Gaussian over the pre-squash u; log_std lies in
   [log_std_min, log_std_max] (clipped, or tanh-squashed: `make_actor`). Sample with
   `sample_tanh_gaussian`, act greedily with tanh(mean)."""
+
   init: Callable[[jax.Array], Any]
   apply: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
 
@@ -85,6 +95,7 @@ class ActorNetwork(NamedTuple):
 class CriticNetwork(NamedTuple):
   """Independent Q-functions with stacked params: `apply(params, obs [..., d], action [..., |A|])
   -> q [num_critics, ...]`. Actions are in the unit box (−1, 1)^|A| (`to_unit_action`)."""
+
   init: Callable[[jax.Array], Any]
   apply: Callable[[Any, jax.Array, jax.Array], jax.Array]
   num_critics: int
@@ -106,8 +117,12 @@ def _kernel_init(kernel_init: str):
   return KERNEL_INITS[kernel_init]
 
 
-def make_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int,
-             kernel_init: str = 'lecun_normal') -> Network:
+def make_mlp(
+  in_features: int,
+  hidden_sizes: Sequence[int],
+  out_features: int,
+  kernel_init: str = 'lecun_normal',
+) -> Network:
   """An `MLP` behind the functional boundary (module docstring). Kernels use `kernel_init` (a key of
   `KERNEL_INITS`; by default Flax's LeCun-normal) and biases start at zero."""
   in_features, hidden_sizes, out_features = _check_sizes(in_features, hidden_sizes, out_features)
@@ -124,9 +139,15 @@ def make_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int,
   return Network(init=init, apply=apply)
 
 
-def make_actor(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256),
-               log_std_min: float = LOG_STD_MIN, log_std_max: float = LOG_STD_MAX,
-               kernel_init: str = 'lecun_normal', log_std_squash: str = 'clip') -> ActorNetwork:
+def make_actor(
+  obs_dim: int,
+  action_dim: int,
+  hidden_sizes: Sequence[int] = (256, 256),
+  log_std_min: float = LOG_STD_MIN,
+  log_std_max: float = LOG_STD_MAX,
+  kernel_init: str = 'lecun_normal',
+  log_std_squash: str = 'clip',
+) -> ActorNetwork:
   """The tanh-Gaussian actor: one MLP with 2|A| outputs, the Gaussian's mean and log-std.
 
   `log_std_squash='clip'` clips the raw log-std output x into [log_std_min, log_std_max] (SAC's
@@ -136,8 +157,9 @@ def make_actor(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256
   if not log_std_min < log_std_max:
     raise ValueError(f'log_std_min must be < log_std_max, got {log_std_min} and {log_std_max}')
   if log_std_squash not in LOG_STD_SQUASHES:
-    raise ValueError(f'log_std_squash must be one of {list(LOG_STD_SQUASHES)}, got '
-                     f'{log_std_squash!r}')
+    raise ValueError(
+      f'log_std_squash must be one of {list(LOG_STD_SQUASHES)}, got {log_std_squash!r}'
+    )
   torso = make_mlp(obs_dim, hidden_sizes, 2 * action_dim, kernel_init)
 
   def apply(params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -149,11 +171,20 @@ def make_actor(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256
   return ActorNetwork(init=torso.init, apply=apply)
 
 
-def make_critic(obs_dim: int, action_dim: int, hidden_sizes: Sequence[int] = (256, 256),
-                num_critics: int = 2, kernel_init: str = 'lecun_normal') -> CriticNetwork:
+def make_critic(
+  obs_dim: int,
+  action_dim: int,
+  hidden_sizes: Sequence[int] = (256, 256),
+  num_critics: int = 2,
+  kernel_init: str = 'lecun_normal',
+) -> CriticNetwork:
   """`num_critics` Q-networks Q_i(s, a) = MLP_i([s, a]) with independent initial params (the clipped
   double-Q of the paper's section 6 uses two)."""
-  if isinstance(num_critics, bool) or not isinstance(num_critics, (int, np.integer)) or num_critics < 1:
+  if (
+    isinstance(num_critics, bool)
+    or not isinstance(num_critics, (int, np.integer))
+    or num_critics < 1
+  ):
     raise ValueError(f'num_critics must be a positive int, got {num_critics!r}')
   q = make_mlp(obs_dim + action_dim, hidden_sizes, 1, kernel_init)
 
@@ -180,7 +211,7 @@ def tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
 def gaussian_log_prob(u: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
   """log N(u; mean, diag(exp(log_std)²)), summed over the last axis."""
   z = (u - mean) * jnp.exp(-log_std)
-  return jnp.sum(-0.5 * z ** 2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+  return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
 
 
 def tanh_gaussian_log_prob(u: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
@@ -191,8 +222,9 @@ def tanh_gaussian_log_prob(u: jax.Array, mean: jax.Array, log_std: jax.Array) ->
   return gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)
 
 
-def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array
-                         ) -> tuple[jax.Array, jax.Array]:
+def sample_tanh_gaussian(
+  key: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Reparameterised sample a = tanh(mean + exp(log_std)·ε), ε ~ N(0, I) (eq. 8), and log π(a|s).
 
   Returns (a in (−1, 1)^|A| with the leading shape of `mean`, log π [leading shape]); both are
@@ -208,6 +240,7 @@ def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array
 
 class ActionBounds(NamedTuple):
   """Finite per-dimension bounds of an environment's action box (float32 arrays [|A|])."""
+
   low: jax.Array
   high: jax.Array
 
@@ -223,8 +256,10 @@ def action_bounds(spec: EnvSpec) -> ActionBounds:
   low = np.broadcast_to(np.asarray(box.low, np.float32), box.shape)
   high = np.broadcast_to(np.asarray(box.high, np.float32), box.shape)
   if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
-    raise EnvError(f'{spec.name}: spec.action.low/high must be finite with low < high, got '
-                   f'low={low.tolist()}, high={high.tolist()}')
+    raise EnvError(
+      f'{spec.name}: spec.action.low/high must be finite with low < high, got '
+      f'low={low.tolist()}, high={high.tolist()}'
+    )
   return ActionBounds(jnp.asarray(low), jnp.asarray(high))
 
 

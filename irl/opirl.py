@@ -51,28 +51,45 @@ def relabel(disc: Discriminator, disc_state, batch: Transition) -> Transition:
   """`batch` with its reward replaced by the discriminator's policy reward (r̂ of the module
   docstring, or the baselines' choice in `disc.config`), gradient stopped; true terminations mask
   the shaping term's h(s') when the reward is shaped."""
-  reward = disc.reward(jax.lax.stop_gradient(disc_state.params), batch.obs, batch.action,
-                       batch.next_obs, batch.terminated)
+  reward = disc.reward(
+    jax.lax.stop_gradient(disc_state.params),
+    batch.obs,
+    batch.action,
+    batch.next_obs,
+    batch.terminated,
+  )
   return batch._replace(reward=jax.lax.stop_gradient(reward))
 
 
-def discriminator_step(disc: Discriminator, disc_state, expert_batch: Transition,
-                       negatives: Transition, key: jax.Array, **log_pis) -> tuple[Any, dict]:
+def discriminator_step(
+  disc: Discriminator,
+  disc_state,
+  expert_batch: Transition,
+  negatives: Transition,
+  key: jax.Array,
+  **log_pis,
+) -> tuple[Any, dict]:
   """Step 1 of the module docstring: one Adam step on L(θ, φ), expert rows against `negatives`
   (OPIRL: uniform over the whole replay buffer). `log_pis` (`expert_log_pi`, `policy_log_pi`) are
   only for AIRL's posterior form (`use_log_pi`)."""
   return disc.update(disc_state, expert_batch, negatives, key, **log_pis)
 
 
-def policy_step(policy, policy_state, disc: Discriminator, disc_state, batch: Transition,
-                key: jax.Array) -> tuple[Any, dict]:
+def policy_step(
+  policy, policy_state, disc: Discriminator, disc_state, batch: Transition, key: jax.Array
+) -> tuple[Any, dict]:
   """Step 2 of the module docstring: one update of the policy learner on `batch` relabelled with the
   learned reward of `disc_state`."""
   return policy.update(policy_state, relabel(disc, disc_state, batch), key)
 
 
-def make_opirl(env_spec: EnvSpec, prep, config, discriminator_config: DiscriminatorConfig,
-               policy_config: Any = None):
+def make_opirl(
+  env_spec: EnvSpec,
+  prep,
+  config,
+  discriminator_config: DiscriminatorConfig,
+  policy_config: Any = None,
+):
   """OPIRL behind the `irl.loops.Agent` interface, and its `irl.imitation.Parts`.
 
   `prep` is the observation preprocessing (`irl.imitation.ObsTransform`: expert-statistics
@@ -88,19 +105,34 @@ def make_opirl(env_spec: EnvSpec, prep, config, discriminator_config: Discrimina
     policy_key, disc_key = jax.random.split(key)
     return imitation.IRLState(policy=policy.init(policy_key), discriminator=disc.init(disc_key))
 
-  def update(state: imitation.IRLState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
-             expert_buffer: replay.ExpertBuffer) -> tuple[imitation.IRLState, dict]:
+  def update(
+    state: imitation.IRLState,
+    replay_buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    expert_buffer: replay.ExpertBuffer,
+  ) -> tuple[imitation.IRLState, dict]:
     expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(key, 5)
     # 1. Reward learning: expert positives against negatives from the whole replay buffer.
     disc_state, disc_metrics = discriminator_step(
-        disc, state.discriminator, replay.sample(expert_buffer, expert_key, batch_size),
-        replay.sample(replay_buffer, negative_key, batch_size), disc_key)
+      disc,
+      state.discriminator,
+      replay.sample(expert_buffer, expert_key, batch_size),
+      replay.sample(replay_buffer, negative_key, batch_size),
+      disc_key,
+    )
     # 2. Policy learning on the reward just learned, from an independent replay batch.
     policy_state, policy_metrics = policy_step(
-        policy, state.policy, disc, disc_state,
-        replay.sample(replay_buffer, batch_key, policy.config.batch_size), policy_key)
-    return (imitation.IRLState(policy=policy_state, discriminator=disc_state),
-            imitation.prefixed(policy_metrics, disc_metrics))
+      policy,
+      state.policy,
+      disc,
+      disc_state,
+      replay.sample(replay_buffer, batch_key, policy.config.batch_size),
+      policy_key,
+    )
+    return (
+      imitation.IRLState(policy=policy_state, discriminator=disc_state),
+      imitation.prefixed(policy_metrics, disc_metrics),
+    )
 
   def act(state: imitation.IRLState, obs: jax.Array, key: jax.Array, deterministic: bool):
     return policy.act(state.policy, prep.obs(obs), key, deterministic)

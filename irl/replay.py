@@ -35,6 +35,7 @@ class ReplayBuffer:
   move forward; once the buffer is full (`size == capacity`) the oldest rows are overwritten first.
   `position` is the next slot `add` writes to.
   """
+
   data: Transition
   position: jax.Array  # int32 scalar (per seed)
   size: jax.Array  # int32 scalar (per seed), in [0, capacity]
@@ -51,6 +52,7 @@ class ExpertBuffer:
 
   One expert buffer serves all seeds: pass it unbatched (`in_axes=None`) to a vmap over seeds.
   """
+
   data: Transition
 
   @property
@@ -67,7 +69,8 @@ def init(example: Transition, capacity: int) -> ReplayBuffer:
     raise ValueError(f'capacity must be a positive integer, got {capacity!r}')
   _check_obs_pair(example, batch_axes=0, name='example')
   data = jax.tree.map(
-      lambda x: jnp.zeros((int(capacity),) + jnp.shape(x), jnp.result_type(x)), example)
+    lambda x: jnp.zeros((int(capacity),) + jnp.shape(x), jnp.result_type(x)), example
+  )
   return ReplayBuffer(data=data, position=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
@@ -85,15 +88,19 @@ def add(buffer: ReplayBuffer, batch: Transition, valid: jax.Array | None = None)
   capacity = buffer.capacity
   batch_size = _check_batch(buffer.data, batch)
   if batch_size > capacity:
-    raise ValueError(f'batch has {batch_size} transitions, more than the buffer capacity {capacity}; '
-                     f'add at most capacity ({capacity}) at a time')
+    raise ValueError(
+      f'batch has {batch_size} transitions, more than the buffer capacity {capacity}; '
+      f'add at most capacity ({capacity}) at a time'
+    )
   offsets = jnp.arange(batch_size, dtype=jnp.int32)
   if valid is None:
     num_added, mode = batch_size, 'promise_in_bounds'
     slots = (buffer.position + offsets) % capacity
   else:
     if jnp.shape(valid) != (batch_size,):
-      raise ValueError(f'valid must have shape ({batch_size},) like the batch, got {jnp.shape(valid)}')
+      raise ValueError(
+        f'valid must have shape ({batch_size},) like the batch, got {jnp.shape(valid)}'
+      )
     valid = jnp.asarray(valid, jnp.bool_)
     num_added, mode = jnp.sum(valid, dtype=jnp.int32), 'drop'
     rank = jnp.cumsum(valid, dtype=jnp.int32) - 1  # index of each valid row among the valid rows
@@ -101,13 +108,17 @@ def add(buffer: ReplayBuffer, batch: Transition, valid: jax.Array | None = None)
     slots = jnp.where(valid, (buffer.position + rank) % capacity, capacity + offsets)
   # B <= capacity, so the slots are distinct and the scatter has one writer per slot.
   data = jax.tree.map(
-      lambda stored, new: stored.at[slots].set(
-          jnp.asarray(new).astype(stored.dtype), unique_indices=True, mode=mode),
-      buffer.data, batch)
+    lambda stored, new: stored.at[slots].set(
+      jnp.asarray(new).astype(stored.dtype), unique_indices=True, mode=mode
+    ),
+    buffer.data,
+    batch,
+  )
   return ReplayBuffer(
-      data=data,
-      position=(buffer.position + num_added) % capacity,
-      size=jnp.minimum(buffer.size + num_added, capacity).astype(jnp.int32))
+    data=data,
+    position=(buffer.position + num_added) % capacity,
+    size=jnp.minimum(buffer.size + num_added, capacity).astype(jnp.int32),
+  )
 
 
 def sample(buffer: ReplayBuffer | ExpertBuffer, key: jax.Array, batch_size: int) -> Transition:
@@ -117,7 +128,9 @@ def sample(buffer: ReplayBuffer | ExpertBuffer, key: jax.Array, batch_size: int)
   so unfilled slots never come back. Sampling an empty `ReplayBuffer` is an error outside `jit`; inside
   `jit` it cannot be checked and returns the zeros of slot 0, so guard with `can_sample`.
   """
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+  if (
+    isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+  ):
     raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
   size = buffer.size
   if isinstance(buffer, ReplayBuffer):
@@ -136,7 +149,9 @@ def sample_recent(buffer: ReplayBuffer, key: jax.Array, batch_size: int, window:
     raise ValueError(f'window must be a positive integer, got {window!r}')
   if window > buffer.capacity:
     raise ValueError(f'window ({window}) must not exceed the buffer capacity ({buffer.capacity})')
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+  if (
+    isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+  ):
     raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
   span = jnp.maximum(jnp.minimum(buffer.size, window), 1)
   back = jax.random.randint(key, (batch_size,), 0, span, dtype=jnp.int32)
@@ -172,7 +187,9 @@ def expert_buffer(transitions: Transition) -> ExpertBuffer:
   the shape of `obs`. Arrays become JAX arrays on the default device.
   """
   if not isinstance(transitions, Transition):
-    raise TypeError(f'transitions must be an irl.replay.Transition, got {type(transitions).__name__}')
+    raise TypeError(
+      f'transitions must be an irl.replay.Transition, got {type(transitions).__name__}'
+    )
   data = jax.tree.map(jnp.asarray, transitions)
   lengths = {}
   for field, x in zip(Transition._fields, data):
@@ -187,7 +204,9 @@ def expert_buffer(transitions: Transition) -> ExpertBuffer:
   return ExpertBuffer(data=data)
 
 
-def observation_stats(transitions: Transition, std_floor: float = 1e-3) -> tuple[jax.Array, jax.Array]:
+def observation_stats(
+  transitions: Transition, std_floor: float = 1e-3
+) -> tuple[jax.Array, jax.Array]:
   """Per-dimension mean and standard deviation of the expert's observations `transitions.obs`.
 
   The std is floored at `std_floor` so constant dimensions (e.g. an absorbing indicator that is always
@@ -200,15 +219,17 @@ def observation_stats(transitions: Transition, std_floor: float = 1e-3) -> tuple
   obs = jnp.asarray(transitions.obs)
   if obs.ndim < 1 or obs.shape[0] < 1:
     raise ValueError(
-        f'transitions.obs must have a leading axis of at least one row, got shape {obs.shape}')
+      f'transitions.obs must have a leading axis of at least one row, got shape {obs.shape}'
+    )
   return jnp.mean(obs, axis=0), jnp.maximum(jnp.std(obs, axis=0), std_floor)
 
 
 def normalize_observations(transitions: Transition, mean: jax.Array, std: jax.Array) -> Transition:
   """`obs` and `next_obs` shifted by `mean` and scaled by `1 / std` (stats from `observation_stats`)."""
   return transitions._replace(
-      obs=(jnp.asarray(transitions.obs) - mean) / std,
-      next_obs=(jnp.asarray(transitions.next_obs) - mean) / std)
+    obs=(jnp.asarray(transitions.obs) - mean) / std,
+    next_obs=(jnp.asarray(transitions.next_obs) - mean) / std,
+  )
 
 
 def _check_obs_pair(transition, batch_axes: int, name: str) -> None:
@@ -218,7 +239,8 @@ def _check_obs_pair(transition, batch_axes: int, name: str) -> None:
   next_shape = jnp.shape(transition.next_obs)[batch_axes:]
   if obs_shape != next_shape:
     raise ValueError(
-        f'{name}.next_obs must have the shape of {name}.obs, got {next_shape} and {obs_shape}')
+      f'{name}.next_obs must have the shape of {name}.obs, got {next_shape} and {obs_shape}'
+    )
 
 
 def _check_batch(stored: Transition, batch: Transition) -> int:
@@ -232,11 +254,15 @@ def _check_batch(stored: Transition, batch: Transition) -> int:
       raise ValueError(f'batch.{field} must have shape (B,) + {slot_shape}, got {rows_shape}')
     rows_kind, slot_kind = _kind(jnp.result_type(rows)), _kind(slot.dtype)
     if rows_kind != slot_kind:
-      raise ValueError(f'batch.{field} must have a {slot_kind} dtype like the buffer ({slot.dtype}), '
-                       f'got {jnp.result_type(rows)}')
+      raise ValueError(
+        f'batch.{field} must have a {slot_kind} dtype like the buffer ({slot.dtype}), '
+        f'got {jnp.result_type(rows)}'
+      )
     sizes.add(rows_shape[0])
   if len(sizes) != 1:
-    raise ValueError(f'all batch fields must have the same leading size B, got sizes {sorted(sizes)}')
+    raise ValueError(
+      f'all batch fields must have the same leading size B, got sizes {sorted(sizes)}'
+    )
   return sizes.pop()
 
 

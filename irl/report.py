@@ -44,12 +44,19 @@ def mean_score_curve(per_seed_curves: list, expert_return: float, random_return:
   """[(steps, normalised score (R − R_random)/(R_expert − R_random) of the mean over seeds)] of
   per-seed learning curves [[steps, return], ...] that share their steps."""
   gap = expert_return - random_return
-  return [(step, (float(np.mean([c[i][1] for c in per_seed_curves])) - random_return) / gap)
-          for i, (step, _) in enumerate(per_seed_curves[0])]
+  return [
+    (step, (float(np.mean([c[i][1] for c in per_seed_curves])) - random_return) / gap)
+    for i, (step, _) in enumerate(per_seed_curves[0])
+  ]
 
 
-def steps_at_best_score(slow_curves: list, fast_curves: list, expert_return: float,
-                        random_return: float, names=('slow', 'fast')) -> dict:
+def steps_at_best_score(
+  slow_curves: list,
+  fast_curves: list,
+  expert_return: float,
+  random_return: float,
+  names=('slow', 'fast'),
+) -> dict:
   """The best normalised score (of the mean over seeds) the `slow` algorithm's curves reach, the
   steps each algorithm first reaches it at (None: never), and slow steps / fast steps."""
   slow = mean_score_curve(slow_curves, expert_return, random_return)
@@ -57,12 +64,17 @@ def steps_at_best_score(slow_curves: list, fast_curves: list, expert_return: flo
   score = max(value for _, value in slow)
   first = lambda curve: next((step for step, value in curve if value >= score), None)
   slow_steps, fast_steps = first(slow), first(fast)
-  return {'score': score, f'{names[0]}_steps': slow_steps, f'{names[1]}_steps': fast_steps,
-          'step_ratio': slow_steps / fast_steps if fast_steps else None}
+  return {
+    'score': score,
+    f'{names[0]}_steps': slow_steps,
+    f'{names[1]}_steps': fast_steps,
+    'step_ratio': slow_steps / fast_steps if fast_steps else None,
+  }
 
 
-def summarise(workdir: str, seeds: list[int], expert_return: float | None,
-              random_return: float) -> dict:
+def summarise(
+  workdir: str, seeds: list[int], expert_return: float | None, random_return: float
+) -> dict:
   """Per-seed and mean learning curves, final returns and (with `expert_return`) steps to 90 % of
   the expert, from `workdir/metrics.jsonl`."""
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
@@ -74,11 +86,17 @@ def summarise(workdir: str, seeds: list[int], expert_return: float | None,
       record['steps_to_90pct_expert'] = steps_to(curve, expert_return, random_return)
     per_seed.append(record)
   finals = [r['final_return'] for r in per_seed]
-  summary = {'seeds': list(seeds), 'final_return': float(np.mean(finals)),
-             'final_return_std': float(np.std(finals)), 'random_return': random_return,
-             'learning_curve': runs.read_curve(metrics_path, 'eval_return'), 'per_seed': per_seed}
+  summary = {
+    'seeds': list(seeds),
+    'final_return': float(np.mean(finals)),
+    'final_return_std': float(np.std(finals)),
+    'random_return': random_return,
+    'learning_curve': runs.read_curve(metrics_path, 'eval_return'),
+    'per_seed': per_seed,
+  }
   if expert_return is not None:
-    summary['steps_to_90pct_expert'] = steps_to(summary['learning_curve'], expert_return,
-                                                random_return)
+    summary['steps_to_90pct_expert'] = steps_to(
+      summary['learning_curve'], expert_return, random_return
+    )
     summary['steps_to_90pct_expert_per_seed'] = [r['steps_to_90pct_expert'] for r in per_seed]
   return summary

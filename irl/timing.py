@@ -12,18 +12,33 @@ from absl import logging
 from irl import loops
 
 
-def host_loop_rate(env, agent, warmup: int, steps: int, *, capacity: int | None = None,
-                   expert_buffer=None, transform_fn=None, label: str = 'host loop'):
+def host_loop_rate(
+  env,
+  agent,
+  warmup: int,
+  steps: int,
+  *,
+  capacity: int | None = None,
+  expert_buffer=None,
+  transform_fn=None,
+  label: str = 'host loop',
+):
   """Environment steps per second of `irl.loops.train_host` with one update per step, timed over
   `steps` steps after `warmup` untimed ones (random actions, with updates, so every jitted function
   is compiled first). Returns (final carry, steps per second); closes `env`.
 
   Periods of gcd(warmup, steps) steps put a progress callback (which waits for the device) exactly at
   the end of the warm-up and at the end of the run; the ones between cost a few scalar reads."""
-  config = loops.LoopConfig(num_env_steps=warmup + steps, num_envs=1, start_steps=warmup,
-                            update_after=1, updates_per_step=1,
-                            replay_capacity=capacity or warmup + steps,
-                            eval_every=math.gcd(warmup, steps), eval_episodes=1)
+  config = loops.LoopConfig(
+    num_env_steps=warmup + steps,
+    num_envs=1,
+    start_steps=warmup,
+    update_after=1,
+    updates_per_step=1,
+    replay_capacity=capacity or warmup + steps,
+    eval_every=math.gcd(warmup, steps),
+    eval_episodes=1,
+  )
   stamps = {}
 
   def progress_fn(env_steps, metrics):
@@ -33,8 +48,15 @@ def host_loop_rate(env, agent, warmup: int, steps: int, *, capacity: int | None 
       logging.info('%s: warm-up done, timing %d steps', label, steps)
 
   try:
-    carry, _ = loops.train_host(env, agent, config, jax.random.key(2), expert_buffer=expert_buffer,
-                                transform_fn=transform_fn, progress_fn=progress_fn)
+    carry, _ = loops.train_host(
+      env,
+      agent,
+      config,
+      jax.random.key(2),
+      expert_buffer=expert_buffer,
+      transform_fn=transform_fn,
+      progress_fn=progress_fn,
+    )
   finally:
     env.close()
   return carry, steps / (stamps[warmup + steps] - stamps[warmup])

@@ -30,9 +30,16 @@ def seed_keys(seeds: list[int]) -> jax.Array:
   return jax.vmap(jax.random.key)(np.asarray(seeds))
 
 
-def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, expert_buffer=None,
-                   transform_fn=None, mesh=None, model_min_size: int | None = None,
-                   seed_batching: str = 'vmap'):
+def seed_functions(
+  env,
+  agent: loops.Agent,
+  loop_config: loops.LoopConfig,
+  expert_buffer=None,
+  transform_fn=None,
+  mesh=None,
+  model_min_size: int | None = None,
+  seed_batching: str = 'vmap',
+):
   """The jitted, seed-vmapped `init(keys) -> carry` and `period_fn(carry, period) -> (carry,
   metrics)` (one evaluation period) of a JAX-native run. With `mesh`, every output (all of which
   have the seed axis first) is split over its `seed` axis: without `out_shardings` the compiler may
@@ -44,16 +51,25 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
   seed i alone to rounding, which training amplifies); 'map' runs one seed's computation per seed, so
   seed i is the same run bit for bit alone, in any group and on a mesh."""
   mesh_lib.check_seed_batching(seed_batching, mesh, splits_data=False)
-  if isinstance(agent, onpolicy.OnPolicyRunner):   # PPO-based AIRL / GAIL: rounds of fresh rollouts
+  if isinstance(agent, onpolicy.OnPolicyRunner):  # PPO-based AIRL / GAIL: rounds of fresh rollouts
     init_one = agent.init
     rounds = loop_config.eval_every // agent.config.steps_per_round
     period_one = lambda carry, p, constraint, buffer=None: agent.train_periods(
-        carry, p, num_periods=1, rounds_per_period=rounds, state_constraint=constraint)
+      carry, p, num_periods=1, rounds_per_period=rounds, state_constraint=constraint
+    )
   else:
     init_one = lambda k: loops.init_carry(env, agent, loop_config, k, transform_fn=transform_fn)
     period_one = lambda carry, p, constraint, buffer=expert_buffer: loops.train_periods(
-        env, agent, loop_config, carry, p, num_periods=1, expert_buffer=buffer,
-        transform_fn=transform_fn, state_constraint=constraint)
+      env,
+      agent,
+      loop_config,
+      carry,
+      p,
+      num_periods=1,
+      expert_buffer=buffer,
+      transform_fn=transform_fn,
+      state_constraint=constraint,
+    )
   init_out = period_out = state_constraint = None
   if mesh is not None:
     min_size = mesh_lib.DEFAULT_MIN_SIZE if model_min_size is None else model_min_size
@@ -61,15 +77,21 @@ def seed_functions(env, agent: loops.Agent, loop_config: loops.LoopConfig, exper
     period_out = (init_out, mesh_lib.seed_sharding(mesh))
     if mesh_lib.shards_model(mesh):
       state_constraint = lambda state: mesh_lib.constrain_state(state, mesh, min_size)
-  if seed_batching == 'map':   # the expert buffer goes in as an argument (over_seeds)
+  if seed_batching == 'map':  # the expert buffer goes in as an argument (over_seeds)
     init = jax.jit(mesh_lib.over_seeds(init_one, (0,), 'map', mesh), out_shardings=init_out)
-    period_jit = jax.jit(mesh_lib.over_seeds(lambda carry, p, buffer: period_one(carry, p, None, buffer),
-                                             (0, None, None), 'map', mesh), out_shardings=period_out)
+    period_jit = jax.jit(
+      mesh_lib.over_seeds(
+        lambda carry, p, buffer: period_one(carry, p, None, buffer), (0, None, None), 'map', mesh
+      ),
+      out_shardings=period_out,
+    )
     return init, lambda carry, p: period_jit(carry, p, expert_buffer)
   vmap = jax.vmap if mesh is None else functools.partial(jax.vmap, spmd_axis_name='seed')
   init = jax.jit(vmap(init_one), out_shardings=init_out)
-  period_fn = jax.jit(vmap(lambda carry, p: period_one(carry, p, state_constraint),
-                           in_axes=(0, None)), out_shardings=period_out)
+  period_fn = jax.jit(
+    vmap(lambda carry, p: period_one(carry, p, state_constraint), in_axes=(0, None)),
+    out_shardings=period_out,
+  )
   return init, period_fn
 
 
@@ -77,15 +99,28 @@ def carry_shardings(one_seed_carry, mesh, model_min_size: int):
   """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
   and the agent state's large leaves over `model` as well (`experiment.mesh.state_shardings`)."""
   shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), one_seed_carry)
-  return shardings.replace(agent_state=mesh_lib.state_shardings(one_seed_carry.agent_state, mesh,
-                                                                model_min_size))
+  return shardings.replace(
+    agent_state=mesh_lib.state_shardings(one_seed_carry.agent_state, mesh, model_min_size)
+  )
 
 
-def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, seeds: list[int], *,
-          env_name: str, expert_buffer=None, transform_fn=None, desc: str = '',
-          mesh=None, after_checkpoint: Callable[[int], None] | None = None,
-          model_min_size: int | None = None, seed_batching: str = 'vmap',
-          keep_checkpoints: int = 2) -> list[Any]:
+def train(
+  workdir: str,
+  env,
+  agent: loops.Agent,
+  loop_config: loops.LoopConfig,
+  seeds: list[int],
+  *,
+  env_name: str,
+  expert_buffer=None,
+  transform_fn=None,
+  desc: str = '',
+  mesh=None,
+  after_checkpoint: Callable[[int], None] | None = None,
+  model_min_size: int | None = None,
+  seed_batching: str = 'vmap',
+  keep_checkpoints: int = 2,
+) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states
@@ -101,14 +136,14 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
   stay on disk (0: every one). `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
 
-
-
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
     raise ValueError(f'a host environment ({env_name}) trains one seed per process, got {seeds}')
   if not is_jax and mesh is not None:
-    raise ValueError(f'a device mesh shards vmapped seeds, which needs a JAX-native environment; '
-                     f'{env_name} runs on the host')
+    raise ValueError(
+      f'a device mesh shards vmapped seeds, which needs a JAX-native environment; '
+      f'{env_name} runs on the host'
+    )
   keys = seed_keys(seeds)
   if mesh is not None:
     mesh_lib.check_seeds(len(seeds), mesh)
@@ -116,39 +151,63 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
     if expert_buffer is not None:
       expert_buffer = mesh_lib.replicate(expert_buffer, mesh)
   num_periods = loop_config.num_env_steps // loop_config.eval_every
-  primary = distributed.is_primary()   # with several processes only process 0 writes logs
-  writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                        TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
-  bar = tqdm(total=loop_config.num_env_steps, unit='step', disable=None if primary else True,
-             desc=desc)
+  primary = distributed.is_primary()  # with several processes only process 0 writes logs
+  writer = MultiWriter(
+    [
+      JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
+      TensorBoardWriter(os.path.join(workdir, 'tensorboard')),
+    ]
+    if primary
+    else []
+  )
+  bar = tqdm(
+    total=loop_config.num_env_steps, unit='step', disable=None if primary else True, desc=desc
+  )
 
   def log(env_steps, metrics):
     """metrics: name -> [num_seeds] values of one period."""
-    scalars = {k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float('nan')
-               for k, v in metrics.items() if k != 'env_steps'}
-    scalars.update({f'eval_return_seed{s}': float(v) for s, v in zip(seeds, metrics['eval_return'])})
+    scalars = {
+      k: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float('nan')
+      for k, v in metrics.items()
+      if k != 'env_steps'
+    }
+    scalars.update(
+      {f'eval_return_seed{s}': float(v) for s, v in zip(seeds, metrics['eval_return'])}
+    )
     writer.write_scalars(env_steps, scalars)
     bar.n = env_steps
     bar.set_postfix(eval_return=f'{scalars["eval_return"]:.1f}')
     bar.refresh()
-    if bar.disable and primary:   # no terminal (a log file, a SLURM job): a plain line per period
-      print(f'{desc + ": " if desc else ""}{env_steps:,} environment steps, evaluation return '
-            f'{scalars["eval_return"]:.1f}', flush=True)
+    if bar.disable and primary:  # no terminal (a log file, a SLURM job): a plain line per period
+      print(
+        f'{desc + ": " if desc else ""}{env_steps:,} environment steps, evaluation return '
+        f'{scalars["eval_return"]:.1f}',
+        flush=True,
+      )
 
   def check_finite(env_steps, metrics, params_finite):
     """The divergence guard, once per period before its checkpoint (experiment/divergence.py):
     the agent's parameters, and the period's losses (NaN there also means "not computed")."""
-    divergence.check(f'{env_steps:,} environment steps', metrics, params_finite, seeds,
-                     skip=('eval_return', 'train_return'), nan_is_missing=True)
+    divergence.check(
+      f'{env_steps:,} environment steps',
+      metrics,
+      params_finite,
+      seeds,
+      skip=('eval_return', 'train_return'),
+      nan_is_missing=True,
+    )
 
   try:
-    with Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=keep_checkpoints or None) as ckpt:
+    with Checkpointer(
+      os.path.join(workdir, 'checkpoints'), max_to_keep=keep_checkpoints or None
+    ) as ckpt:
       warn = print if primary else (lambda message: None)
       if is_jax:
-        init, period_fn = seed_functions(env, agent, loop_config, expert_buffer, transform_fn, mesh,
-                                         model_min_size, seed_batching)
+        init, period_fn = seed_functions(
+          env, agent, loop_config, expert_buffer, transform_fn, mesh, model_min_size, seed_batching
+        )
         # A damaged newest checkpoint is reported and set aside; the one before it is used.
-        restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)   # init's out_shardings
+        restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)  # init's out_shardings
         if restored is None:
           carry, first = init(keys), 0
         else:
@@ -170,11 +229,16 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
             after_checkpoint(env_steps)
         states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
       else:
-        eval_env = registry.make(env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000)
+        eval_env = registry.make(
+          env_name, num_envs=loop_config.eval_episodes, seed=seeds[0] + 10_000
+        )
         initial = None
         is_onpolicy = isinstance(agent, onpolicy.OnPolicyRunner)
-        abstract = (onpolicy.abstract_host_carry(agent) if is_onpolicy
-                    else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn))
+        abstract = (
+          onpolicy.abstract_host_carry(agent)
+          if is_onpolicy
+          else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
+        )
         restored = ckpt.restore_newest(abstract, warn)
         if restored is not None:
           _, initial, ckpt_meta = restored
@@ -194,16 +258,31 @@ def train(workdir: str, env, agent: loops.Agent, loop_config: loops.LoopConfig, 
 
         progress_fn = lambda s, m: pending.__setitem__(s, m)
         try:
-          if is_onpolicy:   # PPO rounds on the Gymnasium vector environment
-            carry = onpolicy.train_host(env, agent, keys[0], num_env_steps=loop_config.num_env_steps,
-                                        eval_every=loop_config.eval_every, eval_env=eval_env,
-                                        progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,
-                                        initial=initial)
+          if is_onpolicy:  # PPO rounds on the Gymnasium vector environment
+            carry = onpolicy.train_host(
+              env,
+              agent,
+              keys[0],
+              num_env_steps=loop_config.num_env_steps,
+              eval_every=loop_config.eval_every,
+              eval_env=eval_env,
+              progress_fn=progress_fn,
+              checkpoint_fn=checkpoint_fn,
+              initial=initial,
+            )
           else:
-            carry, _ = loops.train_host(env, agent, loop_config, keys[0], expert_buffer=expert_buffer,
-                                        transform_fn=transform_fn, eval_env=eval_env,
-                                        progress_fn=progress_fn, checkpoint_fn=checkpoint_fn,
-                                        initial=initial)
+            carry, _ = loops.train_host(
+              env,
+              agent,
+              loop_config,
+              keys[0],
+              expert_buffer=expert_buffer,
+              transform_fn=transform_fn,
+              eval_env=eval_env,
+              progress_fn=progress_fn,
+              checkpoint_fn=checkpoint_fn,
+              initial=initial,
+            )
         finally:
           eval_env.close()
         states = [carry.agent_state]

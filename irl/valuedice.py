@@ -84,13 +84,14 @@ from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, Network
 from irl.replay import Transition
 
-GRAD_NORM_EPS = 1e-12   # inside the square root of ‖∇ν‖, so its gradient is finite at ∇ν = 0
+GRAD_NORM_EPS = 1e-12  # inside the square root of ‖∇ν‖, so its gradient is finite at ∇ν = 0
 
 
 @flax.struct.dataclass
 class ValueDICEState:
   """Everything ValueDICE learns: the actor's and ν's params, their Adam states and a step count
   (int32 scalar, `update` calls so far)."""
+
   actor_params: Any
   nu_params: Any
   actor_opt_state: Any
@@ -100,6 +101,7 @@ class ValueDICEState:
 
 class ValueDICE(NamedTuple):
   """The ValueDICE functions for one environment spec and config (`make_valuedice`)."""
+
   config: ValueDICEConfig
   actor: ActorNetwork
   nu: Network
@@ -113,10 +115,18 @@ class ValueDICE(NamedTuple):
 # The objective as pure functions
 
 
-def mixture_objective(nu_expert: jax.Array, nu_expert_next: jax.Array, nu_replay: jax.Array,
-                      nu_replay_next: jax.Array, nu_initial: jax.Array, *, discount: float,
-                      replay_regularization: float, expert_terminated: jax.Array | None = None,
-                      replay_terminated: jax.Array | None = None) -> tuple[jax.Array, dict]:
+def mixture_objective(
+  nu_expert: jax.Array,
+  nu_expert_next: jax.Array,
+  nu_replay: jax.Array,
+  nu_replay_next: jax.Array,
+  nu_initial: jax.Array,
+  *,
+  discount: float,
+  replay_regularization: float,
+  expert_terminated: jax.Array | None = None,
+  replay_terminated: jax.Array | None = None,
+) -> tuple[jax.Array, dict]:
   """J^mix (module docstring) from ν evaluated on a minibatch.
 
   Args:
@@ -142,23 +152,33 @@ def mixture_objective(nu_expert: jax.Array, nu_expert_next: jax.Array, nu_replay
   size_e, size_r = expert_diff.shape[0], replay_diff.shape[0]
   # log((1 − α) mean_E e^x + α mean_R e^x) as one weighted logsumexp, stable for large |ν|; a zero
   # weight (α = 0 or 1) removes its rows exactly.
-  weights = jnp.concatenate([jnp.full((size_e,), (1.0 - alpha) / size_e, expert_diff.dtype),
-                             jnp.full((size_r,), alpha / size_r, replay_diff.dtype)])
+  weights = jnp.concatenate(
+    [
+      jnp.full((size_e,), (1.0 - alpha) / size_e, expert_diff.dtype),
+      jnp.full((size_r,), alpha / size_r, replay_diff.dtype),
+    ]
+  )
   log_term = jax.nn.logsumexp(jnp.concatenate([expert_diff, replay_diff]), b=weights)
-  linear_term = ((1.0 - alpha) * (1.0 - discount) * jnp.mean(nu_initial)
-                 + alpha * jnp.mean(replay_diff))
-  aux = {'expert_diff': expert_diff, 'replay_diff': replay_diff, 'log_term': log_term,
-         'linear_term': linear_term}
+  linear_term = (1.0 - alpha) * (1.0 - discount) * jnp.mean(nu_initial) + alpha * jnp.mean(
+    replay_diff
+  )
+  aux = {
+    'expert_diff': expert_diff,
+    'replay_diff': replay_diff,
+    'log_term': log_term,
+    'linear_term': linear_term,
+  }
   return log_term - linear_term, aux
 
 
-def gradient_penalty(nu_apply: Callable[[Any, jax.Array], jax.Array], nu_params: Any,
-                     inputs: jax.Array) -> jax.Array:
+def gradient_penalty(
+  nu_apply: Callable[[Any, jax.Array], jax.Array], nu_params: Any, inputs: jax.Array
+) -> jax.Array:
   """E_x[(‖∇_x ν(x)‖ − 1)²] over the rows of `inputs` [N, D], for `nu_apply(params, x [N, D]) -> [N]`
   applied row by row (WGAN-GP; Gulrajani et al. 2017), with ‖g‖ = √(‖g‖² + GRAD_NORM_EPS)."""
   # ν acts on each row separately, so the gradient of the sum holds every row's own gradient.
   grads = jax.grad(lambda x: jnp.sum(nu_apply(nu_params, x)))(inputs)
-  norms = jnp.sqrt(jnp.sum(grads ** 2, axis=-1) + GRAD_NORM_EPS)
+  norms = jnp.sqrt(jnp.sum(grads**2, axis=-1) + GRAD_NORM_EPS)
   return jnp.mean((norms - 1.0) ** 2)
 
 
@@ -177,10 +197,20 @@ def _nu_value(nu: Network, params: Any, obs: jax.Array, unit_action: jax.Array) 
   return nu.apply(params, jnp.concatenate([obs, unit_action.astype(obs.dtype)], axis=-1))[..., 0]
 
 
-def objective(nu_params: Any, actor_params: Any, expert: Transition, replay_batch: Transition,
-              initial_obs: jax.Array, key: jax.Array, *, nu: Network, actor: ActorNetwork,
-              bounds: ActionBounds, discount: float, replay_regularization: float
-              ) -> tuple[jax.Array, dict]:
+def objective(
+  nu_params: Any,
+  actor_params: Any,
+  expert: Transition,
+  replay_batch: Transition,
+  initial_obs: jax.Array,
+  key: jax.Array,
+  *,
+  nu: Network,
+  actor: ActorNetwork,
+  bounds: ActionBounds,
+  discount: float,
+  replay_regularization: float,
+) -> tuple[jax.Array, dict]:
   """J^mix for networks `nu` and `actor` on one minibatch, differentiable in both param sets.
 
   `expert` and `replay_batch` hold environment-box actions; a0 ~ π(initial_obs), a'_E ~ π(s'_E) and
@@ -207,33 +237,52 @@ def objective(nu_params: Any, actor_params: Any, expert: Transition, replay_batc
   nu_replay_next = _nu_value(nu, nu_params, replay_batch.next_obs, replay_next_action)
   nu_initial = _nu_value(nu, nu_params, initial_obs, initial_action)
   value, aux = mixture_objective(
-      nu_expert, nu_expert_next, nu_replay, nu_replay_next, nu_initial, discount=discount,
-      replay_regularization=replay_regularization, expert_terminated=expert.terminated,
-      replay_terminated=replay_batch.terminated)
+    nu_expert,
+    nu_expert_next,
+    nu_replay,
+    nu_replay_next,
+    nu_initial,
+    discount=discount,
+    replay_regularization=replay_regularization,
+    expert_terminated=expert.terminated,
+    replay_terminated=replay_batch.terminated,
+  )
 
   inputs = lambda obs, action: jax.lax.stop_gradient(
-      jnp.concatenate([obs, action.astype(obs.dtype)], axis=-1))
+    jnp.concatenate([obs, action.astype(obs.dtype)], axis=-1)
+  )
   aux.update(
-      nu_expert=jnp.mean(nu_expert), nu_replay=jnp.mean(nu_replay), nu_initial=jnp.mean(nu_initial),
-      expert_inputs=inputs(expert.obs, expert_action),
-      replay_inputs=inputs(replay_batch.obs, replay_action),
-      expert_next_inputs=inputs(expert.next_obs, expert_next_action),
-      replay_next_inputs=inputs(replay_batch.next_obs, replay_next_action))
+    nu_expert=jnp.mean(nu_expert),
+    nu_replay=jnp.mean(nu_replay),
+    nu_initial=jnp.mean(nu_initial),
+    expert_inputs=inputs(expert.obs, expert_action),
+    replay_inputs=inputs(replay_batch.obs, replay_action),
+    expert_next_inputs=inputs(expert.next_obs, expert_next_action),
+    replay_next_inputs=inputs(replay_batch.next_obs, replay_next_action),
+  )
   return value, aux
 
 
-def interpolate(expert_inputs: jax.Array, replay_inputs: jax.Array, expert_next_inputs: jax.Array,
-                replay_next_inputs: jax.Array, key: jax.Array) -> jax.Array:
+def interpolate(
+  expert_inputs: jax.Array,
+  replay_inputs: jax.Array,
+  expert_next_inputs: jax.Array,
+  replay_next_inputs: jax.Array,
+  key: jax.Array,
+) -> jax.Array:
   """The gradient-penalty points [2B, D]: u·x_E + (1 − u)·x_R for the current pairs, then the same
   for the next pairs, with one u ~ U(0, 1) per row shared by both (official code)."""
   if expert_inputs.shape != replay_inputs.shape:
-    raise ValueError(f'the gradient penalty interpolates expert and replay rows pairwise, so the '
-                     f'expert and replay batches must have the same shape, got '
-                     f'{expert_inputs.shape} and {replay_inputs.shape}')
+    raise ValueError(
+      f'the gradient penalty interpolates expert and replay rows pairwise, so the '
+      f'expert and replay batches must have the same shape, got '
+      f'{expert_inputs.shape} and {replay_inputs.shape}'
+    )
   u = jax.random.uniform(key, (expert_inputs.shape[0], 1), expert_inputs.dtype)
   mix = lambda e, r: u * e + (1.0 - u) * r
-  return jnp.concatenate([mix(expert_inputs, replay_inputs),
-                          mix(expert_next_inputs, replay_next_inputs)], axis=0)
+  return jnp.concatenate(
+    [mix(expert_inputs, replay_inputs), mix(expert_next_inputs, replay_next_inputs)], axis=0
+  )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -251,13 +300,22 @@ def make_valuedice(spec: EnvSpec, config: ValueDICEConfig = ValueDICEConfig()) -
     raise TypeError(f'config must be a ValueDICEConfig, got {type(config).__name__}')
   config.validate()
   if len(spec.observation.shape) != 1:
-    raise ValueError(f'{spec.name}: ValueDICE needs flat observations (one axis), got shape '
-                     f'{spec.observation.shape}')
+    raise ValueError(
+      f'{spec.name}: ValueDICE needs flat observations (one axis), got shape '
+      f'{spec.observation.shape}'
+    )
   bounds = networks.action_bounds(spec)
   obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
   kernel_init = 'orthogonal' if config.orthogonal_init else 'lecun_normal'
-  actor = networks.make_actor(obs_dim, action_dim, config.hidden_sizes, config.log_std_min,
-                              config.log_std_max, kernel_init=kernel_init, log_std_squash='tanh')
+  actor = networks.make_actor(
+    obs_dim,
+    action_dim,
+    config.hidden_sizes,
+    config.log_std_min,
+    config.log_std_max,
+    kernel_init=kernel_init,
+    log_std_squash='tanh',
+  )
   nu = networks.make_mlp(obs_dim + action_dim, config.hidden_sizes, 1, kernel_init)
   actor_tx = optax.adam(config.actor_lr)
   nu_tx = optax.adam(config.nu_lr)
@@ -266,70 +324,110 @@ def make_valuedice(spec: EnvSpec, config: ValueDICEConfig = ValueDICEConfig()) -
     actor_key, nu_key = jax.random.split(key)
     actor_params = actor.init(actor_key)
     nu_params = nu.init(nu_key)
-    return ValueDICEState(actor_params=actor_params, nu_params=nu_params,
-                          actor_opt_state=actor_tx.init(actor_params),
-                          nu_opt_state=nu_tx.init(nu_params), step=jnp.zeros((), jnp.int32))
+    return ValueDICEState(
+      actor_params=actor_params,
+      nu_params=nu_params,
+      actor_opt_state=actor_tx.init(actor_params),
+      nu_opt_state=nu_tx.init(nu_params),
+      step=jnp.zeros((), jnp.int32),
+    )
 
-  def update(state: ValueDICEState, expert_batch: Transition, replay_batch: Transition,
-             expert_initial_obs: jax.Array, key: jax.Array) -> tuple[ValueDICEState, dict]:
+  def update(
+    state: ValueDICEState,
+    expert_batch: Transition,
+    replay_batch: Transition,
+    expert_initial_obs: jax.Array,
+    key: jax.Array,
+  ) -> tuple[ValueDICEState, dict]:
     """One simultaneous step of ν (descending J^mix + λ GP) and the actor (ascending J^mix, minus
     its orthogonal regulariser). `expert_batch` and `replay_batch` must have the same size (the
     gradient penalty pairs their rows); `expert_initial_obs` [B_0, d] are the s0 of the (1 − γ)
     term. Metrics are float scalars."""
     objective_key, penalty_key = jax.random.split(key)
     (value, aux), (nu_grads, actor_grads) = jax.value_and_grad(
-        objective, argnums=(0, 1), has_aux=True)(
-            state.nu_params, state.actor_params, expert_batch, replay_batch,
-            jnp.asarray(expert_initial_obs), objective_key, nu=nu, actor=actor, bounds=bounds,
-            discount=config.discount, replay_regularization=config.replay_regularization)
+      objective, argnums=(0, 1), has_aux=True
+    )(
+      state.nu_params,
+      state.actor_params,
+      expert_batch,
+      replay_batch,
+      jnp.asarray(expert_initial_obs),
+      objective_key,
+      nu=nu,
+      actor=actor,
+      bounds=bounds,
+      discount=config.discount,
+      replay_regularization=config.replay_regularization,
+    )
 
-    points = interpolate(aux['expert_inputs'], aux['replay_inputs'], aux['expert_next_inputs'],
-                         aux['replay_next_inputs'], penalty_key)
+    points = interpolate(
+      aux['expert_inputs'],
+      aux['replay_inputs'],
+      aux['expert_next_inputs'],
+      aux['replay_next_inputs'],
+      penalty_key,
+    )
     nu_apply = lambda params, x: nu.apply(params, x)[..., 0]
     penalty, penalty_grads = jax.value_and_grad(gradient_penalty, argnums=1)(
-        nu_apply, state.nu_params, points)
+      nu_apply, state.nu_params, points
+    )
     nu_grads = jax.tree.map(lambda g, p: g + config.nu_grad_penalty * p, nu_grads, penalty_grads)
 
     orthogonal, orthogonal_grads = jax.value_and_grad(orthogonal_regularization)(state.actor_params)
     # The actor maximises J^mix: descend −J^mix plus the regulariser.
-    actor_grads = jax.tree.map(lambda g, o: -g + config.actor_orthogonal_reg * o, actor_grads,
-                               orthogonal_grads)
+    actor_grads = jax.tree.map(
+      lambda g, o: -g + config.actor_orthogonal_reg * o, actor_grads, orthogonal_grads
+    )
 
     nu_updates, nu_opt_state = nu_tx.update(nu_grads, state.nu_opt_state, state.nu_params)
-    actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state,
-                                                     state.actor_params)
+    actor_updates, actor_opt_state = actor_tx.update(
+      actor_grads, state.actor_opt_state, state.actor_params
+    )
     new_state = ValueDICEState(
-        actor_params=optax.apply_updates(state.actor_params, actor_updates),
-        nu_params=optax.apply_updates(state.nu_params, nu_updates),
-        actor_opt_state=actor_opt_state, nu_opt_state=nu_opt_state, step=state.step + 1)
+      actor_params=optax.apply_updates(state.actor_params, actor_updates),
+      nu_params=optax.apply_updates(state.nu_params, nu_updates),
+      actor_opt_state=actor_opt_state,
+      nu_opt_state=nu_opt_state,
+      step=state.step + 1,
+    )
     metrics = {
-        'objective': value,
-        'nu_loss': value + config.nu_grad_penalty * penalty,
-        'actor_loss': -value + config.actor_orthogonal_reg * orthogonal,
-        'grad_penalty': penalty,
-        'orthogonal_reg': orthogonal,
-        'nu_expert': aux['nu_expert'],
-        'nu_replay': aux['nu_replay'],
-        'nu_initial': aux['nu_initial'],
+      'objective': value,
+      'nu_loss': value + config.nu_grad_penalty * penalty,
+      'actor_loss': -value + config.actor_orthogonal_reg * orthogonal,
+      'grad_penalty': penalty,
+      'orthogonal_reg': orthogonal,
+      'nu_expert': aux['nu_expert'],
+      'nu_replay': aux['nu_replay'],
+      'nu_initial': aux['nu_initial'],
     }
     return new_state, metrics
 
-  def act(state_or_actor_params: ValueDICEState | Any, obs: jax.Array, key: jax.Array,
-          deterministic: bool = False) -> jax.Array:
+  def act(
+    state_or_actor_params: ValueDICEState | Any,
+    obs: jax.Array,
+    key: jax.Array,
+    deterministic: bool = False,
+  ) -> jax.Array:
     """Actions in the environment's box for `obs` [..., d]: the mode tanh(μ(s)), plus N(0, σ²) noise
     (σ = `exploration_noise`) clipped to the box unless `deterministic` (a Python bool; `key` is then
     unused)."""
-    params = (state_or_actor_params.actor_params
-              if isinstance(state_or_actor_params, ValueDICEState) else state_or_actor_params)
+    params = (
+      state_or_actor_params.actor_params
+      if isinstance(state_or_actor_params, ValueDICEState)
+      else state_or_actor_params
+    )
     mean, _ = actor.apply(params, obs)
     unit_action = jnp.tanh(mean)
     if not deterministic and config.exploration_noise > 0:
-      noise = config.exploration_noise * jax.random.normal(key, unit_action.shape, unit_action.dtype)
+      noise = config.exploration_noise * jax.random.normal(
+        key, unit_action.shape, unit_action.dtype
+      )
       unit_action = jnp.clip(unit_action + noise, -1.0, 1.0)
     return networks.to_env_action(unit_action, bounds)
 
-  return ValueDICE(config=config, actor=actor, nu=nu, bounds=bounds, init=init, update=update,
-                   act=act)
+  return ValueDICE(
+    config=config, actor=actor, nu=nu, bounds=bounds, init=init, update=update, act=act
+  )
 
 
 def initial_observations(obs: np.ndarray, episode: np.ndarray) -> np.ndarray:
@@ -338,8 +436,10 @@ def initial_observations(obs: np.ndarray, episode: np.ndarray) -> np.ndarray:
   absorbing indicator as to the expert buffer before passing them to `as_agent(initial_obs=...)`."""
   obs, episode = np.asarray(obs), np.asarray(episode)
   if obs.ndim < 1 or episode.shape != obs.shape[:1] or obs.shape[0] < 1:
-    raise ValueError(f'obs [N, d] and episode [N] must share a leading axis N >= 1, got shapes '
-                     f'{obs.shape} and {episode.shape}')
+    raise ValueError(
+      f'obs [N, d] and episode [N] must share a leading axis N >= 1, got shapes '
+      f'{obs.shape} and {episode.shape}'
+    )
   starts = np.concatenate([[True], episode[1:] != episode[:-1]])
   return obs[starts]
 
@@ -360,8 +460,12 @@ def as_agent(valuedice: ValueDICE, initial_obs: jax.Array | np.ndarray | None = 
     if initial_obs.ndim != 2 or initial_obs.shape[0] < 1:
       raise ValueError(f'initial_obs must have shape [N, d] with N >= 1, got {initial_obs.shape}')
 
-  def update(state: ValueDICEState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
-             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[ValueDICEState, dict]:
+  def update(
+    state: ValueDICEState,
+    replay_buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    expert_buffer: replay.ExpertBuffer | None = None,
+  ) -> tuple[ValueDICEState, dict]:
     if expert_buffer is None:
       raise ValueError('ValueDICE needs demonstrations: pass expert_buffer to the training loop')
     expert_key, replay_key, initial_key, update_key = jax.random.split(key, 4)

@@ -28,25 +28,31 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _STEP_COST = flags.DEFINE_list(
-    'step_cost_methods',
-    ['ewc', 'online_ewc', 'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
-    'Methods whose cost per step relative to fine-tuning is measured.')
+  'step_cost_methods',
+  ['ewc', 'online_ewc', 'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
+  'Methods whose cost per step relative to fine-tuning is measured.',
+)
 _ONE_TASK = flags.DEFINE_list(
-    'one_task_per_step_methods', ['fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
-    'Memory methods measured again with tasks_per_step=one (one past task\'s memory per step, the '
-    'unbiased estimate of the sum over past tasks) instead of the config\'s setting.')
+  'one_task_per_step_methods',
+  ['fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
+  "Memory methods measured again with tasks_per_step=one (one past task's memory per step, the "
+  "unbiased estimate of the sum over past tasks) instead of the config's setting.",
+)
 _EPOCHS = flags.DEFINE_integer('epochs', 3, 'Timed epochs (after one warm-up epoch).')
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Minibatch size.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds in the vmapped measurement.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timings per ratio; the median is reported.')
 _CONSOLIDATE = flags.DEFINE_list(
-    'consolidate_methods', ['fromp', 'kpriors'],
-    'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.')
+  'consolidate_methods',
+  ['fromp', 'kpriors'],
+  'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.',
+)
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import jax
   import numpy as np
@@ -85,15 +91,18 @@ def main(argv):
     """A function timing `--epochs` training epochs on the last task (seconds per epoch), after the
     method consolidated every earlier task; compiled and warmed up once here."""
     compiled, m, keys, state = consolidated(
-        method, num_seeds, seed_batching,
-        **({'tasks_per_step': tasks_per_step} if tasks_per_step else {}))
+      method,
+      num_seeds,
+      seed_batching,
+      **({'tasks_per_step': tasks_per_step} if tasks_per_step else {}),
+    )
     state = compiled.begin_task(state, data)
     num_past = last if m.static_task_count else None
     epoch_keys = jax.vmap(lambda k: jax.random.split(k, _EPOCHS.value + 1))(keys)
     state, _ = compiled.train_epoch(state, data, epoch_keys[:, 0], num_past)  # compile + warm-up
     jax.block_until_ready(state)
 
-    current = [state]   # train_epoch donates its state: each timing continues from the last one
+    current = [state]  # train_epoch donates its state: each timing continues from the last one
 
     def seconds_per_epoch():
       s = current[0]
@@ -103,6 +112,7 @@ def main(argv):
       jax.block_until_ready(s)
       current[0] = s
       return (time.perf_counter() - start) / _EPOCHS.value
+
     return seconds_per_epoch
 
   def median_ratio(timer, base_timer):
@@ -114,33 +124,38 @@ def main(argv):
   many_timer = epoch_timer('finetune', _SEEDS.value)
   base = float(np.median([base_timer() for _ in range(_REPEATS.value)]))
   many_over_one = median_ratio(many_timer, base_timer)
-  mapped_over_one = median_ratio(epoch_timer('finetune', _SEEDS.value, seed_batching='map'), base_timer)
+  mapped_over_one = median_ratio(
+    epoch_timer('finetune', _SEEDS.value, seed_batching='map'), base_timer
+  )
   one_rate = steps * config.batch_size / base
   many_rate = _SEEDS.value * one_rate / many_over_one
   mapped_rate = _SEEDS.value * one_rate / mapped_over_one
   record = {
-      'benchmark': 'cl_train_throughput',
-      'dataset': 'split_fashion_mnist_task5',
-      'model': 'mlp_784_256_256',
-      'batch_size': config.batch_size,
-      'examples_per_task': n,
-      'backend': jax.default_backend(),
-      'device': str(jax.devices()[0].device_kind),
-      'repeats': _REPEATS.value,
-      'examples_per_sec_1_seed': round(one_rate, 1),
-      f'examples_per_sec_{_SEEDS.value}_seeds_vmapped': round(many_rate, 1),
-      'vmapped_over_single_ratio': round(many_rate / one_rate, 3),
-      f'examples_per_sec_{_SEEDS.value}_seeds_mapped': round(mapped_rate, 1),   # seed_batching='map'
-      'mapped_over_vmapped_ratio': round(mapped_rate / many_rate, 3),
-      'memory_per_task': config.fromp.memory_per_task,
-      'step_cost_vs_finetune': {},
-      'step_cost_vs_finetune_one_past_task_per_step': {},
+    'benchmark': 'cl_train_throughput',
+    'dataset': 'split_fashion_mnist_task5',
+    'model': 'mlp_784_256_256',
+    'batch_size': config.batch_size,
+    'examples_per_task': n,
+    'backend': jax.default_backend(),
+    'device': str(jax.devices()[0].device_kind),
+    'repeats': _REPEATS.value,
+    'examples_per_sec_1_seed': round(one_rate, 1),
+    f'examples_per_sec_{_SEEDS.value}_seeds_vmapped': round(many_rate, 1),
+    'vmapped_over_single_ratio': round(many_rate / one_rate, 3),
+    f'examples_per_sec_{_SEEDS.value}_seeds_mapped': round(mapped_rate, 1),  # seed_batching='map'
+    'mapped_over_vmapped_ratio': round(mapped_rate / many_rate, 3),
+    'memory_per_task': config.fromp.memory_per_task,
+    'step_cost_vs_finetune': {},
+    'step_cost_vs_finetune_one_past_task_per_step': {},
   }
   for method in _STEP_COST.value:
-    record['step_cost_vs_finetune'][method] = round(median_ratio(epoch_timer(method, 1), base_timer), 3)
+    record['step_cost_vs_finetune'][method] = round(
+      median_ratio(epoch_timer(method, 1), base_timer), 3
+    )
   for method in _ONE_TASK.value:
     record['step_cost_vs_finetune_one_past_task_per_step'][method] = round(
-        median_ratio(epoch_timer(method, 1, 'one'), base_timer), 3)
+      median_ratio(epoch_timer(method, 1, 'one'), base_timer), 3
+    )
 
   def consolidate_seconds(method, targets):
     """Median seconds of the last boundary's consolidation, after the earlier ones (compiled)."""
@@ -148,7 +163,7 @@ def main(argv):
     jax.block_until_ready(state)
     times = []
     for _ in range(_REPEATS.value):
-      copy = jax.tree.map(lambda x: x.copy(), state)   # consolidate donates its state
+      copy = jax.tree.map(lambda x: x.copy(), state)  # consolidate donates its state
       start = time.perf_counter()
       jax.block_until_ready(compiled.consolidate(copy, data, keys))
       times.append(time.perf_counter() - start)
@@ -156,13 +171,19 @@ def main(argv):
 
   record['consolidate_s_last_task'] = {}
   for method in _CONSOLIDATE.value:
-    previous, task_end = consolidate_seconds(method, 'previous'), consolidate_seconds(method, 'task_end')
+    previous, task_end = (
+      consolidate_seconds(method, 'previous'),
+      consolidate_seconds(method, 'task_end'),
+    )
     record['consolidate_s_last_task'][method] = {
-        'previous': round(previous, 3), 'task_end': round(task_end, 3),
-        'ratio': round(previous / task_end, 2)}
+      'previous': round(previous, 3),
+      'task_end': round(task_end, 3),
+      'ratio': round(previous / task_end, 2),
+    }
   print(json.dumps(record))
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

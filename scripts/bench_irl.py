@@ -59,21 +59,35 @@ from irl import timing as irl_timing  # pylint: disable=wrong-import-position
 NUM_SEEDS = 8  # fixed: the output keys name it
 
 _POINTMAZE_STEPS = flags.DEFINE_integer(
-    'pointmaze_steps', 2000, 'Environment steps (per seed) of each timed PointMaze-Left run.',
-    lower_bound=1)
+  'pointmaze_steps',
+  2000,
+  'Environment steps (per seed) of each timed PointMaze-Left run.',
+  lower_bound=1,
+)
 _HALFCHEETAH_STEPS = flags.DEFINE_integer(
-    'halfcheetah_steps', 2000, 'Timed environment steps of the HalfCheetah-v5 host loop.',
-    lower_bound=1)
+  'halfcheetah_steps',
+  2000,
+  'Timed environment steps of the HalfCheetah-v5 host loop.',
+  lower_bound=1,
+)
 _HALFCHEETAH_WARMUP = flags.DEFINE_integer(
-    'halfcheetah_warmup_steps', 100, 'Untimed HalfCheetah-v5 steps first (random actions, with '
-    'updates, so every jitted function of the loop is compiled before the timing starts).',
-    lower_bound=1)
+  'halfcheetah_warmup_steps',
+  100,
+  'Untimed HalfCheetah-v5 steps first (random actions, with '
+  'updates, so every jitted function of the loop is compiled before the timing starts).',
+  lower_bound=1,
+)
 
 _WALL = flags.DEFINE_bool('wall', True, 'Measure the wall-clock seconds to 90 % of the expert.')
-_OPIRL_BUDGET = flags.DEFINE_integer('opirl_budget', 100_000, 'Most environment steps of the OPIRL '
-                                     'wall-clock run.', lower_bound=1)
-_ONPOLICY_BUDGET = flags.DEFINE_integer('onpolicy_budget', 1_000_000, 'Most environment steps of the '
-                                        'on-policy AIRL wall-clock run.', lower_bound=1)
+_OPIRL_BUDGET = flags.DEFINE_integer(
+  'opirl_budget', 100_000, 'Most environment steps of the OPIRL wall-clock run.', lower_bound=1
+)
+_ONPOLICY_BUDGET = flags.DEFINE_integer(
+  'onpolicy_budget',
+  1_000_000,
+  'Most environment steps of the on-policy AIRL wall-clock run.',
+  lower_bound=1,
+)
 
 
 def _built(module_name, arg, loop_fields):
@@ -81,6 +95,7 @@ def _built(module_name, arg, loop_fields):
   import importlib
 
   from irl import builders
+
   config = importlib.import_module(f'configs.irl.{module_name}').get_config(arg)
   config.loop.update(loop_fields)
   return config, builders.build(config)
@@ -89,6 +104,7 @@ def _built(module_name, arg, loop_fields):
 def _updates_done(agent_state):
   """(discriminator, policy) update counters (minimum over seeds)."""
   import numpy as np
+
   return int(np.min(agent_state.discriminator.step)), int(np.min(agent_state.policy.step))
 
 
@@ -102,20 +118,43 @@ def pointmaze() -> dict:
   steps = _POINTMAZE_STEPS.value
   # update_after=1: every step makes OPIRL's updates, as every step of a real run after its warm-up
   # does; one period and one evaluation episode keep the evaluation cost small.
-  config, built = _built('pointmaze', None, dict(
-      num_env_steps=steps, start_steps=0, update_after=1, replay_capacity=max(steps, 1_000),
-      eval_every=steps, eval_episodes=1))
-  train = functools.partial(loops.train_jax, built.env, built.agent, built.loop_config,
-                            expert_buffer=built.expert_buffer,
-                            transform_fn=built.parts.prep.transitions)
-  record = {'pointmaze_steps_timed': steps, 'pointmaze_discriminator_batch': config.irl.batch_size,
-            'pointmaze_policy_batch': config.algaedice.batch_size}
+  config, built = _built(
+    'pointmaze',
+    None,
+    dict(
+      num_env_steps=steps,
+      start_steps=0,
+      update_after=1,
+      replay_capacity=max(steps, 1_000),
+      eval_every=steps,
+      eval_episodes=1,
+    ),
+  )
+  train = functools.partial(
+    loops.train_jax,
+    built.env,
+    built.agent,
+    built.loop_config,
+    expert_buffer=built.expert_buffer,
+    transform_fn=built.parts.prep.transitions,
+  )
+  record = {
+    'pointmaze_steps_timed': steps,
+    'pointmaze_discriminator_batch': config.irl.batch_size,
+    'pointmaze_policy_batch': config.algaedice.batch_size,
+  }
   # ..._mapped: the seeds one after another in the jit (seed_batching='map', each seed bit for bit its
   # run alone) instead of vmapped.
-  batched = {'1seed': train, f'{NUM_SEEDS}seeds': jax.vmap(train),
-             f'{NUM_SEEDS}seeds_mapped': lambda keys: jax.lax.map(train, keys)}
-  for num_seeds, suffix in ((1, '1seed'), (NUM_SEEDS, f'{NUM_SEEDS}seeds'),
-                            (NUM_SEEDS, f'{NUM_SEEDS}seeds_mapped')):
+  batched = {
+    '1seed': train,
+    f'{NUM_SEEDS}seeds': jax.vmap(train),
+    f'{NUM_SEEDS}seeds_mapped': lambda keys: jax.lax.map(train, keys),
+  }
+  for num_seeds, suffix in (
+    (1, '1seed'),
+    (NUM_SEEDS, f'{NUM_SEEDS}seeds'),
+    (NUM_SEEDS, f'{NUM_SEEDS}seeds_mapped'),
+  ):
     logging.info('PointMaze-Left OPIRL, %s: compiling', suffix)
     keys = jax.random.split(jax.random.key(1), num_seeds) if num_seeds > 1 else jax.random.key(1)
     compiled, compile_s = timing.aot_compile(batched[suffix], keys)
@@ -126,10 +165,12 @@ def pointmaze() -> dict:
     disc, policy = _updates_done(carry.agent_state)
     record[f'pointmaze_discriminator_updates_done_{suffix}'] = disc
     record[f'pointmaze_policy_updates_done_{suffix}'] = policy
-  record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds']
-                                                    / record['pointmaze_steps_per_s_1seed'])
+  record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (
+    record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds'] / record['pointmaze_steps_per_s_1seed']
+  )
   record[f'pointmaze_{NUM_SEEDS}_mapped_over_1_ratio'] = (
-      record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds_mapped'] / record['pointmaze_steps_per_s_1seed'])
+    record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds_mapped'] / record['pointmaze_steps_per_s_1seed']
+  )
   return record
 
 
@@ -137,13 +178,23 @@ def halfcheetah() -> dict:
   warmup, steps = _HALFCHEETAH_WARMUP.value, _HALFCHEETAH_STEPS.value
   _, built = _built('mujoco', 'HalfCheetah-v5', {})
   carry, rate = irl_timing.host_loop_rate(
-      built.env, built.agent, warmup, steps, capacity=max(warmup + steps, 1_000),
-      expert_buffer=built.expert_buffer, transform_fn=built.parts.prep.transitions,
-      label='HalfCheetah-v5 OPIRL')
+    built.env,
+    built.agent,
+    warmup,
+    steps,
+    capacity=max(warmup + steps, 1_000),
+    expert_buffer=built.expert_buffer,
+    transform_fn=built.parts.prep.transitions,
+    label='HalfCheetah-v5 OPIRL',
+  )
   disc, policy = _updates_done(carry.agent_state)
-  return {'halfcheetah_steps_per_s': rate,
-          'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
-          'halfcheetah_discriminator_updates_done': disc, 'halfcheetah_policy_updates_done': policy}
+  return {
+    'halfcheetah_steps_per_s': rate,
+    'halfcheetah_steps_timed': steps,
+    'halfcheetah_warmup_steps': warmup,
+    'halfcheetah_discriminator_updates_done': disc,
+    'halfcheetah_policy_updates_done': policy,
+  }
 
 
 def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> list:
@@ -155,18 +206,22 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> li
   from configs.irl import pointmaze as pointmaze_config
   from irl import builders, report
   from irl import train as irl_train
+
   start = time.time()
   config = pointmaze_config.get_config()
   config.algo, config.loop.num_env_steps = algo, budget
   built = builders.build(config)
   loop = built.loop_config
   if budget % loop.eval_every:
-    raise app.UsageError(f'the {algo} budget ({budget}) must be a multiple of the config\'s '
-                         f'evaluation period ({loop.eval_every})')
+    raise app.UsageError(
+      f"the {algo} budget ({budget}) must be a multiple of the config's "
+      f'evaluation period ({loop.eval_every})'
+    )
   expert = float(built.meta['return_mean'])
   random = report.random_return(config.env, built.env, 0, loop.eval_episodes)
-  init, period_fn = irl_train.seed_functions(built.env, built.agent, loop, built.expert_buffer,
-                                            built.parts.prep.transitions)
+  init, period_fn = irl_train.seed_functions(
+    built.env, built.agent, loop, built.expert_buffer, built.parts.prep.transitions
+  )
   carry = init(irl_train.seed_keys([config.seed]))
   curve = []
   for period in range(budget // loop.eval_every):
@@ -191,19 +246,31 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
   onpolicy = wall_curve('airl_onpolicy', onpolicy_budget)
   best = max(value for _, _, value in onpolicy)
   opirl = wall_curve('opirl', opirl_budget, stop_at_score=best)
-  record = {'opirl_wall_budget_steps': opirl_budget, 'airl_onpolicy_wall_budget_steps': onpolicy_budget,
-            'airl_onpolicy_best_score_pointmaze': best}
+  record = {
+    'opirl_wall_budget_steps': opirl_budget,
+    'airl_onpolicy_wall_budget_steps': onpolicy_budget,
+    'airl_onpolicy_best_score_pointmaze': best,
+  }
   for algo, curve in (('opirl', opirl), ('airl_onpolicy', onpolicy)):
     steps, seconds = _first(curve, 0.9)
-    record.update({f'{algo}_wall_s_to_90pct_pointmaze': seconds,
-                   f'{algo}_steps_to_90pct_pointmaze': steps})
+    record.update(
+      {f'{algo}_wall_s_to_90pct_pointmaze': seconds, f'{algo}_steps_to_90pct_pointmaze': steps}
+    )
     steps, seconds = _first(curve, best)
-    record.update({f'{algo}_wall_s_to_airl_onpolicy_best_pointmaze': seconds,
-                   f'{algo}_steps_to_airl_onpolicy_best_pointmaze': steps})
-  slow_steps, fast_steps = (record['airl_onpolicy_steps_to_airl_onpolicy_best_pointmaze'],
-                            record['opirl_steps_to_airl_onpolicy_best_pointmaze'])
-  slow_s, fast_s = (record['airl_onpolicy_wall_s_to_airl_onpolicy_best_pointmaze'],
-                    record['opirl_wall_s_to_airl_onpolicy_best_pointmaze'])
+    record.update(
+      {
+        f'{algo}_wall_s_to_airl_onpolicy_best_pointmaze': seconds,
+        f'{algo}_steps_to_airl_onpolicy_best_pointmaze': steps,
+      }
+    )
+  slow_steps, fast_steps = (
+    record['airl_onpolicy_steps_to_airl_onpolicy_best_pointmaze'],
+    record['opirl_steps_to_airl_onpolicy_best_pointmaze'],
+  )
+  slow_s, fast_s = (
+    record['airl_onpolicy_wall_s_to_airl_onpolicy_best_pointmaze'],
+    record['opirl_wall_s_to_airl_onpolicy_best_pointmaze'],
+  )
   record['step_ratio_at_airl_onpolicy_best'] = slow_steps / fast_steps if fast_steps else None
   record['wall_ratio_at_airl_onpolicy_best'] = slow_s / fast_s if fast_s else None
   return record
@@ -211,12 +278,19 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   import jax
-  record = {'benchmark': 'irl_throughput', 'algo': 'opirl', 'backend': jax.default_backend(),
-            'device_kind': str(jax.devices()[0].device_kind), 'num_seeds_vmapped': NUM_SEEDS}
+
+  record = {
+    'benchmark': 'irl_throughput',
+    'algo': 'opirl',
+    'backend': jax.default_backend(),
+    'device_kind': str(jax.devices()[0].device_kind),
+    'num_seeds_vmapped': NUM_SEEDS,
+  }
   logging.info('PointMaze-Left jitted loop')
   record.update(pointmaze())
   logging.info('HalfCheetah-v5 host loop')
@@ -230,4 +304,5 @@ def main(argv):
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

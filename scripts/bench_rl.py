@@ -39,28 +39,50 @@ from irl import timing as irl_timing  # pylint: disable=wrong-import-position
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
-_UPDATES = flags.DEFINE_integer('updates', 3000, 'SAC updates timed in one jitted scan.',
-                                lower_bound=1)
+_UPDATES = flags.DEFINE_integer(
+  'updates', 3000, 'SAC updates timed in one jitted scan.', lower_bound=1
+)
 _BUFFER_SIZE = flags.DEFINE_integer(
-    'buffer_size', 100_000, 'Random transitions in the replay buffer the SAC updates sample from.',
-    lower_bound=1)
-_SAC_OBS_DIM = flags.DEFINE_integer('sac_obs_dim', 17, 'Observation size for the SAC update '
-                                    'measurement (HalfCheetah-v5: 17).', lower_bound=1)
-_SAC_ACTION_DIM = flags.DEFINE_integer('sac_action_dim', 6, 'Action size for the SAC update '
-                                       'measurement (HalfCheetah-v5: 6).', lower_bound=1)
+  'buffer_size',
+  100_000,
+  'Random transitions in the replay buffer the SAC updates sample from.',
+  lower_bound=1,
+)
+_SAC_OBS_DIM = flags.DEFINE_integer(
+  'sac_obs_dim',
+  17,
+  'Observation size for the SAC update measurement (HalfCheetah-v5: 17).',
+  lower_bound=1,
+)
+_SAC_ACTION_DIM = flags.DEFINE_integer(
+  'sac_action_dim',
+  6,
+  'Action size for the SAC update measurement (HalfCheetah-v5: 6).',
+  lower_bound=1,
+)
 _POINTMAZE_STEPS = flags.DEFINE_integer(
-    'pointmaze_steps', 2000, 'Environment steps (per seed) of each timed PointMaze-Left run.',
-    lower_bound=1)
+  'pointmaze_steps',
+  2000,
+  'Environment steps (per seed) of each timed PointMaze-Left run.',
+  lower_bound=1,
+)
 _HALFCHEETAH_STEPS = flags.DEFINE_integer(
-    'halfcheetah_steps', 2000, 'Timed environment steps of the HalfCheetah-v5 host loop.',
-    lower_bound=1)
+  'halfcheetah_steps',
+  2000,
+  'Timed environment steps of the HalfCheetah-v5 host loop.',
+  lower_bound=1,
+)
 _HALFCHEETAH_WARMUP = flags.DEFINE_integer(
-    'halfcheetah_warmup_steps', 100, 'Untimed HalfCheetah-v5 steps first (random actions, with '
-    'updates, so every jitted function of the loop is compiled before the timing starts).',
-    lower_bound=1)
+  'halfcheetah_warmup_steps',
+  100,
+  'Untimed HalfCheetah-v5 steps first (random actions, with '
+  'updates, so every jitted function of the loop is compiled before the timing starts).',
+  lower_bound=1,
+)
 _BATCH = flags.DEFINE_integer('batch_size', 256, 'SAC minibatch size.', lower_bound=1)
-_HIDDEN = flags.DEFINE_list('hidden_sizes', ['256', '256'], 'Hidden layer sizes of the SAC actor '
-                            'and critics.')
+_HIDDEN = flags.DEFINE_list(
+  'hidden_sizes', ['256', '256'], 'Hidden layer sizes of the SAC actor and critics.'
+)
 
 
 def _hidden_sizes() -> tuple[int, ...]:
@@ -69,8 +91,10 @@ def _hidden_sizes() -> tuple[int, ...]:
   except ValueError:
     sizes = ()
   if not sizes or min(sizes) < 1:
-    raise app.UsageError(f'--hidden_sizes must be a comma-separated list of positive ints, got '
-                         f'{",".join(_HIDDEN.value)!r}')
+    raise app.UsageError(
+      f'--hidden_sizes must be a comma-separated list of positive ints, got '
+      f'{",".join(_HIDDEN.value)!r}'
+    )
   return sizes
 
 
@@ -87,34 +111,47 @@ def sac_updates(sac_config) -> dict:
 
   obs_dim, action_dim, size = _SAC_OBS_DIM.value, _SAC_ACTION_DIM.value, _BUFFER_SIZE.value
   spec = EnvSpec(
-      name='bench', observation=BoxSpec((obs_dim,), np.full(obs_dim, -np.inf, np.float32),
-                                        np.full(obs_dim, np.inf, np.float32)),
-      action=BoxSpec((action_dim,), -np.ones(action_dim, np.float32),
-                     np.ones(action_dim, np.float32)),
-      max_episode_steps=1000)
+    name='bench',
+    observation=BoxSpec(
+      (obs_dim,), np.full(obs_dim, -np.inf, np.float32), np.full(obs_dim, np.inf, np.float32)
+    ),
+    action=BoxSpec(
+      (action_dim,), -np.ones(action_dim, np.float32), np.ones(action_dim, np.float32)
+    ),
+    max_episode_steps=1000,
+  )
   agent = sac_agent.as_agent(sac_agent.make_sac(spec, sac_config))
 
   data_key, init_key, run_key = jax.random.split(jax.random.key(0), 3)
   keys = jax.random.split(data_key, 4)
   transitions = Transition(
-      obs=jax.random.normal(keys[0], (size, obs_dim)),
-      action=jax.random.uniform(keys[1], (size, action_dim), minval=-1.0, maxval=1.0),
-      reward=jax.random.normal(keys[2], (size,)),
-      next_obs=jax.random.normal(keys[3], (size, obs_dim)),
-      terminated=jnp.zeros(size, jnp.bool_), truncated=jnp.zeros(size, jnp.bool_))
+    obs=jax.random.normal(keys[0], (size, obs_dim)),
+    action=jax.random.uniform(keys[1], (size, action_dim), minval=-1.0, maxval=1.0),
+    reward=jax.random.normal(keys[2], (size,)),
+    next_obs=jax.random.normal(keys[3], (size, obs_dim)),
+    terminated=jnp.zeros(size, jnp.bool_),
+    truncated=jnp.zeros(size, jnp.bool_),
+  )
   buffer = replay.add(replay.init(jax.tree.map(lambda x: x[0], transitions), size), transitions)
   state = agent.init(init_key)
 
   def run(state, buffer, key):
     def body(state, update_key):
       return agent.update(state, buffer, update_key, None)
+
     return jax.lax.scan(body, state, jax.random.split(key, _UPDATES.value))
 
   compiled, compile_s = timing.aot_compile(run, state, buffer, run_key)
   (state, _), seconds = timing.timed_call(compiled, state, buffer, run_key)
-  return {'sac_updates_per_s': _UPDATES.value / seconds, 'sac_updates_timed': _UPDATES.value,
-          'sac_updates_done': int(state.step), 'sac_compile_s': compile_s,
-          'sac_buffer_size': size, 'sac_obs_dim': obs_dim, 'sac_action_dim': action_dim}
+  return {
+    'sac_updates_per_s': _UPDATES.value / seconds,
+    'sac_updates_timed': _UPDATES.value,
+    'sac_updates_done': int(state.step),
+    'sac_compile_s': compile_s,
+    'sac_buffer_size': size,
+    'sac_obs_dim': obs_dim,
+    'sac_action_dim': action_dim,
+  }
 
 
 def pointmaze(sac_config) -> dict:
@@ -133,9 +170,16 @@ def pointmaze(sac_config) -> dict:
   steps = _POINTMAZE_STEPS.value
   # update_after=1: one update on every step, so every timed step costs what a step of a real run
   # costs after its warm-up; one period and one evaluation episode keep the evaluation cost small.
-  config = loops.LoopConfig(num_env_steps=steps, num_envs=1, start_steps=0, update_after=1,
-                            updates_per_step=1, replay_capacity=steps, eval_every=steps,
-                            eval_episodes=1)
+  config = loops.LoopConfig(
+    num_env_steps=steps,
+    num_envs=1,
+    start_steps=0,
+    update_after=1,
+    updates_per_step=1,
+    replay_capacity=steps,
+    eval_every=steps,
+    eval_episodes=1,
+  )
   train = functools.partial(loops.train_jax, env, agent, config)
   record = {'pointmaze_steps_timed': steps}
   for num_seeds, suffix in ((1, '1seed'), (NUM_SEEDS, f'{NUM_SEEDS}seeds')):
@@ -148,8 +192,9 @@ def pointmaze(sac_config) -> dict:
     record[f'pointmaze_steps_per_s_{suffix}'] = num_seeds * steps / seconds
     record[f'pointmaze_compile_s_{suffix}'] = compile_s
     record[f'pointmaze_updates_done_{suffix}'] = int(np.min(carry.agent_state.step))
-  record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds']
-                                                    / record['pointmaze_steps_per_s_1seed'])
+  record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (
+    record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds'] / record['pointmaze_steps_per_s_1seed']
+  )
   return record
 
 
@@ -162,14 +207,18 @@ def halfcheetah(sac_config) -> dict:
   env = registry.make('HalfCheetah-v5', num_envs=1, seed=0)
   agent = sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config))
   carry, rate = irl_timing.host_loop_rate(env, agent, warmup, steps, label='HalfCheetah-v5')
-  return {'halfcheetah_steps_per_s': rate,
-          'halfcheetah_steps_timed': steps, 'halfcheetah_warmup_steps': warmup,
-          'halfcheetah_updates_done': int(carry.agent_state.step)}
+  return {
+    'halfcheetah_steps_per_s': rate,
+    'halfcheetah_steps_timed': steps,
+    'halfcheetah_warmup_steps': warmup,
+    'halfcheetah_updates_done': int(carry.agent_state.step),
+  }
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   hidden_sizes = _hidden_sizes()
@@ -179,12 +228,12 @@ def main(argv):
 
   sac_config = sac_agent.SACConfig(batch_size=_BATCH.value, hidden_sizes=hidden_sizes)
   record = {
-      'benchmark': 'rl_throughput',
-      'backend': jax.default_backend(),
-      'device_kind': str(jax.devices()[0].device_kind),
-      'batch_size': sac_config.batch_size,
-      'hidden_sizes': list(sac_config.hidden_sizes),
-      'num_seeds_vmapped': NUM_SEEDS,
+    'benchmark': 'rl_throughput',
+    'backend': jax.default_backend(),
+    'device_kind': str(jax.devices()[0].device_kind),
+    'batch_size': sac_config.batch_size,
+    'hidden_sizes': list(sac_config.hidden_sizes),
+    'num_seeds_vmapped': NUM_SEEDS,
   }
   logging.info('SAC updates')
   record.update(sac_updates(sac_config))
@@ -197,4 +246,5 @@ def main(argv):
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

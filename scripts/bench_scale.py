@@ -36,16 +36,27 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-_FAKE = flags.DEFINE_integer('fake_devices', 8, 'CPU only: XLA host devices to create (0: leave the '
-                             'XLA_FLAGS as they are).', lower_bound=0)
-_SEEDS = flags.DEFINE_integer('num_seeds', 8, 'Seeds trained together (a multiple of the devices).',
-                              lower_bound=1)
-_IRL_STEPS = flags.DEFINE_integer('irl_steps', 500, 'Environment steps of the timed OPIRL period.',
-                                  lower_bound=1)
-_BIG_HIDDEN = flags.DEFINE_integer('big_hidden', 2048, 'Hidden units (two layers) of the MLP whose '
-                                   'memory is split over the model axis.', lower_bound=1)
-_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed calls per figure (the best is kept).',
-                                lower_bound=1)
+_FAKE = flags.DEFINE_integer(
+  'fake_devices',
+  8,
+  'CPU only: XLA host devices to create (0: leave the XLA_FLAGS as they are).',
+  lower_bound=0,
+)
+_SEEDS = flags.DEFINE_integer(
+  'num_seeds', 8, 'Seeds trained together (a multiple of the devices).', lower_bound=1
+)
+_IRL_STEPS = flags.DEFINE_integer(
+  'irl_steps', 500, 'Environment steps of the timed OPIRL period.', lower_bound=1
+)
+_BIG_HIDDEN = flags.DEFINE_integer(
+  'big_hidden',
+  2048,
+  'Hidden units (two layers) of the MLP whose memory is split over the model axis.',
+  lower_bound=1,
+)
+_REPEATS = flags.DEFINE_integer(
+  'repeats', 2, 'Timed calls per figure (the best is kept).', lower_bound=1
+)
 
 
 def _best_time(fn, repeats, setup=tuple):
@@ -53,6 +64,7 @@ def _best_time(fn, repeats, setup=tuple):
   import jax
 
   from experiment import timing
+
   best = float('inf')
   for _ in range(repeats):
     args = jax.block_until_ready(setup())
@@ -67,6 +79,7 @@ def cl_rate(mesh, num_seeds, repeats):
 
   from cl import builders, train
   from configs.cl import split_digits
+
   config = split_digits.get_config()
   config.update(method='ewc', num_seeds=num_seeds, num_tasks=2)
   stream = builders.build_stream(config)
@@ -79,7 +92,7 @@ def cl_rate(mesh, num_seeds, repeats):
   # train_epoch donates its state: each call gets its own copy, made before the clock starts.
   fresh = lambda: (jax.tree.map(jnp.copy, state),)
   epoch = lambda s: compiled.train_epoch(s, data, epoch_keys[0], None)
-  compile_s = _best_time(epoch, 1, fresh)     # the first call compiles
+  compile_s = _best_time(epoch, 1, fresh)  # the first call compiles
   seconds = _best_time(epoch, repeats, fresh)
   return num_seeds / seconds, compile_s
 
@@ -91,6 +104,7 @@ def cl_big_memory(mesh, hidden):
 
   from cl import builders, train
   from configs.cl import split_digits
+
   config = split_digits.get_config()
   config.update(method='ewc', num_seeds=1, num_tasks=2, hidden_sizes=(hidden, hidden))
   stream = builders.build_stream(config)
@@ -99,12 +113,18 @@ def cl_big_memory(mesh, hidden):
   keys = builders.seed_keys(config, mesh)
   state = compiled.init(keys)
   first = mesh.devices.flat[0]
-  state_bytes = sum(shard.data.nbytes for leaf in jax.tree.leaves(state)
-                    for shard in leaf.addressable_shards if shard.device == first)
+  state_bytes = sum(
+    shard.data.nbytes
+    for leaf in jax.tree.leaves(state)
+    for shard in leaf.addressable_shards
+    if shard.device == first
+  )
   data = train.training_data(stream, 0, False, mesh)
   epoch_keys, _ = train.task_keys(keys, 0, 1)
-  analysis = compiled.train_epoch.lower(state, data, epoch_keys[0], None).compile().memory_analysis()
-  return state_bytes / 2 ** 20, analysis.temp_size_in_bytes / 2 ** 20
+  analysis = (
+    compiled.train_epoch.lower(state, data, epoch_keys[0], None).compile().memory_analysis()
+  )
+  return state_bytes / 2**20, analysis.temp_size_in_bytes / 2**20
 
 
 def irl_rate(mesh, num_seeds, steps, repeats):
@@ -113,38 +133,61 @@ def irl_rate(mesh, num_seeds, steps, repeats):
   from experiment import mesh as mesh_lib
   from irl import builders as irl_builders
   from irl import train as irl_train
+
   config = pointmaze.get_config()
-  config.loop.update(num_env_steps=steps, eval_every=steps, start_steps=0, update_after=1,
-                     replay_capacity=max(steps, 1_000), eval_episodes=1)
+  config.loop.update(
+    num_env_steps=steps,
+    eval_every=steps,
+    start_steps=0,
+    update_after=1,
+    replay_capacity=max(steps, 1_000),
+    eval_episodes=1,
+  )
   built = irl_builders.build(config)
   init, period_fn = irl_train.seed_functions(
-      built.env, built.agent, built.loop_config, mesh_lib.replicate(built.expert_buffer, mesh),
-      built.parts.prep.transitions, mesh=mesh)
+    built.env,
+    built.agent,
+    built.loop_config,
+    mesh_lib.replicate(built.expert_buffer, mesh),
+    built.parts.prep.transitions,
+    mesh=mesh,
+  )
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(num_seeds))), mesh))
-  compile_s = _best_time(lambda: period_fn(carry, 0), 1)     # the first call compiles
+  compile_s = _best_time(lambda: period_fn(carry, 0), 1)  # the first call compiles
   seconds = _best_time(lambda: period_fn(carry, 0), repeats)
   return num_seeds * steps / seconds, compile_s
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _FAKE.value and os.environ.get('JAX_PLATFORMS', 'cpu') == 'cpu':
-    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                               f' --xla_force_host_platform_device_count={_FAKE.value}')
+    os.environ['XLA_FLAGS'] = (
+      os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={_FAKE.value}'
+    )
   import jax
 
   from experiment import mesh as mesh_lib
+
   n = jax.device_count()
   if _SEEDS.value % n:
     raise app.UsageError(f'--num_seeds ({_SEEDS.value}) must be a multiple of the {n} devices')
-  record = {'benchmark': 'scale', 'backend': jax.default_backend(),
-            'device_kind': str(jax.devices()[0].device_kind), 'num_devices': n,
-            'num_seeds': _SEEDS.value, 'irl_steps': _IRL_STEPS.value, 'big_hidden': _BIG_HIDDEN.value}
-  meshes = {'1dev': mesh_lib.make_mesh(1, 1, devices=jax.devices()[:1]),
-            'alldev': mesh_lib.make_mesh(-1, 1)}
+  record = {
+    'benchmark': 'scale',
+    'backend': jax.default_backend(),
+    'device_kind': str(jax.devices()[0].device_kind),
+    'num_devices': n,
+    'num_seeds': _SEEDS.value,
+    'irl_steps': _IRL_STEPS.value,
+    'big_hidden': _BIG_HIDDEN.value,
+  }
+  meshes = {
+    '1dev': mesh_lib.make_mesh(1, 1, devices=jax.devices()[:1]),
+    'alldev': mesh_lib.make_mesh(-1, 1),
+  }
   for suffix, mesh in meshes.items():
     rate, compile_s = cl_rate(mesh, _SEEDS.value, _REPEATS.value)
     record[f'cl_seed_epochs_per_s_{suffix}'], record[f'cl_compile_s_{suffix}'] = rate, compile_s
@@ -154,13 +197,17 @@ def main(argv):
     state_mib, temp_mib = cl_big_memory(mesh, _BIG_HIDDEN.value)
     record[f'cl_big_state_mib_per_device_{suffix}'] = state_mib
     record[f'cl_big_temp_mib_per_device_{suffix}'] = temp_mib
-  record['model_state_memory_ratio'] = (record['cl_big_state_mib_per_device_1dev'] /
-                                        record['cl_big_state_mib_per_device_model'])
+  record['model_state_memory_ratio'] = (
+    record['cl_big_state_mib_per_device_1dev'] / record['cl_big_state_mib_per_device_model']
+  )
   record['cl_speedup'] = record['cl_seed_epochs_per_s_alldev'] / record['cl_seed_epochs_per_s_1dev']
-  record['irl_speedup'] = record['irl_seed_steps_per_s_alldev'] / record['irl_seed_steps_per_s_1dev']
+  record['irl_speedup'] = (
+    record['irl_seed_steps_per_s_alldev'] / record['irl_seed_steps_per_s_1dev']
+  )
   print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}))
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

@@ -18,27 +18,48 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_BENCHMARKS = flags.DEFINE_list('benchmarks', ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'],
-                                'Config names under configs/cl/, with an optional :variant.')
-_METHODS = flags.DEFINE_list('methods', ['finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay',
-                                         'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'],
-                             'Methods to run.')
+_BENCHMARKS = flags.DEFINE_list(
+  'benchmarks',
+  ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'],
+  'Config names under configs/cl/, with an optional :variant.',
+)
+_METHODS = flags.DEFINE_list(
+  'methods',
+  [
+    'finetune',
+    'joint',
+    'ewc',
+    'online_ewc',
+    'si',
+    'replay',
+    'vcl',
+    'fromp',
+    'fromp_l2',
+    'kpriors',
+    'ewc_fr_replay',
+  ],
+  'Methods to run.',
+)
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per run (vmapped).')
 _TUNE = flags.DEFINE_bool('tune', True, 'Choose regularisation strengths on the validation split.')
 _OUT = flags.DEFINE_string('out', 'runs/cl_results.json', 'Where to write all numbers.')
-_MERGE = flags.DEFINE_bool('merge', False, 'Keep the entries already in --out that this run does not '
-                           'redo (e.g. re-run one method) and print the table of all of them.')
+_MERGE = flags.DEFINE_bool(
+  'merge',
+  False,
+  'Keep the entries already in --out that this run does not '
+  'redo (e.g. re-run one method) and print the table of all of them.',
+)
 
 GRIDS = {
-    'ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
-    'online_ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
-    'si': ('si.c', [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]),
-    'vcl': ('vcl.prior_scale', [0.03, 0.1, 0.3, 1.0]),
-    'fromp': ('fromp.tau', [10.0, 100.0, 1000.0, 10000.0, 100000.0]),
-    'fromp_l2': ('fromp.tau', [100.0, 1000.0, 10000.0]),
-    'kpriors': ('kpriors.tau', [0.3, 1.0, 3.0]),
-    # τ and the replay weight move together, so FR + correction stays the replay gradient on M2.
-    'ewc_fr_replay': (('ewc_fr_replay.tau', 'ewc_fr_replay.replay_weight'), [0.3, 1.0, 3.0]),
+  'ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
+  'online_ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
+  'si': ('si.c', [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]),
+  'vcl': ('vcl.prior_scale', [0.03, 0.1, 0.3, 1.0]),
+  'fromp': ('fromp.tau', [10.0, 100.0, 1000.0, 10000.0, 100000.0]),
+  'fromp_l2': ('fromp.tau', [100.0, 1000.0, 10000.0]),
+  'kpriors': ('kpriors.tau', [0.3, 1.0, 3.0]),
+  # τ and the replay weight move together, so FR + correction stays the replay gradient on M2.
+  'ewc_fr_replay': (('ewc_fr_replay.tau', 'ewc_fr_replay.replay_weight'), [0.3, 1.0, 3.0]),
 }
 
 
@@ -57,7 +78,8 @@ def _set_one(config, dotted, value):
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import importlib
 
@@ -68,23 +90,33 @@ def main(argv):
   def run(config, stream):
     builders.validate_config(config)
     learner, method = builders.build_learner(config, stream)
-    rs = train.run_stream(learner, stream, builders.seed_keys(config), epochs=config.epochs,
-                          **train.method_flags(method))
+    rs = train.run_stream(
+      learner,
+      stream,
+      builders.seed_keys(config),
+      epochs=config.epochs,
+      **train.method_flags(method),
+    )
     return np.asarray(rs.accuracy_matrix), np.asarray(rs.val_accuracy_matrix)
 
   all_results = {}
   if _MERGE.value and os.path.exists(_OUT.value):
     with open(_OUT.value, encoding='utf-8') as f:
       all_results = json.load(f)
-  header = ['| benchmark | method | hyper-parameter (chosen on validation) | average accuracy (%) '
-            '| forgetting (%) |', '|---|---|---|---|---|']
+  header = [
+    '| benchmark | method | hyper-parameter (chosen on validation) | average accuracy (%) '
+    '| forgetting (%) |',
+    '|---|---|---|---|---|',
+  ]
 
   def row(key):
     bench, name = key.rsplit('/', 1)
     r = all_results[key]
     acc, fgt = r['average_accuracy'], r['forgetting']
-    return (f'| {bench} | {name} | {r["hyperparameter"] or "-"} | {100 * np.mean(acc):.1f} ± '
-            f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |')
+    return (
+      f'| {bench} | {name} | {r["hyperparameter"] or "-"} | {100 * np.mean(acc):.1f} ± '
+      f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |'
+    )
 
   def save():
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
@@ -113,7 +145,7 @@ def main(argv):
         best = max(tuning, key=tuning.get)
         _set(config, field, best)
         chosen = f'{field if isinstance(field, str) else "=".join(field)}={best:g}'
-      elif name in GRIDS:   # --notune: the config's value (a benchmark's default is its chosen one)
+      elif name in GRIDS:  # --notune: the config's value (a benchmark's default is its chosen one)
         field, _ = GRIDS[name]
         builders.validate_config(config)
         group, leaf = (field if isinstance(field, str) else field[0]).split('.')
@@ -123,11 +155,15 @@ def main(argv):
       acc = [metrics.average_accuracy(r) for r in test]
       fgt = [metrics.forgetting(r) for r in test]
       all_results[f'{bench}/{name}'] = {
-          'hyperparameter': chosen, 'tuned': bool(tuning),
-          'validation_tuning': {str(k): v for k, v in tuning.items()},
-          'average_accuracy': acc, 'forgetting': fgt, 'accuracy_matrices': test.tolist(),
-          'seeds': list(range(config.seed, config.seed + config.num_seeds)),
-          'seconds': time.time() - start}
+        'hyperparameter': chosen,
+        'tuned': bool(tuning),
+        'validation_tuning': {str(k): v for k, v in tuning.items()},
+        'average_accuracy': acc,
+        'forgetting': fgt,
+        'accuracy_matrices': test.tolist(),
+        'seeds': list(range(config.seed, config.seed + config.num_seeds)),
+        'seconds': time.time() - start,
+      }
       print(row(f'{bench}/{name}'), flush=True)
       save()
   print('\n'.join(header + [row(key) for key in all_results]))
@@ -135,4 +171,5 @@ def main(argv):
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

@@ -28,16 +28,19 @@ flags.mark_flags_as_required(['env', 'expert', 'out'])
 
 def env_version(name: str) -> str:
   from envs import registry
+
   if registry.is_jax_env(name):
     return 'cljax jax-native v1'
   import gymnasium
   import mujoco
+
   return f'gymnasium {gymnasium.__version__} / mujoco {mujoco.__version__}'
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import jax
 
@@ -49,8 +52,11 @@ def main(argv):
     raise app.UsageError(f'--episodes must be >= 1, got {_EPISODES.value}')
   try:
     is_jax = registry.is_jax_env(_ENV.value)
-    env = (registry.make(_ENV.value) if is_jax
-           else registry.make(_ENV.value, num_envs=1, seed=_SEED.value))
+    env = (
+      registry.make(_ENV.value)
+      if is_jax
+      else registry.make(_ENV.value, num_envs=1, seed=_SEED.value)
+    )
     policy, record = experts.load_policy(_EXPERT.value, env.spec)
   except EnvError as e:
     raise app.UsageError(str(e)) from None
@@ -59,13 +65,22 @@ def main(argv):
   else:
     arrays = experts.rollout_host(env, policy, _SEED.value, _EPISODES.value)
     env.close()
-  meta = demos.save(_OUT.value, arrays, env=env.spec.name, env_version=env_version(_ENV.value),
-                    expert=_EXPERT.value, seed=_SEED.value,
-                    extra={'expert_record': {k: v for k, v in record.items() if k != 'sac_config'}})
-  print(f'{env.spec.name}: {meta["num_episodes"]} episodes, {meta["num_transitions"]} transitions, '
-        f'return {meta["return_mean"]:.1f} ± {meta["return_std"]:.1f} -> {_OUT.value}.npz')
+  meta = demos.save(
+    _OUT.value,
+    arrays,
+    env=env.spec.name,
+    env_version=env_version(_ENV.value),
+    expert=_EXPERT.value,
+    seed=_SEED.value,
+    extra={'expert_record': {k: v for k, v in record.items() if k != 'sac_config'}},
+  )
+  print(
+    f'{env.spec.name}: {meta["num_episodes"]} episodes, {meta["num_transitions"]} transitions, '
+    f'return {meta["return_mean"]:.1f} ± {meta["return_std"]:.1f} -> {_OUT.value}.npz'
+  )
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

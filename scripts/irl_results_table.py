@@ -40,30 +40,47 @@ from configs.irl import common as irl_common  # pylint: disable=wrong-import-pos
 
 TRANSFER_CONFIG = 'configs/irl/transfer.py'
 REWARD_ALGOS = ('opirl', 'airl', 'dac')
-CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Pendulum': 'configs/irl/pendulum.py',
-           'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
-           'HalfCheetah-v5': 'configs/irl/mujoco.py:HalfCheetah-v5',
-           'CustomAnt': 'configs/irl/mujoco.py:CustomAnt'}
+CONFIGS = {
+  'PointMaze-Left': 'configs/irl/pointmaze.py',
+  'Pendulum': 'configs/irl/pendulum.py',
+  'Hopper-v5': 'configs/irl/mujoco.py:Hopper-v5',
+  'HalfCheetah-v5': 'configs/irl/mujoco.py:HalfCheetah-v5',
+  'CustomAnt': 'configs/irl/mujoco.py:CustomAnt',
+}
 DEFAULT_BUDGETS = irl_common.TABLE_BUDGETS
 
 _TABLE = flags.DEFINE_enum('table', 'imitation', ['imitation', 'transfer'], 'Which table.')
-_TARGETS = flags.DEFINE_list('targets', ['PointMaze-Right', 'AmputatedAnt'],
-                             'Transfer targets (configs/irl/transfer.py).')
+_TARGETS = flags.DEFINE_list(
+  'targets', ['PointMaze-Right', 'AmputatedAnt'], 'Transfer targets (configs/irl/transfer.py).'
+)
 
-_ENVS = flags.DEFINE_list('envs', ['PointMaze-Left', 'Pendulum', 'Hopper-v5', 'HalfCheetah-v5'],
-                          f'Environments, of {sorted(CONFIGS)}.')
+_ENVS = flags.DEFINE_list(
+  'envs',
+  ['PointMaze-Left', 'Pendulum', 'Hopper-v5', 'HalfCheetah-v5'],
+  f'Environments, of {sorted(CONFIGS)}.',
+)
 _ALGOS = flags.DEFINE_list('algos', list(irl_common.TABLE_ALGOS), 'Algorithms.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per row (0, 1, ...).', lower_bound=1)
 _BUDGETS = flags.DEFINE_list('budgets', [], 'env=steps overrides of DEFAULT_BUDGETS.')
-_EVALS = flags.DEFINE_integer('evals_per_run', irl_common.TABLE_EVALS_PER_RUN,
-                              'Evaluations per run (the budget must divide).', lower_bound=1)
-_EVAL_EPISODES = flags.DEFINE_integer('eval_episodes', irl_common.TABLE_EVAL_EPISODES,
-                                      'Episodes per evaluation.', lower_bound=1)
-_ROOT = flags.DEFINE_string('root', 'runs/irl_table', 'Parent of the runs\' work directories.')
-_PLOT = flags.DEFINE_string('plot', 'runs/irl_curves.png', 'Learning-curve PNG of the imitation '
-                            'table (empty: none).')
-_OUT = flags.DEFINE_string('out', None, 'Where to write the table\'s numbers (default '
-                           'runs/irl_results.json, or runs/irl_transfer.json for --table=transfer).')
+_EVALS = flags.DEFINE_integer(
+  'evals_per_run',
+  irl_common.TABLE_EVALS_PER_RUN,
+  'Evaluations per run (the budget must divide).',
+  lower_bound=1,
+)
+_EVAL_EPISODES = flags.DEFINE_integer(
+  'eval_episodes', irl_common.TABLE_EVAL_EPISODES, 'Episodes per evaluation.', lower_bound=1
+)
+_ROOT = flags.DEFINE_string('root', 'runs/irl_table', "Parent of the runs' work directories.")
+_PLOT = flags.DEFINE_string(
+  'plot', 'runs/irl_curves.png', 'Learning-curve PNG of the imitation table (empty: none).'
+)
+_OUT = flags.DEFINE_string(
+  'out',
+  None,
+  "Where to write the table's numbers (default "
+  'runs/irl_results.json, or runs/irl_transfer.json for --table=transfer).',
+)
 
 
 def parse_budgets(items, envs, algos):
@@ -71,44 +88,65 @@ def parse_budgets(items, envs, algos):
   for item in items:
     env, sep, steps = item.partition('=')
     if not sep or env not in DEFAULT_BUDGETS or not steps.isdigit() or int(steps) < 1:
-      raise app.UsageError(f'--budgets entries must be env=steps with env in {sorted(DEFAULT_BUDGETS)} and '
-                           f'steps a positive int, got {item!r}')
+      raise app.UsageError(
+        f'--budgets entries must be env=steps with env in {sorted(DEFAULT_BUDGETS)} and '
+        f'steps a positive int, got {item!r}'
+      )
     budgets[env] = int(steps)
   for env in envs:
     for algo in algos:
       budget = irl_common.table_budget(env, algo, budgets)
       if budget % _EVALS.value:
-        raise app.UsageError(f'the budget of {algo} on {env} ({budget}) must be a multiple of '
-                             f'--evals_per_run ({_EVALS.value})')
+        raise app.UsageError(
+          f'the budget of {algo} on {env} ({budget}) must be a multiple of '
+          f'--evals_per_run ({_EVALS.value})'
+        )
   return budgets
 
 
 def run_one(env, algo, budget, workdir, seed, num_seeds):
   """One scripts/train_irl.py process; returns its results.json, with `reward_dirs` resolved
   against `workdir` (the run may have been started from another directory)."""
-  results = _run('train_irl.py', CONFIGS[env], budget, workdir, seed, num_seeds,
-                 [f'--config.algo={algo}'])
+  results = _run(
+    'train_irl.py', CONFIGS[env], budget, workdir, seed, num_seeds, [f'--config.algo={algo}']
+  )
   if 'reward_dirs' in results:
-    results['reward_dirs'] = [os.path.join(os.path.abspath(workdir), 'reward', os.path.basename(d))
-                              for d in results['reward_dirs']]
+    results['reward_dirs'] = [
+      os.path.join(os.path.abspath(workdir), 'reward', os.path.basename(d))
+      for d in results['reward_dirs']
+    ]
   return results
 
 
 def run_transfer(target, reward, budget, workdir, seed):
   """One scripts/transfer_reward.py process; returns its results.json."""
-  return _run('transfer_reward.py', f'{TRANSFER_CONFIG}:{target}', budget, workdir, seed, 1,
-              [f'--config.reward={reward}'])
+  return _run(
+    'transfer_reward.py',
+    f'{TRANSFER_CONFIG}:{target}',
+    budget,
+    workdir,
+    seed,
+    1,
+    [f'--config.reward={reward}'],
+  )
 
 
 def _run(script, config, budget, workdir, seed, num_seeds, extra):
   results_path = os.path.join(workdir, 'results.json')
   if not os.path.exists(results_path):
-    cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), '--config',
-           os.path.join(ROOT, config), *extra, f'--workdir={workdir}',
-           f'--config.seed={seed}', f'--config.num_seeds={num_seeds}',
-           f'--config.loop.num_env_steps={budget}',
-           f'--config.loop.eval_every={budget // _EVALS.value}',
-           f'--config.loop.eval_episodes={_EVAL_EPISODES.value}']
+    cmd = [
+      sys.executable,
+      os.path.join(ROOT, 'scripts', script),
+      '--config',
+      os.path.join(ROOT, config),
+      *extra,
+      f'--workdir={workdir}',
+      f'--config.seed={seed}',
+      f'--config.num_seeds={num_seeds}',
+      f'--config.loop.num_env_steps={budget}',
+      f'--config.loop.eval_every={budget // _EVALS.value}',
+      f'--config.loop.eval_episodes={_EVAL_EPISODES.value}',
+    ]
     print(' '.join(cmd[1:]), file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode:
@@ -120,31 +158,47 @@ def _run(script, config, budget, workdir, seed, num_seeds, extra):
 def row_of(results_list):
   """Merges one row's results.json files (one per process) into its per-seed figures."""
   import numpy as np
+
   per_seed = [s for r in results_list for s in r['per_seed']]
   finals = [s['final_return'] for s in per_seed]
   reached = [s['steps_to_90pct_expert'] for s in per_seed if s['steps_to_90pct_expert'] is not None]
   first = results_list[0]
-  return {'algo': first['algo'], 'env': first['env'], 'env_steps': first['env_steps'],
-          'num_trajectories': first['num_trajectories'], 'seeds': [s['seed'] for s in per_seed],
-          'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
-          'final_return_per_seed': finals,
-          'steps_to_90pct_expert_per_seed': [s['steps_to_90pct_expert'] for s in per_seed],
-          'learning_curve_per_seed': [s['learning_curve'] for s in per_seed],
-          'steps_to_90pct_expert_mean_of_reached': float(np.mean(reached)) if reached else None,
-          'seeds_reaching_90pct': len(reached),
-          'expert_return': first['expert_return'], 'random_return': first['random_return']}
+  return {
+    'algo': first['algo'],
+    'env': first['env'],
+    'env_steps': first['env_steps'],
+    'num_trajectories': first['num_trajectories'],
+    'seeds': [s['seed'] for s in per_seed],
+    'final_return': float(np.mean(finals)),
+    'final_return_std': float(np.std(finals)),
+    'final_return_per_seed': finals,
+    'steps_to_90pct_expert_per_seed': [s['steps_to_90pct_expert'] for s in per_seed],
+    'learning_curve_per_seed': [s['learning_curve'] for s in per_seed],
+    'steps_to_90pct_expert_mean_of_reached': float(np.mean(reached)) if reached else None,
+    'seeds_reaching_90pct': len(reached),
+    'expert_return': first['expert_return'],
+    'random_return': first['random_return'],
+  }
 
 
 def markdown(rows):
-  lines = ['| environment | algorithm | budget (env steps) | return after budget | steps to 90 % of '
-           'expert (seeds reaching) | expert / random |', '|---|---|---|---|---|---|']
+  lines = [
+    '| environment | algorithm | budget (env steps) | return after budget | steps to 90 % of '
+    'expert (seeds reaching) | expert / random |',
+    '|---|---|---|---|---|---|',
+  ]
   for r in rows:
     steps = r['steps_to_90pct_expert_mean_of_reached']
-    reached = f'{steps:,.0f} ({r["seeds_reaching_90pct"]}/{len(r["seeds"])})' if steps else \
-        f'not reached (0/{len(r["seeds"])})'
-    lines.append(f'| {r["env"]} | {r["algo"]} | {r["env_steps"]:,} | {r["final_return"]:.1f} ± '
-                 f'{r["final_return_std"]:.1f} | {reached} | {r["expert_return"]:.1f} / '
-                 f'{r["random_return"]:.1f} |')
+    reached = (
+      f'{steps:,.0f} ({r["seeds_reaching_90pct"]}/{len(r["seeds"])})'
+      if steps
+      else f'not reached (0/{len(r["seeds"])})'
+    )
+    lines.append(
+      f'| {r["env"]} | {r["algo"]} | {r["env_steps"]:,} | {r["final_return"]:.1f} ± '
+      f'{r["final_return_std"]:.1f} | {reached} | {r["expert_return"]:.1f} / '
+      f'{r["random_return"]:.1f} |'
+    )
   return '\n'.join(lines)
 
 
@@ -152,6 +206,7 @@ def runs_here(env, algo):
   """Whether the table has a row for `algo` on `env` (on-policy algorithms: JAX-native only)."""
   from envs import registry
   from irl import onpolicy
+
   return algo not in onpolicy.ONPOLICY_ALGOS or registry.is_jax_env(env)
 
 
@@ -160,30 +215,39 @@ def imitation_rows(budgets):
   for env in _ENVS.value:
     for algo in _ALGOS.value:
       if not runs_here(env, algo):
-        print(f'{env} {algo}: left out (on-policy runs need a JAX-native environment)',
-              file=sys.stderr, flush=True)
+        print(
+          f'{env} {algo}: left out (on-policy runs need a JAX-native environment)',
+          file=sys.stderr,
+          flush=True,
+        )
         continue
       rows.append(row_of(source_runs(env, algo, budgets)))
-      print(f'{env} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
-            file=sys.stderr, flush=True)
+      print(
+        f'{env} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
+        file=sys.stderr,
+        flush=True,
+      )
   return rows
 
 
 def source_runs(env, algo, budgets):
   """The imitation runs of one row (made if missing): one results.json per process."""
   from envs import registry
+
   workdir = os.path.join(_ROOT.value, env, algo)
   budget = irl_common.table_budget(env, algo, budgets)
   if registry.is_jax_env(env):
     return [run_one(env, algo, budget, workdir, 0, _SEEDS.value)]
-  return [run_one(env, algo, budget, os.path.join(workdir, f'seed{s}'), s, 1)
-          for s in range(_SEEDS.value)]
+  return [
+    run_one(env, algo, budget, os.path.join(workdir, f'seed{s}'), s, 1) for s in range(_SEEDS.value)
+  ]
 
 
 def transfer_rows(budgets):
   import numpy as np
 
   from configs.irl import transfer
+
   rows = []
   for target in _TARGETS.value:
     source = transfer.TARGETS[target][0]
@@ -192,38 +256,63 @@ def transfer_rows(budgets):
         rewards = ['true'] * _SEEDS.value
       else:
         rewards = [d for r in source_runs(source, algo, budgets) for d in r['reward_dirs']]
-      results = [run_transfer(target, reward, budgets[target],
-                              os.path.join(_ROOT.value, 'transfer', target, algo, f'seed{s}'), s)
-                 for s, reward in enumerate(rewards)]
+      results = [
+        run_transfer(
+          target,
+          reward,
+          budgets[target],
+          os.path.join(_ROOT.value, 'transfer', target, algo, f'seed{s}'),
+          s,
+        )
+        for s, reward in enumerate(rewards)
+      ]
       finals = [r['final_return'] for r in results]
-      rows.append({'env': target, 'source_env': None if algo == 'true' else source,
-                   'reward': 'true reward' if algo == 'true' else algo,
-                   'source_env_steps': None if algo == 'true' else budgets[source],
-                   'env_steps': budgets[target], 'seeds': list(range(len(results))),
-                   'final_return': float(np.mean(finals)), 'final_return_std': float(np.std(finals)),
-                   'final_return_per_seed': finals, 'random_return': results[0]['random_return']})
-      print(f'{target} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
-            file=sys.stderr, flush=True)
+      rows.append(
+        {
+          'env': target,
+          'source_env': None if algo == 'true' else source,
+          'reward': 'true reward' if algo == 'true' else algo,
+          'source_env_steps': None if algo == 'true' else budgets[source],
+          'env_steps': budgets[target],
+          'seeds': list(range(len(results))),
+          'final_return': float(np.mean(finals)),
+          'final_return_std': float(np.std(finals)),
+          'final_return_per_seed': finals,
+          'random_return': results[0]['random_return'],
+        }
+      )
+      print(
+        f'{target} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',
+        file=sys.stderr,
+        flush=True,
+      )
   return rows
 
 
 def transfer_markdown(rows):
-  lines = ['| target | SAC trained on | reward learned with (budget) | SAC budget (env steps) | true '
-           'return after budget | random |', '|---|---|---|---|---|---|']
+  lines = [
+    '| target | SAC trained on | reward learned with (budget) | SAC budget (env steps) | true '
+    'return after budget | random |',
+    '|---|---|---|---|---|---|',
+  ]
   for r in rows:
-    learned = (f'{r["source_env"]}, {r["source_env_steps"]:,} steps' if r['source_env'] else '—')
-    lines.append(f'| {r["env"]} | {r["reward"]} | {learned} | {r["env_steps"]:,} | '
-                 f'{r["final_return"]:.1f} ± {r["final_return_std"]:.1f} | {r["random_return"]:.1f} |')
+    learned = f'{r["source_env"]}, {r["source_env_steps"]:,} steps' if r['source_env'] else '—'
+    lines.append(
+      f'| {r["env"]} | {r["reward"]} | {learned} | {r["env_steps"]:,} | '
+      f'{r["final_return"]:.1f} ± {r["final_return_std"]:.1f} | {r["random_return"]:.1f} |'
+    )
   return '\n'.join(lines)
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from configs.irl import transfer
   from irl import builders
+
   for env in _ENVS.value:
     if env not in CONFIGS:
       raise app.UsageError(f'--envs: {env!r} is not one of {sorted(CONFIGS)}')
@@ -233,26 +322,42 @@ def main(argv):
   for algo in _ALGOS.value:
     if algo not in builders.ALGOS:
       raise app.UsageError(f'--algos: {algo!r} is not one of {list(builders.ALGOS)}')
-  used = (_ENVS.value if _TABLE.value == 'imitation'
-          else _TARGETS.value + [transfer.TARGETS[t][0] for t in _TARGETS.value])
+  used = (
+    _ENVS.value
+    if _TABLE.value == 'imitation'
+    else _TARGETS.value + [transfer.TARGETS[t][0] for t in _TARGETS.value]
+  )
   budgets = parse_budgets(_BUDGETS.value, used, _ALGOS.value)
 
   rows = imitation_rows(budgets) if _TABLE.value == 'imitation' else transfer_rows(budgets)
   comparisons = onpolicy_comparisons(rows) if _TABLE.value == 'imitation' else []
-  out = _OUT.value or ('runs/irl_results.json' if _TABLE.value == 'imitation'
-                       else 'runs/irl_transfer.json')
+  out = _OUT.value or (
+    'runs/irl_results.json' if _TABLE.value == 'imitation' else 'runs/irl_transfer.json'
+  )
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, 'w', encoding='utf-8') as f:
-    json.dump({'table': _TABLE.value, 'rows': rows, 'onpolicy_comparisons': comparisons, 'budgets': {e: budgets[e] for e in used},
-               'evals_per_run': _EVALS.value, 'eval_episodes': _EVAL_EPISODES.value}, f, indent=2)
+    json.dump(
+      {
+        'table': _TABLE.value,
+        'rows': rows,
+        'onpolicy_comparisons': comparisons,
+        'budgets': {e: budgets[e] for e in used},
+        'evals_per_run': _EVALS.value,
+        'eval_episodes': _EVAL_EPISODES.value,
+      },
+      f,
+      indent=2,
+    )
   if _TABLE.value == 'imitation' and _PLOT.value:
     plot(rows, _PLOT.value)
   print(markdown(rows) if _TABLE.value == 'imitation' else transfer_markdown(rows))
   for c in comparisons:
     ratio = 'OPIRL does not reach it' if c['step_ratio'] is None else f'ratio {c["step_ratio"]:.1f}'
-    print(f'{c["env"]}: on-policy AIRL\'s best normalised score {c["score"]:.2f} (mean over seeds) '
-          f'first at {c["airl_onpolicy_steps"]:,} steps, OPIRL at '
-          f'{c["opirl_steps"] and format(c["opirl_steps"], ",")} ({ratio})')
+    print(
+      f"{c['env']}: on-policy AIRL's best normalised score {c['score']:.2f} (mean over seeds) "
+      f'first at {c["airl_onpolicy_steps"]:,} steps, OPIRL at '
+      f'{c["opirl_steps"] and format(c["opirl_steps"], ",")} ({ratio})'
+    )
 
 
 def onpolicy_comparisons(rows):
@@ -260,32 +365,50 @@ def onpolicy_comparisons(rows):
   reaches within its budget, the steps it and OPIRL first reach it, and their ratio (issue 12's goal:
   at least 5)."""
   from irl import report
+
   out = []
   by_key = {(r['env'], r['algo']): r for r in rows}
   for env in dict.fromkeys(r['env'] for r in rows):
     if (env, 'opirl') not in by_key or (env, 'airl_onpolicy') not in by_key:
       continue
     opirl, onpolicy_airl = by_key[env, 'opirl'], by_key[env, 'airl_onpolicy']
-    out.append({'env': env, **report.steps_at_best_score(
-        onpolicy_airl['learning_curve_per_seed'], opirl['learning_curve_per_seed'],
-        opirl['expert_return'], opirl['random_return'], names=('airl_onpolicy', 'opirl'))})
+    out.append(
+      {
+        'env': env,
+        **report.steps_at_best_score(
+          onpolicy_airl['learning_curve_per_seed'],
+          opirl['learning_curve_per_seed'],
+          opirl['expert_return'],
+          opirl['random_return'],
+          names=('airl_onpolicy', 'opirl'),
+        ),
+      }
+    )
   return out
 
 
 def plot(rows, path):
   """One panel per environment: every algorithm's mean ± std band, the expert and random lines."""
   from experiment import runs
+
   panels = {}
   for r in rows:
     curves, hlines = panels.setdefault(r['env'], ({}, {}))
     curves[r['algo']] = r['learning_curve_per_seed']
     hlines.update({'expert': r['expert_return'], 'random': r['random_return']})
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  runs.plot_band_panels({f'{env} (1 expert trajectory, {len(rows[0]["seeds"])} seeds)': panel
-                         for env, panel in panels.items()}, path, 'true return (deterministic policy)',
-                        log_x=True)
+  runs.plot_band_panels(
+    {
+      f'{env} (1 expert trajectory, {len(rows[0]["seeds"])} seeds)': panel
+      for env, panel in panels.items()
+    },
+    path,
+    'true return (deterministic policy)',
+    log_x=True,
+  )
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

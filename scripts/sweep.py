@@ -28,36 +28,56 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-_SCRIPT = flags.DEFINE_string('script', None, 'Training script under scripts/ (train_cl.py, '
-                              'train_irl.py, transfer_reward.py, ...).')
+_SCRIPT = flags.DEFINE_string(
+  'script',
+  None,
+  'Training script under scripts/ (train_cl.py, train_irl.py, transfer_reward.py, ...).',
+)
 _CONFIG = flags.DEFINE_string('config', None, 'Config file declaring sweep(add, arg), with :arg.')
-_ROOT = flags.DEFINE_string('root', None, 'Parent of the tasks\' work directories.')
+_ROOT = flags.DEFINE_string('root', None, "Parent of the tasks' work directories.")
 _SET = flags.DEFINE_multi_string('set', [], 'field=value overrides added to every task.')
 _ONLY = flags.DEFINE_list('only', [], 'Run only these task indices (the table still lists all).')
 _LAUNCHER = flags.DEFINE_enum('launcher', 'local', ['local', 'slurm'], 'Where the tasks run.')
-_MAX_PARALLEL = flags.DEFINE_integer('max_parallel', 0, 'Tasks at a time (local: default 1; '
-                                     'slurm: the array throttle, 0 = no limit).', lower_bound=0)
-_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Write the manifest (and sweep.sbatch) and print the '
-                             'commands without running anything.')
+_MAX_PARALLEL = flags.DEFINE_integer(
+  'max_parallel',
+  0,
+  'Tasks at a time (local: default 1; slurm: the array throttle, 0 = no limit).',
+  lower_bound=0,
+)
+_DRY_RUN = flags.DEFINE_bool(
+  'dry_run',
+  False,
+  'Write the manifest (and sweep.sbatch) and print the commands without running anything.',
+)
 _WAIT = flags.DEFINE_bool('wait', True, 'slurm: wait for the array to finish, then collect.')
 _COLLECT_ONLY = flags.DEFINE_bool('collect_only', False, 'Only collect the table.')
-_METRIC = flags.DEFINE_string('metric', '', 'A results.json scalar to plot per task (results.png), '
-                              'e.g. mean.average_accuracy or final_return.')
+_METRIC = flags.DEFINE_string(
+  'metric',
+  '',
+  'A results.json scalar to plot per task (results.png), '
+  'e.g. mean.average_accuracy or final_return.',
+)
 _PARTITION = flags.DEFINE_string('partition', '', 'slurm: --partition.')
 _TIME = flags.DEFINE_string('time', '', 'slurm: --time limit per task.')
 _CPUS = flags.DEFINE_integer('cpus_per_task', 1, 'slurm: --cpus-per-task.', lower_bound=1)
 _GPUS = flags.DEFINE_integer('gpus_per_task', 0, 'slurm: --gpus-per-task.', lower_bound=0)
 _MEM = flags.DEFINE_string('mem', '', 'slurm: --mem per task.')
-_SIGNAL = flags.DEFINE_integer('signal_seconds', 120, 'slurm: SIGUSR1 this long before the time '
-                               'limit (the task checkpoints and is requeued).', lower_bound=1)
-_SBATCH_EXTRA = flags.DEFINE_multi_string('sbatch', [], 'slurm: more #SBATCH lines, e.g. '
-                                          '--sbatch=--account=abc.')
+_SIGNAL = flags.DEFINE_integer(
+  'signal_seconds',
+  120,
+  'slurm: SIGUSR1 this long before the time limit (the task checkpoints and is requeued).',
+  lower_bound=1,
+)
+_SBATCH_EXTRA = flags.DEFINE_multi_string(
+  'sbatch', [], 'slurm: more #SBATCH lines, e.g. --sbatch=--account=abc.'
+)
 _POLL = flags.DEFINE_float('poll_seconds', 5.0, 'slurm: squeue polling period.', lower_bound=0.1)
 flags.mark_flags_as_required(['script', 'config', 'root'])
 
 
 def _parse_set(items):
   import ast
+
   overrides = {}
   for item in items:
     field, sep, text = item.partition('=')
@@ -66,7 +86,7 @@ def _parse_set(items):
     try:
       overrides[field] = ast.literal_eval(text)
     except (ValueError, SyntaxError):
-      overrides[field] = text            # a bare string, e.g. --set method=ewc
+      overrides[field] = text  # a bare string, e.g. --set method=ewc
   return overrides
 
 
@@ -80,8 +100,10 @@ def run_local(tasks, max_parallel):
       os.makedirs(task.workdir, exist_ok=True)
       log = open(os.path.join(task.workdir, 'sweep_task.log'), 'a', encoding='utf-8')  # pylint: disable=consider-using-with
       print(f'task {task.index}: {" ".join(task.command[1:])}', file=sys.stderr, flush=True)
-      running[task.index] = (subprocess.Popen(task.command, cwd=ROOT, stdout=log,
-                                              stderr=subprocess.STDOUT), log)
+      running[task.index] = (
+        subprocess.Popen(task.command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+        log,
+      )
     for index, (proc, log) in list(running.items()):
       if proc.poll() is not None:
         log.close()
@@ -93,8 +115,9 @@ def run_local(tasks, max_parallel):
 
 
 def submit_slurm(sbatch_path):
-  proc = subprocess.run(['sbatch', '--parsable', sbatch_path], capture_output=True, text=True,
-                        check=False)
+  proc = subprocess.run(
+    ['sbatch', '--parsable', sbatch_path], capture_output=True, text=True, check=False
+  )
   if proc.returncode:
     raise app.UsageError(f'sbatch failed ({proc.returncode}): {proc.stderr.strip()}')
   return proc.stdout.strip().split(';')[0]
@@ -104,8 +127,9 @@ def wait_slurm(job_id, poll_seconds):
   """Until no task of the array is queued or running (squeue prints nothing, or no longer knows the
   job: both mean done)."""
   while True:
-    proc = subprocess.run(['squeue', '-h', '-j', job_id, '-o', '%i %T'], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+      ['squeue', '-h', '-j', job_id, '-o', '%i %T'], capture_output=True, text=True, check=False
+    )
     if proc.returncode or not proc.stdout.strip():
       return
     time.sleep(poll_seconds)
@@ -113,11 +137,13 @@ def wait_slurm(job_id, poll_seconds):
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from experiment import sweep
   from experiment.config import ConfigError
+
   root = os.path.abspath(_ROOT.value)
   try:
     tasks = sweep.expand(_SCRIPT.value, _CONFIG.value, root, _parse_set(_SET.value))
@@ -144,17 +170,28 @@ def main(argv):
       run_local(selected, _MAX_PARALLEL.value or 1)
     else:
       job_name = os.path.basename(root) or 'sweep'
-      path = sweep.write_sbatch(selected, root, job_name=job_name, partition=_PARTITION.value,
-                                time=_TIME.value, cpus_per_task=_CPUS.value,
-                                gpus_per_task=_GPUS.value, mem=_MEM.value,
-                                max_parallel=_MAX_PARALLEL.value, signal_seconds=_SIGNAL.value,
-                                extra=tuple(_SBATCH_EXTRA.value))
+      path = sweep.write_sbatch(
+        selected,
+        root,
+        job_name=job_name,
+        partition=_PARTITION.value,
+        time=_TIME.value,
+        cpus_per_task=_CPUS.value,
+        gpus_per_task=_GPUS.value,
+        mem=_MEM.value,
+        max_parallel=_MAX_PARALLEL.value,
+        signal_seconds=_SIGNAL.value,
+        extra=tuple(_SBATCH_EXTRA.value),
+      )
       if _DRY_RUN.value:
         print(path)
         return
       job_id = submit_slurm(path)
-      print(f'submitted job array {job_id} ({len(selected)} tasks; logs in {root}/logs)',
-            file=sys.stderr, flush=True)
+      print(
+        f'submitted job array {job_id} ({len(selected)} tasks; logs in {root}/logs)',
+        file=sys.stderr,
+        flush=True,
+      )
       if not _WAIT.value:
         print(job_id)
         return
@@ -172,4 +209,5 @@ def main(argv):
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

@@ -19,18 +19,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiment import distributed  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run (config, metrics, '
-                               'checkpoints, results).')
+_WORKDIR = flags.DEFINE_string(
+  'workdir', None, 'Directory for this run (config, metrics, checkpoints, results).'
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 _INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
-  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
+  _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import numpy as np
   from tqdm import tqdm
 
@@ -48,12 +50,14 @@ def main(argv):
     builders.validate_config(config)
     mesh = builders.build_mesh(config)
     if config.joint_reference and not os.path.isfile(config.joint_reference):
-      raise ConfigError('config.joint_reference must be the results.json of a joint run, '
-                        f'got {config.joint_reference!r} (no such file)')
+      raise ConfigError(
+        'config.joint_reference must be the results.json of a joint run, '
+        f'got {config.joint_reference!r} (no such file)'
+      )
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
 
-  primary = distributed.is_primary()   # only process 0 writes files other than checkpoints
+  primary = distributed.is_primary()  # only process 0 writes files other than checkpoints
   try:
     if primary:
       runs.check_or_write_config(config, workdir)
@@ -76,12 +80,15 @@ def main(argv):
     except ValueError as e:
       raise app.UsageError(str(e)) from None
 
-  with Checkpointer(os.path.join(workdir, 'checkpoints'),
-                    max_to_keep=config.keep_checkpoints or None) as ckpt:
+  with Checkpointer(
+    os.path.join(workdir, 'checkpoints'), max_to_keep=config.keep_checkpoints or None
+  ) as ckpt:
     # A damaged newest checkpoint is reported and set aside, and the one before it used;
     # none restoring is one line from console.run (CheckpointError).
-    restored = ckpt.restore_newest(train.abstract_run_state(compiled, stream, keys, mesh),
-                                   warn=print if primary else (lambda message: None))
+    restored = ckpt.restore_newest(
+      train.abstract_run_state(compiled, stream, keys, mesh),
+      warn=print if primary else (lambda message: None),
+    )
     if restored is None:
       run_state = train.init_run(compiled, stream, keys, mesh=mesh)
       ckpt.save(0, run_state, {'tasks_done': 0})
@@ -89,15 +96,26 @@ def main(argv):
       _, run_state, meta = restored
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
 
-    writer = MultiWriter([JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
-                          TensorBoardWriter(os.path.join(workdir, 'tensorboard'))] if primary else [])
+    writer = MultiWriter(
+      [
+        JsonlWriter(os.path.join(workdir, 'metrics.jsonl')),
+        TensorBoardWriter(os.path.join(workdir, 'tensorboard')),
+      ]
+      if primary
+      else []
+    )
     bar = None
 
     def progress_fn(task, epoch, metrics):
       nonlocal bar
       if bar is None:
-        bar = tqdm(total=config.epochs, desc=f'task {task + 1}/{num_tasks}', unit='epoch',
-                   disable=None if primary else True, leave=False)
+        bar = tqdm(
+          total=config.epochs,
+          desc=f'task {task + 1}/{num_tasks}',
+          unit='epoch',
+          disable=None if primary else True,
+          leave=False,
+        )
       scalars = {f'train/{k}': float(np.mean(v)) for k, v in metrics.items()}
       writer.write_scalars(task * config.epochs + epoch + 1, {'task': task + 1, **scalars})
       bar.set_postfix(loss=f'{scalars["train/loss"]:.4f}')
@@ -113,21 +131,33 @@ def main(argv):
       guard.check(t)
       row = np.asarray(rs.accuracy_matrix)[:, t - 1]  # [S, T]
       val_row = np.asarray(rs.val_accuracy_matrix)[:, t - 1]
-      scalars = {'eval/average_accuracy_seen': float(row[:, :t].mean()),
-                 'eval/val_average_accuracy_seen': float(val_row[:, :t].mean())}
+      scalars = {
+        'eval/average_accuracy_seen': float(row[:, :t].mean()),
+        'eval/val_average_accuracy_seen': float(val_row[:, :t].mean()),
+      }
       scalars.update({f'eval/test_accuracy_task{j + 1}': float(row[:, j].mean()) for j in range(t)})
       writer.write_scalars(t * config.epochs, {'task': t, **scalars})
       if primary:
-        tqdm.write(f'After task {t}: mean test accuracy on tasks seen '
-                   f'{scalars["eval/average_accuracy_seen"]:.4f}')
+        tqdm.write(
+          f'After task {t}: mean test accuracy on tasks seen '
+          f'{scalars["eval/average_accuracy_seen"]:.4f}'
+        )
 
     try:
       with preemption.exit_when_preempted(cleanup=writer.close) as guard:
-        run_state = train.run_stream(compiled, stream, keys, epochs=config.epochs,
-                                     **train.method_flags(method), run_state=run_state,
-                                     progress_fn=progress_fn, task_end_fn=task_end_fn, mesh=mesh,
-                                     seeds=seeds)
-    finally:   # a diverged run (DivergenceError, one line from console.run) too
+        run_state = train.run_stream(
+          compiled,
+          stream,
+          keys,
+          epochs=config.epochs,
+          **train.method_flags(method),
+          run_state=run_state,
+          progress_fn=progress_fn,
+          task_end_fn=task_end_fn,
+          mesh=mesh,
+          seeds=seeds,
+        )
+    finally:  # a diverged run (DivergenceError, one line from console.run) too
       if bar is not None:
         bar.close()
       writer.close()
@@ -135,12 +165,18 @@ def main(argv):
     return
 
   results = report.results_json(run_state, seeds, joint_accuracy)
-  results.update(method=config.method, dataset=config.dataset, stream=stream.name,
-                 scenario=stream.scenario, mesh=mesh_lib.describe(mesh))
+  results.update(
+    method=config.method,
+    dataset=config.dataset,
+    stream=stream.name,
+    scenario=stream.scenario,
+    mesh=mesh_lib.describe(mesh),
+  )
   runs.write_results(workdir, results)
   R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
   title = f'{stream.name} ({stream.scenario}-IL), {config.method}, ' + (
-      f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}')
+    f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}'
+  )
   report.plot_accuracy_matrix(R_mean, os.path.join(workdir, 'accuracy_matrix.png'), title)
 
   print(f'{stream.name} ({stream.scenario}-incremental), method {config.method}, seed {seeds[0]}')
@@ -152,12 +188,18 @@ def main(argv):
     v = results[k]
     print(f'{k:>20}: ' + ('n/a' if v is None else f'{v:.4f}'))
   if len(seeds) > 1:
-    print(f'Over seeds {seeds}: ' + ', '.join(
+    print(
+      f'Over seeds {seeds}: '
+      + ', '.join(
         f'{k} {results["mean"][k]:.4f} ± {results["std"][k]:.4f}'
-        for k in ('average_accuracy', 'forgetting') if results['mean'][k] is not None))
+        for k in ('average_accuracy', 'forgetting')
+        if results['mean'][k] is not None
+      )
+    )
   print(f'Wrote {workdir}/results.json and {workdir}/accuracy_matrix.png')
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

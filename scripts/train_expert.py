@@ -28,13 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiment import distributed  # pylint: disable=wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/rl/sac.py:<env>).',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Config file (configs/rl/sac.py:<env>).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 _EXPORT = flags.DEFINE_string('export_dir', '', 'Also write the expert here (e.g. experts/<env>).')
-_FINAL_EPISODES = flags.DEFINE_integer('final_eval_episodes', 20,
-                                       'Deterministic episodes scored at the end for the expert\'s '
-                                       'return mean and std.')
+_FINAL_EPISODES = flags.DEFINE_integer(
+  'final_eval_episodes',
+  20,
+  "Deterministic episodes scored at the end for the expert's return mean and std.",
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 _INIT_DISTRIBUTED = distributed.define_flags()
 
@@ -47,14 +50,18 @@ def validate(config):
   from experiment.config import ConfigError, check_choice
   from irl import experts, loops
   from irl.sac import agent as sac_agent
+
   check_choice('env', config.env, registry.JAX_ENVS + registry.GYM_ENVS)
   check_choice('expert', config.expert, EXPERTS)
   if config.expert == 'scripted' and config.env not in experts.SCRIPTED:
-    raise ConfigError(f'config.expert=scripted needs one of {sorted(experts.SCRIPTED)} as '
-                      f'config.env, got {config.env!r} (use expert=sac)')
+    raise ConfigError(
+      f'config.expert=scripted needs one of {sorted(experts.SCRIPTED)} as '
+      f'config.env, got {config.env!r} (use expert=sac)'
+    )
   try:
-    sac_config = sac_agent.SACConfig(**{**config.sac.to_dict(),
-                                        'hidden_sizes': tuple(config.sac.hidden_sizes)})
+    sac_config = sac_agent.SACConfig(
+      **{**config.sac.to_dict(), 'hidden_sizes': tuple(config.sac.hidden_sizes)}
+    )
     sac_config.validate()
     loop_config = loops.LoopConfig(**config.loop.to_dict())
     loop_config.validate()
@@ -67,9 +74,10 @@ def validate(config):
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
-  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
+  _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import jax
   import numpy as np
 
@@ -97,16 +105,25 @@ def main(argv):
   else:
     env = registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed)
   spec = env.spec
-  results = {'env': config.env, 'expert': config.expert, 'seed': config.seed,
-             'mesh': mesh_lib.describe(mesh)}
+  results = {
+    'env': config.env,
+    'expert': config.expert,
+    'seed': config.seed,
+    'mesh': mesh_lib.describe(mesh),
+  }
 
   if config.expert == 'scripted':
     policy, _ = experts.load_policy('scripted', spec)
     returns = _final_returns(env, spec, policy, config, is_jax)
     results.update(env_steps=0, final_return=float(np.mean(returns)))
-    meta = {'kind': 'scripted', 'env': spec.name, 'return_mean': float(np.mean(returns)),
-            'return_std': float(np.std(returns)), 'num_eval_episodes': len(returns),
-            'seed': config.seed}
+    meta = {
+      'kind': 'scripted',
+      'env': spec.name,
+      'return_mean': float(np.mean(returns)),
+      'return_std': float(np.std(returns)),
+      'num_eval_episodes': len(returns),
+      'seed': config.seed,
+    }
     if primary:
       for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
         os.makedirs(directory, exist_ok=True)
@@ -117,28 +134,46 @@ def main(argv):
 
   sac = sac_agent.make_sac(spec, sac_config)
   with preemption.exit_when_preempted() as guard:
-    states = train.train(workdir, env, sac_agent.as_agent(sac), loop_config, [config.seed],
-                            env_name=config.env, desc=config.env, mesh=mesh,
-                            model_min_size=config.mesh.model_min_size,
-                            after_checkpoint=guard.check)
+    states = train.train(
+      workdir,
+      env,
+      sac_agent.as_agent(sac),
+      loop_config,
+      [config.seed],
+      env_name=config.env,
+      desc=config.env,
+      mesh=mesh,
+      model_min_size=config.mesh.model_min_size,
+      after_checkpoint=guard.check,
+    )
   actor_params = jax.tree.map(distributed.to_host, states[0].actor_params)
 
   policy = lambda obs: sac.act(actor_params, obs, jax.random.key(0), True)
   returns = _final_returns(env, spec, policy, config, is_jax)
   if not is_jax:
     env.close()
-  meta = {'return_mean': float(np.mean(returns)), 'return_std': float(np.std(returns)),
-          'num_eval_episodes': len(returns), 'env_steps': loop_config.num_env_steps,
-          'seed': config.seed, 'trained_with': 'scripts/train_expert.py ' + ' '.join(sys.argv[1:])}
+  meta = {
+    'return_mean': float(np.mean(returns)),
+    'return_std': float(np.std(returns)),
+    'num_eval_episodes': len(returns),
+    'env_steps': loop_config.num_env_steps,
+    'seed': config.seed,
+    'trained_with': 'scripts/train_expert.py ' + ' '.join(sys.argv[1:]),
+  }
   for directory in filter(None, (os.path.join(workdir, 'expert'), _EXPORT.value)):
-    experts.save_sac_expert(directory, spec, sac_config, actor_params, meta)   # every process
+    experts.save_sac_expert(directory, spec, sac_config, actor_params, meta)  # every process
   if not primary:
     return
   curve = runs.read_curve(os.path.join(workdir, 'metrics.jsonl'))
-  results.update(env_steps=loop_config.num_env_steps, final_return=float(np.mean(returns)),
-                 learning_curve=curve)
-  runs.plot_curves({'SAC': curve}, os.path.join(workdir, 'learning_curve.png'), f'SAC on {config.env}',
-                   'evaluation return (deterministic)')
+  results.update(
+    env_steps=loop_config.num_env_steps, final_return=float(np.mean(returns)), learning_curve=curve
+  )
+  runs.plot_curves(
+    {'SAC': curve},
+    os.path.join(workdir, 'learning_curve.png'),
+    f'SAC on {config.env}',
+    'evaluation return (deterministic)',
+  )
   _finish(workdir, results, meta)
 
 
@@ -148,6 +183,7 @@ def _final_returns(env, spec, policy, config, is_jax):
 
   from envs import registry
   from irl import experts
+
   n = _FINAL_EPISODES.value
   if is_jax:
     arrays = experts.rollout_jax(env, policy, jax.random.key(config.seed + 20_000), n)
@@ -161,13 +197,17 @@ def _final_returns(env, spec, policy, config, is_jax):
 
 def _finish(workdir, results, meta):
   from experiment import runs
+
   results.update(expert_return_mean=meta['return_mean'], expert_return_std=meta['return_std'])
   runs.write_results(workdir, results)
-  print(f'{results["env"]}: expert ({results["expert"]}) return {meta["return_mean"]:.1f} ± '
-        f'{meta["return_std"]:.1f} over {meta["num_eval_episodes"]} deterministic episodes; '
-        f'wrote {workdir}/results.json')
+  print(
+    f'{results["env"]}: expert ({results["expert"]}) return {meta["return_mean"]:.1f} ± '
+    f'{meta["return_std"]:.1f} over {meta["num_eval_episodes"]} deterministic episodes; '
+    f'wrote {workdir}/results.json'
+  )
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

@@ -30,8 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiment import distributed  # pylint: disable=wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/irl/*.py).',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Config file (configs/irl/*.py).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 flags.mark_flags_as_required(['config', 'workdir'])
 _INIT_DISTRIBUTED = distributed.define_flags()
@@ -39,9 +40,10 @@ _INIT_DISTRIBUTED = distributed.define_flags()
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
-  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
+  _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   from experiment import mesh as mesh_lib
   from experiment import preemption, runs
   from experiment.config import ConfigError
@@ -61,45 +63,71 @@ def main(argv):
   loop_config, parts = built.loop_config, built.parts
   random_return = report.random_return(config.env, built.env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
-    states = train.train(workdir, built.env, built.agent, loop_config, seeds,
-                            env_name=config.env, expert_buffer=built.expert_buffer,
-                            transform_fn=parts.prep.transitions, desc=f'{config.algo} {config.env}',
-                            mesh=mesh, model_min_size=config.mesh.model_min_size,
-                            seed_batching=config.seed_batching, keep_checkpoints=config.keep_checkpoints,
-                            after_checkpoint=guard.check)
+    states = train.train(
+      workdir,
+      built.env,
+      built.agent,
+      loop_config,
+      seeds,
+      env_name=config.env,
+      expert_buffer=built.expert_buffer,
+      transform_fn=parts.prep.transitions,
+      desc=f'{config.algo} {config.env}',
+      mesh=mesh,
+      model_min_size=config.mesh.model_min_size,
+      seed_batching=config.seed_batching,
+      keep_checkpoints=config.keep_checkpoints,
+      after_checkpoint=guard.check,
+    )
   if not built.is_jax:
     built.env.close()
 
   reward_dirs = []
-  if parts.discriminator is not None:   # every process: orbax saves collectively
+  if parts.discriminator is not None:  # every process: orbax saves collectively
     for s, state in zip(seeds, states):
       reward_dirs.append(os.path.join(os.path.abspath(workdir), 'reward', f'seed{s}'))
-      rewards.save_reward(reward_dirs[-1], parts, state.discriminator, algo=config.algo,
-                           env=config.env)
+      rewards.save_reward(
+        reward_dirs[-1], parts, state.discriminator, algo=config.algo, env=config.env
+      )
   if not distributed.is_primary():
     return
 
   expert_return = float(built.meta['return_mean'])
   summary = report.summarise(workdir, seeds, expert_return, random_return)
-  results = {'algo': config.algo, 'env': config.env, 'env_steps': loop_config.num_env_steps,
-             'num_trajectories': config.num_trajectories, 'expert_return': expert_return,
-             'expert_return_used_trajectories': built.meta['used_return_mean'],
-             'mesh': mesh_lib.describe(mesh), **summary}
+  results = {
+    'algo': config.algo,
+    'env': config.env,
+    'env_steps': loop_config.num_env_steps,
+    'num_trajectories': config.num_trajectories,
+    'expert_return': expert_return,
+    'expert_return_used_trajectories': built.meta['used_return_mean'],
+    'mesh': mesh_lib.describe(mesh),
+    **summary,
+  }
   if reward_dirs:
     results['reward_dirs'] = reward_dirs
   runs.write_results(workdir, results)
-  runs.plot_curves({f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})':
-                    results['learning_curve']},
-                   os.path.join(workdir, 'learning_curve.png'), f'{config.algo} on {config.env}',
-                   'true return (deterministic policy)',
-                   hlines={'expert': expert_return, 'random': random_return})
+  runs.plot_curves(
+    {
+      f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})': results[
+        'learning_curve'
+      ]
+    },
+    os.path.join(workdir, 'learning_curve.png'),
+    f'{config.algo} on {config.env}',
+    'true return (deterministic policy)',
+    hlines={'expert': expert_return, 'random': random_return},
+  )
   reached = results['steps_to_90pct_expert']
-  print(f'{config.algo} on {config.env}: final return {results["final_return"]:.1f} '
-        f'(expert {expert_return:.1f}, random {random_return:.1f}); 90 % of the expert: '
-        f'{"not reached" if reached is None else f"reached after {reached:,} steps"}; '
-        f'wrote {workdir}/results.json')
+  print(
+    f'{config.algo} on {config.env}: final return {results["final_return"]:.1f} '
+    f'(expert {expert_return:.1f}, random {random_return:.1f}); 90 % of the expert: '
+    f'{"not reached" if reached is None else f"reached after {reached:,} steps"}; '
+    f'wrote {workdir}/results.json'
+  )
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

@@ -35,8 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiment import distributed  # pylint: disable=wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/irl/transfer.py).',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'Config file (configs/irl/transfer.py).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 flags.mark_flags_as_required(['config', 'workdir'])
 _INIT_DISTRIBUTED = distributed.define_flags()
@@ -58,18 +59,29 @@ def build(config):
   if not isinstance(config.reward, str) or not config.reward:
     raise ConfigError(f"config.reward must be 'true' or a reward directory, got {config.reward!r}")
   try:
-    env = (registry.make(config.env) if is_jax
-           else registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed))
+    env = (
+      registry.make(config.env)
+      if is_jax
+      else registry.make(config.env, num_envs=loop_config.num_envs, seed=config.seed)
+    )
   except EnvError as e:
     raise ConfigError(f'config.env: {e}') from None
   if config.reward == 'true':
-    return env, is_jax, sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)), None, \
-        loop_config, None
+    return (
+      env,
+      is_jax,
+      sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_config)),
+      None,
+      loop_config,
+      None,
+    )
   loaded = rewards.load_reward(config.reward, env.spec)
   if loaded.record['env'] != config.source_env:
-    raise ConfigError(f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
-                      f'transfers to {config.env} take rewards learned on config.source_env = '
-                      f'{config.source_env!r}')
+    raise ConfigError(
+      f'config.reward: {config.reward} was learned on {loaded.record["env"]!r}; '
+      f'transfers to {config.env} take rewards learned on config.source_env = '
+      f'{config.source_env!r}'
+    )
   policy = sac_agent.make_sac(loaded.prep.spec(env.spec), sac_config)
   agent = rewards.frozen_reward_agent(policy, loaded)
   return env, is_jax, agent, loaded.prep.transitions, loop_config, loaded.record
@@ -77,9 +89,10 @@ def build(config):
 
 def main(argv):
   from experiment import console
-  console.quiet_logs()   # library INFO logs only with --verbosity
+
+  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
-  _INIT_DISTRIBUTED()   # jax.distributed, when one of several processes; before any JAX work
+  _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
 
   from envs import registry
   from experiment import mesh as mesh_lib
@@ -101,29 +114,51 @@ def main(argv):
   source_algo = record['algo'] if record else 'true reward'
   random_return = report.random_return(config.env, env, 0, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
-    train.train(workdir, env, agent, loop_config, seeds, env_name=config.env,
-                   transform_fn=transform_fn, desc=f'SAC on {source_algo} reward, {config.env}',
-                   mesh=mesh, model_min_size=config.mesh.model_min_size,
-                   seed_batching=config.seed_batching, keep_checkpoints=config.keep_checkpoints,
-                   after_checkpoint=guard.check)
+    train.train(
+      workdir,
+      env,
+      agent,
+      loop_config,
+      seeds,
+      env_name=config.env,
+      transform_fn=transform_fn,
+      desc=f'SAC on {source_algo} reward, {config.env}',
+      mesh=mesh,
+      model_min_size=config.mesh.model_min_size,
+      seed_batching=config.seed_batching,
+      keep_checkpoints=config.keep_checkpoints,
+      after_checkpoint=guard.check,
+    )
   if not is_jax:
     env.close()
   if not distributed.is_primary():
     return
   summary = report.summarise(workdir, seeds, None, random_return)
-  results = {'reward': config.reward, 'source_algo': source_algo,
-             'source_env': record['env'] if record else None, 'env': config.env,
-             'env_steps': loop_config.num_env_steps, 'mesh': mesh_lib.describe(mesh), **summary}
+  results = {
+    'reward': config.reward,
+    'source_algo': source_algo,
+    'source_env': record['env'] if record else None,
+    'env': config.env,
+    'env_steps': loop_config.num_env_steps,
+    'mesh': mesh_lib.describe(mesh),
+    **summary,
+  }
   runs.write_results(workdir, results)
-  runs.plot_curves({f'SAC on {source_algo} reward': results['learning_curve']},
-                   os.path.join(workdir, 'learning_curve.png'),
-                   f'Reward transfer to {config.env}', 'true return (deterministic policy)',
-                   hlines={'random': random_return})
-  print(f'SAC on the {source_algo} reward in {config.env}: final true return '
-        f'{results["final_return"]:.1f} ± {results["final_return_std"]:.1f} (random '
-        f'{random_return:.1f}); wrote {workdir}/results.json')
+  runs.plot_curves(
+    {f'SAC on {source_algo} reward': results['learning_curve']},
+    os.path.join(workdir, 'learning_curve.png'),
+    f'Reward transfer to {config.env}',
+    'true return (deterministic policy)',
+    hlines={'random': random_return},
+  )
+  print(
+    f'SAC on the {source_algo} reward in {config.env}: final true return '
+    f'{results["final_return"]:.1f} ± {results["final_return_std"]:.1f} (random '
+    f'{random_return:.1f}); wrote {workdir}/results.json'
+  )
 
 
 if __name__ == '__main__':
   from experiment import console
+
   console.run(main)

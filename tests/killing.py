@@ -20,7 +20,9 @@ def kill_when_exists(cmd, cwd, marker, timeout=600.0):
 def signal_when_exists(cmd, cwd, marker, signum, timeout=600.0):
   """Runs `cmd`, sends `signum` once the path `marker` exists, and returns the finished process's
   (returncode, stderr); fails if it ends before the signal or times out."""
-  child = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  child = subprocess.Popen(
+    cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+  )
   deadline = time.time() + timeout
   while not marker.is_dir():
     assert child.poll() is None, 'run ended before it could be signalled'
@@ -36,10 +38,11 @@ def damage_checkpoint(step_dir, how):
   every data file of the state, 'metadata' overwrites the state's _METADATA with garbage, 'delete'
   removes it."""
   import pathlib
+
   state = pathlib.Path(step_dir) / 'state'
   if how == 'truncate':
     for path in (state / 'd').iterdir():
-      path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+      path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
   elif how == 'metadata':
     (state / '_METADATA').write_text('{"garbage": ')
   elif how == 'delete':

@@ -20,15 +20,20 @@ def task(num=60, classes=(0, 1), num_out=4, task_index=0, seed=0):
   x = rng.normal(size=(num, 6)).astype(np.float32) + y[:, None]
   mask = np.zeros((num, num_out), bool)
   mask[:, list(classes)] = True
-  return TaskData(x=jnp.asarray(x), y=jnp.asarray(y, jnp.int32), mask=jnp.asarray(mask),
-                  task_index=jnp.asarray(task_index, jnp.int32))
+  return TaskData(
+    x=jnp.asarray(x),
+    y=jnp.asarray(y, jnp.int32),
+    mask=jnp.asarray(mask),
+    task_index=jnp.asarray(task_index, jnp.int32),
+  )
 
 
 def perturb(params, scale=0.3, seed=5):
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(seed), len(leaves))
-  return jax.tree.unflatten(tree, [l + scale * jax.random.normal(k, l.shape)
-                                   for l, k in zip(leaves, keys)])
+  return jax.tree.unflatten(
+    tree, [l + scale * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)]
+  )
 
 
 def grads_close(a, b, atol=1e-6, rtol=1e-5):
@@ -41,16 +46,28 @@ def test_ewc_fr_replay_reconstructs_the_replay_gradient_on_m2():
   gradient of the cross-entropy with the true labels on the memory (Daxberger et al., eq. 3)."""
   model = mlp()
   params = model.init(jax.random.key(0))
-  method = methods.ewc_fr_replay(model.apply, input_shape=(6,), num_outputs=4, num_tasks=3,
-                                 classes_per_task=2, memory_per_task=10, ewc_lambda=0.0, tau=0.7,
-                                 replay_weight=0.7, m2_fraction=1.0, temperature=1.0)
+  method = methods.ewc_fr_replay(
+    model.apply,
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=10,
+    ewc_lambda=0.0,
+    tau=0.7,
+    replay_weight=0.7,
+    m2_fraction=1.0,
+    temperature=1.0,
+  )
   data = task()
   state = method.consolidate(method.init(params), params, data, jax.random.key(1))
   mem = state.memory
   assert int(mem.num_tasks) == 1 and int(mem.valid[0].sum()) == 10
   theta = perturb(params)
   got = jax.grad(method.loss)(theta, state, jax.random.key(2), 1)
-  replay = jax.grad(lambda p: 0.7 * cross_entropy(model.apply(p, mem.x[0]), mem.y[0], mem.mask[0]))(theta)
+  replay = jax.grad(lambda p: 0.7 * cross_entropy(model.apply(p, mem.x[0]), mem.y[0], mem.mask[0]))(
+    theta
+  )
   grads_close(got, replay)
 
 
@@ -60,12 +77,27 @@ def test_kpriors_and_fromp_vanish_at_the_old_parameters():
   data = task()
   for name in ('fromp', 'fromp_l2', 'kpriors'):
     if name == 'kpriors':
-      method = methods.kpriors(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
-                               classes_per_task=2, memory_per_task=10, tau=1.0, delta=0.1)
+      method = methods.kpriors(
+        model.apply,
+        input_shape=(6,),
+        num_outputs=4,
+        num_tasks=2,
+        classes_per_task=2,
+        memory_per_task=10,
+        tau=1.0,
+        delta=0.1,
+      )
     else:
-      method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
-                             classes_per_task=2, memory_per_task=10, tau=1.0,
-                             use_kernel=name == 'fromp')
+      method = methods.fromp(
+        model.apply,
+        input_shape=(6,),
+        num_outputs=4,
+        num_tasks=2,
+        classes_per_task=2,
+        memory_per_task=10,
+        tau=1.0,
+        use_kernel=name == 'fromp',
+      )
     state = method.consolidate(method.init(params), params, data, jax.random.key(1))
     g = jax.grad(method.loss)(params, state, jax.random.key(2), 1)
     # The function-space term has gradient J^T(σ(f(θ)) − σ(f(θ_old))) = 0 at θ_old; so has the
@@ -78,8 +110,15 @@ def test_fromp_memory_is_memorable_and_class_balanced():
   model = mlp()
   params = model.init(jax.random.key(0))
   data = task(num=80)
-  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
-                         classes_per_task=2, memory_per_task=8, tau=1.0)
+  method = methods.fromp(
+    model.apply,
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=2,
+    classes_per_task=2,
+    memory_per_task=8,
+    tau=1.0,
+  )
   state = method.consolidate(method.init(params), params, data, jax.random.key(1))
   mem_y = np.asarray(state.memory.y[0])
   assert sorted(np.bincount(mem_y, minlength=4).tolist()) == [0, 0, 4, 4]
@@ -89,12 +128,17 @@ def test_fromp_memory_is_memorable_and_class_balanced():
   y = np.asarray(data.y)
   for c in (0, 1):
     top = np.sort(scores[y == c])[::-1][:4]
-    stored = np.sort(np.asarray(dual.lambda_scores(model.apply(params, state.memory.x[0][mem_y == c]),
-                                                   data.mask[0])))[::-1]
+    stored = np.sort(
+      np.asarray(
+        dual.lambda_scores(model.apply(params, state.memory.x[0][mem_y == c]), data.mask[0])
+      )
+    )[::-1]
     np.testing.assert_allclose(stored, top, rtol=1e-5)
   # The kernel inverse is symmetric and the stored targets are the old softmax probabilities.
   kinv = np.asarray(state.kernel_inv[0])
-  np.testing.assert_allclose(kinv, np.swapaxes(kinv, -1, -2), rtol=1e-3, atol=1e-3 * np.abs(kinv).max())
+  np.testing.assert_allclose(
+    kinv, np.swapaxes(kinv, -1, -2), rtol=1e-3, atol=1e-3 * np.abs(kinv).max()
+  )
   probs = jax.nn.softmax(models.masked_logits(model.apply(params, state.memory.x[0]), data.mask[0]))
   np.testing.assert_allclose(state.memory.targets[0], probs, atol=1e-6)
 
@@ -103,8 +147,16 @@ def test_fromp_l2_loss_by_hand():
   model = mlp()
   params = model.init(jax.random.key(0))
   data = task(num=40)
-  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
-                         classes_per_task=2, memory_per_task=6, tau=3.0, use_kernel=False)
+  method = methods.fromp(
+    model.apply,
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=2,
+    classes_per_task=2,
+    memory_per_task=6,
+    tau=3.0,
+    use_kernel=False,
+  )
   state = method.consolidate(method.init(params), params, data, jax.random.key(1))
   theta = perturb(params)
   x = state.memory.x[0]
@@ -116,17 +168,27 @@ def test_fromp_l2_loss_by_hand():
 def test_one_past_task_per_step_is_an_unbiased_estimate():
   model = mlp()
   params = model.init(jax.random.key(0))
-  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=3, classes_per_task=2, memory_per_task=6,
-            tau=1.0, delta=0.0)
+  kw = dict(
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=6,
+    tau=1.0,
+    delta=0.0,
+  )
   full = methods.kpriors(model.apply, tasks_per_step='all', **kw)
   one = methods.kpriors(model.apply, tasks_per_step='one', **kw)
   state = full.init(params)
   for t, classes in enumerate([(0, 1), (2, 3)]):
-    state = full.consolidate(state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t),
-                             jax.random.key(t))
+    state = full.consolidate(
+      state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t), jax.random.key(t)
+    )
   theta = perturb(params, seed=9)
   exact = float(full.loss(theta, state, jax.random.key(0), 2))
-  draws = jax.vmap(lambda k: one.loss(theta, state, k, 2))(jax.random.split(jax.random.key(1), 4000))
+  draws = jax.vmap(lambda k: one.loss(theta, state, k, 2))(
+    jax.random.split(jax.random.key(1), 4000)
+  )
   assert len(set(np.round(np.asarray(draws), 4).tolist())) == 2  # one value per past task
   np.testing.assert_allclose(float(jnp.mean(draws)), exact, rtol=0.05)
 
@@ -138,8 +200,9 @@ def test_vcl_propagates_the_posterior_as_the_next_prior():
   opt_state = tx.init(params)
   opt_state = opt_state._replace(hess=jax.tree.map(lambda p: jnp.full_like(p, 0.5), params))
   method = methods.vcl()
-  state = method.consolidate(method.init(params), params, task(), jax.random.key(0),
-                             opt_state=opt_state)
+  state = method.consolidate(
+    method.init(params), params, task(), jax.random.key(0), opt_state=opt_state
+  )
   fresh = tx.init(params)
   next_task = task(num=30)
   prepared = method.prepare_optimizer(state, params, fresh, next_task)
@@ -162,16 +225,26 @@ def test_fromp_relative_jitter_bounds_the_kernel_inverse():
   model = mlp()
   params = model.init(jax.random.key(0))
   data = task(num=60)
-  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=2, classes_per_task=2, memory_per_task=10,
-            tau=1.0, jitter=1e-6)
+  kw = dict(
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=2,
+    classes_per_task=2,
+    memory_per_task=10,
+    tau=1.0,
+    jitter=1e-6,
+  )
   plain = methods.fromp(model.apply, relative_jitter=0.0, **kw)
   damped = methods.fromp(model.apply, relative_jitter=0.1, **kw)
-  k0 = np.asarray(plain.consolidate(plain.init(params), params, data, jax.random.key(1)).kernel_inv[0],
-                  np.float64)
-  k1 = np.asarray(damped.consolidate(damped.init(params), params, data, jax.random.key(1)).kernel_inv[0],
-                  np.float64)
-  for c in (0, 1):   # the task's two classes (the others are masked: identity blocks)
-    kern = np.linalg.inv(k0[c])              # K + εI, recovered from the undamped inverse
+  k0 = np.asarray(
+    plain.consolidate(plain.init(params), params, data, jax.random.key(1)).kernel_inv[0], np.float64
+  )
+  k1 = np.asarray(
+    damped.consolidate(damped.init(params), params, data, jax.random.key(1)).kernel_inv[0],
+    np.float64,
+  )
+  for c in (0, 1):  # the task's two classes (the others are masked: identity blocks)
+    kern = np.linalg.inv(k0[c])  # K + εI, recovered from the undamped inverse
     kern -= 1e-6 * np.eye(10)
     scale = np.trace(kern) / 10
     expected = np.linalg.inv(kern + (1e-6 + 0.1 * scale) * np.eye(10))
@@ -191,8 +264,9 @@ def test_methods_train_and_reduce_forgetting_on_split_digits(method):
     builders.validate_config(c)
     stream = builders.build_stream(c)
     learner, m = builders.build_learner(c, stream)
-    rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs,
-                          **train.method_flags(m))
+    rs = train.run_stream(
+      learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m)
+    )
     results[name] = np.mean([metrics.forgetting(r) for r in np.asarray(rs.accuracy_matrix)])
   # Class-incremental digits: fine-tuning forgets old classes almost completely.
   assert results[method] < results['finetune'] - 0.1, results
@@ -205,7 +279,9 @@ def test_posterior_averaged_prediction():
   builders.validate_config(c)
   stream = builders.build_stream(c)
   learner, m = builders.build_learner(c, stream)
-  rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m))
+  rs = train.run_stream(
+    learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m)
+  )
   assert float(rs.accuracy_matrix[0, 0, 0]) > 0.9
   c.ivon.eval_samples = 0
   mean_learner, _ = builders.build_learner(c, stream)
@@ -217,8 +293,13 @@ def test_posterior_averaged_prediction():
   # The posterior is narrow after a task, so averaging over samples predicts almost like the mean.
   assert abs(sampled - float(mean_learner.accuracy(single, *args))) < 0.05
   with pytest.raises(ValueError, match='eval_samples > 0 needs a variational optimizer'):
-    train.make_learner(models.make_model('mlp', (8, 8, 1), 10), methods.finetune(), None, batch_size=8,
-                       eval_samples=4)
+    train.make_learner(
+      models.make_model('mlp', (8, 8, 1), 10),
+      methods.finetune(),
+      None,
+      batch_size=8,
+      eval_samples=4,
+    )
 
 
 def test_vogn_trains_through_the_trainer():
@@ -229,19 +310,27 @@ def test_vogn_trains_through_the_trainer():
   builders.validate_config(c)
   stream = builders.build_stream(c)
   learner, m = builders.build_learner(c, stream)
-  rs = train.run_stream(learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m))
+  rs = train.run_stream(
+    learner, stream, builders.seed_keys(c), epochs=c.epochs, **train.method_flags(m)
+  )
   assert float(rs.accuracy_matrix[0, 0, 0]) > 0.9
   hess = jax.tree.leaves(rs.train_state.opt_state.hess)
-  assert all(bool(jnp.all(h >= 0)) for h in hess)  # an EMA of squares from h0 = 1 stays non-negative
+  assert all(
+    bool(jnp.all(h >= 0)) for h in hess
+  )  # an EMA of squares from h0 = 1 stays non-negative
 
 
 def test_sensitivity_selection_is_only_for_fromp():
   from experiment.config import ConfigError
+
   c = split_digits.get_config()
   c.method = 'kpriors'
   c.kpriors.selection = 'sensitivity'
-  with pytest.raises(ConfigError, match=r"config.kpriors.selection must be one of \['lambda_descend', "
-                                        r"'lambda_ascend', 'random'\], got 'sensitivity'"):
+  with pytest.raises(
+    ConfigError,
+    match=r"config.kpriors.selection must be one of \['lambda_descend', "
+    r"'lambda_ascend', 'random'\], got 'sensitivity'",
+  ):
     builders.validate_config(c)
   c.method = 'fromp'
   c.fromp.selection = 'sensitivity'
@@ -252,12 +341,21 @@ def test_fromp_sensitivity_selection_keeps_the_highest_scores():
   model = mlp()
   params = model.init(jax.random.key(0))
   data = task(num=50)
-  method = methods.fromp(model.apply, input_shape=(6,), num_outputs=4, num_tasks=2,
-                         classes_per_task=2, memory_per_task=6, selection='sensitivity',
-                         ggn_num_examples=0)
+  method = methods.fromp(
+    model.apply,
+    input_shape=(6,),
+    num_outputs=4,
+    num_tasks=2,
+    classes_per_task=2,
+    memory_per_task=6,
+    selection='sensitivity',
+    ggn_num_examples=0,
+  )
   state = method.consolidate(method.init(params), params, data, jax.random.key(1))
   variance = jax.tree.map(lambda p: 1.0 / p, state.precision)
-  scores = np.asarray(dual.sensitivity_scores(model.apply, params, data.x, data.y, variance, data.mask[0]))
+  scores = np.asarray(
+    dual.sensitivity_scores(model.apply, params, data.x, data.y, variance, data.mask[0])
+  )
   y = np.asarray(data.y)
   stored = {tuple(np.asarray(r).round(6)) for r in state.memory.x[0]}
   for c in (0, 1):

@@ -21,8 +21,14 @@ def _expert(key, size):
   """A linear expert a = 2·(s W) in the box [−2, 2]² (|s W| <= 0.85 for s in [−1, 1]³)."""
   obs = jax.random.uniform(key, (size, 3), minval=-1.0, maxval=1.0)
   action = 2.0 * obs @ W
-  return Transition(obs=obs, action=action, reward=jnp.zeros(size), next_obs=obs,
-                    terminated=jnp.zeros(size, bool), truncated=jnp.zeros(size, bool))
+  return Transition(
+    obs=obs,
+    action=action,
+    reward=jnp.zeros(size),
+    next_obs=obs,
+    terminated=jnp.zeros(size, bool),
+    truncated=jnp.zeros(size, bool),
+  )
 
 
 def test_mle_loss_by_hand():
@@ -30,13 +36,19 @@ def test_mle_loss_by_hand():
   params = learner.init(jax.random.key(0)).params
   batch = _expert(jax.random.key(1), 5)
   unit = np.asarray(networks.to_unit_action(batch.action, learner.bounds), np.float64)
-  loss, aux = bc_lib.bc_loss(params, batch.obs, jnp.asarray(unit, jnp.float32), actor=learner.actor,
-                             loss='mle', action_clip=1e-4)
+  loss, aux = bc_lib.bc_loss(
+    params,
+    batch.obs,
+    jnp.asarray(unit, jnp.float32),
+    actor=learner.actor,
+    loss='mle',
+    action_clip=1e-4,
+  )
   mean, log_std = (np.asarray(x, np.float64) for x in learner.actor.apply(params, batch.obs))
   # log π(a|s) = Σ_i [log N(atanh a_i; μ_i, σ_i²) − log(1 − a_i²)]: the change of variables a = tanh u.
   u = np.arctanh(unit)
   log_normal = -0.5 * ((u - mean) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
-  expected = -np.mean(np.sum(log_normal - np.log(1 - unit ** 2), axis=-1))
+  expected = -np.mean(np.sum(log_normal - np.log(1 - unit**2), axis=-1))
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   np.testing.assert_allclose(aux['mse'], np.mean((np.tanh(mean) - unit) ** 2), rtol=1e-5)
 
@@ -50,8 +62,9 @@ def test_mse_loss_by_hand():
   mode = np.tanh(np.asarray(learner.actor.apply(params, obs)[0], np.float64))
   np.testing.assert_allclose(loss, np.mean((mode - np.asarray(unit)) ** 2), rtol=1e-5)
   # The log-std head gets no gradient from the MSE loss.
-  grads = jax.grad(lambda p: bc_lib.bc_loss(p, obs, unit, actor=learner.actor, loss='mse',
-                                            action_clip=1e-4)[0])(params)
+  grads = jax.grad(
+    lambda p: bc_lib.bc_loss(p, obs, unit, actor=learner.actor, loss='mse', action_clip=1e-4)[0]
+  )(params)
   np.testing.assert_array_equal(np.asarray(grads['head']['kernel'])[:, 2:], 0.0)
   assert np.any(np.asarray(grads['head']['kernel'])[:, :2] != 0)
 
@@ -91,8 +104,9 @@ def test_bc_learns_a_linear_expert_and_compiles_once(loss):
   assert bc_lib._train_offline._cache_size() == size
   for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(again)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  assert not np.array_equal(np.asarray(state.params['head']['kernel']),
-                            np.asarray(other.params['head']['kernel']))
+  assert not np.array_equal(
+    np.asarray(state.params['head']['kernel']), np.asarray(other.params['head']['kernel'])
+  )
 
 
 def test_train_offline_continues_from_a_state_and_vmaps_over_keys():
@@ -133,9 +147,19 @@ def test_act_and_the_agent_interface():
     agent.update(state, buffer, jax.random.key(5), None)
 
 
-@pytest.mark.parametrize('field,value', [
-    ('lr', 0.0), ('batch_size', 0), ('batch_size', 2.0), ('hidden_sizes', (0,)), ('loss', 'l1'),
-    ('log_std_min', 5.0), ('action_clip', 0.0), ('action_clip', 1.0)])
+@pytest.mark.parametrize(
+  'field,value',
+  [
+    ('lr', 0.0),
+    ('batch_size', 0),
+    ('batch_size', 2.0),
+    ('hidden_sizes', (0,)),
+    ('loss', 'l1'),
+    ('log_std_min', 5.0),
+    ('action_clip', 0.0),
+    ('action_clip', 1.0),
+  ],
+)
 def test_config_errors_name_the_field(field, value):
   with pytest.raises(ValueError, match=f'BCConfig.{field}'):
     bc_lib.make_bc(SPEC, bc_lib.BCConfig(**{field: value}))

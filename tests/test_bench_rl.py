@@ -11,17 +11,32 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
-RATES = ('sac_updates_per_s', 'pointmaze_steps_per_s_1seed', 'pointmaze_steps_per_s_8seeds',
-         'halfcheetah_steps_per_s')
-TINY = {'updates': 7, 'buffer_size': 300, 'pointmaze_steps': 12, 'halfcheetah_steps': 6,
-        'halfcheetah_warmup_steps': 4}
+RATES = (
+  'sac_updates_per_s',
+  'pointmaze_steps_per_s_1seed',
+  'pointmaze_steps_per_s_8seeds',
+  'halfcheetah_steps_per_s',
+)
+TINY = {
+  'updates': 7,
+  'buffer_size': 300,
+  'pointmaze_steps': 12,
+  'halfcheetah_steps': 6,
+  'halfcheetah_warmup_steps': 4,
+}
 
 
 def run(*args):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   # conftest.py has set the compilation cache for this process; the script shares it.
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'bench_rl.py'), *args],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, 'scripts', 'bench_rl.py'), *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def test_prints_one_json_line_with_every_rate_and_its_context():
@@ -51,15 +66,21 @@ def test_prints_one_json_line_with_every_rate_and_its_context():
   assert record['sac_updates_done'] == TINY['updates']
   assert record['pointmaze_updates_done_1seed'] == TINY['pointmaze_steps']
   assert record['pointmaze_updates_done_8seeds'] == TINY['pointmaze_steps']
-  assert record['halfcheetah_updates_done'] == (TINY['halfcheetah_steps']
-                                                + TINY['halfcheetah_warmup_steps'])
+  assert record['halfcheetah_updates_done'] == (
+    TINY['halfcheetah_steps'] + TINY['halfcheetah_warmup_steps']
+  )
 
 
-@pytest.mark.parametrize('flag, message', [
-    ('--hidden_sizes=256,x', "--hidden_sizes must be a comma-separated list of positive ints, got "
-                             "'256,x'"),
+@pytest.mark.parametrize(
+  'flag, message',
+  [
+    (
+      '--hidden_sizes=256,x',
+      "--hidden_sizes must be a comma-separated list of positive ints, got '256,x'",
+    ),
     ('--pointmaze_steps=0', 'pointmaze_steps'),
-])
+  ],
+)
 def test_bad_flags_stop_before_any_measurement(flag, message):
   proc = run(flag)
   assert proc.returncode != 0

@@ -44,6 +44,7 @@ def test_sweeps_list_valid_overrides(name, arg):
 
 def test_cl_sweeps_carry_the_table_hyperparameters():
   from configs.cl import permuted_fmnist, split_fmnist
+
   runs = []
   split_fmnist.sweep(lambda **kw: runs.append(kw), 'class')
   assert {'method': 'si', 'num_seeds': 3, 'si.c': 100.0} in runs
@@ -66,12 +67,17 @@ def test_default_configs_give_the_results_table_hyperparameters(benchmark):
   flag) trains with the hyper-parameters of that row of docs/results/cl_results.json."""
   import json
   import os
-  with open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'results', 'cl_results.json'),
-            encoding='utf-8') as f:
+
+  with open(
+    os.path.join(os.path.dirname(__file__), '..', 'docs', 'results', 'cl_results.json'),
+    encoding='utf-8',
+  ) as f:
     table = json.load(f)
   name, _, variant = benchmark.partition(':')
   module = importlib.import_module(f'configs.cl.{name}')
-  rows = {key.rsplit('/', 1)[1]: r for key, r in table.items() if key.rsplit('/', 1)[0] == benchmark}
+  rows = {
+    key.rsplit('/', 1)[1]: r for key, r in table.items() if key.rsplit('/', 1)[0] == benchmark
+  }
   assert set(rows) == set(methods.METHODS)
   for method, row in rows.items():
     config = module.get_config(variant or None)
@@ -89,24 +95,38 @@ def test_default_configs_give_the_results_table_hyperparameters(benchmark):
 
 def test_unknown_variant_is_rejected():
   from configs.cl import split_fmnist
-  with pytest.raises(ValueError, match=r"config variant must be one of \['', 'quick', 'class', "
-                                       r"'class,quick'\], got 'big'"):
+
+  with pytest.raises(
+    ValueError,
+    match=r"config variant must be one of \['', 'quick', 'class', "
+    r"'class,quick'\], got 'big'",
+  ):
     split_fmnist.get_config('big')
   assert split_fmnist.get_config('class').scenario == 'class'
   from configs.cl import permuted_fmnist
-  with pytest.raises(ValueError, match="needs a split stream"):
+
+  with pytest.raises(ValueError, match='needs a split stream'):
     permuted_fmnist.get_config('class')
 
 
-IRL_CONFIGS = [('pointmaze', None), ('pointmaze', 'quick'), ('pointmaze', 'official'),
-               ('pendulum', None), ('pendulum', 'quick'), ('pendulum', 'official'), ('mujoco', 'Hopper-v5'),
-               ('mujoco', 'HalfCheetah-v5'), ('mujoco', 'CustomAnt')]
+IRL_CONFIGS = [
+  ('pointmaze', None),
+  ('pointmaze', 'quick'),
+  ('pointmaze', 'official'),
+  ('pendulum', None),
+  ('pendulum', 'quick'),
+  ('pendulum', 'official'),
+  ('mujoco', 'Hopper-v5'),
+  ('mujoco', 'HalfCheetah-v5'),
+  ('mujoco', 'CustomAnt'),
+]
 
 
 @pytest.mark.parametrize('name, arg', IRL_CONFIGS)
 def test_irl_configs_build_for_every_algorithm(name, arg):
   pytest.importorskip('mujoco')
   from irl import builders as irl_builders
+
   for algo in irl_builders.ALGOS:
     config = importlib.import_module(f'configs.irl.{name}').get_config(arg)
     config.algo = algo
@@ -118,14 +138,22 @@ def test_irl_configs_build_for_every_algorithm(name, arg):
 
 def test_irl_config_arguments_name_the_allowed_values():
   from configs.irl import mujoco, transfer
-  with pytest.raises(ValueError, match=r"must be one of \['CustomAnt', 'HalfCheetah-v5', 'Hopper-v5'\]"):
+
+  with pytest.raises(
+    ValueError, match=r"must be one of \['CustomAnt', 'HalfCheetah-v5', 'Hopper-v5'\]"
+  ):
     mujoco.get_config('Walker2d-v5')
-  with pytest.raises(ValueError, match=r"must be one of \['AmputatedAnt', 'BigAnt', 'PointMaze-Right'\]"):
+  with pytest.raises(
+    ValueError, match=r"must be one of \['AmputatedAnt', 'BigAnt', 'PointMaze-Right'\]"
+  ):
     transfer.get_config('PointMaze-Left')
   assert transfer.get_config('BigAnt').source_env == 'CustomAnt'
   from configs.irl import pendulum, pointmaze
+
   for module in (pendulum, pointmaze):
-    with pytest.raises(ValueError, match=r"must be one of 'official', 'quick' \(or none\), got 'fast'"):
+    with pytest.raises(
+      ValueError, match=r"must be one of 'official', 'quick' \(or none\), got 'fast'"
+    ):
       module.get_config('fast')
 
 
@@ -133,6 +161,7 @@ def test_irl_config_arguments_name_the_allowed_values():
 def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
   """`:official` differs from the default config exactly in configs/irl/common.STUDY_DEFAULTS."""
   from configs.irl import common
+
   module = importlib.import_module(f'configs.irl.{name}')
   official, default = module.get_config('official'), module.get_config()
   common.set_fields(official, common.STUDY_DEFAULTS[env])
@@ -145,6 +174,7 @@ def test_goal_relative_reward_rejects_normalised_states():
   from configs.irl import pointmaze
   from experiment.config import ConfigError
   from irl import builders as irl_builders
+
   config = pointmaze.get_config('quick')
   config.discriminator.goal_relative = (0, 3, 3)
   assert irl_builders.build(config).agent is not None
@@ -155,6 +185,7 @@ def test_goal_relative_reward_rejects_normalised_states():
 
 def test_table_budgets_give_on_policy_algorithms_ten_times_the_steps():
   from configs.irl import common, pendulum, pointmaze
+
   assert common.table_budget('PointMaze-Left', 'opirl') == 100_000
   assert common.table_budget('PointMaze-Left', 'airl_onpolicy') == 1_000_000
   assert common.table_budget('Pendulum', 'gail_onpolicy', {'Pendulum': 5}) == 50

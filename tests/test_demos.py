@@ -18,20 +18,30 @@ def _arrays(episode_lengths=(3, 2), obs_dim=4, act_dim=2, terminal_last=False):
   truncated[ends] = True
   if terminal_last:
     truncated[ends[-1]], terminated[ends[-1]] = False, True
-  return dict(obs=rng.normal(size=(n, obs_dim)).astype(np.float32),
-              action=rng.normal(size=(n, act_dim)).astype(np.float32),
-              next_obs=rng.normal(size=(n, obs_dim)).astype(np.float32),
-              reward=np.arange(n, dtype=np.float32), terminated=terminated, truncated=truncated,
-              episode=episode)
+  return dict(
+    obs=rng.normal(size=(n, obs_dim)).astype(np.float32),
+    action=rng.normal(size=(n, act_dim)).astype(np.float32),
+    next_obs=rng.normal(size=(n, obs_dim)).astype(np.float32),
+    reward=np.arange(n, dtype=np.float32),
+    terminated=terminated,
+    truncated=truncated,
+    episode=episode,
+  )
 
 
 def test_round_trip_and_provenance(tmp_path):
   arrays = _arrays(terminal_last=True)
-  meta = demos.save(str(tmp_path / 'd'), arrays, env='Pendulum', env_version='test', expert='scripted',
-                    seed=3)
+  meta = demos.save(
+    str(tmp_path / 'd'), arrays, env='Pendulum', env_version='test', expert='scripted', seed=3
+  )
   assert meta['episode_returns'] == [0 + 1 + 2, 3 + 4]
   assert meta['return_mean'] == pytest.approx(5.0) and meta['return_std'] == pytest.approx(2.0)
-  assert (meta['num_episodes'], meta['num_transitions'], meta['obs_dim'], meta['act_dim']) == (2, 5, 4, 2)
+  assert (meta['num_episodes'], meta['num_transitions'], meta['obs_dim'], meta['act_dim']) == (
+    2,
+    5,
+    4,
+    2,
+  )
   tr, loaded = demos.load(str(tmp_path / 'd.npz'), env='Pendulum', obs_dim=4, act_dim=2)
   np.testing.assert_array_equal(tr.obs, arrays['obs'])
   np.testing.assert_array_equal(tr.next_obs, arrays['next_obs'])
@@ -48,7 +58,9 @@ def test_first_episodes_only(tmp_path):
 
 
 def test_rejects_wrong_env_and_shapes(tmp_path):
-  demos.save(str(tmp_path / 'd'), _arrays(), env='PointMaze-Left', env_version='v', expert='x', seed=0)
+  demos.save(
+    str(tmp_path / 'd'), _arrays(), env='PointMaze-Left', env_version='v', expert='x', seed=0
+  )
   with pytest.raises(demos.DemoError, match="for env 'PointMaze-Left', not 'Hopper-v5'"):
     demos.load(str(tmp_path / 'd'), env='Hopper-v5')
   with pytest.raises(demos.DemoError, match='obs_dim is 4 but the environment needs 11'):
@@ -74,7 +86,7 @@ def test_rejects_malformed_arrays(tmp_path):
   with pytest.raises(demos.DemoError, match="field 'action'"):
     demos.save(str(tmp_path / 'd'), bad, env='E', env_version='v', expert='x', seed=0)
   bad = _arrays()
-  bad['truncated'][0] = True   # an episode end in the middle of episode 0
+  bad['truncated'][0] = True  # an episode end in the middle of episode 0
   with pytest.raises(demos.DemoError, match='must end at its last row'):
     demos.save(str(tmp_path / 'd'), bad, env='E', env_version='v', expert='x', seed=0)
   bad = _arrays()

@@ -23,23 +23,28 @@ LINEAR = DiscriminatorConfig(reward_hidden=(), shaping_hidden=())
 def _batch(key, shift=0.0, size=B, obs_dim=OBS):
   obs_key, action_key, next_key = jax.random.split(key, 3)
   return Transition(
-      obs=shift + jax.random.normal(obs_key, (size, obs_dim)),
-      action=shift + jax.random.normal(action_key, (size, ACT)),
-      reward=jnp.zeros(size), next_obs=shift + jax.random.normal(next_key, (size, obs_dim)),
-      terminated=jnp.zeros(size, bool), truncated=jnp.zeros(size, bool))
+    obs=shift + jax.random.normal(obs_key, (size, obs_dim)),
+    action=shift + jax.random.normal(action_key, (size, ACT)),
+    reward=jnp.zeros(size),
+    next_obs=shift + jax.random.normal(next_key, (size, obs_dim)),
+    terminated=jnp.zeros(size, bool),
+    truncated=jnp.zeros(size, bool),
+  )
 
 
 def _linear(w, b):
-  return {'head': {'kernel': jnp.asarray(w, jnp.float32)[:, None],
-                   'bias': jnp.asarray([b], jnp.float32)}}
+  return {
+    'head': {'kernel': jnp.asarray(w, jnp.float32)[:, None], 'bias': jnp.asarray([b], jnp.float32)}
+  }
 
 
 def _linear_params(reward_in, seed=0, shaping=True):
   rng = np.random.default_rng(seed)
   w_r, b_r = rng.normal(size=reward_in), float(rng.normal())
   w_h, b_h = rng.normal(size=OBS), float(rng.normal())
-  params = DiscriminatorParams(reward=_linear(w_r, b_r),
-                               shaping=_linear(w_h, b_h) if shaping else None)
+  params = DiscriminatorParams(
+    reward=_linear(w_r, b_r), shaping=_linear(w_h, b_h) if shaping else None
+  )
   return params, (w_r, b_r, w_h, b_h)
 
 
@@ -54,15 +59,19 @@ def _assert_trees_close(a, b, **kw):
 
 
 def _trees_differ(a, b):
-  return any(not np.array_equal(np.asarray(x), np.asarray(y))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return any(
+    not np.array_equal(np.asarray(x), np.asarray(y))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Config and construction
 
 
-@pytest.mark.parametrize('overrides,field', [
+@pytest.mark.parametrize(
+  'overrides,field',
+  [
     ({'kind': 'wgan'}, 'kind'),
     ({'reward_input': 'as'}, 'reward_input'),
     ({'reward_hidden': [64, 64]}, 'reward_hidden'),
@@ -79,10 +88,11 @@ def _trees_differ(a, b):
     ({'kind': 'gail', 'policy_reward': 'f'}, 'policy_reward'),
     ({'kind': 'airl', 'reward_transform': 'log_d'}, 'reward_transform'),
     ({'goal_relative': (0, 3)}, 'goal_relative'),
-    ({'goal_relative': (0, 1, 2)}, 'goal_relative'),          # overlapping blocks
+    ({'goal_relative': (0, 1, 2)}, 'goal_relative'),  # overlapping blocks
     ({'goal_relative': (0, 2, 0)}, 'goal_relative'),
-    ({'goal_relative': (0, OBS - 1, 2)}, 'goal_relative'),    # past the observation
-])
+    ({'goal_relative': (0, OBS - 1, 2)}, 'goal_relative'),  # past the observation
+  ],
+)
 def test_config_errors_name_the_field(overrides, field):
   with pytest.raises(ValueError, match=f'DiscriminatorConfig.{field}'):
     disc_lib.make_discriminator(OBS, ACT, DiscriminatorConfig(**overrides))
@@ -130,11 +140,17 @@ def test_airl_logit_is_r_plus_discounted_potential_difference(reward_input):
   disc = disc_lib.make_discriminator(OBS, ACT, config)
   batch = _batch(jax.random.key(0))
   s, a, s_next = _f64(batch.obs), _f64(batch.action), _f64(batch.next_obs)
-  x = {'s': s, 'sa': np.concatenate([s, a], -1), 'ss': np.concatenate([s, s_next], -1)}[reward_input]
+  x = {'s': s, 'sa': np.concatenate([s, a], -1), 'ss': np.concatenate([s, s_next], -1)}[
+    reward_input
+  ]
   params, (w_r, b_r, w_h, b_h) = _linear_params(x.shape[-1])
   r = x @ w_r + b_r
   f = r + 0.7 * (s_next @ w_h + b_h) - (s @ w_h + b_h)
-  args = (jnp.asarray(s, jnp.float32), jnp.asarray(a, jnp.float32), jnp.asarray(s_next, jnp.float32))
+  args = (
+    jnp.asarray(s, jnp.float32),
+    jnp.asarray(a, jnp.float32),
+    jnp.asarray(s_next, jnp.float32),
+  )
   np.testing.assert_allclose(disc.logits(params, *args), f, rtol=1e-5, atol=1e-5)
   # The default policy reward is r alone; 'f' is the shaped logit.
   np.testing.assert_allclose(disc.reward(params, *args), r, rtol=1e-5, atol=1e-5)
@@ -153,21 +169,26 @@ def test_log_pi_switch_subtracts_exactly_log_pi():
   np.testing.assert_array_equal(f_posterior, f - log_pi)
   # Without the switch log_pi is ignored; with it, it is required; the policy reward never has it.
   np.testing.assert_array_equal(
-      plain.logits(params, batch.obs, batch.action, batch.next_obs, log_pi), f)
+    plain.logits(params, batch.obs, batch.action, batch.next_obs, log_pi), f
+  )
   with pytest.raises(ValueError, match='use_log_pi'):
     posterior.logits(params, batch.obs, batch.action, batch.next_obs)
-  np.testing.assert_array_equal(posterior.reward(params, batch.obs, batch.action, batch.next_obs),
-                                plain.reward(params, batch.obs, batch.action, batch.next_obs))
+  np.testing.assert_array_equal(
+    posterior.reward(params, batch.obs, batch.action, batch.next_obs),
+    plain.reward(params, batch.obs, batch.action, batch.next_obs),
+  )
   # The BCE uses the posterior logit, with log π a constant (no gradient into it).
   policy = _batch(jax.random.key(3), shift=1.0)
   policy_log_pi = jax.random.normal(jax.random.key(4), (B,))
   _, aux = posterior.loss(params, batch, policy, jax.random.key(5), log_pi, policy_log_pi)
   f_policy = plain.logits(params, policy.obs, policy.action, policy.next_obs)
-  bce = (np.mean(np.logaddexp(0, -(_f64(f) - _f64(log_pi))))
-         + np.mean(np.logaddexp(0, _f64(f_policy) - _f64(policy_log_pi))))
+  bce = np.mean(np.logaddexp(0, -(_f64(f) - _f64(log_pi)))) + np.mean(
+    np.logaddexp(0, _f64(f_policy) - _f64(policy_log_pi))
+  )
   np.testing.assert_allclose(aux['bce'], bce, rtol=1e-5)
-  grad_log_pi = jax.grad(lambda lp: posterior.loss(params, batch, policy, jax.random.key(5), lp,
-                                                   policy_log_pi)[0])(log_pi)
+  grad_log_pi = jax.grad(
+    lambda lp: posterior.loss(params, batch, policy, jax.random.key(5), lp, policy_log_pi)[0]
+  )(log_pi)
   np.testing.assert_array_equal(grad_log_pi, np.zeros(B))
 
 
@@ -197,37 +218,51 @@ def test_reward_clipping():
   clipped = disc_lib.make_discriminator(OBS, ACT, dataclasses.replace(LINEAR, reward_clip_max=0.0))
   r = free.reward(params, batch.obs, batch.action, batch.next_obs)
   assert np.any(r > 0) and np.any(r < 0)
-  np.testing.assert_array_equal(clipped.reward(params, batch.obs, batch.action, batch.next_obs),
-                                np.minimum(r, 0.0))
+  np.testing.assert_array_equal(
+    clipped.reward(params, batch.obs, batch.action, batch.next_obs), np.minimum(r, 0.0)
+  )
   # Clipping is of the policy's reward only, not of the logit the classifier is trained on.
-  np.testing.assert_array_equal(clipped.logits(params, batch.obs, batch.action, batch.next_obs),
-                                free.logits(params, batch.obs, batch.action, batch.next_obs))
-  gail = disc_lib.make_discriminator(OBS, ACT, dataclasses.replace(
-      LINEAR, kind='gail', reward_transform='neg_log_1m_d', reward_clip_max=0.5))
+  np.testing.assert_array_equal(
+    clipped.logits(params, batch.obs, batch.action, batch.next_obs),
+    free.logits(params, batch.obs, batch.action, batch.next_obs),
+  )
+  gail = disc_lib.make_discriminator(
+    OBS,
+    ACT,
+    dataclasses.replace(LINEAR, kind='gail', reward_transform='neg_log_1m_d', reward_clip_max=0.5),
+  )
   gail_params = params._replace(shaping=None)
-  softplus = np.logaddexp(0, _f64(gail.logits(gail_params, batch.obs, batch.action, batch.next_obs)))
-  np.testing.assert_allclose(gail.reward(gail_params, batch.obs, batch.action, batch.next_obs),
-                             np.minimum(softplus, 0.5), rtol=1e-6)
+  softplus = np.logaddexp(
+    0, _f64(gail.logits(gail_params, batch.obs, batch.action, batch.next_obs))
+  )
+  np.testing.assert_allclose(
+    gail.reward(gail_params, batch.obs, batch.action, batch.next_obs),
+    np.minimum(softplus, 0.5),
+    rtol=1e-6,
+  )
 
 
 def test_gail_logit_and_reward_transforms_by_hand():
   batch = _batch(jax.random.key(0), size=64)
   params, (w, b, _, _) = _linear_params(OBS + ACT, shaping=False)
-  params = params._replace(reward=_linear(3 * w, b))   # logits over a wide range
+  params = params._replace(reward=_linear(3 * w, b))  # logits over a wide range
   z = np.concatenate([_f64(batch.obs), _f64(batch.action)], -1) @ (3 * w) + b
   d = 1 / (1 + np.exp(-z))
   rewards = {}
   for transform, expected in (('logit', z), ('log_d', np.log(d)), ('neg_log_1m_d', -np.log1p(-d))):
-    disc = disc_lib.make_discriminator(OBS, ACT, DiscriminatorConfig(
-        kind='gail', reward_hidden=(), reward_transform=transform))
-    np.testing.assert_allclose(disc.logits(params, batch.obs, batch.action, batch.next_obs), z,
-                               rtol=1e-5, atol=1e-5)
+    disc = disc_lib.make_discriminator(
+      OBS, ACT, DiscriminatorConfig(kind='gail', reward_hidden=(), reward_transform=transform)
+    )
+    np.testing.assert_allclose(
+      disc.logits(params, batch.obs, batch.action, batch.next_obs), z, rtol=1e-5, atol=1e-5
+    )
     rewards[transform] = disc.reward(params, batch.obs, batch.action, batch.next_obs)
     np.testing.assert_allclose(rewards[transform], expected, rtol=1e-5, atol=1e-5)
   assert np.all(rewards['log_d'] < 0) and np.all(rewards['neg_log_1m_d'] > 0)
   # log D − log(1 − D) is the logit.
-  np.testing.assert_allclose(rewards['log_d'] + rewards['neg_log_1m_d'], rewards['logit'],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    rewards['log_d'] + rewards['neg_log_1m_d'], rewards['logit'], rtol=1e-5, atol=1e-5
+  )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -260,11 +295,13 @@ def test_gradient_penalty_is_analytic_on_linear_networks(kind, gp_target):
 
 def test_gradient_penalty_at_zero_weights_has_finite_gradients():
   disc = disc_lib.make_discriminator(OBS, ACT, LINEAR)
-  zero = DiscriminatorParams(reward=_linear(np.zeros(OBS + ACT), 0.0),
-                             shaping=_linear(np.zeros(OBS), 0.0))
+  zero = DiscriminatorParams(
+    reward=_linear(np.zeros(OBS + ACT), 0.0), shaping=_linear(np.zeros(OBS), 0.0)
+  )
   expert, policy = _batch(jax.random.key(0), 1.0), _batch(jax.random.key(1), -1.0)
-  (loss, aux), grads = jax.value_and_grad(disc.loss, has_aux=True)(zero, expert, policy,
-                                                                   jax.random.key(2))
+  (loss, aux), grads = jax.value_and_grad(disc.loss, has_aux=True)(
+    zero, expert, policy, jax.random.key(2)
+  )
   # ‖0‖ = 0: the penalty is target² per network, the logits are 0 so the BCE is 2 log 2.
   np.testing.assert_allclose(aux['gp'], 2.0, rtol=1e-6)
   np.testing.assert_allclose(aux['bce'], 2 * math.log(2), rtol=1e-6)
@@ -294,8 +331,9 @@ def test_loss_shapes_and_signs():
   expert, policy = _batch(jax.random.key(0), 1.0), _batch(jax.random.key(1), -1.0)
   # Zero weights and a positive net bias c = b_r + (γ_d − 1)·b_h: every logit is c, so every expert
   # sample is right and every policy sample wrong; the BCE is softplus(−c) + softplus(c).
-  params = DiscriminatorParams(reward=_linear(np.zeros(OBS + ACT), 2.0),
-                               shaping=_linear(np.zeros(OBS), 1.0))
+  params = DiscriminatorParams(
+    reward=_linear(np.zeros(OBS + ACT), 2.0), shaping=_linear(np.zeros(OBS), 1.0)
+  )
   c = 2.0 + (0.9 - 1.0) * 1.0
   loss, aux = disc.loss(params, expert, policy, jax.random.key(2))
   assert loss.shape == () and all(v.shape == () for v in aux.values())
@@ -307,8 +345,12 @@ def test_loss_shapes_and_signs():
   # Raising the expert logits (or lowering the policy ones) lowers the BCE.
   flipped = params._replace(reward=_linear(np.zeros(OBS + ACT), -2.0))
   _, aux_flipped = disc.loss(flipped, expert, policy, jax.random.key(2))
-  assert float(aux_flipped['policy_accuracy']) == 1.0 and float(aux_flipped['expert_accuracy']) == 0.0
-  tilted = params._replace(reward=_linear(np.full(OBS + ACT, 0.5), 0.0))   # expert at +1, policy at −1
+  assert (
+    float(aux_flipped['policy_accuracy']) == 1.0 and float(aux_flipped['expert_accuracy']) == 0.0
+  )
+  tilted = params._replace(
+    reward=_linear(np.full(OBS + ACT, 0.5), 0.0)
+  )  # expert at +1, policy at −1
   _, aux_tilted = disc.loss(tilted, expert, policy, jax.random.key(2))
   assert float(aux_tilted['bce']) < float(aux['bce'])
 
@@ -320,22 +362,25 @@ def test_loss_shapes_and_signs():
 def _train(disc, state, expert, policy, key, steps):
   def body(state, step_key):
     return disc.update(state, expert, policy, step_key)
+
   return jax.jit(lambda s, k: jax.lax.scan(body, s, jax.random.split(k, steps)))(state, key)
 
 
 @pytest.mark.parametrize('kind', ['airl', 'gail'])
 def test_loss_falls_on_separable_data(kind):
-  disc = disc_lib.make_discriminator(OBS, ACT, dataclasses.replace(TINY, kind=kind, learning_rate=1e-2))
-  expert = _batch(jax.random.key(0), 1.0)._replace(
-      obs=1.0 + 0.1 * _batch(jax.random.key(0)).obs)
-  policy = _batch(jax.random.key(1), -1.0)._replace(
-      obs=-1.0 + 0.1 * _batch(jax.random.key(1)).obs)
+  disc = disc_lib.make_discriminator(
+    OBS, ACT, dataclasses.replace(TINY, kind=kind, learning_rate=1e-2)
+  )
+  expert = _batch(jax.random.key(0), 1.0)._replace(obs=1.0 + 0.1 * _batch(jax.random.key(0)).obs)
+  policy = _batch(jax.random.key(1), -1.0)._replace(obs=-1.0 + 0.1 * _batch(jax.random.key(1)).obs)
   state = disc.init(jax.random.key(2))
   state, metrics = _train(disc, state, expert, policy, jax.random.key(3), 300)
   assert int(state.step) == 300
   bce = np.asarray(metrics['bce'])
   assert bce[-1] < 0.5 * bce[0] and bce[-1] < 0.6
-  assert float(metrics['expert_accuracy'][-1]) == 1.0 and float(metrics['policy_accuracy'][-1]) == 1.0
+  assert (
+    float(metrics['expert_accuracy'][-1]) == 1.0 and float(metrics['policy_accuracy'][-1]) == 1.0
+  )
   # The expert now earns more reward than the policy.
   assert float(metrics['expert_reward'][-1]) > float(metrics['reward'][-1])
 
@@ -343,7 +388,8 @@ def test_loss_falls_on_separable_data(kind):
 @pytest.mark.parametrize('gp_coeff,tolerance', [(10.0, 0.05), (0.0, 1e-4)])
 def test_identical_data_stays_at_chance(gp_coeff, tolerance):
   disc = disc_lib.make_discriminator(
-      OBS, ACT, dataclasses.replace(TINY, learning_rate=1e-2, gp_coeff=gp_coeff))
+    OBS, ACT, dataclasses.replace(TINY, learning_rate=1e-2, gp_coeff=gp_coeff)
+  )
   batch = _batch(jax.random.key(0))
   state, metrics = _train(disc, disc.init(jax.random.key(1)), batch, batch, jax.random.key(2), 200)
   # Every sample counts once as expert and once as policy: the two accuracies sum to 1 (mean
@@ -368,8 +414,12 @@ def test_update_traces_once_and_steps_both_networks():
   update = jax.jit(counted)
   state = start = disc.init(jax.random.key(0))
   for i in range(3):
-    state, metrics = update(state, _batch(jax.random.key(10 + i), 1.0),
-                            _batch(jax.random.key(20 + i), -1.0), jax.random.key(i))
+    state, metrics = update(
+      state,
+      _batch(jax.random.key(10 + i), 1.0),
+      _batch(jax.random.key(20 + i), -1.0),
+      jax.random.key(i),
+    )
   assert len(traces) == 1 and int(state.step) == 3
   assert _trees_differ(state.params.reward, start.params.reward)
   assert _trees_differ(state.params.shaping, start.params.shaping)
@@ -382,25 +432,31 @@ def test_update_with_log_pi_and_reward_fn():
   expert, policy = _batch(jax.random.key(1), 1.0), _batch(jax.random.key(2), -1.0)
   with pytest.raises(ValueError, match='use_log_pi'):
     disc.update(state, expert, policy, jax.random.key(3))
-  state, metrics = jax.jit(disc.update)(state, expert, policy, jax.random.key(3), jnp.zeros(B),
-                                        jnp.ones(B))
+  state, metrics = jax.jit(disc.update)(
+    state, expert, policy, jax.random.key(3), jnp.zeros(B), jnp.ones(B)
+  )
   assert int(state.step) == 1 and np.isfinite(float(metrics['loss']))
   reward_fn = disc.reward_fn(state)
-  np.testing.assert_array_equal(reward_fn(policy.obs, policy.action, policy.next_obs),
-                                disc.reward(state.params, policy.obs, policy.action, policy.next_obs))
+  np.testing.assert_array_equal(
+    reward_fn(policy.obs, policy.action, policy.next_obs),
+    disc.reward(state.params, policy.obs, policy.action, policy.next_obs),
+  )
 
 
 @pytest.mark.parametrize('kind', ['airl', 'gail'])
 def test_vmap_over_seeds_equals_a_loop(kind):
-  disc = disc_lib.make_discriminator(OBS, ACT, dataclasses.replace(TINY, kind=kind, learning_rate=1e-3))
+  disc = disc_lib.make_discriminator(
+    OBS, ACT, dataclasses.replace(TINY, kind=kind, learning_rate=1e-3)
+  )
   seeds = 3
   states = jax.vmap(disc.init)(jax.random.split(jax.random.key(0), seeds))
-  expert = _batch(jax.random.key(1), 1.0)                       # shared across seeds
+  expert = _batch(jax.random.key(1), 1.0)  # shared across seeds
   policies = jax.vmap(lambda k: _batch(k, -1.0))(jax.random.split(jax.random.key(2), seeds))
   keys = jax.random.split(jax.random.key(3), seeds)
   update = jax.jit(disc.update)
   batched, batched_metrics = jax.jit(jax.vmap(disc.update, in_axes=(0, None, 0, 0)))(
-      states, expert, policies, keys)
+    states, expert, policies, keys
+  )
   for i in range(seeds):
     pick = lambda tree: jax.tree.map(lambda x: x[i], tree)
     single, single_metrics = update(pick(states), expert, pick(policies), keys[i])
@@ -417,20 +473,26 @@ def test_true_terminations_drop_the_next_potential_in_logits_loss_and_shaped_rew
   done = jnp.arange(B) % 2 == 0
   s, a, s_next = _f64(batch.obs), _f64(batch.action), _f64(batch.next_obs)
   params, (w_r, b_r, w_h, b_h) = _linear_params(OBS + ACT)
-  f = (np.concatenate([s, a], -1) @ w_r + b_r
-       + 0.7 * np.where(np.asarray(done), 0.0, s_next @ w_h + b_h) - (s @ w_h + b_h))
+  f = (
+    np.concatenate([s, a], -1) @ w_r
+    + b_r
+    + 0.7 * np.where(np.asarray(done), 0.0, s_next @ w_h + b_h)
+    - (s @ w_h + b_h)
+  )
   args = (batch.obs, batch.action, batch.next_obs)
   np.testing.assert_allclose(disc.logits(params, *args, terminated=done), f, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(disc.reward(params, *args, terminated=done), f, rtol=1e-5, atol=1e-5)
   # The loss reads each batch's `terminated`: moving s' of the terminal rows changes nothing there.
-  moved = batch._replace(terminated=done,
-                         next_obs=jnp.where(done[:, None], batch.next_obs + 100.0, batch.next_obs))
+  moved = batch._replace(
+    terminated=done, next_obs=jnp.where(done[:, None], batch.next_obs + 100.0, batch.next_obs)
+  )
   loss_a, aux_a = disc.loss(params, batch._replace(terminated=done), batch, jax.random.key(1))
   loss_b, aux_b = disc.loss(params, moved, batch, jax.random.key(1))
   np.testing.assert_allclose(aux_a['bce'], aux_b['bce'], rtol=1e-6)
   # Without the mask it would have moved (the check above can fail).
-  _, aux_c = disc.loss(params, moved._replace(terminated=jnp.zeros(B, bool)), batch,
-                       jax.random.key(1))
+  _, aux_c = disc.loss(
+    params, moved._replace(terminated=jnp.zeros(B, bool)), batch, jax.random.key(1)
+  )
   assert abs(float(aux_c['bce']) - float(aux_a['bce'])) > 1e-3
 
 
@@ -438,8 +500,14 @@ def test_true_terminations_drop_the_next_potential_in_logits_loss_and_shaped_rew
 def test_goal_relative_features_see_only_position_minus_goal(kind):
   """With goal_relative=(0, 2, 2), moving the position and the goal together changes nothing; moving
   the goal alone does, as does any other observation entry; the networks are sized for obs_dim - 2."""
-  config = dataclasses.replace(TINY, kind=kind, goal_relative=(0, 2, 2),
-                               reward_transform='logit', use_log_pi=False, policy_reward='r')
+  config = dataclasses.replace(
+    TINY,
+    kind=kind,
+    goal_relative=(0, 2, 2),
+    reward_transform='logit',
+    use_log_pi=False,
+    policy_reward='r',
+  )
   obs_dim = 5
   disc = disc_lib.make_discriminator(obs_dim, ACT, config)
   params = disc.init(jax.random.key(0)).params
@@ -450,11 +518,17 @@ def test_goal_relative_features_see_only_position_minus_goal(kind):
   other = jnp.zeros((B, obs_dim)).at[:, 4].set(1.0)
   logits = disc.logits(params, batch.obs, batch.action, batch.next_obs)
   np.testing.assert_allclose(
-      disc.logits(params, batch.obs + moved, batch.action, batch.next_obs + moved), logits,
-      rtol=1e-5, atol=1e-5)
+    disc.logits(params, batch.obs + moved, batch.action, batch.next_obs + moved),
+    logits,
+    rtol=1e-5,
+    atol=1e-5,
+  )
   for change in (goal_only, other):
-    assert not np.allclose(disc.logits(params, batch.obs + change, batch.action,
-                                       batch.next_obs + change), logits, atol=1e-3)
+    assert not np.allclose(
+      disc.logits(params, batch.obs + change, batch.action, batch.next_obs + change),
+      logits,
+      atol=1e-3,
+    )
   # r sees (p - g, the last entry, the action): 3 + ACT inputs.
   assert {leaf.shape[0] for leaf in jax.tree.leaves(params.reward) if leaf.ndim == 2} >= {3 + ACT}
   loss, _ = disc.loss(params, batch, _batch(jax.random.key(3), obs_dim=obs_dim), jax.random.key(4))

@@ -13,10 +13,16 @@ NUM_IN, NUM_HIDDEN, NUM_OUT = 3, 5, 4
 
 def tiny_mlp_params(key):
   k1, k2, k3, k4 = jax.random.split(key, 4)
-  return {'hidden': {'w': jax.random.normal(k1, (NUM_IN, NUM_HIDDEN)),
-                     'b': 0.1 * jax.random.normal(k2, (NUM_HIDDEN,))},
-          'head': {'w': jax.random.normal(k3, (NUM_HIDDEN, NUM_OUT)),
-                   'b': 0.1 * jax.random.normal(k4, (NUM_OUT,))}}
+  return {
+    'hidden': {
+      'w': jax.random.normal(k1, (NUM_IN, NUM_HIDDEN)),
+      'b': 0.1 * jax.random.normal(k2, (NUM_HIDDEN,)),
+    },
+    'head': {
+      'w': jax.random.normal(k3, (NUM_HIDDEN, NUM_OUT)),
+      'b': 0.1 * jax.random.normal(k4, (NUM_OUT,)),
+    },
+  }
 
 
 def tiny_mlp_apply(params, x):
@@ -87,8 +93,11 @@ def test_jacobians_match_brute_force(net, chunk_size):
 def test_diagonal_ggn_matches_brute_force(net, mask_kind):
   apply_fn, params = net
   x, _, per_example_mask = data(n=7)
-  mask = {'none': None, 'shared': jnp.array([True, False, True, True]),
-          'per_example': per_example_mask}[mask_kind]
+  mask = {
+    'none': None,
+    'shared': jnp.array([True, False, True, True]),
+    'per_example': per_example_mask,
+  }[mask_kind]
   jac = brute_jacobian(apply_fn, params, x).astype(np.float64)
   probs = np_masked_softmax(apply_fn(params, x), np.ones(NUM_OUT, bool) if mask is None else mask)
   expected = np.einsum('icp,icd,idp->p', jac, np_curvatures(probs), jac)
@@ -175,8 +184,9 @@ def test_residuals_and_curvatures_identities():
     np.testing.assert_allclose(r.sum(-1), 0.0, atol=1e-6)
     np.testing.assert_array_equal(lam, np.swapaxes(lam, 1, 2))
     assert np.linalg.eigvalsh(lam.astype(np.float64)).min() > -1e-6
-    np.testing.assert_allclose(dual.lambda_scores(logits, m), np.trace(lam, axis1=1, axis2=2),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+      dual.lambda_scores(logits, m), np.trace(lam, axis1=1, axis2=2), rtol=1e-5, atol=1e-7
+    )
   off = ~np.asarray(mask)
   assert np.all(r[off] == 0)
   assert np.all(lam[off] == 0)
@@ -192,8 +202,9 @@ def test_soft_label_cross_entropy_value_and_logit_gradient():
   # With one-hot targets it is the ordinary (masked) cross-entropy.
   onehot = jax.nn.one_hot(y, NUM_OUT)
   log_probs = np.log(np_masked_softmax(logits, mask)[np.arange(6), np.asarray(y)])
-  np.testing.assert_allclose(dual.soft_label_cross_entropy(logits, onehot, mask), -log_probs,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    dual.soft_label_cross_entropy(logits, onehot, mask), -log_probs, rtol=1e-5
+  )
 
 
 def test_predictive_variance_and_sensitivity_match_brute_force(net):
@@ -203,7 +214,7 @@ def test_predictive_variance_and_sensitivity_match_brute_force(net):
   variance_flat = np.abs(np.random.default_rng(2).normal(size=flat_params.shape))
   variance = unravel(jnp.asarray(variance_flat, jnp.float32))
   jac = brute_jacobian(apply_fn, params, x).astype(np.float64)
-  expected_var = np.einsum('icp,p->ic', jac ** 2, variance_flat) * np.asarray(mask)
+  expected_var = np.einsum('icp,p->ic', jac**2, variance_flat) * np.asarray(mask)
   v = dual.predictive_variance(apply_fn, params, x, variance, mask, chunk_size=3)
   np.testing.assert_allclose(v, expected_var, rtol=1e-4, atol=1e-6)
   assert np.all(np.asarray(v)[~np.asarray(mask)] == 0)
@@ -249,8 +260,9 @@ def test_select_memory_random_is_class_balanced_and_key_dependent():
   lab = np.asarray(labels)
   picks = []
   for seed in range(3):
-    idx, valid = select(jax.random.key(seed), scores, labels, num_classes=5, num_per_class=4,
-                        rule='random')
+    idx, valid = select(
+      jax.random.key(seed), scores, labels, num_classes=5, num_per_class=4, rule='random'
+    )
     idx, valid = np.asarray(idx), np.asarray(valid)
     for c in range(5):
       chosen = idx[c][valid[c]]
@@ -266,8 +278,9 @@ def test_select_memory_respects_eligibility_and_traces_once():
   @jax.jit
   def fn(scores, eligible):
     traces.append(None)
-    return dual.select_memory(jax.random.key(0), scores, labels, num_classes=5, num_per_class=3,
-                              eligible=eligible)
+    return dual.select_memory(
+      jax.random.key(0), scores, labels, num_classes=5, num_per_class=3, eligible=eligible
+    )
 
   eligible = jnp.asarray(np.arange(labels.size) % 2 == 0)
   idx, valid = fn(scores, eligible)
@@ -280,7 +293,9 @@ def test_select_memory_respects_eligibility_and_traces_once():
 def test_select_memory_rejects_unknown_rule():
   scores, labels = selection_data()
   with pytest.raises(ValueError):
-    dual.select_memory(jax.random.key(0), scores, labels, num_classes=5, num_per_class=2, rule='top')
+    dual.select_memory(
+      jax.random.key(0), scores, labels, num_classes=5, num_per_class=2, rule='top'
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -318,13 +333,14 @@ def test_kprior_gradient_reconstruction_is_exact_for_multinomial_logistic_regres
 
     def old_objective(params):
       ce = -jnp.take_along_axis(jax.nn.log_softmax(apply(params, xj)), yj[:, None], 1).sum()
-      return ce + 0.5 * delta * sum(jnp.sum(p ** 2) for p in jax.tree.leaves(params))
+      return ce + 0.5 * delta * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
 
     def kprior(params, params_old):
       soft_labels = jax.nn.softmax(apply(params_old, xj))
       fn_term = dual.soft_label_cross_entropy(apply(params, xj), soft_labels).sum()
-      weight_term = sum(jnp.sum((p - q) ** 2) for p, q in
-                        zip(jax.tree.leaves(params), jax.tree.leaves(params_old)))
+      weight_term = sum(
+        jnp.sum((p - q) ** 2) for p, q in zip(jax.tree.leaves(params), jax.tree.leaves(params_old))
+      )
       return fn_term + 0.5 * delta * weight_term
 
     def max_gradient_gap(params, params_old):

@@ -25,6 +25,7 @@ def _mujoco_log_in_tmp(tmp_path, monkeypatch):
 def _rollout(env, action, num_steps):
   """A `step_autoreset` rollout from a key with a constant action: the stacked AutoResetSteps, with
   the adapter's step counter in place of the state."""
+
   def run(key):
     reset_key, key = jax.random.split(key)
     state, obs = env.reset(reset_key)
@@ -33,7 +34,9 @@ def _rollout(env, action, num_steps):
       state, obs = carry
       out = step_autoreset(env, state, action, step_key)
       return (out.state, out.obs), out._replace(state=out.state.steps)
+
     return jax.lax.scan(body, (state, obs), jax.random.split(key, num_steps))[1]
+
   return run
 
 

@@ -28,13 +28,27 @@ def _mujoco_log_in_tmp(tmp_path, monkeypatch):
 
 
 # (obs_dim, act_dim) of the Gymnasium v5 tasks with their default options.
-DIMS = {'Hopper-v5': (11, 3), 'HalfCheetah-v5': (17, 6), 'Walker2d-v5': (17, 6), 'Ant-v5': (105, 8),
-        'CustomAnt': (105, 8), 'AmputatedAnt': (105, 8), 'BigAnt': (105, 8)}
+DIMS = {
+  'Hopper-v5': (11, 3),
+  'HalfCheetah-v5': (17, 6),
+  'Walker2d-v5': (17, 6),
+  'Ant-v5': (105, 8),
+  'CustomAnt': (105, 8),
+  'AmputatedAnt': (105, 8),
+  'BigAnt': (105, 8),
+}
 
 
 def test_env_list():
-  assert GYM_ENVS == ('Hopper-v5', 'HalfCheetah-v5', 'Walker2d-v5', 'Ant-v5', 'CustomAnt',
-                      'AmputatedAnt', 'BigAnt')
+  assert GYM_ENVS == (
+    'Hopper-v5',
+    'HalfCheetah-v5',
+    'Walker2d-v5',
+    'Ant-v5',
+    'CustomAnt',
+    'AmputatedAnt',
+    'BigAnt',
+  )
 
 
 @pytest.mark.parametrize('name', GYM_ENVS)
@@ -85,8 +99,9 @@ def test_hopper_fall_is_terminated_not_truncated():
   # The fallen state is returned as next_obs; obs is a fresh start (z 1.25 ± 0.005, upright).
   assert abs(out.obs[0, 0] - 1.25) <= 5e-3 and abs(out.obs[0, 1]) <= 5e-3
   assert out.info['episode_length'][0] == t
-  np.testing.assert_allclose(out.info['episode_return'][0], np.sum(rewards, dtype=np.float64),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    out.info['episode_return'][0], np.sum(rewards, dtype=np.float64), rtol=1e-6
+  )
 
 
 def test_time_limit_is_truncated_with_true_next_obs():
@@ -134,7 +149,7 @@ def test_batch_equals_separate_envs():
   for action in actions:
     out = batch.step(action)
     for i, single in enumerate(singles):
-      ref = single.step(action[i:i + 1])
+      ref = single.step(action[i : i + 1])
       for field in ('obs', 'next_obs', 'reward', 'terminated', 'truncated'):
         np.testing.assert_array_equal(getattr(out, field)[i], getattr(ref, field)[0])
       for key, value in ref.info.items():
@@ -175,15 +190,19 @@ def _leg_extents(root, leg):
 
 def test_ant_variant_xml():
   import gymnasium.envs.mujoco as gym_mujoco
+
   stock_path = os.path.join(os.path.dirname(gym_mujoco.__file__), 'assets', 'ant.xml')
   stock = ET.parse(stock_path).getroot()
   expected = {  # (gear, thighs of legs 1..4, ankles of legs 1..4), from OPIRL's spec (irl.md 2.2)
-      'CustomAnt': (30, [0.2] * 4, [0.4] * 4),
-      'AmputatedAnt': (30, [0.2, 0.2, 0.1, 0.2], [0.4, 0.4, 0.2, 0.4]),
-      'BigAnt': (150, [0.2] * 4, [0.8] * 4)}
+    'CustomAnt': (30, [0.2] * 4, [0.4] * 4),
+    'AmputatedAnt': (30, [0.2, 0.2, 0.1, 0.2], [0.4, 0.4, 0.2, 0.4]),
+    'BigAnt': (150, [0.2] * 4, [0.8] * 4),
+  }
   assert BACK_LEFT_LEG == 3
-  assert next(b for b in stock.iter('body') if b.get('name') == 'aux_3').find('joint').get(
-      'name') == 'hip_3'
+  assert (
+    next(b for b in stock.iter('body') if b.get('name') == 'aux_3').find('joint').get('name')
+    == 'hip_3'
+  )
   for name, (gear, thighs, ankles) in expected.items():
     path = ant_variant_xml_path(name)
     assert path == ant_variant_xml_path(name)  # content-addressed, written once

@@ -16,7 +16,7 @@ from irl import absorbing
 from irl.replay import Transition
 
 R = pointmaze.PARTICLE_RADIUS
-LO, HI = pointmaze.ARENA_LOW + R, pointmaze.ARENA_HIGH - R   # the particle centre's range
+LO, HI = pointmaze.ARENA_LOW + R, pointmaze.ARENA_HIGH - R  # the particle centre's range
 
 
 def maze_state(pos, vel=(0.0, 0.0), target=(0.2, 0.5), t=0):
@@ -26,9 +26,11 @@ def maze_state(pos, vel=(0.0, 0.0), target=(0.2, 0.5), t=0):
 
 def rollout(env, state, actions):
   """Steps `env` through `actions` [T, ...]; returns the final state and the stacked step outputs."""
+
   def body(state, action):
     state, obs, reward, terminated, truncated, _ = env.step(state, action)
     return state, (state, obs, reward, terminated, truncated)
+
   return jax.lax.scan(body, state, actions)
 
 
@@ -45,10 +47,12 @@ def test_free_motion_without_damping_is_uniform_acceleration():
   env = pointmaze.PointMaze('left', damping=0.0)
   p0, v0, a = np.array([0.25, 0.1]), np.array([0.1, -0.05]), np.array([0.5, -0.3])
   env_steps = 2
-  final, _ = jax.jit(lambda s, acts: rollout(env, s, acts))(maze_state(p0, v0), constant(a, env_steps))
+  final, _ = jax.jit(lambda s, acts: rollout(env, s, acts))(
+    maze_state(p0, v0), constant(a, env_steps)
+  )
   n, dt, accel = env_steps * pointmaze.FRAME_SKIP, pointmaze.DT, a * pointmaze.GEAR / pointmaze.MASS
   expected_v = v0 + n * dt * accel
-  expected_p = p0 + n * dt * v0 + dt ** 2 * accel * n * (n + 1) / 2
+  expected_p = p0 + n * dt * v0 + dt**2 * accel * n * (n + 1) / 2
   np.testing.assert_allclose(final.vel, expected_v, atol=1e-6)
   np.testing.assert_allclose(final.pos, expected_p, atol=1e-6)
   assert int(final.t) == env_steps
@@ -63,12 +67,12 @@ def test_damped_motion_matches_geometric_closed_form():
   dt, m, c = pointmaze.DT, pointmaze.MASS, pointmaze.DAMPING
   beta, v_star = 1.0 / (1.0 + dt * c / m), a / c
   k = np.arange(1, env_steps * pointmaze.FRAME_SKIP + 1)[:, None]
-  v = v_star + beta ** k * (v0 - v_star)
+  v = v_star + beta**k * (v0 - v_star)
   np.testing.assert_allclose(final.vel, v[-1], atol=1e-6)
   np.testing.assert_allclose(final.pos, p0 + dt * v.sum(0), atol=1e-6)
   # Unforced, the speed decays by exactly β^5 per environment step.
   coast, _ = rollout(env, maze_state(p0, v0), constant([0.0, 0.0], 1))
-  np.testing.assert_allclose(coast.vel, v0 * beta ** 5, rtol=1e-6)
+  np.testing.assert_allclose(coast.vel, v0 * beta**5, rtol=1e-6)
 
 
 @pytest.mark.parametrize('variant, closed_x, gap_x', [('left', 0.1, 0.475), ('right', 0.45, 0.075)])
@@ -109,8 +113,12 @@ def test_the_other_variants_gap_is_closed():
 def test_arena_walls_clamp_and_keep_tangential_motion():
   env = pointmaze.PointMaze('left')
   run = jax.jit(lambda s, acts: rollout(env, s, acts)[0])
-  for start, push, corner in (([0.3, 0.45], [1, 1], [HI, HI]), ([0.3, 0.45], [-1, 1], [LO, HI]),
-                              ([0.3, 0.1], [1, -1], [HI, LO]), ([0.3, 0.1], [-1, -1], [LO, LO])):
+  for start, push, corner in (
+    ([0.3, 0.45], [1, 1], [HI, HI]),
+    ([0.3, 0.45], [-1, 1], [LO, HI]),
+    ([0.3, 0.1], [1, -1], [HI, LO]),
+    ([0.3, 0.1], [-1, -1], [LO, LO]),
+  ):
     final = run(maze_state(start), constant(push, 30))
     np.testing.assert_array_equal(final.pos, np.float32(corner))
     np.testing.assert_array_equal(final.vel, [0.0, 0.0])
@@ -147,25 +155,36 @@ def test_reset_samples_targets_from_the_grid_and_starts_near_origin():
   assert set(xs.tolist()) == set(range(13))
   np.testing.assert_array_equal(states.target[:, 1], 0.5)
   assert np.all(np.abs(np.asarray(states.pos) - [0.3, 0.0]) <= pointmaze.START_NOISE)
-  assert np.unique(np.asarray(states.pos[:, 0])).size > 500   # noisy starts
+  assert np.unique(np.asarray(states.pos[:, 0])).size > 500  # noisy starts
   np.testing.assert_array_equal(states.vel, 0.0)
   np.testing.assert_array_equal(states.t, 0)
 
 
-@pytest.mark.parametrize('env, steps', [(pointmaze.PointMaze('left'), 100), (pendulum.Pendulum(), 200),
-                                        (pendulum.Pendulum(max_episode_steps=7), 7)])
+@pytest.mark.parametrize(
+  'env, steps',
+  [
+    (pointmaze.PointMaze('left'), 100),
+    (pendulum.Pendulum(), 200),
+    (pendulum.Pendulum(max_episode_steps=7), 7),
+  ],
+)
 def test_time_limit_truncates_at_exactly_max_steps(env, steps):
   assert env.spec.max_episode_steps == steps
   state, _ = env.reset(jax.random.key(0))
   actions = jnp.zeros((steps + 2,) + env.spec.action.shape, jnp.float32)
-  _, (states, _, _, terminated, truncated) = jax.jit(lambda s, a: rollout(env, s, a))(state, actions)
+  _, (states, _, _, terminated, truncated) = jax.jit(lambda s, a: rollout(env, s, a))(
+    state, actions
+  )
   assert not np.any(terminated)
   assert np.flatnonzero(~np.asarray(truncated)).tolist() == list(range(steps - 1))
   np.testing.assert_array_equal(states.t, np.arange(1, steps + 3))
 
 
-@pytest.mark.parametrize('env', [pointmaze.PointMaze('left'), pointmaze.PointMaze('right'),
-                                 pendulum.Pendulum()], ids=['left', 'right', 'pendulum'])
+@pytest.mark.parametrize(
+  'env',
+  [pointmaze.PointMaze('left'), pointmaze.PointMaze('right'), pendulum.Pendulum()],
+  ids=['left', 'right', 'pendulum'],
+)
 def test_jit_equals_eager_and_vmap_equals_loop(env):
   keys = jax.random.split(jax.random.key(1), 3)
   action = jnp.full(env.spec.action.shape, 0.7, jnp.float32)
@@ -182,12 +201,15 @@ def test_jit_equals_eager_and_vmap_equals_loop(env):
     for e, j, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), jax.tree.leaves(batched)):
       np.testing.assert_allclose(j, e, rtol=1e-6, atol=1e-7)
       np.testing.assert_allclose(b[i], e, rtol=1e-6, atol=1e-7)
-  assert not np.allclose(batched[0][0], batched[0][1])   # different keys, different episodes
+  assert not np.allclose(batched[0][0], batched[0][1])  # different keys, different episodes
 
 
 def test_wrong_action_shape_is_an_error():
-  for env, bad in ((pointmaze.PointMaze('left'), (3,)), (pointmaze.PointMaze('left'), (1, 2)),
-                   (pendulum.Pendulum(), ())):
+  for env, bad in (
+    (pointmaze.PointMaze('left'), (3,)),
+    (pointmaze.PointMaze('left'), (1, 2)),
+    (pendulum.Pendulum(), ()),
+  ):
     state, _ = env.reset(jax.random.key(0))
     with pytest.raises(EnvError, match=r'action must have shape'):
       env.step(state, jnp.zeros(bad))
@@ -215,9 +237,14 @@ def _expert_returns_maze(env_variant, expert_variant):
 
     def body(carry, _):
       state, obs = carry
-      state, obs, reward, _, _, info = env.step(state, pointmaze.scripted_expert(obs, expert_variant))
+      state, obs, reward, _, _, info = env.step(
+        state, pointmaze.scripted_expert(obs, expert_variant)
+      )
       return (state, obs), (reward, info['distance'])
-    _, (rewards, distance) = jax.lax.scan(body, (state, obs), None, length=env.spec.max_episode_steps)
+
+    _, (rewards, distance) = jax.lax.scan(
+      body, (state, obs), None, length=env.spec.max_episode_steps
+    )
     return rewards.sum(), distance[-1]
 
   return jax.jit(jax.vmap(episode))(jnp.asarray(pointmaze.TARGET_XS, jnp.float32))
@@ -227,7 +254,7 @@ def _expert_returns_maze(env_variant, expert_variant):
 def test_pointmaze_expert_reaches_every_target(variant):
   returns, final_distance = _expert_returns_maze(variant, variant)
   assert np.all(final_distance < 1e-3), final_distance
-  assert np.all(returns > -13.0), returns   # standing still at the start scores about −55
+  assert np.all(returns > -13.0), returns  # standing still at the start scores about −55
   # The other variant's route runs into this variant's barrier and never gets there.
   _, stuck = _expert_returns_maze(variant, 'right' if variant == 'left' else 'left')
   assert np.all(stuck > 0.15), stuck
@@ -241,13 +268,17 @@ def test_pendulum_expert_swings_up():
       state, obs = carry
       state, obs, reward, _, _, _ = env.step(state, pendulum.scripted_expert(obs))
       return (state, obs), reward
+
     (state, _), rewards = jax.lax.scan(body, (state, obs), None, length=200)
     return rewards.sum(), pendulum.angle_normalize(state.theta)
 
   states, obs = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 64))
   # Append the hardest start: hanging at rest, where the pump has to pick a direction.
-  states = jax.tree.map(lambda x, y: jnp.concatenate([x, y[None]]), states,
-                        pendulum.PendulumState(jnp.float32(np.pi), jnp.float32(0.0), jnp.int32(0)))
+  states = jax.tree.map(
+    lambda x, y: jnp.concatenate([x, y[None]]),
+    states,
+    pendulum.PendulumState(jnp.float32(np.pi), jnp.float32(0.0), jnp.int32(0)),
+  )
   obs = jnp.concatenate([obs, jnp.float32([[-1.0, 0.0, 0.0]])])
   returns, final_angle = jax.jit(jax.vmap(episode))(states, obs)
   assert float(returns[:-1].mean()) > -200.0, returns.mean()
@@ -265,12 +296,14 @@ def test_pendulum_hand_derived_steps():
   s, obs, reward, _, _, _ = env.step(state(np.pi / 2, 0.0), jnp.array([1.0]))
   assert float(s.theta_dot) == pytest.approx(0.9, abs=1e-6)
   assert float(s.theta) == pytest.approx(np.pi / 2 + 0.045, abs=1e-6)
-  np.testing.assert_allclose(obs, [np.cos(np.pi / 2 + 0.045), np.sin(np.pi / 2 + 0.045), 0.9], atol=1e-6)
+  np.testing.assert_allclose(
+    obs, [np.cos(np.pi / 2 + 0.045), np.sin(np.pi / 2 + 0.045), 0.9], atol=1e-6
+  )
   assert float(reward) == pytest.approx(-((np.pi / 2) ** 2 + 0.001), abs=1e-5)
   # Torque clipped to 2 (also in the cost) and speed clipped to 8.
   s, _, reward, _, _, _ = env.step(state(np.pi / 2, 7.9), jnp.array([5.0]))
   assert float(s.theta_dot) == 8.0
-  assert float(reward) == pytest.approx(-((np.pi / 2) ** 2 + 0.1 * 7.9 ** 2 + 0.004), abs=1e-4)
+  assert float(reward) == pytest.approx(-((np.pi / 2) ** 2 + 0.1 * 7.9**2 + 0.004), abs=1e-4)
   # The cost wraps the angle: θ = 2π + 0.1 costs like θ = 0.1.
   _, _, reward, _, _, _ = env.step(state(2 * np.pi + 0.1, 0.0), jnp.array([0.0]))
   assert float(reward) == pytest.approx(-0.01, abs=1e-5)
@@ -280,8 +313,9 @@ def test_pendulum_reset_distribution():
   states, obs = jax.vmap(pendulum.Pendulum().reset)(jax.random.split(jax.random.key(0), 500))
   assert np.all(np.abs(states.theta) <= np.pi) and np.all(np.abs(states.theta_dot) <= 1.0)
   assert states.theta.min() < -2.5 and states.theta.max() > 2.5
-  np.testing.assert_allclose(obs, np.stack([np.cos(states.theta), np.sin(states.theta),
-                                            states.theta_dot], -1), atol=1e-6)
+  np.testing.assert_allclose(
+    obs, np.stack([np.cos(states.theta), np.sin(states.theta), states.theta_dot], -1), atol=1e-6
+  )
 
 
 def test_pendulum_matches_gymnasium_step_by_step():
@@ -299,15 +333,18 @@ def test_pendulum_matches_gymnasium_step_by_step():
     np.testing.assert_allclose(ours[1][t], gym_obs, atol=2e-4, err_msg=f'step {t}')
     assert float(ours[2][t]) == pytest.approx(gym_reward, abs=2e-3)
     assert bool(ours[3][t]) == gym_terminated and bool(ours[4][t]) == gym_truncated
-  assert gym_truncated   # Gymnasium's TimeLimit(200) and ours end together
+  assert gym_truncated  # Gymnasium's TimeLimit(200) and ours end together
 
 
 # ---------------------------------------------------------------------------------------------------
 # step_autoreset inside lax.scan
 
 
-@pytest.mark.parametrize('env', [pendulum.Pendulum(max_episode_steps=5),
-                                 pointmaze.PointMaze('left', max_episode_steps=5)], ids=['pendulum', 'maze'])
+@pytest.mark.parametrize(
+  'env',
+  [pendulum.Pendulum(max_episode_steps=5), pointmaze.PointMaze('left', max_episode_steps=5)],
+  ids=['pendulum', 'maze'],
+)
 def test_scan_rollout_with_step_autoreset(env):
   keys = jax.random.split(jax.random.key(7), 13)
   traces = []
@@ -321,10 +358,11 @@ def test_scan_rollout_with_step_autoreset(env):
       traces.append(None)
       out = core.step_autoreset(env, state, jnp.full(env.spec.action.shape, 0.3), key)
       return (out.state, out.obs), (obs, out)
+
     return jax.lax.scan(body, (state, obs), keys[1:])[1]
 
   acted_from, out = run(keys)
-  assert len(traces) == 1   # one trace of the step for the whole scan
+  assert len(traces) == 1  # one trace of the step for the whole scan
   done = np.asarray(out.truncated)
   assert np.flatnonzero(done).tolist() == [4, 9] and not np.any(out.terminated)
   np.testing.assert_array_equal(out.state.t, [1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2])
@@ -344,12 +382,13 @@ def test_scan_rollout_with_step_autoreset(env):
 def _hand_batch():
   # Three transitions, 2-D observations, 1-D actions: ordinary, terminated, truncated.
   return Transition(
-      obs=jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
-      action=jnp.array([[0.1], [0.2], [0.3]]),
-      reward=jnp.array([1.0, 2.0, 3.0]),
-      next_obs=jnp.array([[1.5, 2.5], [3.5, 4.5], [5.5, 6.5]]),
-      terminated=jnp.array([False, True, False]),
-      truncated=jnp.array([False, False, True]))
+    obs=jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+    action=jnp.array([[0.1], [0.2], [0.3]]),
+    reward=jnp.array([1.0, 2.0, 3.0]),
+    next_obs=jnp.array([[1.5, 2.5], [3.5, 4.5], [5.5, 6.5]]),
+    terminated=jnp.array([False, True, False]),
+    truncated=jnp.array([False, False, True]),
+  )
 
 
 def test_absorbing_transform_on_a_hand_made_batch():
@@ -362,7 +401,9 @@ def test_absorbing_transform_on_a_hand_made_batch():
   np.testing.assert_array_equal(out.reward, [1, 0, 2, 0, 3, 0])
   np.testing.assert_array_equal(out.terminated, [False] * 6)
   np.testing.assert_array_equal(out.truncated, [False, False, False, False, True, False])
-  np.testing.assert_array_equal(absorbing.is_absorbing(out.obs), [False, True, False, True, False, True])
+  np.testing.assert_array_equal(
+    absorbing.is_absorbing(out.obs), [False, True, False, True, False, True]
+  )
   assert isinstance(out, Transition)
   # Eager gives the same.
   eager, eager_valid = absorbing.to_absorbing(_hand_batch())
@@ -386,7 +427,9 @@ def test_absorbing_spec_and_indicator():
   np.testing.assert_array_equal(spec.observation.low, [-1, -1, -8, 0])
   np.testing.assert_array_equal(spec.observation.high, [1, 1, 8, 1])
   assert spec.action.shape == (1,) and spec.max_episode_steps == 200
-  np.testing.assert_array_equal(absorbing.add_indicator(jnp.ones((2, 3, 2))), np.tile([1, 1, 0], (2, 3, 1)))
+  np.testing.assert_array_equal(
+    absorbing.add_indicator(jnp.ones((2, 3, 2))), np.tile([1, 1, 0], (2, 3, 1))
+  )
   np.testing.assert_array_equal(absorbing.absorbing_state(3), [0, 0, 0, 1])
 
 
@@ -411,19 +454,26 @@ def test_registry_builds_jax_envs():
   assert registry.make('Pendulum').spec.name == 'Pendulum'
   assert registry.JAX_ENVS == ('PointMaze-Left', 'PointMaze-Right', 'Pendulum')
   from envs import gym_adapter  # importable without Gymnasium; its task list must match ours
+
   assert registry.GYM_ENVS == gym_adapter.GYM_ENVS
   assert all(registry.is_jax_env(n) for n in registry.JAX_ENVS + ('brax:ant',))
   assert not any(registry.is_jax_env(n) for n in registry.GYM_ENVS + ('Nope', 'brax'))
   # Instances are hashable (usable as static arguments of jit) and equal by value.
-  assert hash(registry.make('PointMaze-Left')) == hash(left) and registry.make('PointMaze-Left') == left
+  assert (
+    hash(registry.make('PointMaze-Left')) == hash(left) and registry.make('PointMaze-Left') == left
+  )
 
 
 def test_registry_errors():
-  with pytest.raises(EnvError, match=r"name must be one of \('PointMaze-Left', .*'BigAnt'\).*brax:ant"):
+  with pytest.raises(
+    EnvError, match=r"name must be one of \('PointMaze-Left', .*'BigAnt'\).*brax:ant"
+  ):
     registry.make('PointMaze-Up')
   with pytest.raises(EnvError, match=r'name must be one of'):
     registry.make('brax:')
-  with pytest.raises(EnvError, match=r"PointMaze-Left: unknown keyword\(s\) \['variant'\]; allowed"):
+  with pytest.raises(
+    EnvError, match=r"PointMaze-Left: unknown keyword\(s\) \['variant'\]; allowed"
+  ):
     registry.make('PointMaze-Left', variant='right')
   with pytest.raises(EnvError, match=r"Pendulum: unknown keyword\(s\) \['frame_skip'\]"):
     registry.make('Pendulum', frame_skip=2)
@@ -432,7 +482,10 @@ def test_registry_errors():
 def test_registry_dispatches_lazily_to_the_adapters(monkeypatch):
   calls = []
   from envs import gym_adapter
-  monkeypatch.setattr(gym_adapter, 'make_gym', lambda name, **kw: calls.append(('gym', name, kw)) or 'g')
+
+  monkeypatch.setattr(
+    gym_adapter, 'make_gym', lambda name, **kw: calls.append(('gym', name, kw)) or 'g'
+  )
   fake_brax = types.ModuleType('envs.brax_adapter')
   fake_brax.make_brax = lambda name, **kw: calls.append(('brax', name, kw)) or 'b'
   monkeypatch.setitem(sys.modules, 'envs.brax_adapter', fake_brax)
@@ -440,5 +493,8 @@ def test_registry_dispatches_lazily_to_the_adapters(monkeypatch):
   assert registry.make('Hopper-v5', num_envs=2) == 'g'
   assert registry.make('AmputatedAnt') == 'g'
   assert registry.make('brax:ant', backend='mjx') == 'b'
-  assert calls == [('gym', 'Hopper-v5', {'num_envs': 2}), ('gym', 'AmputatedAnt', {}),
-                   ('brax', 'ant', {'backend': 'mjx'})]
+  assert calls == [
+    ('gym', 'Hopper-v5', {'num_envs': 2}),
+    ('gym', 'AmputatedAnt', {}),
+    ('brax', 'ant', {'backend': 'mjx'}),
+  ]

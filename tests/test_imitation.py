@@ -23,8 +23,14 @@ def _expert(n=6, obs_dim=2, terminal_last=True):
     terminated[-1] = True
   else:
     truncated[-1] = True
-  return Transition(obs=obs, action=np.ones((n, 1), np.float32), reward=np.zeros(n, np.float32),
-                    next_obs=obs + 100.0, terminated=terminated, truncated=truncated)
+  return Transition(
+    obs=obs,
+    action=np.ones((n, 1), np.float32),
+    reward=np.zeros(n, np.float32),
+    next_obs=obs + 100.0,
+    terminated=terminated,
+    truncated=truncated,
+  )
 
 
 def test_obs_transform_normalises_and_appends_the_indicator():
@@ -37,17 +43,26 @@ def test_obs_transform_normalises_and_appends_the_indicator():
   np.testing.assert_allclose(out[:, :2].mean(0), 0, atol=1e-6)
   plain = imitation.ObsTransform.from_expert(expert, normalize=False, absorbing=False)
   np.testing.assert_array_equal(np.asarray(plain.obs(expert.obs)), expert.obs)
-  assert hash(prep.transitions) is not None   # usable as a static jit argument
+  assert hash(prep.transitions) is not None  # usable as a static jit argument
 
 
 def test_agent_transitions_become_absorbing_rows_with_zero_actions():
-  prep = imitation.ObsTransform.from_expert(_expert(), normalize=False, absorbing=True,
-                                            num_absorbing=3)
-  batch = _expert(n=2)            # row 1 terminates
+  prep = imitation.ObsTransform.from_expert(
+    _expert(), normalize=False, absorbing=True, num_absorbing=3
+  )
+  batch = _expert(n=2)  # row 1 terminates
   rows, valid = prep.transitions(batch)
-  assert rows.obs.shape == (8, 3) and valid.tolist() == [True, False, False, False,
-                                                         True, True, True, True]
-  np.testing.assert_array_equal(rows.next_obs[4], [0, 0, 1])   # terminal -> absorbing state
+  assert rows.obs.shape == (8, 3) and valid.tolist() == [
+    True,
+    False,
+    False,
+    False,
+    True,
+    True,
+    True,
+    True,
+  ]
+  np.testing.assert_array_equal(rows.next_obs[4], [0, 0, 1])  # terminal -> absorbing state
   np.testing.assert_array_equal(rows.obs[5:8], [[0, 0, 1]] * 3)
   np.testing.assert_array_equal(rows.action[5:8], np.zeros((3, 1)))
   np.testing.assert_array_equal(rows.action[4], [1.0])
@@ -83,20 +98,51 @@ def _policy_config(algo):
 
 
 def _run(algo, env, key, num_env_steps=200):
-  expert = Transition(obs=np.ones((20, 1), np.float32), action=np.full((20, 1), 0.5, np.float32),
-                      reward=np.zeros(20, np.float32), next_obs=np.ones((20, 1), np.float32),
-                      terminated=np.zeros(20, bool), truncated=np.ones(20, bool))
-  prep = imitation.ObsTransform.from_expert(expert, normalize=False, absorbing=True, num_absorbing=2)
-  disc = None if algo in ('valuedice', 'bc') else DiscriminatorConfig(
-      kind='gail' if algo == 'dac' else 'airl', use_log_pi=algo == 'airl', reward_hidden=(8,),
-      shaping_hidden=(8,))
-  agent, parts = imitation.make_agent(algo, env.spec, prep, imitation.IRLConfig(batch_size=16,
-                                                                               recent_window=50),
-                                      discriminator_config=disc, policy_config=_policy_config(algo))
-  config = loops.LoopConfig(num_env_steps=num_env_steps, start_steps=50, update_after=20,
-                            replay_capacity=400, eval_every=100, eval_episodes=2)
-  run = partial(loops.train_jax, env, agent, config, expert_buffer=prep.expert_buffer(expert),
-                transform_fn=prep.transitions)
+  expert = Transition(
+    obs=np.ones((20, 1), np.float32),
+    action=np.full((20, 1), 0.5, np.float32),
+    reward=np.zeros(20, np.float32),
+    next_obs=np.ones((20, 1), np.float32),
+    terminated=np.zeros(20, bool),
+    truncated=np.ones(20, bool),
+  )
+  prep = imitation.ObsTransform.from_expert(
+    expert, normalize=False, absorbing=True, num_absorbing=2
+  )
+  disc = (
+    None
+    if algo in ('valuedice', 'bc')
+    else DiscriminatorConfig(
+      kind='gail' if algo == 'dac' else 'airl',
+      use_log_pi=algo == 'airl',
+      reward_hidden=(8,),
+      shaping_hidden=(8,),
+    )
+  )
+  agent, parts = imitation.make_agent(
+    algo,
+    env.spec,
+    prep,
+    imitation.IRLConfig(batch_size=16, recent_window=50),
+    discriminator_config=disc,
+    policy_config=_policy_config(algo),
+  )
+  config = loops.LoopConfig(
+    num_env_steps=num_env_steps,
+    start_steps=50,
+    update_after=20,
+    replay_capacity=400,
+    eval_every=100,
+    eval_episodes=2,
+  )
+  run = partial(
+    loops.train_jax,
+    env,
+    agent,
+    config,
+    expert_buffer=prep.expert_buffer(expert),
+    transform_fn=prep.transitions,
+  )
   return run, parts
 
 
@@ -107,17 +153,24 @@ def test_every_algorithm_runs_through_the_jitted_loop(algo):
   carry, metrics = run(jax.random.key(0))
   assert metrics['eval_return'].shape == (2,)
   policy_keys = [k for k in metrics if k.startswith('policy/')]
-  assert policy_keys and all(np.all(np.isfinite(np.asarray(metrics[k]))) for k in policy_keys
-                             if not np.all(np.isnan(np.asarray(metrics[k]))))
+  assert policy_keys and all(
+    np.all(np.isfinite(np.asarray(metrics[k])))
+    for k in policy_keys
+    if not np.all(np.isnan(np.asarray(metrics[k])))
+  )
   if algo in ('opirl', 'airl', 'dac'):
-    for k in ('discriminator/bce', 'discriminator/expert_accuracy', 'discriminator/policy_accuracy'):
+    for k in (
+      'discriminator/bce',
+      'discriminator/expert_accuracy',
+      'discriminator/policy_accuracy',
+    ):
       assert np.all(np.isfinite(np.asarray(metrics[k]))), k
     assert parts.discriminator is not None
     # The buffer holds absorbing rows after the terminations (zero action, indicator 1).
     data = carry.buffer.data
-    absorbing_rows = np.asarray(data.obs[:carry.buffer.size, -1]) == 1
+    absorbing_rows = np.asarray(data.obs[: carry.buffer.size, -1]) == 1
     assert absorbing_rows.any()
-    np.testing.assert_array_equal(np.asarray(data.action[:carry.buffer.size])[absorbing_rows], 0.0)
+    np.testing.assert_array_equal(np.asarray(data.action[: carry.buffer.size])[absorbing_rows], 0.0)
 
 
 def test_opirl_vmapped_seeds_equal_separate_runs():
@@ -128,8 +181,9 @@ def test_opirl_vmapped_seeds_equal_separate_runs():
   for i in range(2):
     _, single = run(keys[i])
     for k in single:
-      np.testing.assert_allclose(np.asarray(batched[k][i]), np.asarray(single[k]), rtol=1e-4,
-                                 atol=1e-5, err_msg=k)
+      np.testing.assert_allclose(
+        np.asarray(batched[k][i]), np.asarray(single[k]), rtol=1e-4, atol=1e-5, err_msg=k
+      )
 
 
 def test_learned_reward_on_raw_observations():
@@ -139,15 +193,18 @@ def test_learned_reward_on_raw_observations():
   reward = imitation.reward_function(parts, carry.agent_state.discriminator)
   raw = jnp.array([[1.0], [-1.0]])
   action = jnp.zeros((2, 1))
-  expected = parts.discriminator.reward(carry.agent_state.discriminator.params,
-                                        parts.prep.obs(raw), action, parts.prep.obs(raw))
+  expected = parts.discriminator.reward(
+    carry.agent_state.discriminator.params, parts.prep.obs(raw), action, parts.prep.obs(raw)
+  )
   np.testing.assert_allclose(np.asarray(reward(raw, action, raw)), np.asarray(expected))
 
 
 def test_unknown_algorithm_is_rejected():
   env = probes.ObservationReward()
   prep = imitation.ObsTransform.from_expert(_expert(obs_dim=1), normalize=False, absorbing=True)
-  with pytest.raises(ValueError, match=r"algo must be one of \['opirl', 'airl', 'dac', 'valuedice', 'bc'\]"):
+  with pytest.raises(
+    ValueError, match=r"algo must be one of \['opirl', 'airl', 'dac', 'valuedice', 'bc'\]"
+  ):
     imitation.make_agent('gail', env.spec, prep, imitation.IRLConfig())
 
 
@@ -157,6 +214,7 @@ def test_the_script_config_and_a_notebook_build_the_same_discriminator(algo):
   `builders.build` of the shipped base config (the script) train the same discriminator."""
   from configs.irl import common
   from irl import builders
+
   config = common.base_config()
   config.algo = algo
   config.loop.replay_capacity = 1000
@@ -168,17 +226,27 @@ def test_opirl_update_is_a_discriminator_step_then_a_policy_step_on_the_relabell
   """irl.opirl: the agent's update equals the two steps assembled by hand, with the policy trained on
   r(s, a) of the discriminator just updated (not the buffer's true reward)."""
   from irl import opirl, replay
+
   env = probes.ObservationReward()
   expert = _expert(n=20, obs_dim=1, terminal_last=False)
   prep = imitation.ObsTransform.from_expert(expert, normalize=False, absorbing=False)
   disc_config = DiscriminatorConfig(reward_hidden=(8,), shaping_hidden=(8,))
-  agent, parts = imitation.make_agent('opirl', env.spec, prep, imitation.IRLConfig(batch_size=8),
-                                      discriminator_config=disc_config,
-                                      policy_config=algaedice.AlgaeDICEConfig(**TINY))
-  rows = Transition(obs=np.random.default_rng(0).normal(size=(30, 1)).astype(np.float32),
-                    action=np.zeros((30, 1), np.float32), reward=np.full(30, 7.0, np.float32),
-                    next_obs=np.zeros((30, 1), np.float32), terminated=np.zeros(30, bool),
-                    truncated=np.zeros(30, bool))
+  agent, parts = imitation.make_agent(
+    'opirl',
+    env.spec,
+    prep,
+    imitation.IRLConfig(batch_size=8),
+    discriminator_config=disc_config,
+    policy_config=algaedice.AlgaeDICEConfig(**TINY),
+  )
+  rows = Transition(
+    obs=np.random.default_rng(0).normal(size=(30, 1)).astype(np.float32),
+    action=np.zeros((30, 1), np.float32),
+    reward=np.full(30, 7.0, np.float32),
+    next_obs=np.zeros((30, 1), np.float32),
+    terminated=np.zeros(30, bool),
+    truncated=np.zeros(30, bool),
+  )
   buffer = replay.add(replay.init(jax.tree.map(lambda x: x[0], rows), 64), rows)
   expert_buffer = prep.expert_buffer(expert)
   state = agent.init(jax.random.key(0))
@@ -186,13 +254,19 @@ def test_opirl_update_is_a_discriminator_step_then_a_policy_step_on_the_relabell
 
   expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(jax.random.key(1), 5)
   disc, policy = parts.discriminator, parts.policy
-  disc_state, _ = disc.update(state.discriminator, replay.sample(expert_buffer, expert_key, 8),
-                              replay.sample(buffer, negative_key, 8), disc_key)
+  disc_state, _ = disc.update(
+    state.discriminator,
+    replay.sample(expert_buffer, expert_key, 8),
+    replay.sample(buffer, negative_key, 8),
+    disc_key,
+  )
   batch = replay.sample(buffer, batch_key, policy.config.batch_size)
   learned = disc.reward(disc_state.params, batch.obs, batch.action, batch.next_obs)
   policy_state, _ = policy.update(state.policy, batch._replace(reward=learned), policy_key)
-  for x, y in zip(jax.tree.leaves((disc_state, policy_state)),
-                  jax.tree.leaves((new_state.discriminator, new_state.policy))):
+  for x, y in zip(
+    jax.tree.leaves((disc_state, policy_state)),
+    jax.tree.leaves((new_state.discriminator, new_state.policy)),
+  ):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(metrics['policy/reward'], np.mean(learned), rtol=1e-5)
   assert abs(float(metrics['policy/reward']) - 7.0) > 1e-3

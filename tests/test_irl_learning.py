@@ -44,13 +44,28 @@ def _scores(algo, swap_labels, monkeypatch):
   if swap_labels:
     step = opirl.discriminator_step
     # Expert rows become the negatives and replay rows the positives (log π, if any, swaps along).
-    monkeypatch.setattr(opirl, 'discriminator_step', lambda disc, state, expert, negatives, key, **lp:
-                        step(disc, state, negatives, expert, key,
-                             **{('expert_log_pi' if k == 'policy_log_pi' else 'policy_log_pi'): v
-                                for k, v in lp.items()}))
-  run = lambda key: loops.train_jax(built.env, built.agent, built.loop_config, key,
-                                    expert_buffer=built.expert_buffer,
-                                    transform_fn=built.parts.prep.transitions)
+    monkeypatch.setattr(
+      opirl,
+      'discriminator_step',
+      lambda disc, state, expert, negatives, key, **lp: step(
+        disc,
+        state,
+        negatives,
+        expert,
+        key,
+        **{
+          ('expert_log_pi' if k == 'policy_log_pi' else 'policy_log_pi'): v for k, v in lp.items()
+        },
+      ),
+    )
+  run = lambda key: loops.train_jax(
+    built.env,
+    built.agent,
+    built.loop_config,
+    key,
+    expert_buffer=built.expert_buffer,
+    transform_fn=built.parts.prep.transitions,
+  )
   _, metrics = jax.jit(jax.vmap(run))(train.seed_keys(SEEDS))
   final = np.asarray(metrics['eval_return'])[:, -1]
   expert = float(built.meta['return_mean'])
@@ -68,4 +83,3 @@ def test_adversarial_imitation_reaches_the_stated_score(algo, monkeypatch):
 def test_mirror_with_swapped_labels_stays_near_random(algo, monkeypatch):
   scores = _scores(algo, True, monkeypatch)
   assert np.all(scores <= BUDGETS[algo][2]), (algo, scores)
-

@@ -40,17 +40,22 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert not [l for l in output if re.match(r'I\d{4} ', l)], output[:5]
   assert sum('environment steps, evaluation return' in l for l in output) == 4 and len(output) <= 10
   assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
-  assert sorted(os.listdir(reference / 'checkpoints')) == ['3000', '4000']   # keep_checkpoints=2
+  assert sorted(os.listdir(reference / 'checkpoints')) == ['3000', '4000']  # keep_checkpoints=2
   lines = [json.loads(l) for l in (reference / 'metrics.jsonl').read_text().splitlines()]
-  for key in ('eval_return', 'eval_return_seed0', 'discriminator/expert_accuracy',
-              'discriminator/policy_accuracy', 'discriminator/reward', 'discriminator/bce'):
+  for key in (
+    'eval_return',
+    'eval_return_seed0',
+    'discriminator/expert_accuracy',
+    'discriminator/policy_accuracy',
+    'discriminator/reward',
+    'discriminator/bce',
+  ):
     assert all(key in l for l in lines), key
   record = json.loads((reference / 'reward' / 'seed1' / 'reward.json').read_text())
   assert record['env'] == 'PointMaze-Left' and record['discriminator_config']['kind'] == 'airl'
 
   workdir = tmp_path / 'killed'
-  kill_when_exists(script(*args, f'--workdir={workdir}'), ROOT,
-                   workdir / 'checkpoints' / '2000')
+  kill_when_exists(script(*args, f'--workdir={workdir}'), ROOT, workdir / 'checkpoints' / '2000')
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
   proc = run(script(*args, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -85,12 +90,21 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
 
 def test_diverged_discriminator_stops_in_one_line_with_status_3(tmp_path):
   workdir = tmp_path / 'run'
-  proc = run(script(*QUICK, '--config.algo=opirl', '--config.discriminator.learning_rate=1e6',
-                    '--config.loop.num_env_steps=4000', f'--workdir={workdir}'))
+  proc = run(
+    script(
+      *QUICK,
+      '--config.algo=opirl',
+      '--config.discriminator.learning_rate=1e6',
+      '--config.loop.num_env_steps=4000',
+      f'--workdir={workdir}',
+    )
+  )
   assert proc.returncode == 3, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith('train_irl.py: the run diverged at 1,000 environment steps: non-finite '
-                         'parameters and loss terms discriminator/'), last
+  assert last.startswith(
+    'train_irl.py: the run diverged at 1,000 environment steps: non-finite '
+    'parameters and loss terms discriminator/'
+  ), last
   assert 'Traceback' not in proc.stderr and 'NaN or Inf' not in proc.stderr
   assert not (workdir / 'checkpoints').exists() or not os.listdir(workdir / 'checkpoints')
   assert not (workdir / 'results.json').exists()
@@ -105,13 +119,22 @@ def test_baselines_run(tmp_path, algo):
   assert (tmp_path / algo / 'reward').exists() == (algo in ('airl', 'dac'))
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--config.algo=gail'], "config.algo must be one of ['opirl', 'airl', 'dac', 'valuedice', 'bc', 'airl_onpolicy', 'gail_onpolicy']"),
-    (['--config.demos=demos/Pendulum'], "holds demonstrations for env 'Pendulum', not 'PointMaze-Left'"),
+@pytest.mark.parametrize(
+  'args, message',
+  [
+    (
+      ['--config.algo=gail'],
+      "config.algo must be one of ['opirl', 'airl', 'dac', 'valuedice', 'bc', 'airl_onpolicy', 'gail_onpolicy']",
+    ),
+    (
+      ['--config.demos=demos/Pendulum'],
+      "holds demonstrations for env 'Pendulum', not 'PointMaze-Left'",
+    ),
     (['--config.num_trajectories=99'], 'num_episodes must be in [1, 25]'),
     (['--config.irl.policy_learner=td3'], "policy_learner must be one of ['algaedice', 'sac']"),
     (['--config.discriminator.reward_input=sas'], 'reward_input'),
-])
+  ],
+)
 def test_bad_config_is_rejected_before_compute(tmp_path, args, message):
   proc = run(script(*QUICK, *args, f'--workdir={tmp_path / "x"}'))
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]

@@ -12,10 +12,17 @@ from killing import kill_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
-TRANSFER = ['--config', 'configs/irl/transfer.py:PointMaze-Right', '--config.loop.num_env_steps=3000',
-            '--config.loop.eval_every=1000', '--config.loop.start_steps=500',
-            '--config.loop.update_after=300', '--config.loop.eval_episodes=4',
-            '--config.sac.hidden_sizes=(32, 32)', '--config.sac.batch_size=64']
+TRANSFER = [
+  '--config',
+  'configs/irl/transfer.py:PointMaze-Right',
+  '--config.loop.num_env_steps=3000',
+  '--config.loop.eval_every=1000',
+  '--config.loop.start_steps=500',
+  '--config.loop.update_after=300',
+  '--config.loop.eval_episodes=4',
+  '--config.sac.hidden_sizes=(32, 32)',
+  '--config.sac.batch_size=64',
+]
 
 
 def script(name, *args):
@@ -30,8 +37,15 @@ def run(cmd):
 def pointmaze_reward(tmp_path_factory):
   """A DAC reward learned on PointMaze-Left by scripts/train_irl.py (quick config)."""
   workdir = tmp_path_factory.mktemp('irl') / 'dac'
-  proc = run(script('train_irl.py', '--config', 'configs/irl/pointmaze.py:quick', '--config.algo=dac',
-                    f'--workdir={workdir}'))
+  proc = run(
+    script(
+      'train_irl.py',
+      '--config',
+      'configs/irl/pointmaze.py:quick',
+      '--config.algo=dac',
+      f'--workdir={workdir}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir / 'reward' / 'seed0'
 
@@ -53,8 +67,11 @@ def test_transfer_outputs_and_exact_resume_after_kill(tmp_path, pointmaze_reward
   assert all('reward' in l and 'eval_return_seed1' in l for l in lines)
 
   workdir = tmp_path / 'killed'
-  kill_when_exists(script('transfer_reward.py', *args, f'--workdir={workdir}'), ROOT,
-                   workdir / 'checkpoints' / '1000')
+  kill_when_exists(
+    script('transfer_reward.py', *args, f'--workdir={workdir}'),
+    ROOT,
+    workdir / 'checkpoints' / '1000',
+  )
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
   proc = run(script('transfer_reward.py', *args, f'--workdir={workdir}'))
   assert proc.returncode == 0 and 'Resuming' in proc.stdout, proc.stderr[-3000:]
@@ -62,35 +79,76 @@ def test_transfer_outputs_and_exact_resume_after_kill(tmp_path, pointmaze_reward
   assert resumed['per_seed'] == results['per_seed']
 
 
-def test_transfer_on_the_true_reward_and_bad_rewards_fail_before_compute(tmp_path, pointmaze_reward):
-  proc = run(script('transfer_reward.py', *TRANSFER, '--config.reward=true',
-                    f'--workdir={tmp_path / "true"}'))
+def test_transfer_on_the_true_reward_and_bad_rewards_fail_before_compute(
+  tmp_path, pointmaze_reward
+):
+  proc = run(
+    script(
+      'transfer_reward.py', *TRANSFER, '--config.reward=true', f'--workdir={tmp_path / "true"}'
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'true' / 'results.json').read_text())
   assert results['source_algo'] == 'true reward' and results['source_env'] is None
 
   # A PointMaze reward for an Ant target: named sizes, before any training.
-  proc = run(script('transfer_reward.py', '--config', 'configs/irl/transfer.py:AmputatedAnt',
-                    f'--config.reward={pointmaze_reward}', f'--workdir={tmp_path / "ant"}'))
-  assert proc.returncode != 0 and 'learned on PointMaze-Left with (obs, action) sizes' in proc.stderr
+  proc = run(
+    script(
+      'transfer_reward.py',
+      '--config',
+      'configs/irl/transfer.py:AmputatedAnt',
+      f'--config.reward={pointmaze_reward}',
+      f'--workdir={tmp_path / "ant"}',
+    )
+  )
+  assert (
+    proc.returncode != 0 and 'learned on PointMaze-Left with (obs, action) sizes' in proc.stderr
+  )
   assert not (tmp_path / 'ant' / 'checkpoints').exists()
-  proc = run(script('transfer_reward.py', *TRANSFER, f'--config.reward={tmp_path}',
-                    f'--workdir={tmp_path / "none"}'))
+  proc = run(
+    script(
+      'transfer_reward.py',
+      *TRANSFER,
+      f'--config.reward={tmp_path}',
+      f'--workdir={tmp_path / "none"}',
+    )
+  )
   assert proc.returncode != 0 and 'holds no learned reward' in proc.stderr
-  proc = run(script('transfer_reward.py', '--config', 'configs/irl/transfer.py:Hopper-v5',
-                    f'--workdir={tmp_path / "x"}'))
+  proc = run(
+    script(
+      'transfer_reward.py',
+      '--config',
+      'configs/irl/transfer.py:Hopper-v5',
+      f'--workdir={tmp_path / "x"}',
+    )
+  )
   assert proc.returncode != 0 and 'must be one of' in proc.stderr
 
 
 def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
-  common = ['--num_seeds=2', '--evals_per_run=1', '--eval_episodes=2', f'--root={tmp_path / "runs"}',
-            '--budgets=PointMaze-Left=1200,PointMaze-Right=1200', f'--plot={tmp_path / "curves.png"}']
-  proc = run(script('irl_results_table.py', '--envs=PointMaze-Left', '--algos=dac,bc', *common,
-                    f'--out={tmp_path / "imitation.json"}'))
+  common = [
+    '--num_seeds=2',
+    '--evals_per_run=1',
+    '--eval_episodes=2',
+    f'--root={tmp_path / "runs"}',
+    '--budgets=PointMaze-Left=1200,PointMaze-Right=1200',
+    f'--plot={tmp_path / "curves.png"}',
+  ]
+  proc = run(
+    script(
+      'irl_results_table.py',
+      '--envs=PointMaze-Left',
+      '--algos=dac,bc',
+      *common,
+      f'--out={tmp_path / "imitation.json"}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   table = json.loads((tmp_path / 'imitation.json').read_text())
-  assert [(r['env'], r['algo']) for r in table['rows']] == [('PointMaze-Left', 'dac'),
-                                                            ('PointMaze-Left', 'bc')]
+  assert [(r['env'], r['algo']) for r in table['rows']] == [
+    ('PointMaze-Left', 'dac'),
+    ('PointMaze-Left', 'bc'),
+  ]
   for r in table['rows']:
     assert r['env_steps'] == 1200 and r['seeds'] == [0, 1] and len(r['final_return_per_seed']) == 2
   assert '| PointMaze-Left | dac | 1,200 |' in proc.stdout
@@ -99,21 +157,32 @@ def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
 
   source = tmp_path / 'runs' / 'PointMaze-Left' / 'dac' / 'results.json'
   stamp = source.stat().st_mtime_ns
-  proc = run(script('irl_results_table.py', '--table=transfer', '--targets=PointMaze-Right',
-                    '--algos=dac,bc', *common, f'--out={tmp_path / "transfer.json"}'))
+  proc = run(
+    script(
+      'irl_results_table.py',
+      '--table=transfer',
+      '--targets=PointMaze-Right',
+      '--algos=dac,bc',
+      *common,
+      f'--out={tmp_path / "transfer.json"}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert source.stat().st_mtime_ns == stamp            # the source run was read, not redone
+  assert source.stat().st_mtime_ns == stamp  # the source run was read, not redone
   rows = json.loads((tmp_path / 'transfer.json').read_text())['rows']
-  assert [r['reward'] for r in rows] == ['dac', 'true reward']   # bc learns no reward
+  assert [r['reward'] for r in rows] == ['dac', 'true reward']  # bc learns no reward
   assert rows[0]['source_env'] == 'PointMaze-Left' and rows[0]['seeds'] == [0, 1]
   assert '| PointMaze-Right | true reward | — | 1,200 |' in proc.stdout
 
 
-@pytest.mark.parametrize('flag, message', [
+@pytest.mark.parametrize(
+  'flag, message',
+  [
     ('--envs=Walker', "--envs: 'Walker' is not one of"),
     ('--budgets=PointMaze-Left=7', 'must be a multiple of --evals_per_run'),
     ('--budgets=Nowhere=10', '--budgets entries must be env=steps'),
-])
+  ],
+)
 def test_results_table_bad_flags_fail_before_any_run(tmp_path, flag, message):
   proc = run(script('irl_results_table.py', flag, f'--root={tmp_path}', f'--out={tmp_path}/t.json'))
   assert proc.returncode != 0 and message in proc.stderr
@@ -122,16 +191,26 @@ def test_results_table_bad_flags_fail_before_any_run(tmp_path, flag, message):
 
 def test_bench_irl_prints_one_json_line_with_every_rate():
   pytest.importorskip('mujoco')
-  tiny = {'pointmaze_steps': 12, 'halfcheetah_steps': 6, 'halfcheetah_warmup_steps': 4,
-          'opirl_budget': 5000, 'onpolicy_budget': 5000}
+  tiny = {
+    'pointmaze_steps': 12,
+    'halfcheetah_steps': 6,
+    'halfcheetah_warmup_steps': 4,
+    'opirl_budget': 5000,
+    'onpolicy_budget': 5000,
+  }
   proc = run(script('bench_irl.py', *(f'--{k}={v}' for k, v in tiny.items())))
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 1, proc.stdout[-3000:]
   record = json.loads(lines[0])
-  for key in ('pointmaze_steps_per_s_1seed', 'pointmaze_steps_per_s_8seeds',
-              'pointmaze_steps_per_s_8seeds_mapped', 'pointmaze_8_over_1_ratio',
-              'pointmaze_8_mapped_over_1_ratio', 'halfcheetah_steps_per_s'):
+  for key in (
+    'pointmaze_steps_per_s_1seed',
+    'pointmaze_steps_per_s_8seeds',
+    'pointmaze_steps_per_s_8seeds_mapped',
+    'pointmaze_8_over_1_ratio',
+    'pointmaze_8_mapped_over_1_ratio',
+    'halfcheetah_steps_per_s',
+  ):
     assert isinstance(record[key], float) and math.isfinite(record[key]) and record[key] > 0, key
   assert record['algo'] == 'opirl' and record['num_seeds_vmapped'] == 8
   assert record['pointmaze_steps_timed'] == 12 and record['halfcheetah_steps_timed'] == 6

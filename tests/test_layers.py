@@ -34,9 +34,12 @@ def _imports(tree):
 
 
 def upward_edges():
-  return [f'{path}:{node.lineno}: {package} imports {target}'
-          for package, path, tree in _modules() for node, target in _imports(tree)
-          if target in RANK and RANK[target] < RANK[package]]
+  return [
+    f'{path}:{node.lineno}: {package} imports {target}'
+    for package, path, tree in _modules()
+    for node, target in _imports(tree)
+    if target in RANK and RANK[target] < RANK[package]
+  ]
 
 
 def test_no_module_imports_a_layer_above_its_own():
@@ -74,9 +77,12 @@ def test_imports_inside_functions_say_why():
   assert unexplained == []
 
 
-CONFIG_FILES = sorted(os.path.relpath(os.path.join(d, f), ROOT)
-                      for d, _, fs in os.walk(os.path.join(ROOT, 'configs'))
-                      for f in fs if f.endswith('.py') and f != '__init__.py')
+CONFIG_FILES = sorted(
+  os.path.relpath(os.path.join(d, f), ROOT)
+  for d, _, fs in os.walk(os.path.join(ROOT, 'configs'))
+  for f in fs
+  if f.endswith('.py') and f != '__init__.py'
+)
 
 
 def test_loading_every_config_file_imports_no_jax():
@@ -92,8 +98,9 @@ for path in {CONFIG_FILES!r}:
 heavy = sorted(m for m in ('jax', 'flax', 'optax', 'orbax') if m in sys.modules)
 print(heavy)
 """
-  proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120)
+  proc = subprocess.run(
+    [sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.strip() == '[]', proc.stdout
 
@@ -103,9 +110,12 @@ def test_the_config_check_sees_jax(path, tmp_path):
   """The mirror: a config file that imports jax is caught by the same subprocess check."""
   bad = tmp_path / 'bad_config.py'
   bad.write_text(open(os.path.join(ROOT, path), encoding='utf-8').read() + '\nimport jax\n')
-  code = (f'import importlib.util, sys; sys.path.insert(0, {ROOT!r}); '
-          f'spec = importlib.util.spec_from_file_location("c", {str(bad)!r}); '
-          'spec.loader.exec_module(importlib.util.module_from_spec(spec)); print("jax" in sys.modules)')
-  proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120)
+  code = (
+    f'import importlib.util, sys; sys.path.insert(0, {ROOT!r}); '
+    f'spec = importlib.util.spec_from_file_location("c", {str(bad)!r}); '
+    'spec.loader.exec_module(importlib.util.module_from_spec(spec)); print("jax" in sys.modules)'
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
   assert proc.stdout.strip() == 'True', proc.stderr[-2000:]

@@ -18,11 +18,24 @@ from irl.replay import Transition
 from irl.sac import agent as sac_agent
 
 # Probe runs: γ = 0.5 and temperature 0 make the Q-values exact closed forms (envs/probes.py).
-PROBE_SAC = sac_agent.SACConfig(hidden_sizes=(32, 32), batch_size=64, discount=0.5,
-                                learn_temperature=False, init_temperature=0.0, tau=0.05,
-                                actor_lr=1e-3, critic_lr=1e-3)
-PROBE_LOOP = loops.LoopConfig(num_env_steps=4000, start_steps=1000, update_after=100,
-                              replay_capacity=4000, eval_every=2000, eval_episodes=8)
+PROBE_SAC = sac_agent.SACConfig(
+  hidden_sizes=(32, 32),
+  batch_size=64,
+  discount=0.5,
+  learn_temperature=False,
+  init_temperature=0.0,
+  tau=0.05,
+  actor_lr=1e-3,
+  critic_lr=1e-3,
+)
+PROBE_LOOP = loops.LoopConfig(
+  num_env_steps=4000,
+  start_steps=1000,
+  update_after=100,
+  replay_capacity=4000,
+  eval_every=2000,
+  eval_episodes=8,
+)
 
 
 def _sac(env, config=PROBE_SAC):
@@ -54,6 +67,7 @@ def _assert_true_next_obs(data: Transition, size: int, num_envs: int):
 def _recording_agent(action_value: float, traces: list, action_dim: int = 1) -> loops.Agent:
   """Acts with a constant; each update counts itself and reports the buffer size it saw and the
   mean expert reward. Every trace of `act` and `update` appends its name to `traces`."""
+
   def init(key):
     del key
     return {'updates': jnp.zeros((), jnp.int32), 'first_size': jnp.full((), -1, jnp.int32)}
@@ -73,13 +87,28 @@ def _recording_agent(action_value: float, traces: list, action_dim: int = 1) -> 
 
 
 def _expert_buffer():
-  return replay.expert_buffer(Transition(
-      obs=jnp.zeros((4, 1)), action=jnp.zeros((4, 1)), reward=jnp.array([1.0, 2.0, 4.0, 5.0]),
-      next_obs=jnp.zeros((4, 1)), terminated=jnp.zeros(4, bool), truncated=jnp.zeros(4, bool)))
+  return replay.expert_buffer(
+    Transition(
+      obs=jnp.zeros((4, 1)),
+      action=jnp.zeros((4, 1)),
+      reward=jnp.array([1.0, 2.0, 4.0, 5.0]),
+      next_obs=jnp.zeros((4, 1)),
+      terminated=jnp.zeros(4, bool),
+      truncated=jnp.zeros(4, bool),
+    )
+  )
 
 
-SCHEDULE = loops.LoopConfig(num_env_steps=40, num_envs=2, start_steps=10, update_after=7,
-                            updates_per_step=2, replay_capacity=40, eval_every=20, eval_episodes=3)
+SCHEDULE = loops.LoopConfig(
+  num_env_steps=40,
+  num_envs=2,
+  start_steps=10,
+  update_after=7,
+  updates_per_step=2,
+  replay_capacity=40,
+  eval_every=20,
+  eval_episodes=3,
+)
 
 
 def test_jax_loop_schedule_buffer_contents_and_no_retrace():
@@ -102,13 +131,15 @@ def test_jax_loop_schedule_buffer_contents_and_no_retrace():
   data = carry.buffer.data
   assert int(carry.buffer.size) == 40
   actions = np.asarray(data.action[:, 0])
-  assert np.all(actions[10:] == np.float32(0.7))           # policy actions after start_steps
+  assert np.all(actions[10:] == np.float32(0.7))  # policy actions after start_steps
   assert np.all(actions[:10] != np.float32(0.7)) and np.all(np.abs(actions[:10]) <= 1.0)
   obs, next_obs, done = _assert_true_next_obs(data, 40, 2)
   terminated = np.asarray(data.terminated)
   assert not np.any(np.asarray(data.truncated))
-  np.testing.assert_array_equal(terminated, np.tile([False, False, False, False, True, True], 7)[:40])
-  np.testing.assert_allclose(next_obs[terminated, 0], 1.0)   # the true terminal observation ...
+  np.testing.assert_array_equal(
+    terminated, np.tile([False, False, False, False, True, True], 7)[:40]
+  )
+  np.testing.assert_allclose(next_obs[terminated, 0], 1.0)  # the true terminal observation ...
   np.testing.assert_allclose(obs[np.flatnonzero(terminated)[:-2] + 2, 0], 0.0)  # ... then a reset
 
   # act: once for acting, once for evaluating; update: once abstractly for the metric shapes and
@@ -123,8 +154,9 @@ def test_transform_fn_stores_absorbing_transitions():
   # DAC absorbing states through the loop: each termination adds an (s_a, ·, s_a) row.
   env = probes.ConstantReward(terminal=True, max_episode_steps=3)
   config = dataclasses.replace(SCHEDULE, replay_capacity=64)
-  carry, _ = loops.train_jax(env, _recording_agent(0.7, []), config, jax.random.key(0),
-                             transform_fn=absorbing.to_absorbing)
+  carry, _ = loops.train_jax(
+    env, _recording_agent(0.7, []), config, jax.random.key(0), transform_fn=absorbing.to_absorbing
+  )
   data, size = carry.buffer.data, int(carry.buffer.size)
   # 40 transitions; each env terminates at its iterations 2, 5, ..., 17: 12 absorbing rows.
   assert size == 52 and data.obs.shape == (64, 2)
@@ -140,18 +172,21 @@ def test_transform_fn_stores_absorbing_transitions():
 def test_loop_config_errors_name_the_field():
   env = probes.ConstantReward()
   agent = _recording_agent(0.0, [])
-  for kwargs, field in (({'num_env_steps': 30, 'eval_every': 20}, 'num_env_steps'),
-                        ({'num_envs': 3, 'eval_every': 20, 'num_env_steps': 40}, 'eval_every'),
-                        ({'start_steps': -1}, 'start_steps'), ({'updates_per_step': 0},
-                                                               'updates_per_step')):
+  for kwargs, field in (
+    ({'num_env_steps': 30, 'eval_every': 20}, 'num_env_steps'),
+    ({'num_envs': 3, 'eval_every': 20, 'num_env_steps': 40}, 'eval_every'),
+    ({'start_steps': -1}, 'start_steps'),
+    ({'updates_per_step': 0}, 'updates_per_step'),
+  ):
     with pytest.raises(ValueError, match=f'LoopConfig.{field}'):
       loops.train_jax(env, agent, loops.LoopConfig(**kwargs), jax.random.key(0))
 
 
 def test_evaluate_scores_whole_episodes():
   fixed = lambda obs, key: jnp.full(obs.shape[:-1] + (1,), 0.2, jnp.float32)
-  returns = jax.jit(partial(loops.evaluate, probes.ConstantReward(False, 5), fixed),
-                    static_argnums=1)(jax.random.key(0), 3)
+  returns = jax.jit(
+    partial(loops.evaluate, probes.ConstantReward(False, 5), fixed), static_argnums=1
+  )(jax.random.key(0), 3)
   np.testing.assert_allclose(returns, [5.0, 5.0, 5.0])
   env = probes.ActionReward(action_dim=2)
   returns = loops.evaluate(env, lambda obs, key: env.optimal_action(obs), jax.random.key(0), 4)
@@ -163,8 +198,13 @@ def test_evaluate_scores_whole_episodes():
 
 
 def _critic(sac, carry, obs, action):
-  return np.asarray(sac.critic.apply(carry.agent_state.critic_params, jnp.asarray(obs, jnp.float32),
-                                     jnp.asarray(action, jnp.float32)))
+  return np.asarray(
+    sac.critic.apply(
+      carry.agent_state.critic_params,
+      jnp.asarray(obs, jnp.float32),
+      jnp.asarray(action, jnp.float32),
+    )
+  )
 
 
 def test_constant_reward_values_termination_versus_truncation():
@@ -184,7 +224,9 @@ def test_constant_reward_values_termination_versus_truncation():
   carry, _ = loops.train_jax(env, agent, PROBE_LOOP, jax.random.key(0))
   obs = np.array([[0.0], [1 / 3], [2 / 3]])
   q = _critic(sac, carry, obs, np.zeros((3, 1)))
-  np.testing.assert_allclose(q, np.broadcast_to(env.q_value(jnp.asarray(obs), 0.5), q.shape), atol=0.05)
+  np.testing.assert_allclose(
+    q, np.broadcast_to(env.q_value(jnp.asarray(obs), 0.5), q.shape), atol=0.05
+  )
   np.testing.assert_allclose(env.q_value(jnp.asarray(obs), 0.5), [1.75, 1.5, 1.0], rtol=1e-6)
 
 
@@ -200,8 +242,12 @@ def test_action_reward_optimal_action_with_learned_temperature():
   # The paper's temperature (learned from α = 1, target entropy −1): the greedy action still
   # approaches the optimum x/2 as α falls.
   env = probes.ActionReward()
-  sac, agent = _sac(env, sac_agent.SACConfig(hidden_sizes=(32, 32), batch_size=64, actor_lr=1e-3,
-                                             critic_lr=1e-3, temperature_lr=1e-3))
+  sac, agent = _sac(
+    env,
+    sac_agent.SACConfig(
+      hidden_sizes=(32, 32), batch_size=64, actor_lr=1e-3, critic_lr=1e-3, temperature_lr=1e-3
+    ),
+  )
   carry, metrics = loops.train_jax(env, agent, PROBE_LOOP, jax.random.key(0))
   x = jnp.linspace(-1.0, 1.0, 9)[:, None]
   greedy = sac.act(carry.agent_state, x, jax.random.key(0), deterministic=True)
@@ -232,8 +278,14 @@ def test_vmap_over_seeds_equals_separate_runs():
   # grow chaotically over thousands of updates).
   env = probes.ObservationReward()
   _, agent = _sac(env, sac_agent.SACConfig(hidden_sizes=(16, 16), batch_size=16))
-  config = loops.LoopConfig(num_env_steps=300, start_steps=100, update_after=50, replay_capacity=300,
-                            eval_every=150, eval_episodes=4)
+  config = loops.LoopConfig(
+    num_env_steps=300,
+    start_steps=100,
+    update_after=50,
+    replay_capacity=300,
+    eval_every=150,
+    eval_episodes=4,
+  )
   keys = jax.random.split(jax.random.key(7), 2)
   run = partial(loops.train_jax, env, agent, config)
   batched_carry, batched_metrics = jax.jit(jax.vmap(run))(keys)
@@ -242,7 +294,9 @@ def test_vmap_over_seeds_equals_separate_runs():
     _assert_trees_close(jax.tree.map(lambda x: x[i], batched_metrics), metrics)
     _assert_trees_close(jax.tree.map(lambda x: x[i], batched_carry.agent_state), carry.agent_state)
     _assert_trees_close(jax.tree.map(lambda x: x[i], batched_carry.buffer), carry.buffer)
-  first, second = (jax.tree.map(lambda x: x[i], batched_carry.agent_state.actor_params) for i in (0, 1))
+  first, second = (
+    jax.tree.map(lambda x: x[i], batched_carry.agent_state.actor_params) for i in (0, 1)
+  )
   assert not np.allclose(jax.tree.leaves(first)[0], jax.tree.leaves(second)[0])
 
 
@@ -250,8 +304,14 @@ def test_jax_loop_in_chunks_equals_one_call():
   # What a script does to checkpoint the jitted loop: init_carry, then train_periods chunk by chunk.
   env = probes.ObservationReward()
   _, agent = _sac(env, sac_agent.SACConfig(hidden_sizes=(16, 16), batch_size=16))
-  config = loops.LoopConfig(num_env_steps=300, start_steps=100, update_after=50, replay_capacity=300,
-                            eval_every=100, eval_episodes=4)
+  config = loops.LoopConfig(
+    num_env_steps=300,
+    start_steps=100,
+    update_after=50,
+    replay_capacity=300,
+    eval_every=100,
+    eval_episodes=4,
+  )
   key = jax.random.key(3)
   whole_carry, whole_metrics = loops.train_jax(env, agent, config, key)
   carry = loops.init_carry(env, agent, config, key)
@@ -286,8 +346,13 @@ class HostWrapper:
     self._key, reset_key = jax.random.split(self._key)
     out = self._step(self._state, jnp.asarray(action), jax.random.split(reset_key, self.num_envs))
     self._state = out.state
-    return out._replace(state=None, **{k: np.asarray(getattr(out, k)) for k in
-                                       ('obs', 'next_obs', 'reward', 'terminated', 'truncated')})
+    return out._replace(
+      state=None,
+      **{
+        k: np.asarray(getattr(out, k))
+        for k in ('obs', 'next_obs', 'reward', 'terminated', 'truncated')
+      },
+    )
 
 
 def test_host_loop_schedule_matches_the_jax_loop_and_traces_once():
@@ -295,9 +360,15 @@ def test_host_loop_schedule_matches_the_jax_loop_and_traces_once():
   traces = []
   agent = _recording_agent(0.7, traces)
   progress = []
-  carry, metrics = loops.train_host(HostWrapper(env, 2), agent, SCHEDULE, jax.random.key(0),
-                                    expert_buffer=_expert_buffer(), eval_env=HostWrapper(env, 3),
-                                    progress_fn=lambda step, m: progress.append((step, m)))
+  carry, metrics = loops.train_host(
+    HostWrapper(env, 2),
+    agent,
+    SCHEDULE,
+    jax.random.key(0),
+    expert_buffer=_expert_buffer(),
+    eval_env=HostWrapper(env, 3),
+    progress_fn=lambda step, m: progress.append((step, m)),
+  )
   assert int(carry.agent_state['updates']) == 34 and int(carry.agent_state['first_size']) == 8
   assert [step for step, _ in progress] == [20, 40]
   np.testing.assert_allclose(metrics['size'], [14.0, 31.0])
@@ -309,21 +380,33 @@ def test_host_loop_schedule_matches_the_jax_loop_and_traces_once():
   _, next_obs, _ = _assert_true_next_obs(carry.buffer.data, 40, 2)
   terminated = np.asarray(carry.buffer.data.terminated)
   np.testing.assert_allclose(next_obs[terminated, 0], 1.0)
-  assert traces.count('act') == 2 and traces.count('update') == 2   # as in the jax loop
+  assert traces.count('act') == 2 and traces.count('update') == 2  # as in the jax loop
 
 
 def test_host_loop_learns_the_truncation_value_and_resumes_exactly():
   env = probes.ConstantReward(terminal=False, max_episode_steps=5)
   sac, agent = _sac(env)
-  config = loops.LoopConfig(num_env_steps=2000, start_steps=500, update_after=100,
-                            replay_capacity=2000, eval_every=1000, eval_episodes=2)
+  config = loops.LoopConfig(
+    num_env_steps=2000,
+    start_steps=500,
+    update_after=100,
+    replay_capacity=2000,
+    eval_every=1000,
+    eval_episodes=2,
+  )
   saved = {}
 
   def checkpoint_fn(step, carry):
-    saved[step] = jax.tree.map(jnp.copy, carry)   # a copy: the carry is donated on the next step
+    saved[step] = jax.tree.map(jnp.copy, carry)  # a copy: the carry is donated on the next step
 
-  carry, metrics = loops.train_host(HostWrapper(env, 1), agent, config, jax.random.key(0),
-                                    eval_env=HostWrapper(env, 2), checkpoint_fn=checkpoint_fn)
+  carry, metrics = loops.train_host(
+    HostWrapper(env, 1),
+    agent,
+    config,
+    jax.random.key(0),
+    eval_env=HostWrapper(env, 2),
+    checkpoint_fn=checkpoint_fn,
+  )
   assert sorted(saved) == [1000, 2000] and int(saved[1000].env_steps) == 1000
   np.testing.assert_allclose(metrics['eval_return'], [5.0, 5.0])
   np.testing.assert_allclose(_critic(sac, carry, [[0.0]], [[0.3]]), 2.0, atol=0.1)
@@ -332,8 +415,13 @@ def test_host_loop_learns_the_truncation_value_and_resumes_exactly():
   # Resuming from the step-1000 carry repeats the uninterrupted run exactly: this env's episodes
   # are aligned with the period (1000 % 5 == 0) and the key stream continues from the carry.
   resumed, resumed_metrics = loops.train_host(
-      HostWrapper(env, 1), agent, config, jax.random.key(123), eval_env=HostWrapper(env, 2),
-      initial=saved[1000])
+    HostWrapper(env, 1),
+    agent,
+    config,
+    jax.random.key(123),
+    eval_env=HostWrapper(env, 2),
+    initial=saved[1000],
+  )
   np.testing.assert_array_equal(resumed_metrics['env_steps'], [2000])
   _assert_trees_close(resumed.agent_state, carry.agent_state, rtol=0, atol=0)
   _assert_trees_close(resumed.buffer, carry.buffer, rtol=0, atol=0)
@@ -343,16 +431,29 @@ def test_host_loop_on_gymnasium_stores_true_terminal_observations(tmp_path, monk
   pytest.importorskip('gymnasium')
   pytest.importorskip('mujoco')
   from envs.gym_adapter import make_gym
-  monkeypatch.chdir(tmp_path)   # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+
+  monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
   env = make_gym('Hopper-v5', num_envs=2, seed=0)
-  config = loops.LoopConfig(num_env_steps=400, num_envs=2, start_steps=200, update_after=100,
-                            replay_capacity=400, eval_every=200, eval_episodes=2)
-  carry, metrics = loops.train_host(env, _recording_agent(0.1, [], action_dim=3), config,
-                                    jax.random.key(0), eval_env=make_gym('Hopper-v5', 2, seed=1))
+  config = loops.LoopConfig(
+    num_env_steps=400,
+    num_envs=2,
+    start_steps=200,
+    update_after=100,
+    replay_capacity=400,
+    eval_every=200,
+    eval_episodes=2,
+  )
+  carry, metrics = loops.train_host(
+    env,
+    _recording_agent(0.1, [], action_dim=3),
+    config,
+    jax.random.key(0),
+    eval_env=make_gym('Hopper-v5', 2, seed=1),
+  )
   data = carry.buffer.data
   obs, next_obs, done = _assert_true_next_obs(data, 400, 2)
   terminated = np.asarray(data.terminated)
-  assert terminated.sum() >= 2          # random actions make Hopper fall within 200 steps
+  assert terminated.sum() >= 2  # random actions make Hopper fall within 200 steps
   # A terminal row's next_obs is the fallen state, not the reset observation that follows it.
   rows = np.flatnonzero(terminated[:-2])
   assert np.all(np.abs(next_obs[rows] - obs[rows + 2]).max(axis=1) > 1e-3)

@@ -18,8 +18,11 @@ def test_axis_sizes_infer_minus_one_and_name_bad_fields():
   assert mesh_lib.axis_sizes(4, 2, 8) == (4, 2, 1)
   assert mesh_lib.axis_sizes(2, 1, 8, model=-1) == (2, 1, 4)
   assert mesh_lib.axis_sizes(-1, 2, 8, model=2) == (2, 2, 2)
-  with pytest.raises(mesh_lib.MeshError, match=r'mesh.seed × mesh.data × mesh.model must equal the '
-                                               r'number of devices \(8\), got 4 × 1 × 1'):
+  with pytest.raises(
+    mesh_lib.MeshError,
+    match=r'mesh.seed × mesh.data × mesh.model must equal the '
+    r'number of devices \(8\), got 4 × 1 × 1',
+  ):
     mesh_lib.axis_sizes(4, 1, 8)
   with pytest.raises(mesh_lib.MeshError, match='8 devices do not split into mesh.data=3'):
     mesh_lib.axis_sizes(-1, 3, 8)
@@ -37,7 +40,9 @@ def test_make_mesh_has_auto_axes_over_every_device():
   assert mesh.axis_types == (AxisType.Auto,) * 3
   assert mesh.size == jax.device_count() == 8
   mesh_lib.check_seeds(8, mesh)
-  with pytest.raises(mesh_lib.MeshError, match=r'num_seeds \(6\) must be a multiple of mesh.seed \(4'):
+  with pytest.raises(
+    mesh_lib.MeshError, match=r'num_seeds \(6\) must be a multiple of mesh.seed \(4'
+  ):
     mesh_lib.check_seeds(6, mesh)
 
 
@@ -48,7 +53,7 @@ def test_sharded_keys_give_the_unsharded_results_sharded_over_seed():
   assert sharded.sharding.spec == P('seed')
   assert len({s.device for s in sharded.addressable_shards}) == 8
 
-  def run(key):                                   # a small vmapped training-like computation
+  def run(key):  # a small vmapped training-like computation
     w = jax.random.normal(key, (4, 4))
     return jax.lax.fori_loop(0, 5, lambda i, w: jnp.tanh(w @ w.T + 0.1), w)
 
@@ -58,7 +63,7 @@ def test_sharded_keys_give_the_unsharded_results_sharded_over_seed():
   np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
   assert out.sharding.spec[0] == 'seed'
   fn(mesh_lib.shard_leading(jax.random.split(jax.random.key(1), 8), mesh))
-  assert fn._cache_size() == 2                     # once unsharded, once sharded; no recompiles
+  assert fn._cache_size() == 2  # once unsharded, once sharded; no recompiles
 
 
 def test_replicate_and_data_sharding():
@@ -67,8 +72,10 @@ def test_replicate_and_data_sharding():
   assert x.sharding.spec == P('data') and x.addressable_shards[0].data.shape == (2, 2)
   r = mesh_lib.replicate({'w': jnp.ones(3)}, mesh)['w']
   assert r.sharding.is_fully_replicated
-  assert mesh_lib.describe(mesh)['devices'] == 8 and mesh_lib.describe(None) == {'enabled': False,
-                                                                                  'devices': 1}
+  assert mesh_lib.describe(mesh)['devices'] == 8 and mesh_lib.describe(None) == {
+    'enabled': False,
+    'devices': 1,
+  }
 
 
 def _irl_run(workdir, num_env_steps, mesh):
@@ -78,21 +85,34 @@ def _irl_run(workdir, num_env_steps, mesh):
   from experiment import runs
   from irl import builders as irl_builders
   from irl import train as irl_train
+
   config = pointmaze.get_config('quick')
-  config.loop.update(num_env_steps=num_env_steps, eval_every=100, start_steps=50, update_after=190,
-                     eval_episodes=2)
+  config.loop.update(
+    num_env_steps=num_env_steps, eval_every=100, start_steps=50, update_after=190, eval_episodes=2
+  )
   built = irl_builders.build(config)
   seeds = list(range(8))
-  states = irl_train.train(str(workdir), built.env, built.agent, built.loop_config, seeds,
-                          env_name=config.env, expert_buffer=built.expert_buffer,
-                          transform_fn=built.parts.prep.transitions, mesh=mesh)
+  states = irl_train.train(
+    str(workdir),
+    built.env,
+    built.agent,
+    built.loop_config,
+    seeds,
+    env_name=config.env,
+    expert_buffer=built.expert_buffer,
+    transform_fn=built.parts.prep.transitions,
+    mesh=mesh,
+  )
   curves = [runs.read_curve(str(workdir / 'metrics.jsonl'), f'eval_return_seed{s}') for s in seeds]
   return states, curves
 
 
 def _float_leaves(tree):
-  return [np.asarray(x, np.float64) for x in jax.tree.leaves(tree)
-          if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
+  return [
+    np.asarray(x, np.float64)
+    for x in jax.tree.leaves(tree)
+    if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  ]
 
 
 def test_irl_seeds_sharded_over_8_devices_match_the_unsharded_run_and_resume_sharded(tmp_path):
@@ -124,28 +144,39 @@ def test_irl_carry_stays_split_over_seed_with_one_compile():
   from configs.irl import pointmaze
   from irl import builders as irl_builders
   from irl import train as irl_train
+
   mesh = mesh_lib.make_mesh(seed=4, data=2)
   config = pointmaze.get_config('quick')
-  config.loop.update(num_env_steps=100, eval_every=50, start_steps=20, update_after=10,
-                     eval_episodes=1)
+  config.loop.update(
+    num_env_steps=100, eval_every=50, start_steps=20, update_after=10, eval_episodes=1
+  )
   built = irl_builders.build(config)
-  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config,
-                                            mesh_lib.replicate(built.expert_buffer, mesh),
-                                            built.parts.prep.transitions, mesh=mesh)
+  init, period_fn = irl_train.seed_functions(
+    built.env,
+    built.agent,
+    built.loop_config,
+    mesh_lib.replicate(built.expert_buffer, mesh),
+    built.parts.prep.transitions,
+    mesh=mesh,
+  )
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(8))), mesh))
   for period in range(2):
     carry, _ = period_fn(carry, period)
   for leaf in jax.tree.leaves(carry):
-    leaf = jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
-    assert leaf.sharding.shard_shape(leaf.shape)[0] == 2, leaf.sharding   # 8 seeds / 4 devices
+    leaf = (
+      jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
+    )
+    assert leaf.sharding.shard_shape(leaf.shape)[0] == 2, leaf.sharding  # 8 seeds / 4 devices
   assert period_fn._cache_size() == 1
 
 
-@pytest.mark.parametrize('seed_axis, data_axis, method', [(-1, 1, 'ewc'), (4, 2, 'ewc'),
-                                                          (2, 4, 'replay')])
+@pytest.mark.parametrize(
+  'seed_axis, data_axis, method', [(-1, 1, 'ewc'), (4, 2, 'ewc'), (2, 4, 'replay')]
+)
 def test_cl_seeds_and_batches_sharded_match_the_unsharded_run(seed_axis, data_axis, method):
   from cl import builders, train
   from configs.cl import split_digits
+
   config = split_digits.get_config('quick')
   config.update(method=method, num_seeds=8, num_tasks=2, epochs=2)
   stream = builders.build_stream(config)
@@ -153,8 +184,13 @@ def test_cl_seeds_and_batches_sharded_match_the_unsharded_run(seed_axis, data_ax
   def run(mesh):
     learner, m = builders.build_learner(config, stream, mesh)
     compiled = train.compile_learner(learner, mesh)
-    rs = train.run_stream(compiled, stream, builders.seed_keys(config, mesh), epochs=config.epochs,
-                          **train.method_flags(m))
+    rs = train.run_stream(
+      compiled,
+      stream,
+      builders.seed_keys(config, mesh),
+      epochs=config.epochs,
+      **train.method_flags(m),
+    )
     return compiled, rs
 
   plain_compiled, plain = run(None)
@@ -168,7 +204,9 @@ def test_cl_seeds_and_batches_sharded_match_the_unsharded_run(seed_axis, data_ax
   # The mesh adds no compilations: one per distinct task-data shape (the two digit tasks have 242 and
   # 243 training examples), as without it, and none between epochs.
   for name in ('init', 'begin_task', 'train_epoch', 'consolidate', 'accuracy'):
-    assert getattr(compiled, name)._cache_size() == getattr(plain_compiled, name)._cache_size(), name
+    assert getattr(compiled, name)._cache_size() == getattr(plain_compiled, name)._cache_size(), (
+      name
+    )
   assert compiled.train_epoch._cache_size() == 2
 
 
@@ -178,44 +216,67 @@ def test_train_cl_script_with_a_mesh_and_a_bad_mesh(tmp_path):
   import os
   import subprocess
   import sys
+
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
 
   def train_cl(*args):
-    return subprocess.run([sys.executable, os.path.join(root, 'scripts', 'train_cl.py'), '--config',
-                           'configs/cl/split_digits.py:quick', '--config.method=ewc', *args],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+      [
+        sys.executable,
+        os.path.join(root, 'scripts', 'train_cl.py'),
+        '--config',
+        'configs/cl/split_digits.py:quick',
+        '--config.method=ewc',
+        *args,
+      ],
+      cwd=root,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
 
-  proc = train_cl('--config.num_seeds=4', '--config.mesh.enabled=True', '--config.mesh.data=2',
-                  f'--workdir={tmp_path / "ok"}')
+  proc = train_cl(
+    '--config.num_seeds=4',
+    '--config.mesh.enabled=True',
+    '--config.mesh.data=2',
+    f'--workdir={tmp_path / "ok"}',
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'ok' / 'results.json').read_text())
   assert len(results['per_seed']) == 4
-  proc = train_cl('--config.num_seeds=3', '--config.mesh.enabled=True', f'--workdir={tmp_path / "bad"}')
+  proc = train_cl(
+    '--config.num_seeds=3', '--config.mesh.enabled=True', f'--workdir={tmp_path / "bad"}'
+  )
   assert proc.returncode != 0
   assert 'num_seeds (3) must be a multiple of mesh.seed (8' in proc.stderr
   assert not (tmp_path / 'bad').exists()
 
 
 def test_model_spec_splits_the_largest_divisible_dimension_of_large_leaves():
-  assert mesh_lib.model_spec((64, 64), 4, min_size=1000) == P('model')          # first of equals
+  assert mesh_lib.model_spec((64, 64), 4, min_size=1000) == P('model')  # first of equals
   assert mesh_lib.model_spec((64, 100), 4, min_size=1000) == P(None, 'model')
-  assert mesh_lib.model_spec((6, 100), 8, min_size=100) == P()                   # 8 divides neither
+  assert mesh_lib.model_spec((6, 100), 8, min_size=100) == P()  # 8 divides neither
   assert mesh_lib.model_spec((3, 256), 2, min_size=100) == P(None, 'model')
-  assert mesh_lib.model_spec((100,), 4, min_size=1000) == P()                    # too small
+  assert mesh_lib.model_spec((100,), 4, min_size=1000) == P()  # too small
   assert mesh_lib.model_spec((), 4, min_size=0) == P()
-  assert mesh_lib.model_spec((4096, 4096), 1) == P()                             # no model axis
+  assert mesh_lib.model_spec((4096, 4096), 1) == P()  # no model axis
   mesh = mesh_lib.make_mesh(2, 1, model=4)
-  tree = {'w': jax.ShapeDtypeStruct((64, 100), jnp.float32),      # one seed's state
-          'b': jax.ShapeDtypeStruct((100,), jnp.float32),
-          'key': jax.ShapeDtypeStruct((), jax.random.key(0).dtype)}
+  tree = {
+    'w': jax.ShapeDtypeStruct((64, 100), jnp.float32),  # one seed's state
+    'b': jax.ShapeDtypeStruct((100,), jnp.float32),
+    'key': jax.ShapeDtypeStruct((), jax.random.key(0).dtype),
+  }
   specs = jax.tree.map(lambda s: s.spec, mesh_lib.state_shardings(tree, mesh, min_size=1000))
   assert specs == {'w': P('seed', None, 'model'), 'b': P('seed'), 'key': P('seed')}
 
 
 def _model_split(leaf, mesh):
-  return 'model' in tuple(leaf.sharding.spec) and leaf.addressable_shards[0].data.size * \
-      mesh.shape['seed'] * mesh.shape['model'] == leaf.size
+  return (
+    'model' in tuple(leaf.sharding.spec)
+    and leaf.addressable_shards[0].data.size * mesh.shape['seed'] * mesh.shape['model'] == leaf.size
+  )
 
 
 @pytest.mark.parametrize('axes, method', [((2, 1, 4), 'ewc'), ((2, 2, 2), 'si')])
@@ -224,16 +285,23 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
   the method's per-weight state are split over it and stay split; the numbers do not change."""
   from cl import builders, train
   from configs.cl import split_digits
+
   config = split_digits.get_config('quick')
   config.update(method=method, num_seeds=2, num_tasks=2, epochs=2)
-  config.mesh.model_min_size = 1000          # split the 64×64 weights (4096), not the biases
+  config.mesh.model_min_size = 1000  # split the 64×64 weights (4096), not the biases
   stream = builders.build_stream(config)
 
   def run(mesh):
     learner, m = builders.build_learner(config, stream, mesh)
     compiled = builders.compile_learner(config, learner, mesh)
-    rs = train.run_stream(compiled, stream, builders.seed_keys(config, mesh), epochs=config.epochs,
-                          mesh=mesh, **train.method_flags(m))
+    rs = train.run_stream(
+      compiled,
+      stream,
+      builders.seed_keys(config, mesh),
+      epochs=config.epochs,
+      mesh=mesh,
+      **train.method_flags(m),
+    )
     return compiled, rs
 
   plain_compiled, plain = run(None)
@@ -244,12 +312,15 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
   split = [leaf.shape for leaf in jax.tree.leaves(sharded.train_state) if _model_split(leaf, mesh)]
   big = [leaf.shape for leaf in jax.tree.leaves(sharded.train_state) if leaf.size // 2 >= 1000]
-  assert split == big and len(big) >= 3, (split, big)   # weights, Adam moments, EWC/SI state
+  assert split == big and len(big) >= 3, (split, big)  # weights, Adam moments, EWC/SI state
   for name in ('init', 'begin_task', 'train_epoch', 'consolidate', 'accuracy'):
-    assert getattr(compiled, name)._cache_size() == getattr(plain_compiled, name)._cache_size(), name
+    assert getattr(compiled, name)._cache_size() == getattr(plain_compiled, name)._cache_size(), (
+      name
+    )
 
   # A checkpoint restores onto the same shardings (what train_cl.py does on resume).
   from experiment.checkpoint import Checkpointer
+
   target = train.abstract_run_state(compiled, stream, builders.seed_keys(config, mesh), mesh)
   with Checkpointer(str(tmp_path)) as ckpt:
     ckpt.save(2, sharded, {'tasks_done': 2})
@@ -263,17 +334,28 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   from configs.irl import pointmaze
   from irl import builders as irl_builders
   from irl import train as irl_train
+
   config = pointmaze.get_config('quick')
-  config.loop.update(num_env_steps=200, eval_every=100, start_steps=50, update_after=198,
-                     eval_episodes=2)
+  config.loop.update(
+    num_env_steps=200, eval_every=100, start_steps=50, update_after=198, eval_episodes=2
+  )
   built = irl_builders.build(config)
   mesh = mesh_lib.make_mesh(2, 1, model=4)
 
   def run(workdir, mesh, steps=200):
     loop_config = dataclasses.replace(built.loop_config, num_env_steps=steps)
-    return irl_train.train(str(workdir), built.env, built.agent, loop_config, [0, 1],
-                          env_name=config.env, expert_buffer=built.expert_buffer,
-                          transform_fn=built.parts.prep.transitions, mesh=mesh, model_min_size=1000)
+    return irl_train.train(
+      str(workdir),
+      built.env,
+      built.agent,
+      loop_config,
+      [0, 1],
+      env_name=config.env,
+      expert_buffer=built.expert_buffer,
+      transform_fn=built.parts.prep.transitions,
+      mesh=mesh,
+      model_min_size=1000,
+    )
 
   plain = run(tmp_path / 'plain', None)
   sharded = run(tmp_path / 'sharded', mesh)
@@ -284,21 +366,29 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   for a, b in zip(_float_leaves(sharded), _float_leaves(plain)):
     np.testing.assert_allclose(a, b, atol=4 * one_step)
 
-  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config,
-                                            mesh_lib.replicate(built.expert_buffer, mesh),
-                                            built.parts.prep.transitions, mesh=mesh,
-                                            model_min_size=1000)
+  init, period_fn = irl_train.seed_functions(
+    built.env,
+    built.agent,
+    built.loop_config,
+    mesh_lib.replicate(built.expert_buffer, mesh),
+    built.parts.prep.transitions,
+    mesh=mesh,
+    model_min_size=1000,
+  )
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys([0, 1]), mesh))
   carry, _ = period_fn(carry, 0)
   carry, _ = period_fn(carry, 1)
   assert period_fn._cache_size() == 1
-  leaves = [x for x in jax.tree.leaves(carry.agent_state)
-            if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
+  leaves = [
+    x
+    for x in jax.tree.leaves(carry.agent_state)
+    if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  ]
   split = [x.shape for x in leaves if _model_split(x, mesh)]
   assert split == [x.shape for x in leaves if x.size // 2 >= 1000] and split
   assert not any('model' in tuple(x.sharding.spec) for x in jax.tree.leaves(carry.buffer))
 
-  run(tmp_path / 'resumed', mesh, steps=100)                 # stopped after one period, resumed
+  run(tmp_path / 'resumed', mesh, steps=100)  # stopped after one period, resumed
   resumed = run(tmp_path / 'resumed', mesh)
   for a, b in zip(_float_leaves(resumed), _float_leaves(sharded)):
     np.testing.assert_array_equal(a, b)
@@ -306,8 +396,10 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
 
 def test_from_config_reads_the_model_axis_and_checks_min_size():
   import ml_collections
-  cfg = lambda **kw: ml_collections.ConfigDict(dict(enabled=True, seed=2, data=1, model=-1,
-                                                    model_min_size=4, **kw))
+
+  cfg = lambda **kw: ml_collections.ConfigDict(
+    dict(enabled=True, seed=2, data=1, model=-1, model_min_size=4, **kw)
+  )
   assert dict(mesh_lib.from_config(cfg()).shape) == {'seed': 2, 'data': 1, 'model': 4}
   bad = cfg()
   bad.model_min_size = 0
@@ -315,5 +407,7 @@ def test_from_config_reads_the_model_axis_and_checks_min_size():
     mesh_lib.from_config(bad)
   bad = cfg()
   bad.model = 3
-  with pytest.raises(mesh_lib.MeshError, match=r'must equal the number of devices \(8\), got 2 × 1 × 3'):
+  with pytest.raises(
+    mesh_lib.MeshError, match=r'must equal the number of devices \(8\), got 2 × 1 × 3'
+  ):
     mesh_lib.from_config(bad)

@@ -15,14 +15,19 @@ def linear_model(num_in=3, num_out=4):
 
   def apply(params, x):
     return x.reshape(x.shape[0], -1) @ params['w'] + params['b']
+
   return models.Model(init=init, apply=apply)
 
 
 def task_data(x, y, num_out, classes=None, task_index=0):
   mask = np.zeros((len(y), num_out), bool)
   mask[:, list(classes if classes is not None else range(num_out))] = True
-  return TaskData(x=jnp.asarray(x, jnp.float32), y=jnp.asarray(y, jnp.int32), mask=jnp.asarray(mask),
-                  task_index=jnp.asarray(task_index, jnp.int32))
+  return TaskData(
+    x=jnp.asarray(x, jnp.float32),
+    y=jnp.asarray(y, jnp.int32),
+    mask=jnp.asarray(mask),
+    task_index=jnp.asarray(task_index, jnp.int32),
+  )
 
 
 def test_masked_cross_entropy_matches_formula():
@@ -60,15 +65,22 @@ def test_empirical_fisher_equals_mean_squared_per_example_gradients():
   x = rng.normal(size=(8, 3)).astype(np.float32)
   y = rng.integers(0, 4, size=8)
   data = task_data(x, y, 4)
-  fisher = methods.diagonal_fisher(model.apply, params, data, jax.random.key(1), num_examples=8,
-                                   fisher_type='empirical', chunk_size=4)
+  fisher = methods.diagonal_fisher(
+    model.apply,
+    params,
+    data,
+    jax.random.key(1),
+    num_examples=8,
+    fisher_type='empirical',
+    chunk_size=4,
+  )
   # By hand: grad of log softmax(x W + b)[y] wrt W is x (onehot(y) - p)^T; wrt b is onehot(y) - p.
   logits = x @ np.asarray(params['w'])
   p = np.exp(logits - logits.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)
   r = np.eye(4)[y] - p
   expected_w = np.mean([np.outer(x[i], r[i]) ** 2 for i in range(8)], axis=0)
-  expected_b = np.mean(r ** 2, axis=0)
+  expected_b = np.mean(r**2, axis=0)
   np.testing.assert_allclose(fisher['w'], expected_w, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(fisher['b'], expected_b, rtol=1e-5, atol=1e-7)
 
@@ -78,8 +90,9 @@ def test_sampled_fisher_respects_head_mask():
   params = model.init(jax.random.key(0))
   x = np.random.default_rng(1).normal(size=(16, 3)).astype(np.float32)
   data = task_data(x, np.zeros(16, int), 4, classes=[0, 1])
-  fisher = methods.diagonal_fisher(model.apply, params, data, jax.random.key(2), num_examples=16,
-                                   fisher_type='sampled')
+  fisher = methods.diagonal_fisher(
+    model.apply, params, data, jax.random.key(2), num_examples=16, fisher_type='sampled'
+  )
   # Masked-out logits get exactly zero gradient, so their Fisher entries are exactly zero.
   np.testing.assert_array_equal(fisher['b'][2:], 0.0)
   assert np.all(fisher['b'][:2] > 0)
@@ -88,8 +101,9 @@ def test_sampled_fisher_respects_head_mask():
 def test_ewc_keeps_one_penalty_per_task():
   model = linear_model()
   params = model.init(jax.random.key(0))
-  method = methods.ewc(model.apply, num_tasks=3, ewc_lambda=2.0, fisher_num_examples=8,
-                       fisher_type='empirical')
+  method = methods.ewc(
+    model.apply, num_tasks=3, ewc_lambda=2.0, fisher_num_examples=8, fisher_type='empirical'
+  )
   state = method.init(params)
   assert float(method.loss(params, state, None)) == 0.0
   x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
@@ -98,10 +112,12 @@ def test_ewc_keeps_one_penalty_per_task():
   params2 = jax.tree.map(lambda p: p + 0.1, params)
   state = method.consolidate(state, params2, data, jax.random.key(2))
   assert int(state.num_penalties) == 2
-  f1 = methods.diagonal_fisher(model.apply, params, data, jax.random.key(1), num_examples=8,
-                               fisher_type='empirical')
-  f2 = methods.diagonal_fisher(model.apply, params2, data, jax.random.key(2), num_examples=8,
-                               fisher_type='empirical')
+  f1 = methods.diagonal_fisher(
+    model.apply, params, data, jax.random.key(1), num_examples=8, fisher_type='empirical'
+  )
+  f2 = methods.diagonal_fisher(
+    model.apply, params2, data, jax.random.key(2), num_examples=8, fisher_type='empirical'
+  )
   theta = jax.tree.map(lambda p: p - 0.3, params)
   expected = 0.0
   for f, anchor in ((f1, params), (f2, params2)):
@@ -112,17 +128,20 @@ def test_ewc_keeps_one_penalty_per_task():
 def test_online_ewc_accumulates_fisher_with_decay():
   model = linear_model()
   params = model.init(jax.random.key(0))
-  method = methods.online_ewc(model.apply, ewc_lambda=1.0, gamma=0.5, fisher_num_examples=8,
-                              fisher_type='empirical')
+  method = methods.online_ewc(
+    model.apply, ewc_lambda=1.0, gamma=0.5, fisher_num_examples=8, fisher_type='empirical'
+  )
   x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
   data = task_data(x, np.arange(8) % 4, 4)
   state = method.consolidate(method.init(params), params, data, jax.random.key(1))
   params2 = jax.tree.map(lambda p: p * 1.5, params)
   state = method.consolidate(state, params2, data, jax.random.key(1))
-  f1 = methods.diagonal_fisher(model.apply, params, data, jax.random.key(1), num_examples=8,
-                               fisher_type='empirical')
-  f2 = methods.diagonal_fisher(model.apply, params2, data, jax.random.key(1), num_examples=8,
-                               fisher_type='empirical')
+  f1 = methods.diagonal_fisher(
+    model.apply, params, data, jax.random.key(1), num_examples=8, fisher_type='empirical'
+  )
+  f2 = methods.diagonal_fisher(
+    model.apply, params2, data, jax.random.key(1), num_examples=8, fisher_type='empirical'
+  )
   np.testing.assert_allclose(state.fisher['w'], 0.5 * f1['w'] + f2['w'], rtol=1e-6)
   np.testing.assert_array_equal(state.anchor['w'], params2['w'])
 
@@ -144,15 +163,22 @@ def test_si_path_integral_and_importance():
   np.testing.assert_allclose(state.importance['w'], omega, rtol=1e-6)
   np.testing.assert_array_equal(state.path_integral['w'], 0.0)
   theta = {'w': jnp.array([0.0, 0.0])}
-  np.testing.assert_allclose(method.loss(theta, state, None),
-                             3.0 * np.sum(omega * np.array([0.25, 3.0]) ** 2), rtol=1e-6)
+  np.testing.assert_allclose(
+    method.loss(theta, state, None), 3.0 * np.sum(omega * np.array([0.25, 3.0]) ** 2), rtol=1e-6
+  )
 
 
 def _replay(selection, memory_size, num_tasks=3, num_out=4):
   model = linear_model(num_out=num_out)
-  return model, methods.replay(model.apply, input_shape=(3,), num_outputs=num_out,
-                               num_tasks=num_tasks, memory_size=memory_size, replay_batch_size=8,
-                               selection=selection)
+  return model, methods.replay(
+    model.apply,
+    input_shape=(3,),
+    num_outputs=num_out,
+    num_tasks=num_tasks,
+    memory_size=memory_size,
+    replay_batch_size=8,
+    selection=selection,
+  )
 
 
 def test_class_balanced_memory_is_balanced_over_task_classes():
@@ -205,14 +231,24 @@ def test_reservoir_keeps_everything_while_memory_is_not_full():
   model, method = _replay('reservoir', memory_size=50)
   params = model.init(jax.random.key(0))
   x = np.arange(30 * 3, dtype=np.float32).reshape(30, 3)
-  state = method.consolidate(method.init(params), params, task_data(x, np.arange(30) % 4, 4),
-                             jax.random.key(0))
+  state = method.consolidate(
+    method.init(params), params, task_data(x, np.arange(30) % 4, 4), jax.random.key(0)
+  )
   assert int(state.count) == 30
   stored = np.asarray(state.x)[:30]
   assert sorted(map(tuple, stored)) == sorted(map(tuple, x))
 
 
 def test_unknown_selection_is_rejected():
-  with pytest.raises(ValueError, match=r"selection must be one of \['class_balanced', 'reservoir'\]"):
-    methods.replay(lambda p, x: x, input_shape=(3,), num_outputs=4, num_tasks=2, memory_size=4,
-                   replay_batch_size=2, selection='fifo')
+  with pytest.raises(
+    ValueError, match=r"selection must be one of \['class_balanced', 'reservoir'\]"
+  ):
+    methods.replay(
+      lambda p, x: x,
+      input_shape=(3,),
+      num_outputs=4,
+      num_tasks=2,
+      memory_size=4,
+      replay_batch_size=2,
+      selection='fifo',
+    )

@@ -22,10 +22,17 @@ def test_gae_by_hand_with_terminations_and_truncations():
   reward, value, next_value = (rng.normal(size=(t, n)).astype(np.float32) for _ in range(3))
   terminated = np.zeros((t, n), np.float32)
   end = np.zeros((t, n), np.float32)
-  terminated[2, 0] = end[2, 0] = 1.0      # env 0 terminates at step 2: no bootstrap, trace stops
-  end[3, 1] = 1.0                         # env 1 is truncated at step 3: bootstrap, trace stops
-  adv, target = onpolicy.gae(jnp.asarray(reward), jnp.asarray(value), jnp.asarray(next_value),
-                             jnp.asarray(terminated), jnp.asarray(end), gamma, lam)
+  terminated[2, 0] = end[2, 0] = 1.0  # env 0 terminates at step 2: no bootstrap, trace stops
+  end[3, 1] = 1.0  # env 1 is truncated at step 3: bootstrap, trace stops
+  adv, target = onpolicy.gae(
+    jnp.asarray(reward),
+    jnp.asarray(value),
+    jnp.asarray(next_value),
+    jnp.asarray(terminated),
+    jnp.asarray(end),
+    gamma,
+    lam,
+  )
   expected = np.zeros((t, n))
   for j in range(n):
     running = 0.0
@@ -47,12 +54,15 @@ def test_ppo_surrogate_is_clipped_by_hand():
   target = jnp.zeros(5)
   kw = dict(clip_eps=0.2, value_coeff=0.0, entropy_coeff=0.0)
   # ρ = 1 (old = current): the surrogate is −mean(A).
-  loss, aux = onpolicy.ppo_loss(params, actor, value_net, obs, unit, log_prob, advantage, target, **kw)
+  loss, aux = onpolicy.ppo_loss(
+    params, actor, value_net, obs, unit, log_prob, advantage, target, **kw
+  )
   np.testing.assert_allclose(loss, -jnp.mean(advantage), rtol=1e-4)
   assert float(aux['clip_fraction']) == 0.0
   # ρ = e (old log-prob 1 lower): clipped at 1.2 where A > 0, unclipped e where A < 0.
-  loss, aux = onpolicy.ppo_loss(params, actor, value_net, obs, unit, log_prob - 1.0, advantage,
-                                target, **kw)
+  loss, aux = onpolicy.ppo_loss(
+    params, actor, value_net, obs, unit, log_prob - 1.0, advantage, target, **kw
+  )
   expected = -np.mean(np.where(advantage > 0, 1.2 * advantage, np.e * advantage))
   np.testing.assert_allclose(loss, expected, rtol=1e-4)
   assert float(aux['clip_fraction']) == 1.0
@@ -83,7 +93,7 @@ def test_tiny_run_vmapped_seeds_equal_separate_runs_without_retracing(algo):
   carry = jax.jit(jax.vmap(runner.init))(keys)
   carry, first = batched_fn(carry, 0)
   carry, second = batched_fn(carry, 1)
-  assert len(traces) == 1                          # the second period reuses the compilation
+  assert len(traces) == 1  # the second period reuses the compilation
   assert np.asarray(second['env_steps']).tolist() == [[1000], [1000]]
   for k, v in second.items():
     if k != 'train_return':
@@ -92,16 +102,20 @@ def test_tiny_run_vmapped_seeds_equal_separate_runs_without_retracing(algo):
   single_fn = jax.jit(period)
   one = single_fn(runner.init(keys[1]), 0)[1]
   for k in one:
-    np.testing.assert_allclose(np.asarray(first[k][1]), np.asarray(one[k]), rtol=1e-4, atol=1e-5,
-                               err_msg=k)
+    np.testing.assert_allclose(
+      np.asarray(first[k][1]), np.asarray(one[k]), rtol=1e-4, atol=1e-5, err_msg=k
+    )
 
 
 def test_config_errors_name_the_field():
   config = pointmaze.get_config('quick')
   config.algo = 'gail_onpolicy'
   config.loop.eval_every, config.loop.num_env_steps = 700, 1400
-  with pytest.raises(ConfigError, match=r'config.loop.eval_every \(700\) must be a multiple of '
-                                        r'config.ppo.num_envs × config.ppo.num_steps \(500\)'):
+  with pytest.raises(
+    ConfigError,
+    match=r'config.loop.eval_every \(700\) must be a multiple of '
+    r'config.ppo.num_envs × config.ppo.num_steps \(500\)',
+  ):
     builders.build(config)
   config = pendulum.get_config('quick')
   config.algo = 'airl_onpolicy'
@@ -113,10 +127,20 @@ def test_config_errors_name_the_field():
 @pytest.mark.slow
 def test_train_irl_script_runs_gail_onpolicy_and_saves_a_loadable_reward(tmp_path):
   import json
+
   proc = subprocess.run(
-      [sys.executable, 'scripts/train_irl.py', '--config=configs/irl/pendulum.py:quick',
-       '--config.algo=gail_onpolicy', f'--workdir={tmp_path}', '--config.num_seeds=2'],
-      capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      'scripts/train_irl.py',
+      '--config=configs/irl/pendulum.py:quick',
+      '--config.algo=gail_onpolicy',
+      f'--workdir={tmp_path}',
+      '--config.num_seeds=2',
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['algo'] == 'gail_onpolicy' and len(results['per_seed']) == 2
@@ -129,7 +153,11 @@ def _ppo_true_reward_scores(learning_rate):
   config = pendulum.get_config()
   config.algo = 'gail_onpolicy'
   config.ppo.true_reward, config.ppo.learning_rate = True, learning_rate
-  config.loop.num_env_steps, config.loop.eval_every, config.loop.eval_episodes = 160_000, 160_000, 20
+  config.loop.num_env_steps, config.loop.eval_every, config.loop.eval_episodes = (
+    160_000,
+    160_000,
+    20,
+  )
   built = builders.build(config)
   init, period_fn = train.seed_functions(built.env, built.agent, built.loop_config)
   _, metrics = period_fn(init(train.seed_keys([0, 1, 2])), 0)
@@ -154,6 +182,7 @@ class _HostPendulum:
   def __init__(self, num_envs):
     from envs import registry
     from envs.core import step_autoreset
+
     self.env, self.num_envs = registry.make('Pendulum'), num_envs
     self.spec = self.env.spec
     self._step = jax.jit(jax.vmap(lambda s, a, k: step_autoreset(self.env, s, a, k)))
@@ -168,12 +197,18 @@ class _HostPendulum:
 
   def step(self, action):
     from envs.gym_adapter import GymStep
+
     self._key, k = jax.random.split(self._key)
     out = self._step(self._state, jnp.asarray(action), jax.random.split(k, self.num_envs))
     self._state = out.state
-    return GymStep(obs=np.asarray(out.obs), next_obs=np.asarray(out.next_obs),
-                   reward=np.asarray(out.reward), terminated=np.asarray(out.terminated),
-                   truncated=np.asarray(out.truncated), info={})
+    return GymStep(
+      obs=np.asarray(out.obs),
+      next_obs=np.asarray(out.next_obs),
+      reward=np.asarray(out.reward),
+      terminated=np.asarray(out.terminated),
+      truncated=np.asarray(out.truncated),
+      info={},
+    )
 
   def close(self):
     pass
@@ -189,38 +224,66 @@ def test_host_loop_runs_rounds_evaluates_checkpoints_and_resumes():
   built = builders.build(config)
   env, eval_env = _HostPendulum(2), _HostPendulum(3)
   progress, saved = [], []
-  carry = onpolicy.train_host(env, built.agent, jax.random.key(0), num_env_steps=400, eval_every=200,
-                              eval_env=eval_env, progress_fn=lambda s, m: progress.append((s, m)),
-                              checkpoint_fn=lambda s, c: saved.append((s, c)))
+  carry = onpolicy.train_host(
+    env,
+    built.agent,
+    jax.random.key(0),
+    num_env_steps=400,
+    eval_every=200,
+    eval_env=eval_env,
+    progress_fn=lambda s, m: progress.append((s, m)),
+    checkpoint_fn=lambda s, c: saved.append((s, c)),
+  )
   assert [s for s, _ in progress] == [200, 400] and [s for s, _ in saved] == [200, 400]
-  jax_metrics = jax.eval_shape(lambda c: built.agent.train_periods(
-      c, 0, num_periods=1, rounds_per_period=1)[1], jax.eval_shape(built.agent.init,
-                                                                    jax.random.key(0)))
+  jax_metrics = jax.eval_shape(
+    lambda c: built.agent.train_periods(c, 0, num_periods=1, rounds_per_period=1)[1],
+    jax.eval_shape(built.agent.init, jax.random.key(0)),
+  )
   assert set(progress[0][1]) == set(jax_metrics)
   # Pendulum's episodes last 200 steps, so the first period (100 steps per environment) ends none.
   assert np.isnan(progress[0][1]['train_return']) and np.isfinite(progress[1][1]['train_return'])
   assert all(np.isfinite(v) for _, m in progress for k, v in m.items() if k != 'train_return')
   assert int(carry.env_steps) == 400
-  assert jax.tree.structure(saved[0][1]) == jax.tree.structure(onpolicy.abstract_host_carry(built.agent))
+  assert jax.tree.structure(saved[0][1]) == jax.tree.structure(
+    onpolicy.abstract_host_carry(built.agent)
+  )
   resumed = []
-  onpolicy.train_host(env, built.agent, jax.random.key(0), num_env_steps=400, eval_every=200,
-                      eval_env=eval_env, progress_fn=lambda s, m: resumed.append(s),
-                      initial=saved[0][1])
+  onpolicy.train_host(
+    env,
+    built.agent,
+    jax.random.key(0),
+    num_env_steps=400,
+    eval_every=200,
+    eval_env=eval_env,
+    progress_fn=lambda s, m: resumed.append(s),
+    initial=saved[0][1],
+  )
   assert resumed == [400]
   with pytest.raises(ValueError, match='must equal PPOConfig.num_envs'):
-    onpolicy.train_host(_HostPendulum(3), built.agent, jax.random.key(0), num_env_steps=400,
-                        eval_every=200)
+    onpolicy.train_host(
+      _HostPendulum(3), built.agent, jax.random.key(0), num_env_steps=400, eval_every=200
+    )
 
 
 @pytest.mark.slow
 def test_train_irl_script_runs_airl_onpolicy_on_gymnasium_hopper(tmp_path):
   pytest.importorskip('mujoco')
   import json
-  args = [sys.executable, 'scripts/train_irl.py', '--config=configs/irl/mujoco.py:Hopper-v5',
-          '--config.algo=airl_onpolicy', f'--workdir={tmp_path}', '--config.ppo.num_envs=2',
-          '--config.ppo.num_steps=100', '--config.ppo.num_minibatches=2',
-          '--config.ppo.hidden_sizes=(32,32)', '--config.loop.eval_every=400',
-          '--config.loop.eval_episodes=2', '--config.loop.num_env_steps=800']
+
+  args = [
+    sys.executable,
+    'scripts/train_irl.py',
+    '--config=configs/irl/mujoco.py:Hopper-v5',
+    '--config.algo=airl_onpolicy',
+    f'--workdir={tmp_path}',
+    '--config.ppo.num_envs=2',
+    '--config.ppo.num_steps=100',
+    '--config.ppo.num_minibatches=2',
+    '--config.ppo.hidden_sizes=(32,32)',
+    '--config.loop.eval_every=400',
+    '--config.loop.eval_episodes=2',
+    '--config.loop.num_env_steps=800',
+  ]
   proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   # As if killed after the first period's checkpoint: the rerun resumes there.
@@ -230,5 +293,8 @@ def test_train_irl_script_runs_airl_onpolicy_on_gymnasium_hopper(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'at 400 environment steps' in proc.stdout + proc.stderr
   results = json.loads((tmp_path / 'results.json').read_text())
-  assert results['algo'] == 'airl_onpolicy' and [s for s, _ in results['learning_curve']] == [400, 800]
+  assert results['algo'] == 'airl_onpolicy' and [s for s, _ in results['learning_curve']] == [
+    400,
+    800,
+  ]
   assert rewards.load_reward(results['reward_dirs'][0]).record['env'] == 'Hopper-v5'

@@ -12,7 +12,9 @@ from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 from irl.sac import agent as sac_agent
 
-CONFIG = DiscriminatorConfig(kind='airl', reward_hidden=(8,), shaping_hidden=(8,), reward_clip_max=0.5)
+CONFIG = DiscriminatorConfig(
+  kind='airl', reward_hidden=(8,), shaping_hidden=(8,), reward_clip_max=0.5
+)
 
 
 def _saved_reward(tmp_path, prep, spec, seed=0):
@@ -26,8 +28,12 @@ def _saved_reward(tmp_path, prep, spec, seed=0):
 
 
 def _prep(normalize=True, absorbing=True):
-  return imitation.ObsTransform(mean=np.arange(6, dtype=np.float32), std=np.full(6, 2.0, np.float32),
-                                absorbing=absorbing, num_absorbing=4)
+  return imitation.ObsTransform(
+    mean=np.arange(6, dtype=np.float32),
+    std=np.full(6, 2.0, np.float32),
+    absorbing=absorbing,
+    num_absorbing=4,
+  )
 
 
 def test_saved_reward_reads_back_with_the_same_values_and_preprocessing(tmp_path):
@@ -44,7 +50,7 @@ def test_saved_reward_reads_back_with_the_same_values_and_preprocessing(tmp_path
   next_obs = jax.random.normal(keys[2], (32, 7))
   expected = disc.reward(state.params, obs, action, next_obs)
   np.testing.assert_array_equal(loaded.reward_fn()(obs, action, next_obs), expected)
-  assert float(jnp.max(expected)) <= 0.5                      # the clip came back with the config
+  assert float(jnp.max(expected)) <= 0.5  # the clip came back with the config
 
 
 def test_load_reward_rejects_missing_and_mismatched_rewards(tmp_path):
@@ -65,26 +71,36 @@ def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_ro
   policy = sac_agent.make_sac(prep.spec(spec), sac_agent.SACConfig(hidden_sizes=(8,), batch_size=4))
   agent = rewards.frozen_reward_agent(policy, loaded)
   # A buffer of one raw transition, stored as the loops store it (preprocessed; not terminal).
-  raw = Transition(obs=np.ones((1, 6), np.float32), action=np.full((1, 2), 0.5, np.float32),
-                   reward=np.full(1, 123.0, np.float32), next_obs=np.full((1, 6), 2.0, np.float32),
-                   terminated=np.zeros(1, bool), truncated=np.zeros(1, bool))
+  raw = Transition(
+    obs=np.ones((1, 6), np.float32),
+    action=np.full((1, 2), 0.5, np.float32),
+    reward=np.full(1, 123.0, np.float32),
+    next_obs=np.full((1, 6), 2.0, np.float32),
+    terminated=np.zeros(1, bool),
+    truncated=np.zeros(1, bool),
+  )
   rows, valid = prep.transitions(raw)
   buffer = replay.add(replay.init(jax.tree.map(lambda x: x[0], rows), 16), rows, valid)
   agent_state = agent.init(jax.random.key(0))
   _, metrics = agent.update(agent_state, buffer, jax.random.key(1), None)
   learned = disc.reward(state.params, prep.obs(raw.obs), raw.action, prep.obs(raw.next_obs))
-  np.testing.assert_allclose(metrics['reward'], learned[0], rtol=1e-6)   # not the true 123
+  np.testing.assert_allclose(metrics['reward'], learned[0], rtol=1e-6)  # not the true 123
   # Acting preprocesses raw observations: the same as the policy on preprocessed ones.
   raw_obs = jnp.ones((3, 6))
-  np.testing.assert_array_equal(agent.act(agent_state, raw_obs, jax.random.key(2), True),
-                                policy.act(agent_state.policy, prep.obs(raw_obs), jax.random.key(2), True))
+  np.testing.assert_array_equal(
+    agent.act(agent_state, raw_obs, jax.random.key(2), True),
+    policy.act(agent_state.policy, prep.obs(raw_obs), jax.random.key(2), True),
+  )
 
 
-@pytest.mark.parametrize('curve, expected', [
-    ([[1, -40.0], [2, -12.0], [3, -10.0]], 2),   # (−12 + 50) / 42 = 0.905
-    ([[1, -40.0], [2, -13.0]], None),            # 0.88
+@pytest.mark.parametrize(
+  'curve, expected',
+  [
+    ([[1, -40.0], [2, -12.0], [3, -10.0]], 2),  # (−12 + 50) / 42 = 0.905
+    ([[1, -40.0], [2, -13.0]], None),  # 0.88
     ([[1, None], [2, -8.0]], 2),
-])
+  ],
+)
 def test_steps_to_90pct_uses_the_random_normalised_score(curve, expected):
   # expert −8, random −50: 90 % is −8 − 0.1·42 = −12.2.
   assert report.steps_to(curve, -8.0, -50.0) == expected

@@ -29,8 +29,12 @@ def task(t, per_class=4, seed=None):
   x = rng.normal(size=(len(y), 5)).astype(np.float32) + 0.5 * (y[:, None] % 2)
   mask = np.zeros((len(y), NUM_OUT), bool)
   mask[:, list(classes)] = True
-  return TaskData(x=jnp.asarray(x), y=jnp.asarray(y, jnp.int32), mask=jnp.asarray(mask),
-                  task_index=jnp.asarray(t, jnp.int32))
+  return TaskData(
+    x=jnp.asarray(x),
+    y=jnp.asarray(y, jnp.int32),
+    mask=jnp.asarray(mask),
+    task_index=jnp.asarray(t, jnp.int32),
+  )
 
 
 def np_softmax(logits, mask):
@@ -49,12 +53,20 @@ def after_two_tasks(method, model, thetas):
 
 
 def memory_methods(model, targets):
-  kw = dict(input_shape=(5,), num_outputs=NUM_OUT, num_tasks=3, classes_per_task=2,
-            memory_per_task=4, targets=targets)
-  return {'fromp': methods.fromp(model.apply, **kw),
-          'fromp_l2': methods.fromp(model.apply, use_kernel=False, **kw),
-          'kpriors': methods.kpriors(model.apply, **kw),
-          'ewc_fr_replay': methods.ewc_fr_replay(model.apply, fisher_num_examples=8, **kw)}
+  kw = dict(
+    input_shape=(5,),
+    num_outputs=NUM_OUT,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=4,
+    targets=targets,
+  )
+  return {
+    'fromp': methods.fromp(model.apply, **kw),
+    'fromp_l2': methods.fromp(model.apply, use_kernel=False, **kw),
+    'kpriors': methods.kpriors(model.apply, **kw),
+    'ewc_fr_replay': methods.ewc_fr_replay(model.apply, fisher_num_examples=8, **kw),
+  }
 
 
 @pytest.mark.parametrize('name', ['fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'])
@@ -74,7 +86,7 @@ def test_targets_are_the_previous_models_softmax_on_every_stored_point(name):
     np.testing.assert_allclose(task_end.targets[slot], at_own_end, atol=1e-6)
     if slot == 0:
       assert np.max(np.abs(np.asarray(task_end.targets[0]) - at_previous)) > 1e-2
-  assert not np.any(np.asarray(previous.targets[2]))   # the unused slot
+  assert not np.any(np.asarray(previous.targets[2]))  # the unused slot
 
 
 def probs_jacobian(model, params, x, mask):
@@ -106,9 +118,20 @@ def test_fromp_kernel_weighted_loss_by_hand_with_two_past_tasks(targets):
   base = model.init(jax.random.key(0))
   thetas = [perturb(base, seed=1), perturb(base, seed=2)]
   tau, delta0, jitter, rel = 3.0, 1e-2, 1e-4, 0.1
-  method = methods.fromp(model.apply, input_shape=(5,), num_outputs=NUM_OUT, num_tasks=3,
-                         classes_per_task=2, memory_per_task=4, tau=tau, prior_precision=delta0,
-                         jitter=jitter, relative_jitter=rel, ggn_num_examples=0, targets=targets)
+  method = methods.fromp(
+    model.apply,
+    input_shape=(5,),
+    num_outputs=NUM_OUT,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=4,
+    tau=tau,
+    prior_precision=delta0,
+    jitter=jitter,
+    relative_jitter=rel,
+    ggn_num_examples=0,
+    targets=targets,
+  )
   state = after_two_tasks(method, model, thetas)
   ggn = [np_diagonal_ggn(model, thetas[t], task(t)) for t in range(2)]
   precision_after = [delta0 + ggn[0], delta0 + ggn[0] + ggn[1]]
@@ -123,7 +146,7 @@ def test_fromp_kernel_weighted_loss_by_hand_with_two_past_tasks(targets):
     x, mask = state.memory.x[s], np.asarray(state.memory.mask[s])
     old = np_softmax(np.asarray(model.apply(thetas[at], np.asarray(x)), np.float64), mask)
     new = np_softmax(np.asarray(model.apply(theta, np.asarray(x)), np.float64), mask)
-    jac = probs_jacobian(model, thetas[at], x, state.memory.mask[s])            # [M, C, P]
+    jac = probs_jacobian(model, thetas[at], x, state.memory.mask[s])  # [M, C, P]
     for c in range(NUM_OUT):
       kern = jac[:, c] @ np.diag(variance) @ jac[:, c].T
       kern = kern * np.outer(mask[:, c], mask[:, c])
@@ -137,8 +160,10 @@ def test_fromp_kernel_weighted_loss_by_hand_with_two_past_tasks(targets):
 
 def linear_model(in_dim=5):
   """A GLM: multinomial logistic regression, logits = x W + b."""
+
   def init(key):
     return {'w': 0.1 * jax.random.normal(key, (in_dim, NUM_OUT)), 'b': jnp.zeros(NUM_OUT)}
+
   return models.Model(init=init, apply=lambda p, x: x @ p['w'] + p['b'])
 
 
@@ -157,7 +182,7 @@ def test_kpriors_reconstructs_the_past_full_data_gradient_of_a_glm(targets):
     for d in data:
       logp = jax.nn.log_softmax(models.masked_logits(model.apply(params, d.x), d.mask))
       total = total - jnp.mean(jnp.take_along_axis(logp, d.y[:, None], axis=-1))
-    return total + 0.5 * delta * sum(jnp.sum(p ** 2) for p in jax.tree.leaves(params))
+    return total + 0.5 * delta * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
 
   # θ_old: the minimiser (strictly convex), by Newton's method on the flat parameters.
   flat, unravel = ravel_pytree(model.init(jax.random.key(0)))
@@ -167,14 +192,23 @@ def test_kpriors_reconstructs_the_past_full_data_gradient_of_a_glm(targets):
   theta_old = unravel(flat)
   assert float(jnp.max(jnp.abs(jax.grad(objective)(flat)))) < 1e-5
 
-  method = methods.kpriors(model.apply, input_shape=(5,), num_outputs=NUM_OUT, num_tasks=3,
-                           classes_per_task=2, memory_per_task=8, tau=1.0, delta=delta,
-                           selection='random', targets=targets)
+  method = methods.kpriors(
+    model.apply,
+    input_shape=(5,),
+    num_outputs=NUM_OUT,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=8,
+    tau=1.0,
+    delta=delta,
+    selection='random',
+    targets=targets,
+  )
   theta0 = perturb(model.init(jax.random.key(1)), scale=1.0, seed=7)
   state = method.init(theta0)
   state = method.consolidate(state, theta0, data[0], jax.random.key(1))
   state = method.consolidate(state, theta_old, data[1], jax.random.key(2))
-  assert bool(jnp.all(state.memory.valid[:2]))      # the memories hold every past example
+  assert bool(jnp.all(state.memory.valid[:2]))  # the memories hold every past example
 
   theta = perturb(theta_old, scale=0.5, seed=3)
   got = ravel_pytree(jax.grad(method.loss)(theta, state, jax.random.key(0), 2))[0]
@@ -190,16 +224,26 @@ def test_previous_targets_refresh_every_stored_fromp_kernel():
   and not under 'task_end'."""
   model = mlp()
   base = model.init(jax.random.key(0))
-  kw = dict(input_shape=(5,), num_outputs=NUM_OUT, num_tasks=3, classes_per_task=2,
-            memory_per_task=4, ggn_num_examples=0)
+  kw = dict(
+    input_shape=(5,),
+    num_outputs=NUM_OUT,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=4,
+    ggn_num_examples=0,
+  )
   kinv = {}
   for targets in ('previous', 'task_end'):
     method = methods.fromp(model.apply, targets=targets, **kw)
-    after_one = method.consolidate(method.init(base), perturb(base, seed=1), task(0),
-                                   jax.random.key(10))
+    after_one = method.consolidate(
+      method.init(base), perturb(base, seed=1), task(0), jax.random.key(10)
+    )
     after_two = method.consolidate(after_one, perturb(base, seed=2), task(1), jax.random.key(11))
     # Slot 0's head classes (0, 1); the other classes' blocks are the identity over the jitter.
-    kinv[targets] = (np.asarray(after_one.kernel_inv[0, :2]), np.asarray(after_two.kernel_inv[0, :2]))
+    kinv[targets] = (
+      np.asarray(after_one.kernel_inv[0, :2]),
+      np.asarray(after_two.kernel_inv[0, :2]),
+    )
   np.testing.assert_array_equal(*kinv['task_end'])
   before, after = kinv['previous']
   assert np.max(np.abs(after - before)) > 0.1 * np.max(np.abs(before))
@@ -207,6 +251,14 @@ def test_previous_targets_refresh_every_stored_fromp_kernel():
 
 def test_unknown_targets_is_a_clear_error():
   model = mlp()
-  with pytest.raises(ValueError, match=r"targets must be one of \['previous', 'task_end'\], got 'old'"):
-    methods.kpriors(model.apply, input_shape=(5,), num_outputs=NUM_OUT, num_tasks=3,
-                    classes_per_task=2, targets='old')
+  with pytest.raises(
+    ValueError, match=r"targets must be one of \['previous', 'task_end'\], got 'old'"
+  ):
+    methods.kpriors(
+      model.apply,
+      input_shape=(5,),
+      num_outputs=NUM_OUT,
+      num_tasks=3,
+      classes_per_task=2,
+      targets='old',
+    )

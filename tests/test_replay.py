@@ -18,20 +18,26 @@ OBS_DIM, ACT_DIM = 3, 2
 
 def _example():
   return replay.Transition(
-      obs=jnp.zeros(OBS_DIM), action=jnp.zeros(ACT_DIM), reward=jnp.zeros(()),
-      next_obs=jnp.zeros(OBS_DIM), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
+    obs=jnp.zeros(OBS_DIM),
+    action=jnp.zeros(ACT_DIM),
+    reward=jnp.zeros(()),
+    next_obs=jnp.zeros(OBS_DIM),
+    terminated=jnp.zeros((), bool),
+    truncated=jnp.zeros((), bool),
+  )
 
 
 def _numbered(start, count):
   """`count` transitions whose every field encodes its stream index i = start, start+1, ... (from 1)."""
   i = np.arange(start, start + count, dtype=np.float32)
   return replay.Transition(
-      obs=np.stack([i, 2 * i, 3 * i], axis=1),
-      action=np.stack([-i, i + 0.5], axis=1),
-      reward=i,
-      next_obs=np.stack([i + 1, 2 * i + 1, 3 * i + 1], axis=1),
-      terminated=(i % 3 == 0),
-      truncated=(i % 5 == 0))
+    obs=np.stack([i, 2 * i, 3 * i], axis=1),
+    action=np.stack([-i, i + 0.5], axis=1),
+    reward=i,
+    next_obs=np.stack([i + 1, 2 * i + 1, 3 * i + 1], axis=1),
+    terminated=(i % 3 == 0),
+    truncated=(i % 5 == 0),
+  )
 
 
 def _stack(transitions):
@@ -153,14 +159,26 @@ def test_transitions_stay_intact_across_episode_boundaries_and_wrap_around():
       last = t == length - 1
       terminated = last and episode % 2 == 0
       next_obs = (-1.0, -1.0) if terminated else (float(episode), t + 1.0)
-      rows.append(((float(episode), float(t)), (episode + t / 10,), 100.0 * episode + t, next_obs,
-                   terminated, last and not terminated))
-  stream = replay.Transition(*(np.asarray(column, dtype=np.bool_ if i >= 4 else np.float32)
-                               for i, column in enumerate(zip(*rows))))
+      rows.append(
+        (
+          (float(episode), float(t)),
+          (episode + t / 10,),
+          100.0 * episode + t,
+          next_obs,
+          terminated,
+          last and not terminated,
+        )
+      )
+  stream = replay.Transition(
+    *(
+      np.asarray(column, dtype=np.bool_ if i >= 4 else np.float32)
+      for i, column in enumerate(zip(*rows))
+    )
+  )
   example = jax.tree.map(lambda x: x[0], stream)
   buffer = replay.init(example, capacity=7)
   for start in range(0, len(rows), 3):  # batches of 3 straddle episode ends and the ring seam
-    buffer = replay.add(buffer, jax.tree.map(lambda x: x[start:start + 3], stream))
+    buffer = replay.add(buffer, jax.tree.map(lambda x: x[start : start + 3], stream))
 
   def check(batch):
     obs, next_obs = np.asarray(batch.obs), np.asarray(batch.next_obs)
@@ -197,8 +215,10 @@ def test_add_rejects_bad_batches():
   with pytest.raises(TypeError, match='Transition'):
     replay.add(buffer, tuple(_numbered(1, 2)))
   # Casting within a kind is allowed: float64 rows land as float32.
-  filled = replay.add(buffer, jax.tree.map(
-      lambda x: x.astype(np.float64) if x.dtype == np.float32 else x, _numbered(1, 2)))
+  filled = replay.add(
+    buffer,
+    jax.tree.map(lambda x: x.astype(np.float64) if x.dtype == np.float32 else x, _numbered(1, 2)),
+  )
   assert filled.data.obs.dtype == jnp.float32 and float(filled.data.reward[1]) == 2.0
 
 
@@ -208,8 +228,9 @@ def test_jit_equals_no_jit():
   eager = replay.add(buffer, batch)
   jitted = jax.jit(replay.add)(buffer, batch)
   _assert_tree_equal(eager, jitted)
-  _assert_tree_equal(replay.sample(eager, key, 9),
-                     jax.jit(replay.sample, static_argnums=2)(jitted, key, 9))
+  _assert_tree_equal(
+    replay.sample(eager, key, 9), jax.jit(replay.sample, static_argnums=2)(jitted, key, 9)
+  )
 
 
 def test_vmap_over_seeds_equals_python_loop():
@@ -251,9 +272,11 @@ def test_add_and_sample_do_not_retrace_with_same_shapes():
 def test_scan_carried_add_makes_no_whole_buffer_copy(masked):
   capacity = 4099  # a size no other array in the program has
   buffer = replay.init(_example(), capacity)
-  batches = jax.vmap(lambda k: jax.tree.map(
-      lambda x: jax.random.normal(k, (5,) + x.shape).astype(x.dtype), _example()))(
-          jax.random.split(jax.random.key(0), 20))
+  batches = jax.vmap(
+    lambda k: jax.tree.map(
+      lambda x: jax.random.normal(k, (5,) + x.shape).astype(x.dtype), _example()
+    )
+  )(jax.random.split(jax.random.key(0), 20))
 
   def body(buffer, xs):
     batch, key = xs
@@ -264,8 +287,9 @@ def test_scan_carried_add_makes_no_whole_buffer_copy(masked):
   run = jax.jit(lambda buffer, xs: jax.lax.scan(body, buffer, xs), donate_argnums=0)
   xs = (batches, jax.random.split(jax.random.key(1), 20))
   compiled = run.lower(buffer, xs).compile()
-  copies = [line for line in compiled.as_text().splitlines()
-            if f'[{capacity}' in line and ' copy(' in line]
+  copies = [
+    line for line in compiled.as_text().splitlines() if f'[{capacity}' in line and ' copy(' in line
+  ]
   assert copies == []  # the scatter writes into the carried (and donated) buffer in place
   # Scratch memory stays far below one buffer leaf: no per-step copy hides in a temporary.
   assert compiled.memory_analysis().temp_size_in_bytes < buffer.data.obs.nbytes
@@ -289,8 +313,9 @@ def test_orbax_round_trip_restores_buffer_exactly(tmp_path):
   for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
     assert x.dtype == y.dtype
   # The restored buffer carries on exactly like the original.
-  _assert_tree_equal(replay.add(restored['buffer'], _numbered(8, 2)),
-                     replay.add(buffer, _numbered(8, 2)))
+  _assert_tree_equal(
+    replay.add(restored['buffer'], _numbered(8, 2)), replay.add(buffer, _numbered(8, 2))
+  )
 
 
 def test_seed_sharded_buffer_matches_unsharded():
@@ -312,9 +337,12 @@ def test_seed_sharded_buffer_matches_unsharded():
 
   plain_buffers, plain_samples = run(buffers, batch, keys)
   placed = replay.place(buffers, sharding)
-  assert all(leaf.sharding.is_equivalent_to(sharding, leaf.ndim) for leaf in jax.tree.leaves(placed))
+  assert all(
+    leaf.sharding.is_equivalent_to(sharding, leaf.ndim) for leaf in jax.tree.leaves(placed)
+  )
   sharded_buffers, sharded_samples = run(
-      placed, jax.device_put(batch, sharding), jax.device_put(keys, sharding))
+    placed, jax.device_put(batch, sharding), jax.device_put(keys, sharding)
+  )
   for leaf in jax.tree.leaves(sharded_buffers):
     assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim)  # seeds stay split over devices
   _assert_tree_equal(sharded_buffers, plain_buffers)
@@ -327,7 +355,8 @@ def test_expert_buffer_from_npz(tmp_path):
   np.savez(path, **stream._asdict())
   with np.load(path) as arrays:
     expert = replay.expert_buffer(
-        replay.Transition(**{f: arrays[f] for f in replay.Transition._fields}))
+      replay.Transition(**{f: arrays[f] for f in replay.Transition._fields})
+    )
   assert isinstance(expert, replay.ExpertBuffer) and expert.size == 9
   assert bool(replay.can_sample(expert, 9)) and not bool(replay.can_sample(expert, 10))
   batch = replay.sample(expert, jax.random.key(6), 900)
@@ -337,7 +366,9 @@ def test_expert_buffer_from_npz(tmp_path):
   np.testing.assert_array_equal(np.asarray(batch.obs), np.stack([i, 2 * i, 3 * i], axis=1))
   np.testing.assert_array_equal(np.asarray(batch.next_obs)[:, 0], i + 1)
   np.testing.assert_array_equal(np.asarray(batch.terminated), i % 3 == 0)
-  _assert_tree_equal(jax.jit(replay.sample, static_argnums=2)(expert, jax.random.key(6), 900), batch)
+  _assert_tree_equal(
+    jax.jit(replay.sample, static_argnums=2)(expert, jax.random.key(6), 900), batch
+  )
 
   with pytest.raises(ValueError, match='same number of rows'):
     replay.expert_buffer(stream._replace(reward=stream.reward[:5]))
@@ -349,9 +380,14 @@ def test_expert_buffer_from_npz(tmp_path):
 
 def test_observation_stats_and_normalisation():
   obs = np.array([[1.0, 5.0, 0.0], [3.0, 5.0, 0.0], [5.0, 5.0, 0.0], [7.0, 5.0, 0.0]], np.float32)
-  transitions = replay.Transition(obs=obs, action=np.zeros((4, 1), np.float32), reward=np.zeros(4),
-                                  next_obs=obs + 2.0, terminated=np.zeros(4, bool),
-                                  truncated=np.zeros(4, bool))
+  transitions = replay.Transition(
+    obs=obs,
+    action=np.zeros((4, 1), np.float32),
+    reward=np.zeros(4),
+    next_obs=obs + 2.0,
+    terminated=np.zeros(4, bool),
+    truncated=np.zeros(4, bool),
+  )
   mean, std = replay.observation_stats(transitions, std_floor=1e-3)
   np.testing.assert_allclose(mean, [4.0, 5.0, 0.0])
   # Population std of (1, 3, 5, 7) is sqrt(5); constant dimensions get the floor.
@@ -364,8 +400,9 @@ def test_observation_stats_and_normalisation():
   np.testing.assert_allclose(np.std(normalized.obs, axis=0)[0], 1.0, rtol=1e-6)
   assert np.all(np.isfinite(normalized.obs))
   # next_obs goes through the same affine map: a shift of 2 becomes 2 / std.
-  np.testing.assert_allclose(normalized.next_obs - normalized.obs,
-                             np.broadcast_to(2.0 / np.asarray(std), (4, 3)), rtol=1e-5)
+  np.testing.assert_allclose(
+    normalized.next_obs - normalized.obs, np.broadcast_to(2.0 / np.asarray(std), (4, 3)), rtol=1e-5
+  )
   np.testing.assert_array_equal(normalized.action, transitions.action)
   with pytest.raises(ValueError, match='std_floor'):
     replay.observation_stats(transitions, std_floor=0.0)
@@ -373,30 +410,45 @@ def test_observation_stats_and_normalisation():
 
 def test_checkpointer_round_trips_typed_keys(tmp_path):
   from experiment.checkpoint import Checkpointer
-  state = {'key': jax.random.key(3), 'keys': jax.random.split(jax.random.key(1), 4),
-           'x': jnp.arange(3.0)}
+
+  state = {
+    'key': jax.random.key(3),
+    'keys': jax.random.split(jax.random.key(1), 4),
+    'x': jnp.arange(3.0),
+  }
   with Checkpointer(str(tmp_path)) as ckpt:
     ckpt.save(1, state, {})
     restored, _ = ckpt.restore(1, jax.eval_shape(lambda: state))
   for name in ('key', 'keys'):
     assert jax.dtypes.issubdtype(restored[name].dtype, jax.dtypes.prng_key)
-    np.testing.assert_array_equal(jax.random.key_data(restored[name]), jax.random.key_data(state[name]))
+    np.testing.assert_array_equal(
+      jax.random.key_data(restored[name]), jax.random.key_data(state[name])
+    )
   assert float(jax.random.uniform(restored['key'])) == float(jax.random.uniform(state['key']))
 
 
 def test_sample_recent_draws_only_the_newest_rows():
-  example = replay.Transition(obs=jnp.zeros(1), action=jnp.zeros(1), reward=jnp.zeros(()),
-                              next_obs=jnp.zeros(1), terminated=jnp.zeros((), bool),
-                              truncated=jnp.zeros((), bool))
+  example = replay.Transition(
+    obs=jnp.zeros(1),
+    action=jnp.zeros(1),
+    reward=jnp.zeros(()),
+    next_obs=jnp.zeros(1),
+    terminated=jnp.zeros((), bool),
+    truncated=jnp.zeros((), bool),
+  )
   buf = replay.init(example, 8)
   rows = lambda lo, hi: replay.Transition(
-      obs=jnp.arange(lo, hi, dtype=jnp.float32)[:, None], action=jnp.zeros((hi - lo, 1)),
-      reward=jnp.arange(lo, hi, dtype=jnp.float32), next_obs=jnp.zeros((hi - lo, 1)),
-      terminated=jnp.zeros(hi - lo, bool), truncated=jnp.zeros(hi - lo, bool))
-  buf = replay.add(buf, rows(0, 3))              # 0, 1, 2: fewer than the window
+    obs=jnp.arange(lo, hi, dtype=jnp.float32)[:, None],
+    action=jnp.zeros((hi - lo, 1)),
+    reward=jnp.arange(lo, hi, dtype=jnp.float32),
+    next_obs=jnp.zeros((hi - lo, 1)),
+    terminated=jnp.zeros(hi - lo, bool),
+    truncated=jnp.zeros(hi - lo, bool),
+  )
+  buf = replay.add(buf, rows(0, 3))  # 0, 1, 2: fewer than the window
   got = np.asarray(replay.sample_recent(buf, jax.random.key(0), 500, window=5).reward)
   assert set(got.tolist()) == {0.0, 1.0, 2.0}
-  buf = replay.add(buf, rows(3, 11))             # wraps: holds 3..10, newest 10 at slot 2
+  buf = replay.add(buf, rows(3, 11))  # wraps: holds 3..10, newest 10 at slot 2
   got = np.asarray(replay.sample_recent(buf, jax.random.key(1), 2000, window=4).reward)
   assert set(got.tolist()) == {7.0, 8.0, 9.0, 10.0}
   with pytest.raises(ValueError, match='window'):

@@ -16,10 +16,17 @@ from irl import demos, experts
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
-PENDULUM = ['--config', 'configs/rl/sac.py:Pendulum', '--config.loop.num_env_steps=5000',
-            '--config.loop.eval_every=1000', '--config.loop.start_steps=500',
-            '--config.loop.update_after=500', '--config.loop.eval_episodes=4',
-            '--config.sac.hidden_sizes=(64, 64)', '--final_eval_episodes=4']
+PENDULUM = [
+  '--config',
+  'configs/rl/sac.py:Pendulum',
+  '--config.loop.num_env_steps=5000',
+  '--config.loop.eval_every=1000',
+  '--config.loop.start_steps=500',
+  '--config.loop.update_after=500',
+  '--config.loop.eval_episodes=4',
+  '--config.sac.hidden_sizes=(64, 64)',
+  '--final_eval_episodes=4',
+]
 
 
 def script(name, *args):
@@ -47,12 +54,17 @@ def test_train_expert_jax_env_outputs_and_exact_resume_after_kill(tmp_path):
   assert (reference / 'learning_curve.png').read_bytes()[:4] == b'\x89PNG'
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(reference / 'tensorboard'))
   record = json.loads((reference / 'expert' / 'expert.json').read_text())
-  assert record['kind'] == 'sac' and record['env'] == 'Pendulum' and record['num_eval_episodes'] == 4
+  assert (
+    record['kind'] == 'sac' and record['env'] == 'Pendulum' and record['num_eval_episodes'] == 4
+  )
   assert record['return_mean'] == pytest.approx(results['final_return'])
 
   workdir = tmp_path / 'killed'
-  kill_when_exists(script('train_expert.py', *PENDULUM, f'--workdir={workdir}'), ROOT,
-                   workdir / 'checkpoints' / '2000')
+  kill_when_exists(
+    script('train_expert.py', *PENDULUM, f'--workdir={workdir}'),
+    ROOT,
+    workdir / 'checkpoints' / '2000',
+  )
   assert not (workdir / 'results.json').exists(), 'the run finished before the kill'
   proc = run(script('train_expert.py', *PENDULUM, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -60,20 +72,36 @@ def test_train_expert_jax_env_outputs_and_exact_resume_after_kill(tmp_path):
   resumed = json.loads((workdir / 'results.json').read_text())
   assert resumed['learning_curve'] == results['learning_curve']
   assert resumed['final_return'] == results['final_return']
-  np.testing.assert_array_equal(_actions(workdir / 'expert', 'Pendulum'),
-                                _actions(reference / 'expert', 'Pendulum'))
+  np.testing.assert_array_equal(
+    _actions(workdir / 'expert', 'Pendulum'), _actions(reference / 'expert', 'Pendulum')
+  )
 
 
 def test_scripted_expert_and_demonstrations(tmp_path):
   workdir = tmp_path / 'maze'
-  proc = run(script('train_expert.py', '--config', 'configs/rl/sac.py:PointMaze-Left',
-                    f'--workdir={workdir}', '--final_eval_episodes=8'))
+  proc = run(
+    script(
+      'train_expert.py',
+      '--config',
+      'configs/rl/sac.py:PointMaze-Left',
+      f'--workdir={workdir}',
+      '--final_eval_episodes=8',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads((workdir / 'expert' / 'expert.json').read_text())
-  assert record['kind'] == 'scripted' and record['return_mean'] > -15   # standing still: about -55
+  assert record['kind'] == 'scripted' and record['return_mean'] > -15  # standing still: about -55
   out = tmp_path / 'demos' / 'maze'
-  proc = run(script('collect_demos.py', '--env=PointMaze-Left', f'--expert={workdir / "expert"}',
-                    '--episodes=5', '--seed=3', f'--out={out}'))
+  proc = run(
+    script(
+      'collect_demos.py',
+      '--env=PointMaze-Left',
+      f'--expert={workdir / "expert"}',
+      '--episodes=5',
+      '--seed=3',
+      f'--out={out}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   transitions, meta = demos.load(str(out), env='PointMaze-Left', obs_dim=6, act_dim=2)
   assert meta['num_episodes'] == 5 and transitions.obs.shape == (500, 6)
@@ -85,35 +113,54 @@ def test_scripted_expert_and_demonstrations(tmp_path):
 
 
 def test_train_expert_gymnasium_host_loop_and_resume(tmp_path):
-  args = ['--config', 'configs/rl/sac.py:Hopper-v5', '--config.loop.num_env_steps=1000',
-          '--config.loop.eval_every=500', '--config.loop.start_steps=200',
-          '--config.loop.update_after=200', '--config.loop.eval_episodes=2',
-          '--config.loop.replay_capacity=2000', '--config.sac.hidden_sizes=(32, 32)',
-          '--final_eval_episodes=2']
+  args = [
+    '--config',
+    'configs/rl/sac.py:Hopper-v5',
+    '--config.loop.num_env_steps=1000',
+    '--config.loop.eval_every=500',
+    '--config.loop.start_steps=200',
+    '--config.loop.update_after=200',
+    '--config.loop.eval_episodes=2',
+    '--config.loop.replay_capacity=2000',
+    '--config.sac.hidden_sizes=(32, 32)',
+    '--final_eval_episodes=2',
+  ]
   workdir = tmp_path / 'hopper'
   proc = run(script('train_expert.py', *args, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((workdir / 'results.json').read_text())
   assert [s for s, _ in results['learning_curve']] == [500, 1000]
   out = tmp_path / 'hopper_demos'
-  proc = run(script('collect_demos.py', '--env=Hopper-v5', f'--expert={workdir / "expert"}',
-                    '--episodes=2', f'--out={out}'))
+  proc = run(
+    script(
+      'collect_demos.py',
+      '--env=Hopper-v5',
+      f'--expert={workdir / "expert"}',
+      '--episodes=2',
+      f'--out={out}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   transitions, meta = demos.load(str(out), env='Hopper-v5', obs_dim=11, act_dim=3)
   assert meta['env_version'].startswith('gymnasium')
   # A longer run in the same workdir is a different config: refused, not silently mixed.
-  proc = run(script('train_expert.py', *args, '--config.loop.num_env_steps=1500',
-                    f'--workdir={workdir}'))
+  proc = run(
+    script('train_expert.py', *args, '--config.loop.num_env_steps=1500', f'--workdir={workdir}')
+  )
   assert proc.returncode != 0 and 'different config' in proc.stderr
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--config', 'configs/rl/sac.py:Hopper-v9'], "config.env must be one of"),
-    (['--config', 'configs/rl/sac.py:Hopper-v5', '--config.expert=scripted'],
-     'config.expert=scripted needs one of'),
-    (['--config', 'configs/rl/sac.py:Pendulum', '--config.loop.eval_every=3000'],
-     'num_env_steps'),
-])
+@pytest.mark.parametrize(
+  'args, message',
+  [
+    (['--config', 'configs/rl/sac.py:Hopper-v9'], 'config.env must be one of'),
+    (
+      ['--config', 'configs/rl/sac.py:Hopper-v5', '--config.expert=scripted'],
+      'config.expert=scripted needs one of',
+    ),
+    (['--config', 'configs/rl/sac.py:Pendulum', '--config.loop.eval_every=3000'], 'num_env_steps'),
+  ],
+)
 def test_train_expert_rejects_bad_config(tmp_path, args, message):
   proc = run(script('train_expert.py', *args, f'--workdir={tmp_path / "x"}'))
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]

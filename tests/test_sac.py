@@ -17,7 +17,7 @@ from irl.replay import Transition
 from irl.sac import agent as sac_agent
 from irl.sac import losses
 
-SPEC = pendulum.Pendulum().spec          # obs [3], actions in [-2, 2]
+SPEC = pendulum.Pendulum().spec  # obs [3], actions in [-2, 2]
 TINY = sac_agent.SACConfig(hidden_sizes=(16, 16), batch_size=8)
 B = 8
 
@@ -25,11 +25,13 @@ B = 8
 def _batch(key, reward=None):
   obs_key, action_key, reward_key, next_key = jax.random.split(key, 4)
   return Transition(
-      obs=jax.random.normal(obs_key, (B, 3)),
-      action=jax.random.uniform(action_key, (B, 1), minval=-2.0, maxval=2.0),
-      reward=jax.random.normal(reward_key, (B,)) if reward is None else reward,
-      next_obs=jax.random.normal(next_key, (B, 3)),
-      terminated=jnp.zeros(B, bool), truncated=jnp.zeros(B, bool))
+    obs=jax.random.normal(obs_key, (B, 3)),
+    action=jax.random.uniform(action_key, (B, 1), minval=-2.0, maxval=2.0),
+    reward=jax.random.normal(reward_key, (B,)) if reward is None else reward,
+    next_obs=jax.random.normal(next_key, (B, 3)),
+    terminated=jnp.zeros(B, bool),
+    truncated=jnp.zeros(B, bool),
+  )
 
 
 def _assert_trees_equal(a, b):
@@ -39,8 +41,10 @@ def _assert_trees_equal(a, b):
 
 
 def _trees_differ(a, b):
-  return any(not np.array_equal(np.asarray(x), np.asarray(y))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return any(
+    not np.array_equal(np.asarray(x), np.asarray(y))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,16 +55,22 @@ def test_tanh_log_det_jacobian_is_autodiff_exact_and_finite_in_the_tails():
   # Against float64 log(1 − tanh²u) = −2 log cosh u, and against autodiff of tanh where float32's
   # 1 − tanh²u still has digits.
   u = np.linspace(-6.0, 6.0, 49)
-  np.testing.assert_allclose(networks.tanh_log_det_jacobian(jnp.asarray(u, jnp.float32)[:, None]),
-                             -2 * np.log(np.cosh(u)), rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(
+    networks.tanh_log_det_jacobian(jnp.asarray(u, jnp.float32)[:, None]),
+    -2 * np.log(np.cosh(u)),
+    rtol=1e-6,
+    atol=1e-5,
+  )
   small = jnp.linspace(-2.0, 2.0, 17)
   autodiff = jnp.log(jax.vmap(jax.grad(jnp.tanh))(small))
   np.testing.assert_allclose(networks.tanh_log_det_jacobian(small[:, None]), autodiff, atol=2e-5)
   # Summed over the last axis.
   pair = jnp.array([[0.3, -1.2]])
-  np.testing.assert_allclose(networks.tanh_log_det_jacobian(pair),
-                             jnp.log(1 - jnp.tanh(0.3) ** 2) + jnp.log(1 - jnp.tanh(-1.2) ** 2),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    networks.tanh_log_det_jacobian(pair),
+    jnp.log(1 - jnp.tanh(0.3) ** 2) + jnp.log(1 - jnp.tanh(-1.2) ** 2),
+    rtol=1e-5,
+  )
   # At |u| = 30 float32 rounds tanh(u) to ±1, so the naive form is log 0; the exact value is
   # log 4 - 2|u| - 2 log(1 + e^{-2|u|}) = log 4 - 60 to float32 precision.
   assert 1 - np.tanh(np.float32(30.0)) ** 2 == 0
@@ -78,13 +88,17 @@ def test_tanh_gaussian_density_is_the_numerical_change_of_variables(mean, log_st
   cdf = lambda x: stats.norm.cdf((np.arctanh(x) - mean) / sigma)
   numerical = (cdf(a + h) - cdf(a - h)) / (2 * h)
   u = jnp.asarray(np.arctanh(a), jnp.float32)[:, None]
-  density = np.exp(networks.tanh_gaussian_log_prob(
-      u, jnp.full((25, 1), mean, jnp.float32), jnp.full((25, 1), log_std, jnp.float32)))
+  density = np.exp(
+    networks.tanh_gaussian_log_prob(
+      u, jnp.full((25, 1), mean, jnp.float32), jnp.full((25, 1), log_std, jnp.float32)
+    )
+  )
   np.testing.assert_allclose(density, numerical, rtol=2e-3, atol=1e-6)
   # And it is a density on (-1, 1): it integrates to one.
   grid = np.linspace(-1 + 1e-7, 1 - 1e-7, 400_001)
-  log_p = networks.tanh_gaussian_log_prob(jnp.asarray(np.arctanh(grid), jnp.float32)[:, None],
-                                          jnp.float32(mean), jnp.float32(log_std))
+  log_p = networks.tanh_gaussian_log_prob(
+    jnp.asarray(np.arctanh(grid), jnp.float32)[:, None], jnp.float32(mean), jnp.float32(log_std)
+  )
   assert abs(np.trapezoid(np.exp(np.asarray(log_p, np.float64)), grid) - 1.0) < 2e-3
 
 
@@ -102,11 +116,13 @@ def test_sample_is_reparameterised_and_its_log_prob_consistent():
 
 def test_action_scaling_round_trip_and_unbounded_spec_error():
   bounds = networks.action_bounds(SPEC)
-  np.testing.assert_array_equal(networks.to_env_action(jnp.array([-1.0, 0.0, 1.0])[:, None], bounds),
-                                [[-2.0], [0.0], [2.0]])
+  np.testing.assert_array_equal(
+    networks.to_env_action(jnp.array([-1.0, 0.0, 1.0])[:, None], bounds), [[-2.0], [0.0], [2.0]]
+  )
   x = jnp.array([[-1.7], [0.3], [1.99]])
-  np.testing.assert_allclose(networks.to_env_action(networks.to_unit_action(x, bounds), bounds), x,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    networks.to_env_action(networks.to_unit_action(x, bounds), bounds), x, rtol=1e-6
+  )
   unbounded = SPEC._replace(action=BoxSpec((1,), -np.inf, np.inf))
   with pytest.raises(EnvError, match='spec.action.low/high'):
     sac_agent.make_sac(unbounded, TINY)
@@ -121,7 +137,9 @@ def test_soft_bellman_target_by_hand():
   terminated = jnp.array([False, True, False])
   next_q = jnp.array([[5.0, 1.0, 2.0], [4.0, 7.0, 0.0]])
   next_log_prob = jnp.array([0.5, -1.0, 2.0])
-  target = losses.soft_bellman_target(reward, terminated, next_q, next_log_prob, jnp.float32(0.2), 0.9)
+  target = losses.soft_bellman_target(
+    reward, terminated, next_q, next_log_prob, jnp.float32(0.2), 0.9
+  )
   # y = r + γ (1 − d)(min_j Q̄_j − α log π): 1 + 0.9 (4 − 0.1), 2 (terminated), 3 + 0.9 (0 − 0.4).
   np.testing.assert_allclose(target, [4.51, 2.0, 2.64], rtol=1e-6)
 
@@ -132,13 +150,23 @@ def test_critic_target_stops_at_termination_and_bootstraps_through_truncation():
   batch = _batch(jax.random.key(1))
   unit_action = networks.to_unit_action(batch.action, sac.bounds)
   alpha = jnp.exp(state.log_alpha)
-  args = (state.critic_params, state.target_critic_params, state.actor_params, alpha, batch.obs,
-          unit_action, batch.reward, batch.next_obs)
+  args = (
+    state.critic_params,
+    state.target_critic_params,
+    state.actor_params,
+    alpha,
+    batch.obs,
+    unit_action,
+    batch.reward,
+    batch.next_obs,
+  )
   kwargs = dict(actor=sac.actor, critic=sac.critic, discount=0.99)
   loss, aux = losses.critic_loss(*args, jnp.ones(B, bool), jax.random.key(2), **kwargs)
-  np.testing.assert_allclose(aux['target'], batch.reward, rtol=1e-6)   # no bootstrap at all
+  np.testing.assert_allclose(aux['target'], batch.reward, rtol=1e-6)  # no bootstrap at all
   q = sac.critic.apply(state.critic_params, batch.obs, unit_action)
-  np.testing.assert_allclose(loss, np.sum(np.mean(0.5 * (q - batch.reward) ** 2, axis=1)), rtol=1e-5)
+  np.testing.assert_allclose(
+    loss, np.sum(np.mean(0.5 * (q - batch.reward) ** 2, axis=1)), rtol=1e-5
+  )
   _, aux = losses.critic_loss(*args, jnp.zeros(B, bool), jax.random.key(2), **kwargs)
   assert np.all(np.abs(aux['target'] - batch.reward) > 1e-4)
 
@@ -154,16 +182,25 @@ def test_critic_target_stops_at_termination_and_bootstraps_through_truncation():
 def test_actor_loss_is_the_reparameterised_soft_objective_with_the_min_critic():
   sac = sac_agent.make_sac(SPEC, TINY)
   state = sac.init(jax.random.key(0))
-  obs, key, alpha = jax.random.normal(jax.random.key(1), (B, 3)), jax.random.key(2), jnp.float32(0.3)
-  loss, aux = losses.actor_loss(state.actor_params, state.critic_params, alpha, obs, key,
-                                actor=sac.actor, critic=sac.critic)
+  obs, key, alpha = (
+    jax.random.normal(jax.random.key(1), (B, 3)),
+    jax.random.key(2),
+    jnp.float32(0.3),
+  )
+  loss, aux = losses.actor_loss(
+    state.actor_params, state.critic_params, alpha, obs, key, actor=sac.actor, critic=sac.critic
+  )
   mean, log_std = sac.actor.apply(state.actor_params, obs)
   u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
-  log_prob = (stats.norm.logpdf(np.asarray(u), np.asarray(mean), np.exp(np.asarray(log_std)))[:, 0]
-              - np.log(1 - np.tanh(np.asarray(u, np.float64)) ** 2)[:, 0])
+  log_prob = (
+    stats.norm.logpdf(np.asarray(u), np.asarray(mean), np.exp(np.asarray(log_std)))[:, 0]
+    - np.log(1 - np.tanh(np.asarray(u, np.float64)) ** 2)[:, 0]
+  )
   q = sac.critic.apply(state.critic_params, obs, jnp.tanh(u))
   np.testing.assert_allclose(aux['log_prob'], log_prob, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(loss, np.mean(0.3 * log_prob - np.min(q, axis=0)), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    loss, np.mean(0.3 * log_prob - np.min(q, axis=0)), rtol=1e-4, atol=1e-5
+  )
 
 
 def test_temperature_gradient_sign_and_value():
@@ -177,13 +214,15 @@ def test_temperature_gradient_sign_and_value():
   # The same direction through a whole update with a learned temperature.
   batch, key = _batch(jax.random.key(1)), jax.random.key(2)
   for target_entropy, direction in ((50.0, 1), (-50.0, -1)):
-    sac = sac_agent.make_sac(SPEC, sac_agent.SACConfig(hidden_sizes=(16, 16),
-                                                       target_entropy=target_entropy))
+    sac = sac_agent.make_sac(
+      SPEC, sac_agent.SACConfig(hidden_sizes=(16, 16), target_entropy=target_entropy)
+    )
     state = sac.init(jax.random.key(0))
     new_state, _ = sac.update(state, batch, key)
     assert np.sign(float(new_state.log_alpha - state.log_alpha)) == direction
-  fixed = sac_agent.make_sac(SPEC, sac_agent.SACConfig(hidden_sizes=(16, 16), learn_temperature=False,
-                                                       init_temperature=0.2))
+  fixed = sac_agent.make_sac(
+    SPEC, sac_agent.SACConfig(hidden_sizes=(16, 16), learn_temperature=False, init_temperature=0.2)
+  )
   state = fixed.init(jax.random.key(0))
   assert float(fixed.update(state, batch, key)[0].log_alpha) == float(state.log_alpha)
 
@@ -193,8 +232,9 @@ def test_temperature_gradient_sign_and_value():
 
 
 def test_update_periods_and_polyak_average():
-  config = sac_agent.SACConfig(hidden_sizes=(16, 16), tau=0.1, actor_update_period=2,
-                               target_update_period=2)
+  config = sac_agent.SACConfig(
+    hidden_sizes=(16, 16), tau=0.1, actor_update_period=2, target_update_period=2
+  )
   sac = sac_agent.make_sac(SPEC, config)
   s0 = sac.init(jax.random.key(0))
   batch = _batch(jax.random.key(1))
@@ -202,7 +242,9 @@ def test_update_periods_and_polyak_average():
   s2, m2 = sac.update(s1, batch, jax.random.key(3))
   assert int(s1.step) == 1 and int(s2.step) == 2
   # Step 0: actor, temperature and target move; θ̄₁ = τθ₁ + (1 − τ)θ̄₀.
-  assert _trees_differ(s0.actor_params, s1.actor_params) and float(s1.log_alpha) != float(s0.log_alpha)
+  assert _trees_differ(s0.actor_params, s1.actor_params) and float(s1.log_alpha) != float(
+    s0.log_alpha
+  )
   expected = jax.tree.map(lambda c, t: 0.1 * c + 0.9 * t, s1.critic_params, s0.target_critic_params)
   for x, y in zip(jax.tree.leaves(s1.target_critic_params), jax.tree.leaves(expected)):
     np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
@@ -220,8 +262,8 @@ def test_reward_fn_replaces_the_batch_reward():
   state = sac.init(jax.random.key(0))
   batch, key = _batch(jax.random.key(1)), jax.random.key(2)
   # reward_fn sees environment-scale actions, like the buffer.
-  learned = lambda obs, action, next_obs: -jnp.sum(action ** 2, axis=-1) + next_obs[:, 0] - obs[:, 1]
-  expected_reward = -jnp.sum(batch.action ** 2, axis=-1) + batch.next_obs[:, 0] - batch.obs[:, 1]
+  learned = lambda obs, action, next_obs: -jnp.sum(action**2, axis=-1) + next_obs[:, 0] - obs[:, 1]
+  expected_reward = -jnp.sum(batch.action**2, axis=-1) + batch.next_obs[:, 0] - batch.obs[:, 1]
   with_fn, metrics = sac.update(state, batch, key, reward_fn=learned)
   with_batch, _ = sac.update(state, batch._replace(reward=expected_reward), key)
   _assert_trees_equal(with_fn, with_batch)
@@ -261,6 +303,7 @@ def test_seeds_give_different_params_and_the_same_seed_the_same():
 
 def test_state_round_trips_through_a_checkpoint(tmp_path):
   from experiment.checkpoint import Checkpointer
+
   sac = sac_agent.make_sac(SPEC, TINY)
   state, _ = sac.update(sac.init(jax.random.key(0)), _batch(jax.random.key(1)), jax.random.key(2))
   with Checkpointer(str(tmp_path)) as checkpointer:
@@ -273,7 +316,7 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
 def test_act_is_in_bounds_and_deterministic_is_the_squashed_mean():
   sac = sac_agent.make_sac(SPEC, TINY)
   state = sac.init(jax.random.key(0))
-  obs = 50.0 * jax.random.normal(jax.random.key(1), (64, 3))   # far outside the data, large |u|
+  obs = 50.0 * jax.random.normal(jax.random.key(1), (64, 3))  # far outside the data, large |u|
   sampled = sac.act(state, obs, jax.random.key(2))
   assert sampled.shape == (64, 1) and np.all(np.abs(sampled) <= 2.0)
   greedy = sac.act(state.actor_params, obs, jax.random.key(2), deterministic=True)
@@ -283,8 +326,13 @@ def test_act_is_in_bounds_and_deterministic_is_the_squashed_mean():
 
 
 def test_config_errors_name_the_field():
-  for field, value in (('tau', 0.0), ('discount', 1.5), ('batch_size', 0), ('actor_update_period', 0),
-                       ('critic_lr', -1.0)):
+  for field, value in (
+    ('tau', 0.0),
+    ('discount', 1.5),
+    ('batch_size', 0),
+    ('actor_update_period', 0),
+    ('critic_lr', -1.0),
+  ):
     with pytest.raises(ValueError, match=f'SACConfig.{field}'):
       sac_agent.make_sac(SPEC, sac_agent.SACConfig(**{field: value}))
   with pytest.raises(ValueError, match='SACConfig.init_temperature'):
@@ -306,8 +354,14 @@ def test_sac_swings_up_pendulum():
   # of a few hundred on the way; the untrained policy scores about -1500.
   env = pendulum.Pendulum()
   agent = sac_agent.as_agent(sac_agent.make_sac(env.spec, sac_agent.SACConfig()))
-  config = loops.LoopConfig(num_env_steps=12_000, start_steps=1_000, update_after=1_000,
-                            replay_capacity=12_000, eval_every=2_000, eval_episodes=10)
+  config = loops.LoopConfig(
+    num_env_steps=12_000,
+    start_steps=1_000,
+    update_after=1_000,
+    replay_capacity=12_000,
+    eval_every=2_000,
+    eval_episodes=10,
+  )
   start = time.time()
   _, metrics = loops.train_jax(env, agent, config, jax.random.key(0))
   eval_return = np.asarray(metrics['eval_return'])

@@ -25,14 +25,29 @@ def run(cmd, **kwargs):
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
 
 
-RESULT_KEYS = {'accuracy_matrix', 'accuracy_before', 'average_accuracy', 'backward_transfer',
-               'forward_transfer', 'forgetting', 'learning_accuracy'}
+RESULT_KEYS = {
+  'accuracy_matrix',
+  'accuracy_before',
+  'average_accuracy',
+  'backward_transfer',
+  'forward_transfer',
+  'forgetting',
+  'learning_accuracy',
+}
 
 
 def test_train_cl_writes_the_documented_outputs(tmp_path):
   workdir = tmp_path / 'run'
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py:quick',
-                    '--config.method=replay', '--config.num_seeds=2', f'--workdir={workdir}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      '--config',
+      'configs/cl/split_digits.py:quick',
+      '--config.method=replay',
+      '--config.num_seeds=2',
+      f'--workdir={workdir}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Test accuracy matrix R' in proc.stdout and 'forgetting' in proc.stdout
   # Quiet by default: no library INFO line (absl's "I1202 12:00:00.000 ..." format), one line per task.
@@ -54,27 +69,41 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
   config = json.loads((workdir / 'config.json').read_text())
   assert config['method'] == 'replay' and config['epochs'] == 1
   lines = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert any('train/loss' in l for l in lines) and any('eval/average_accuracy_seen' in l for l in lines)
+  assert any('train/loss' in l for l in lines) and any(
+    'eval/average_accuracy_seen' in l for l in lines
+  )
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir / 'tensorboard'))
   assert (workdir / 'accuracy_matrix.png').read_bytes()[:4] == b'\x89PNG'
 
 
-
-@pytest.mark.parametrize('override, message', [
-    ('--config.method=lwf', "config.method must be one of ['finetune', 'joint', 'ewc', 'online_ewc', "
-                            "'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'], "
-                            "got 'lwf'"),
-    ('--config.optimizer.name=lbfgs', "config.optimizer.name must be one of ['auto', 'adam', 'sgd', "
-                                      "'ivon', 'vogn'], got 'lbfgs'"),
-    ('--config.dataset=cifar10', "config.dataset must be one of ['fashion_mnist', 'mnist', 'digits', "
-                                 "'blobs'], got 'cifar10'"),
+@pytest.mark.parametrize(
+  'override, message',
+  [
+    (
+      '--config.method=lwf',
+      "config.method must be one of ['finetune', 'joint', 'ewc', 'online_ewc', "
+      "'si', 'replay', 'vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay'], "
+      "got 'lwf'",
+    ),
+    (
+      '--config.optimizer.name=lbfgs',
+      "config.optimizer.name must be one of ['auto', 'adam', 'sgd', 'ivon', 'vogn'], got 'lbfgs'",
+    ),
+    (
+      '--config.dataset=cifar10',
+      "config.dataset must be one of ['fashion_mnist', 'mnist', 'digits', 'blobs'], got 'cifar10'",
+    ),
     ('--config.scenario=domain', "config.scenario must be one of ['task', 'class'], got 'domain'"),
     ('--config.batch_size=0', 'config.batch_size must be an integer > 0, got 0'),
-])
+  ],
+)
 def test_bad_config_stops_before_any_compute(tmp_path, override, message):
   workdir = tmp_path / 'bad'
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py', override,
-                    f'--workdir={workdir}'))
+  proc = run(
+    script(
+      'train_cl.py', '--config', 'configs/cl/split_digits.py', override, f'--workdir={workdir}'
+    )
+  )
   assert proc.returncode != 0
   assert message in proc.stderr
   assert not workdir.exists()
@@ -83,16 +112,30 @@ def test_bad_config_stops_before_any_compute(tmp_path, override, message):
 def test_missing_data_names_the_places_searched(tmp_path):
   empty = tmp_path / 'empty'
   empty.mkdir()
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py', f'--config.data_dir={empty}',
-                    f'--workdir={tmp_path / "run"}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      '--config',
+      'configs/cl/split_fmnist.py',
+      f'--config.data_dir={empty}',
+      f'--workdir={tmp_path / "run"}',
+    )
+  )
   assert proc.returncode != 0
   assert str(empty) in proc.stderr and 'train-images-idx3-ubyte' in proc.stderr
   assert 'Traceback' not in proc.stderr
 
 
 def test_unknown_config_field_is_rejected(tmp_path):
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_digits.py', '--config.methd=ewc',
-                    f'--workdir={tmp_path / "x"}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      '--config',
+      'configs/cl/split_digits.py',
+      '--config.methd=ewc',
+      f'--workdir={tmp_path / "x"}',
+    )
+  )
   assert proc.returncode != 0 and 'methd' in proc.stderr
 
 
@@ -104,9 +147,12 @@ def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
 
   workdir = tmp_path / 'killed'
-  kill_when_exists(script('train_cl.py', *args, f'--workdir={workdir}'), ROOT,
-                   workdir / 'checkpoints' / '2')
-  assert not (workdir / 'results.json').exists(), 'the run finished before the kill; make tasks longer'
+  kill_when_exists(
+    script('train_cl.py', *args, f'--workdir={workdir}'), ROOT, workdir / 'checkpoints' / '2'
+  )
+  assert not (workdir / 'results.json').exists(), (
+    'the run finished before the kill; make tasks longer'
+  )
 
   proc = run(script('train_cl.py', *args, f'--workdir={workdir}'))
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -121,13 +167,20 @@ def test_diverged_run_stops_in_one_line_with_status_3_and_keeps_the_last_good_ch
   # SGD with a learning rate of 1e6 overflows within the first epoch (Adam's normalised steps keep
   # the parameters finite at any learning rate: large, not diverged).
   workdir = tmp_path / 'run'
-  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.optimizer.name=sgd',
-          '--config.optimizer.learning_rate=1e6', f'--workdir={workdir}']
+  args = [
+    '--config',
+    'configs/cl/split_digits.py:quick',
+    '--config.optimizer.name=sgd',
+    '--config.optimizer.learning_rate=1e6',
+    f'--workdir={workdir}',
+  ]
   proc = run(script('train_cl.py', *args))
   assert proc.returncode == 3, proc.stderr[-3000:]
   lines = proc.stderr.strip().splitlines()
   assert lines == [l for l in lines if not l.startswith('W')] and len(lines) == 1, lines
-  assert lines[0].startswith('train_cl.py: the run diverged at task 1, epoch 1: non-finite parameters')
+  assert lines[0].startswith(
+    'train_cl.py: the run diverged at task 1, epoch 1: non-finite parameters'
+  )
   assert 'loss' in lines[0] and '(seed 0)' in lines[0]
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['0']
   assert not (workdir / 'results.json').exists()
@@ -139,8 +192,12 @@ def test_diverged_run_stops_in_one_line_with_status_3_and_keeps_the_last_good_ch
 @pytest.mark.parametrize('how', ['truncate', 'metadata', 'delete'])
 def test_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumes(tmp_path, how):
   workdir = tmp_path / 'run'
-  args = ['--config', 'configs/cl/split_digits.py:quick', '--config.keep_checkpoints=0',
-          f'--workdir={workdir}']
+  args = [
+    '--config',
+    'configs/cl/split_digits.py:quick',
+    '--config.keep_checkpoints=0',
+    f'--workdir={workdir}',
+  ]
   assert run(script('train_cl.py', *args)).returncode == 0
   expected = json.loads((workdir / 'results.json').read_text())
   newest = max(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
@@ -172,8 +229,15 @@ def test_resume_refuses_a_different_config(tmp_path):
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_split_fmnist_quick_run(tmp_path):
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py:quick',
-                    '--config.method=ewc', f'--workdir={tmp_path / "fm"}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      '--config',
+      'configs/cl/split_fmnist.py:quick',
+      '--config.method=ewc',
+      f'--workdir={tmp_path / "fm"}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'fm' / 'results.json').read_text())
   # Task-incremental pairs of Fashion-MNIST classes are learned well above chance (0.5) even here.
@@ -185,22 +249,39 @@ def test_default_fromp_command_reproduces_its_results_table_row(tmp_path):
   """The README's command for FROMP on Split FMNIST, without any other flag, gives the table's seed-0
   average accuracy (docs/results/cl_results.json; the table trains seeds 0-2 vmapped, this run seed 0
   alone, so float order may differ slightly: 0.3 points allowed)."""
-  proc = run(script('train_cl.py', '--config', 'configs/cl/split_fmnist.py', '--config.method=fromp',
-                    f'--workdir={tmp_path / "fromp"}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      '--config',
+      'configs/cl/split_fmnist.py',
+      '--config.method=fromp',
+      f'--workdir={tmp_path / "fromp"}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / 'fromp' / 'results.json').read_text())
   with open(os.path.join(ROOT, 'docs', 'results', 'cl_results.json'), encoding='utf-8') as f:
     row = json.load(f)['split_fmnist/fromp']
   assert row['seeds'][0] == 0
   assert abs(results['average_accuracy'] - row['average_accuracy'][0]) < 0.003, (
-      results['average_accuracy'], row['average_accuracy'][0])
+    results['average_accuracy'],
+    row['average_accuracy'][0],
+  )
 
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_bench_cl_prints_one_json_line():
-  proc = run(script('bench_cl.py', '--epochs=1', '--num_seeds=2', '--repeats=1',
-                    '--step_cost_methods=ewc,fromp',
-                    '--one_task_per_step_methods=fromp', '--consolidate_methods=kpriors'))
+  proc = run(
+    script(
+      'bench_cl.py',
+      '--epochs=1',
+      '--num_seeds=2',
+      '--repeats=1',
+      '--step_cost_methods=ewc,fromp',
+      '--one_task_per_step_methods=fromp',
+      '--consolidate_methods=kpriors',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads(proc.stdout.strip().splitlines()[-1])
   assert set(record['consolidate_s_last_task']) == {'kpriors'}
@@ -216,32 +297,67 @@ def test_bench_cl_prints_one_json_line():
 def test_intransigence_against_a_joint_reference(tmp_path):
   base = ['--config', 'configs/cl/split_digits.py:quick']
   joint, ewc = tmp_path / 'joint', tmp_path / 'ewc'
-  assert run(script('train_cl.py', *base, '--config.method=joint', f'--workdir={joint}')).returncode == 0
-  proc = run(script('train_cl.py', *base, '--config.method=ewc',
-                    f'--config.joint_reference={joint / "results.json"}', f'--workdir={ewc}'))
+  assert (
+    run(script('train_cl.py', *base, '--config.method=joint', f'--workdir={joint}')).returncode == 0
+  )
+  proc = run(
+    script(
+      'train_cl.py',
+      *base,
+      '--config.method=ewc',
+      f'--config.joint_reference={joint / "results.json"}',
+      f'--workdir={ewc}',
+    )
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   ref = np.diag(json.loads((joint / 'results.json').read_text())['accuracy_matrix'])
   results = json.loads((ewc / 'results.json').read_text())
   expected = np.mean(ref - np.diag(results['accuracy_matrix']))
   assert abs(results['intransigence'] - expected) < 1e-9
-  proc = run(script('train_cl.py', *base, '--config.joint_reference=/nonexistent.json',
-                    f'--workdir={tmp_path / "bad"}'))
+  proc = run(
+    script(
+      'train_cl.py',
+      *base,
+      '--config.joint_reference=/nonexistent.json',
+      f'--workdir={tmp_path / "bad"}',
+    )
+  )
   assert proc.returncode != 0 and 'config.joint_reference must be the results.json' in proc.stderr
 
 
-@pytest.mark.parametrize('script_name, args, message', [
-    ('train_cl.py', ['--config', 'configs/cl/split_fmnsit.py'],
-     "--config does not load: [Errno 2] No such file or directory: 'configs/cl/split_fmnsit.py'"),
-    ('train_cl.py', ['--config', 'configs/cl/split_digits.py', '--config.num_epochs=2'],
-     "unknown config field 'num_epochs'; Did you mean \"epochs\"?"),
-    ('train_cl.py', ['--config', 'configs/cl/split_digits.py', '--config.epochs=abc'],
-     "flag --config.epochs=abc: invalid literal for int()"),
-    ('train_irl.py', ['--config', 'configs/irl/pointmaze.py', '--nope'],
-     "Unknown command line flag 'nope' (--helpshort lists the flags)"),
-    ('train_irl.py', ['--config', 'configs/irl/pointmaze.py:fast'],
-     "ValueError: the config argument must be one of 'official', 'quick' (or none), got 'fast'"),
-])
-def test_bad_flags_and_config_files_give_one_line_and_status_2(tmp_path, script_name, args, message):
+@pytest.mark.parametrize(
+  'script_name, args, message',
+  [
+    (
+      'train_cl.py',
+      ['--config', 'configs/cl/split_fmnsit.py'],
+      "--config does not load: [Errno 2] No such file or directory: 'configs/cl/split_fmnsit.py'",
+    ),
+    (
+      'train_cl.py',
+      ['--config', 'configs/cl/split_digits.py', '--config.num_epochs=2'],
+      'unknown config field \'num_epochs\'; Did you mean "epochs"?',
+    ),
+    (
+      'train_cl.py',
+      ['--config', 'configs/cl/split_digits.py', '--config.epochs=abc'],
+      'flag --config.epochs=abc: invalid literal for int()',
+    ),
+    (
+      'train_irl.py',
+      ['--config', 'configs/irl/pointmaze.py', '--nope'],
+      "Unknown command line flag 'nope' (--helpshort lists the flags)",
+    ),
+    (
+      'train_irl.py',
+      ['--config', 'configs/irl/pointmaze.py:fast'],
+      "ValueError: the config argument must be one of 'official', 'quick' (or none), got 'fast'",
+    ),
+  ],
+)
+def test_bad_flags_and_config_files_give_one_line_and_status_2(
+  tmp_path, script_name, args, message
+):
   proc = run(script(script_name, *args, f'--workdir={tmp_path / "x"}'))
   assert proc.returncode == 2, proc.stderr
   assert proc.stderr.splitlines() == [f'{script_name}: ' + proc.stderr.split(': ', 1)[1].strip()]

@@ -25,20 +25,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def built():
   from configs.irl import pointmaze
   from irl import builders as irl_builders
+
   config = pointmaze.get_config('quick')
   # 40 discriminator and SAC updates per seed after the first 60 steps, in two periods.
-  config.loop.update(num_env_steps=200, eval_every=100, start_steps=60, update_after=160,
-                     eval_episodes=2)
+  config.loop.update(
+    num_env_steps=200, eval_every=100, start_steps=60, update_after=160, eval_episodes=2
+  )
   return irl_builders.build(config)
 
 
 def _run(built, seeds, seed_batching, mesh=None):
   """The final carry's agent state and the evaluation returns, as NumPy, of `seeds` run together."""
   from irl import train as irl_train
+
   buffer = built.expert_buffer if mesh is None else mesh_lib.replicate(built.expert_buffer, mesh)
-  init, period_fn = irl_train.seed_functions(built.env, built.agent, built.loop_config, buffer,
-                                            built.parts.prep.transitions, mesh=mesh,
-                                            seed_batching=seed_batching)
+  init, period_fn = irl_train.seed_functions(
+    built.env,
+    built.agent,
+    built.loop_config,
+    buffer,
+    built.parts.prep.transitions,
+    mesh=mesh,
+    seed_batching=seed_batching,
+  )
   keys = irl_train.seed_keys(seeds)
   carry = init(keys if mesh is None else mesh_lib.shard_leading(keys, mesh))
   returns = []
@@ -64,8 +73,11 @@ def test_map_gives_seed_i_bit_for_bit_alone_and_at_any_position(built):
   np.testing.assert_array_equal(group_returns[1], alone_returns[0])
   # The mirror: the seeds of the group are different runs, so the equality above is not trivial.
   first, second = (_member(group_state, i) for i in (0, 1))
-  assert not any(np.allclose(x, y) for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(second))
-                 if x.ndim == 2 and x.dtype == np.float32)   # every weight matrix differs
+  assert not any(
+    np.allclose(x, y)
+    for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(second))
+    if x.ndim == 2 and x.dtype == np.float32
+  )  # every weight matrix differs
 
 
 def test_map_on_a_mesh_equals_seed_i_alone(built):
@@ -81,7 +93,9 @@ def test_vmap_gives_seed_i_to_float_tolerance_over_a_short_run(built):
   alone_state, alone_returns = _run(built, [1], 'vmap')
   # 40 updates keep the batched kernels' rounding small (Adam may turn a rounding-level gradient into
   # a step of the learning rate's size in a few entries, hence the relative tolerance).
-  for x, y in zip(jax.tree.leaves(_member(group_state, 1)), jax.tree.leaves(_member(alone_state, 0))):
+  for x, y in zip(
+    jax.tree.leaves(_member(group_state, 1)), jax.tree.leaves(_member(alone_state, 0))
+  ):
     if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)
   np.testing.assert_allclose(group_returns[1], alone_returns[0], atol=0.05)
@@ -89,14 +103,20 @@ def test_vmap_gives_seed_i_to_float_tolerance_over_a_short_run(built):
 
 def test_seed_batching_is_checked_before_compute(built):
   from irl import train as irl_train
-  with pytest.raises(ConfigError, match=r"seed_batching must be one of \['vmap', 'map'\], got 'scan'"):
+
+  with pytest.raises(
+    ConfigError, match=r"seed_batching must be one of \['vmap', 'map'\], got 'scan'"
+  ):
     irl_train.seed_functions(built.env, built.agent, built.loop_config, seed_batching='scan')
   with pytest.raises(ConfigError, match="split a seed over the mesh's model axis"):
-    mesh_lib.check_seed_batching('map', mesh_lib.make_mesh(seed=2, data=1, model=2,
-                                                           devices=jax.devices()[:4]),
-                                 splits_data=False)
-  mesh_lib.check_seed_batching('map', mesh_lib.make_mesh(seed=2, data=2, devices=jax.devices()[:4]),
-                               splits_data=False)   # the IRL loop's data axis holds copies
+    mesh_lib.check_seed_batching(
+      'map',
+      mesh_lib.make_mesh(seed=2, data=1, model=2, devices=jax.devices()[:4]),
+      splits_data=False,
+    )
+  mesh_lib.check_seed_batching(
+    'map', mesh_lib.make_mesh(seed=2, data=2, devices=jax.devices()[:4]), splits_data=False
+  )  # the IRL loop's data axis holds copies
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -106,15 +126,27 @@ def test_seed_batching_is_checked_before_compute(built):
 def _cl_run(method, seed, num_seeds, seed_batching, mesh=None):
   from cl import builders, train
   from configs.cl import split_digits
+
   config = split_digits.get_config('quick')
-  config.update(method=method, seed=seed, num_seeds=num_seeds, num_tasks=3, epochs=2,
-                seed_batching=seed_batching)
+  config.update(
+    method=method,
+    seed=seed,
+    num_seeds=num_seeds,
+    num_tasks=3,
+    epochs=2,
+    seed_batching=seed_batching,
+  )
   builders.validate_config(config)
   stream = builders.build_stream(config)
   learner, m = builders.build_learner(config, stream, mesh)
   compiled = builders.compile_learner(config, learner, mesh)
-  result = train.run_stream(compiled, stream, builders.seed_keys(config, mesh), epochs=config.epochs,
-                            **train.method_flags(m))
+  result = train.run_stream(
+    compiled,
+    stream,
+    builders.seed_keys(config, mesh),
+    epochs=config.epochs,
+    **train.method_flags(m),
+  )
   return np.asarray(result.accuracy_matrix), jax.tree.map(np.asarray, result.train_state.params)
 
 
@@ -140,7 +172,9 @@ def test_cl_map_gives_seed_i_bit_for_bit_alone_in_a_group_and_on_a_mesh(method):
 
 def test_cl_map_cannot_split_a_seed_over_data():
   with pytest.raises(ConfigError, match="split a seed over the mesh's data axis"):
-    mesh_lib.check_seed_batching('map', mesh_lib.make_mesh(seed=2, data=2, devices=jax.devices()[:4]))
+    mesh_lib.check_seed_batching(
+      'map', mesh_lib.make_mesh(seed=2, data=2, devices=jax.devices()[:4])
+    )
 
 
 @pytest.mark.slow
@@ -148,25 +182,53 @@ def test_train_irl_seed_alone_equals_its_member_of_a_mapped_run(tmp_path):
   """The scripts: `--config.seed=1` alone and seed 1 of `--config.num_seeds=3`, both with
   `--config.seed_batching=map`, write the same learning curve and the same reward."""
   from irl import rewards
-  args = ['--config', 'configs/irl/pointmaze.py:quick', '--config.seed_batching=map',
-          '--config.loop.num_env_steps=1000', '--config.loop.eval_every=500']
+
+  args = [
+    '--config',
+    'configs/irl/pointmaze.py:quick',
+    '--config.seed_batching=map',
+    '--config.loop.num_env_steps=1000',
+    '--config.loop.eval_every=500',
+  ]
 
   def train(name, *extra):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'), *args,
-                           f'--workdir={tmp_path / name}', *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+      [
+        sys.executable,
+        os.path.join(ROOT, 'scripts', 'train_irl.py'),
+        *args,
+        f'--workdir={tmp_path / name}',
+        *extra,
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((tmp_path / name / 'results.json').read_text())
 
   group = train('group', '--config.num_seeds=3')
   alone = train('alone', '--config.seed=1')
   assert group['per_seed'][1] == alone['per_seed'][0]
-  for x, y in zip(jax.tree.leaves(rewards.load_reward(str(tmp_path / 'group' / 'reward' / 'seed1')).params),
-                  jax.tree.leaves(rewards.load_reward(str(tmp_path / 'alone' / 'reward' / 'seed1')).params)):
+  for x, y in zip(
+    jax.tree.leaves(rewards.load_reward(str(tmp_path / 'group' / 'reward' / 'seed1')).params),
+    jax.tree.leaves(rewards.load_reward(str(tmp_path / 'alone' / 'reward' / 'seed1')).params),
+  ):
     np.testing.assert_array_equal(x, y)
-  bad = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'train_irl.py'),
-                        '--config', 'configs/irl/pointmaze.py:quick', '--config.seed_batching=scan',
-                        f'--workdir={tmp_path / "bad"}'], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+  bad = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, 'scripts', 'train_irl.py'),
+      '--config',
+      'configs/irl/pointmaze.py:quick',
+      '--config.seed_batching=scan',
+      f'--workdir={tmp_path / "bad"}',
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert bad.returncode == 2 and 'Traceback' not in bad.stderr
   assert "config.seed_batching must be one of ['vmap', 'map'], got 'scan'" in bad.stderr

@@ -23,11 +23,18 @@ def test_required_environments_are_shipped():
 
 @pytest.mark.parametrize('env_name', SHIPPED)
 def test_demonstrations_match_env_and_expert(env_name):
-  env = (registry.make(env_name) if registry.is_jax_env(env_name)
-         else registry.make(env_name, num_envs=1))
+  env = (
+    registry.make(env_name)
+    if registry.is_jax_env(env_name)
+    else registry.make(env_name, num_envs=1)
+  )
   spec = env.spec
-  transitions, meta = demos.load(os.path.join(ROOT, 'demos', env_name), env=env_name,
-                                 obs_dim=spec.observation.shape[0], act_dim=spec.action.shape[0])
+  transitions, meta = demos.load(
+    os.path.join(ROOT, 'demos', env_name),
+    env=env_name,
+    obs_dim=spec.observation.shape[0],
+    act_dim=spec.action.shape[0],
+  )
   assert meta['num_episodes'] >= 10
   expert_dir = os.path.join(ROOT, 'experts', env_name)
   with open(os.path.join(expert_dir, 'expert.json'), encoding='utf-8') as f:
@@ -37,5 +44,11 @@ def test_demonstrations_match_env_and_expert(env_name):
   actions = np.asarray(policy(jnp.asarray(transitions.obs[:500])))
   np.testing.assert_allclose(actions, transitions.action[:500], atol=1e-4)
   assert meta['return_mean'] == pytest.approx(
-      np.mean(np.bincount(np.cumsum(np.r_[0, (transitions.terminated | transitions.truncated)[:-1]]),
-                          weights=transitions.reward)), rel=1e-4)
+    np.mean(
+      np.bincount(
+        np.cumsum(np.r_[0, (transitions.terminated | transitions.truncated)[:-1]]),
+        weights=transitions.reward,
+      )
+    ),
+    rel=1e-4,
+  )

@@ -27,23 +27,42 @@ def _in_queue(job_id):
 def test_job_array_runs_every_task(tmp_path):
   if not _controller_up():
     pytest.skip('no running SLURM controller (start one with: bash scripts/slurm_local.sh start)')
-  job_id = subprocess.run(
-      ['sbatch', '--parsable', '--array=0-3', '--job-name=test_slurm_local',
-       f'--output={tmp_path}/%A_%a.log', f'--chdir={tmp_path}',
-       '--wrap', 'echo "$SLURM_ARRAY_TASK_ID" > "task_$SLURM_ARRAY_TASK_ID.txt"'],
-      capture_output=True, text=True, timeout=30, check=True).stdout.strip().split(';')[0]
+  job_id = (
+    subprocess.run(
+      [
+        'sbatch',
+        '--parsable',
+        '--array=0-3',
+        '--job-name=test_slurm_local',
+        f'--output={tmp_path}/%A_%a.log',
+        f'--chdir={tmp_path}',
+        '--wrap',
+        'echo "$SLURM_ARRAY_TASK_ID" > "task_$SLURM_ARRAY_TASK_ID.txt"',
+      ],
+      capture_output=True,
+      text=True,
+      timeout=30,
+      check=True,
+    )
+    .stdout.strip()
+    .split(';')[0]
+  )
   deadline = time.monotonic() + 120
   try:
     while _in_queue(job_id):
       if time.monotonic() > deadline:
-        pytest.fail(f'job array {job_id} not done after 120 s:\n'
-                    + subprocess.run(['squeue'], capture_output=True, text=True).stdout)
+        pytest.fail(
+          f'job array {job_id} not done after 120 s:\n'
+          + subprocess.run(['squeue'], capture_output=True, text=True).stdout
+        )
       time.sleep(0.5)
   finally:
     subprocess.run(['scancel', job_id], capture_output=True)  # no-op once it has finished
   for task in range(4):
     out, log = tmp_path / f'task_{task}.txt', tmp_path / f'{job_id}_{task}.log'
-    assert out.exists(), f'task {task} wrote nothing; its log: {log.read_text() if log.exists() else "(none)"}'
+    assert out.exists(), (
+      f'task {task} wrote nothing; its log: {log.read_text() if log.exists() else "(none)"}'
+    )
     assert out.read_text().strip() == str(task)
 
 
@@ -52,11 +71,16 @@ def test_start_again_returns_promptly_and_no_daemon_holds_its_lock():
   """`start` is idempotent; the daemons it started must not keep its lock open (they once inherited
   it, and every later `start` waited forever)."""
   import os
+
   if not _controller_up() or os.geteuid() != 0:
     pytest.skip('no running SLURM controller started by scripts/slurm_local.sh (as root)')
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run(['bash', os.path.join(root, 'scripts', 'slurm_local.sh'), 'start'],
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    ['bash', os.path.join(root, 'scripts', 'slurm_local.sh'), 'start'],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   lock = os.environ.get('SLURM_LOCAL_DIR', '/tmp/slurm-local') + '.lock'
   holders = []
@@ -65,6 +89,6 @@ def test_start_again_returns_promptly_and_no_daemon_holds_its_lock():
       fds = os.listdir(f'/proc/{pid}/fd')
       if any(os.readlink(f'/proc/{pid}/fd/{fd}') == lock for fd in fds):
         holders.append(open(f'/proc/{pid}/comm', encoding='utf-8').read().strip())
-    except OSError:   # gone, or not ours to read
+    except OSError:  # gone, or not ours to read
       continue
   assert holders == [], f'processes holding {lock}: {holders}'

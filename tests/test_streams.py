@@ -33,7 +33,9 @@ def test_split_class_incremental_uses_all_logits(digits):
 
 
 def test_split_rejects_bad_arguments(digits):
-  with pytest.raises(ValueError, match=r"scenario for a split stream must be one of \['task', 'class'\]"):
+  with pytest.raises(
+    ValueError, match=r"scenario for a split stream must be one of \['task', 'class'\]"
+  ):
     streams.split_stream(digits, scenario='domain')
   with pytest.raises(ValueError, match='num_tasks must be in'):
     streams.split_stream(digits, num_tasks=6)
@@ -49,10 +51,14 @@ def test_permuted_stream(digits):
   flat_test = digits.x_test.reshape(len(digits.x_test), -1)
   flat_second = second.x_test.reshape(len(second.x_test), -1)
   for j in range(flat_test.shape[1]):
-    assert any(np.array_equal(flat_test[:, k], flat_second[:, j]) for k in range(flat_test.shape[1]))
+    assert any(
+      np.array_equal(flat_test[:, k], flat_second[:, j]) for k in range(flat_test.shape[1])
+    )
   assert not np.array_equal(second.x_test, first.x_test)
-  np.testing.assert_array_equal(np.sort(second.x_train.reshape(len(second.x_train), -1), 1),
-                                np.sort(first.x_train.reshape(len(first.x_train), -1), 1))
+  np.testing.assert_array_equal(
+    np.sort(second.x_train.reshape(len(second.x_train), -1), 1),
+    np.sort(first.x_train.reshape(len(first.x_train), -1), 1),
+  )
   np.testing.assert_array_equal(second.y_train, first.y_train)
   again = streams.permuted_stream(digits, num_tasks=3, val_fraction=0.1, seed=0)
   np.testing.assert_array_equal(again.tasks[2].x_train, s.tasks[2].x_train)
@@ -64,5 +70,6 @@ def test_rotated_stream(digits):
   s = streams.rotated_stream(digits, num_tasks=4, max_angle=180.0, seed=0)
   np.testing.assert_array_equal(s.tasks[0].x_test, digits.x_test)
   # 90 degrees on an 8x8 grid is an exact pixel rotation.
-  np.testing.assert_allclose(s.tasks[2].x_test[..., 0], np.rot90(digits.x_test[..., 0], 1, axes=(1, 2)),
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    s.tasks[2].x_test[..., 0], np.rot90(digits.x_test[..., 0], 1, axes=(1, 2)), atol=1e-5
+  )

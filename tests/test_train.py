@@ -27,20 +27,31 @@ def stream():
 
 def run(config, stream, **kwargs):
   learner, method = builders.build_learner(config, stream)
-  return train.run_stream(learner, stream, builders.seed_keys(config), epochs=config.epochs,
-                          **train.method_flags(method), **kwargs)
+  return train.run_stream(
+    learner,
+    stream,
+    builders.seed_keys(config),
+    epochs=config.epochs,
+    **train.method_flags(method),
+    **kwargs,
+  )
 
 
 def test_vmapped_seeds_equal_seeds_run_alone(stream):
   both = run(quick_config('ewc', num_seeds=2, seed=0), stream)
   alone = run(quick_config('ewc', num_seeds=1, seed=1), stream)
-  np.testing.assert_allclose(np.asarray(both.accuracy_matrix)[1], np.asarray(alone.accuracy_matrix)[0],
-                             atol=1e-6)
-  for a, b in zip(jax.tree.leaves(both.train_state.params), jax.tree.leaves(alone.train_state.params)):
+  np.testing.assert_allclose(
+    np.asarray(both.accuracy_matrix)[1], np.asarray(alone.accuracy_matrix)[0], atol=1e-6
+  )
+  for a, b in zip(
+    jax.tree.leaves(both.train_state.params), jax.tree.leaves(alone.train_state.params)
+  ):
     np.testing.assert_allclose(a[1], b[0], rtol=2e-4, atol=2e-5)
   # Different seeds really differ.
-  assert not np.allclose(np.asarray(both.train_state.params['head']['kernel'][0]),
-                         np.asarray(both.train_state.params['head']['kernel'][1]))
+  assert not np.allclose(
+    np.asarray(both.train_state.params['head']['kernel'][0]),
+    np.asarray(both.train_state.params['head']['kernel'][1]),
+  )
 
 
 def test_same_seed_same_result(stream):
@@ -54,7 +65,10 @@ def test_train_epoch_traced_once_for_equal_task_sizes():
   s = builders.build_stream(config)
   # Equal-sized tasks: cap every task at the same number of examples.
   import dataclasses
-  tasks = tuple(dataclasses.replace(t, x_train=t.x_train[:200], y_train=t.y_train[:200]) for t in s.tasks)
+
+  tasks = tuple(
+    dataclasses.replace(t, x_train=t.x_train[:200], y_train=t.y_train[:200]) for t in s.tasks
+  )
   s = dataclasses.replace(s, tasks=tasks)
   learner, method = builders.build_learner(config, s)
   traces = {'train_epoch': 0, 'consolidate': 0}
@@ -63,11 +77,16 @@ def test_train_epoch_traced_once_for_equal_task_sizes():
     def wrapper(*args):
       traces[name] += 1
       return fn(*args)
+
     return wrapper
 
-  learner = learner._replace(train_epoch=counted('train_epoch', learner.train_epoch),
-                             consolidate=counted('consolidate', learner.consolidate))
-  rs = train.run_stream(learner, s, builders.seed_keys(config), epochs=3, **train.method_flags(method))
+  learner = learner._replace(
+    train_epoch=counted('train_epoch', learner.train_epoch),
+    consolidate=counted('consolidate', learner.consolidate),
+  )
+  rs = train.run_stream(
+    learner, s, builders.seed_keys(config), epochs=3, **train.method_flags(method)
+  )
   assert int(rs.tasks_done) == 3
   assert traces == {'train_epoch': 1, 'consolidate': 1}
 
@@ -86,16 +105,20 @@ def test_resume_from_checkpoint_gives_the_same_run(stream, tmp_path):
   learner, method = builders.build_learner(config, stream)
   compiled = train.compile_learner(learner)
   keys = builders.seed_keys(config)
-  full = train.run_stream(compiled, stream, keys, epochs=config.epochs, **train.method_flags(method))
+  full = train.run_stream(
+    compiled, stream, keys, epochs=config.epochs, **train.method_flags(method)
+  )
 
   class Stop(Exception):
     pass
 
   with Checkpointer(str(tmp_path / 'ckpt')) as ckpt:
+
     def save_then_stop(rs):
       ckpt.save(int(rs.tasks_done), rs, {'tasks_done': int(rs.tasks_done)})
       if int(rs.tasks_done) == 1:
         raise Stop
+
     with pytest.raises(Stop):
       train.run_stream(compiled, stream, keys, epochs=config.epochs, task_end_fn=save_then_stop)
 
@@ -105,13 +128,16 @@ def test_resume_from_checkpoint_gives_the_same_run(stream, tmp_path):
   assert meta == {'tasks_done': 1}
   assert isinstance(restored, train.RunState)
   resumed = train.run_stream(compiled, stream, keys, epochs=config.epochs, run_state=restored)
-  np.testing.assert_array_equal(np.asarray(resumed.accuracy_matrix), np.asarray(full.accuracy_matrix))
+  np.testing.assert_array_equal(
+    np.asarray(resumed.accuracy_matrix), np.asarray(full.accuracy_matrix)
+  )
   for a, b in zip(jax.tree.leaves(resumed.train_state), jax.tree.leaves(full.train_state)):
     np.testing.assert_array_equal(a, b)
 
 
 def test_class_incremental_finetune_forgets_and_replay_helps():
   from cl import metrics
+
   results = {}
   for method in ('finetune', 'replay'):
     config = quick_config(method, num_seeds=2)

@@ -29,14 +29,18 @@ MethodState = Any
 @struct.dataclass
 class TaskData:
   """Training examples of one task (or of the union of tasks, for joint training), on device."""
-  x: jax.Array            # [N, ...] float32 inputs
-  y: jax.Array            # [N] int32 labels (global class ids)
-  mask: jax.Array         # [N, num_outputs] bool, logits each example may use
-  task_index: jax.Array   # [] int32, index of the task these data belong to (the last one for unions)
+
+  x: jax.Array  # [N, ...] float32 inputs
+  y: jax.Array  # [N] int32 labels (global class ids)
+  mask: jax.Array  # [N, num_outputs] bool, logits each example may use
+  task_index: (
+    jax.Array
+  )  # [] int32, index of the task these data belong to (the last one for unions)
 
 
 class Method(NamedTuple):
   """Pure functions the trainer calls; see the module docstring."""
+
   init: Callable[[Params], MethodState]
   """Initial method state from the initial params."""
   loss: Callable[..., jax.Array]
@@ -81,8 +85,9 @@ def no_consolidate(state, params, data, key, opt_state=None):
 
 def finetune() -> Method:
   """Plain sequential training: the lower bound."""
-  return Method(init=lambda params: (), loss=no_loss, after_step=no_after_step,
-                consolidate=no_consolidate)
+  return Method(
+    init=lambda params: (), loss=no_loss, after_step=no_after_step, consolidate=no_consolidate
+  )
 
 
 def joint() -> Method:

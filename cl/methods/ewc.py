@@ -27,8 +27,16 @@ from cl.models import masked_logits
 FISHER_TYPES = ('sampled', 'empirical')
 
 
-def diagonal_fisher(apply_fn, params, data: TaskData, key: jax.Array, *, num_examples: int,
-                    fisher_type: str = 'sampled', chunk_size: int = 128):
+def diagonal_fisher(
+  apply_fn,
+  params,
+  data: TaskData,
+  key: jax.Array,
+  *,
+  num_examples: int,
+  fisher_type: str = 'sampled',
+  chunk_size: int = 128,
+):
   """Diagonal Fisher, mean over a random subset of `num_examples` training examples."""
   n_total = data.x.shape[0]
   n = min(num_examples, n_total)
@@ -62,13 +70,19 @@ def diagonal_fisher(apply_fn, params, data: TaskData, key: jax.Array, *, num_exa
 
 
 class EWCState(NamedTuple):
-  anchors: object   # params pytree with a leading [num_tasks] axis
-  fishers: object   # same structure
+  anchors: object  # params pytree with a leading [num_tasks] axis
+  fishers: object  # same structure
   num_penalties: jax.Array  # int32: how many of the slots hold a penalty
 
 
-def ewc(apply_fn, *, num_tasks: int, ewc_lambda: float, fisher_num_examples: int = 1024,
-        fisher_type: str = 'sampled') -> Method:
+def ewc(
+  apply_fn,
+  *,
+  num_tasks: int,
+  ewc_lambda: float,
+  fisher_num_examples: int = 1024,
+  fisher_type: str = 'sampled',
+) -> Method:
   """EWC with one penalty (F_s, θ*_s) per past task."""
 
   def init(params):
@@ -88,13 +102,16 @@ def ewc(apply_fn, *, num_tasks: int, ewc_lambda: float, fisher_num_examples: int
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
-    fisher = diagonal_fisher(apply_fn, params, data, key, num_examples=fisher_num_examples,
-                             fisher_type=fisher_type)
+    fisher = diagonal_fisher(
+      apply_fn, params, data, key, num_examples=fisher_num_examples, fisher_type=fisher_type
+    )
     slot = jnp.minimum(state.num_penalties, num_tasks - 1)
     put = lambda stack, x: jax.lax.dynamic_update_index_in_dim(stack, x, slot, axis=0)
-    return EWCState(anchors=jax.tree.map(put, state.anchors, params),
-                    fishers=jax.tree.map(put, state.fishers, fisher),
-                    num_penalties=state.num_penalties + 1)
+    return EWCState(
+      anchors=jax.tree.map(put, state.anchors, params),
+      fishers=jax.tree.map(put, state.fishers, fisher),
+      num_penalties=state.num_penalties + 1,
+    )
 
   return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)
 
@@ -104,8 +121,14 @@ class OnlineEWCState(NamedTuple):
   fisher: object
 
 
-def online_ewc(apply_fn, *, ewc_lambda: float, gamma: float = 1.0, fisher_num_examples: int = 1024,
-               fisher_type: str = 'sampled') -> Method:
+def online_ewc(
+  apply_fn,
+  *,
+  ewc_lambda: float,
+  gamma: float = 1.0,
+  fisher_num_examples: int = 1024,
+  fisher_type: str = 'sampled',
+) -> Method:
   """Online EWC: one running Fisher F ← γF + F_t and one anchor θ*_{t−1}."""
 
   def init(params):
@@ -114,15 +137,18 @@ def online_ewc(apply_fn, *, ewc_lambda: float, gamma: float = 1.0, fisher_num_ex
 
   def loss(params, state, key, num_past=None):
     del key, num_past
-    terms = jax.tree.map(lambda p, a, f: jnp.sum(f * jnp.square(p - a)),
-                         params, state.anchor, state.fisher)
+    terms = jax.tree.map(
+      lambda p, a, f: jnp.sum(f * jnp.square(p - a)), params, state.anchor, state.fisher
+    )
     return 0.5 * ewc_lambda * sum(jax.tree.leaves(terms))
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
-    fisher = diagonal_fisher(apply_fn, params, data, key, num_examples=fisher_num_examples,
-                             fisher_type=fisher_type)
-    return OnlineEWCState(anchor=params,
-                          fisher=jax.tree.map(lambda old, new: gamma * old + new, state.fisher, fisher))
+    fisher = diagonal_fisher(
+      apply_fn, params, data, key, num_examples=fisher_num_examples, fisher_type=fisher_type
+    )
+    return OnlineEWCState(
+      anchor=params, fisher=jax.tree.map(lambda old, new: gamma * old + new, state.fisher, fisher)
+    )
 
   return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate)

@@ -61,24 +61,38 @@ def _check_targets(targets: str) -> None:
 
 
 class TaskMemory(NamedTuple):
-  x: jax.Array        # [T, M, ...]
-  y: jax.Array        # [T, M] int32
-  mask: jax.Array     # [T, M, C] bool head masks
-  valid: jax.Array    # [T, M] bool
+  x: jax.Array  # [T, M, ...]
+  y: jax.Array  # [T, M] int32
+  mask: jax.Array  # [T, M, C] bool head masks
+  valid: jax.Array  # [T, M] bool
   targets: jax.Array  # [T, M, C] old model's (tempered) softmax
   num_tasks: jax.Array  # [] int32 finished tasks stored
 
 
 def init_memory(num_tasks, memory_per_task, input_shape, num_outputs) -> TaskMemory:
   t, m, c = num_tasks, memory_per_task, num_outputs
-  return TaskMemory(x=jnp.zeros((t, m) + tuple(input_shape), jnp.float32),
-                    y=jnp.zeros((t, m), jnp.int32), mask=jnp.zeros((t, m, c), bool),
-                    valid=jnp.zeros((t, m), bool), targets=jnp.zeros((t, m, c), jnp.float32),
-                    num_tasks=jnp.zeros((), jnp.int32))
+  return TaskMemory(
+    x=jnp.zeros((t, m) + tuple(input_shape), jnp.float32),
+    y=jnp.zeros((t, m), jnp.int32),
+    mask=jnp.zeros((t, m, c), bool),
+    valid=jnp.zeros((t, m), bool),
+    targets=jnp.zeros((t, m, c), jnp.float32),
+    num_tasks=jnp.zeros((), jnp.int32),
+  )
 
 
-def select_points(apply_fn, params, data: TaskData, key, *, num_outputs, memory_per_task,
-                  classes_per_task, rule, variance=None):
+def select_points(
+  apply_fn,
+  params,
+  data: TaskData,
+  key,
+  *,
+  num_outputs,
+  memory_per_task,
+  classes_per_task,
+  rule,
+  variance=None,
+):
   """Indices [memory_per_task] (and validity) of a class-balanced memory of this task's examples."""
   per_class = max(memory_per_task // classes_per_task, 1)
   head = data.mask[0]
@@ -89,8 +103,9 @@ def select_points(apply_fn, params, data: TaskData, key, *, num_outputs, memory_
   else:
     logits = jax.lax.map(lambda xb: apply_fn(params, xb[None])[0], data.x, batch_size=512)
     scores = dual.lambda_scores(logits, head)
-  idx, valid = dual.select_memory(key, scores, data.y, num_classes=num_outputs,
-                                  num_per_class=per_class, rule=rule)
+  idx, valid = dual.select_memory(
+    key, scores, data.y, num_classes=num_outputs, num_per_class=per_class, rule=rule
+  )
   idx, valid = idx.reshape(-1), valid.reshape(-1)
   # Compact the valid slots (classes present in this task) to the front and keep memory_per_task.
   order = jnp.argsort(~valid, stable=True)[:memory_per_task]
@@ -99,9 +114,14 @@ def select_points(apply_fn, params, data: TaskData, key, *, num_outputs, memory_
 
 def store(memory: TaskMemory, slot, data: TaskData, idx, valid, targets) -> TaskMemory:
   put = lambda stack, x: jax.lax.dynamic_update_index_in_dim(stack, x, slot, axis=0)
-  return TaskMemory(x=put(memory.x, data.x[idx]), y=put(memory.y, data.y[idx]),
-                    mask=put(memory.mask, data.mask[idx]), valid=put(memory.valid, valid),
-                    targets=put(memory.targets, targets), num_tasks=memory.num_tasks + 1)
+  return TaskMemory(
+    x=put(memory.x, data.x[idx]),
+    y=put(memory.y, data.y[idx]),
+    mask=put(memory.mask, data.mask[idx]),
+    valid=put(memory.valid, valid),
+    targets=put(memory.targets, targets),
+    num_tasks=memory.num_tasks + 1,
+  )
 
 
 def memory_logits(apply_fn, params, mem: TaskMemory):
@@ -146,16 +166,30 @@ def past_tasks(memory: TaskMemory, key, num_past: int, tasks_per_step: str):
 
 class FrompState(NamedTuple):
   memory: TaskMemory
-  kernel_inv: jax.Array   # [T, C, M, M]
-  precision: object       # params pytree: δ₀ + Σ_s diag GGN_s
-  task_size: jax.Array    # [] float32, N of the last finished task
+  kernel_inv: jax.Array  # [T, C, M, M]
+  precision: object  # params pytree: δ₀ + Σ_s diag GGN_s
+  task_size: jax.Array  # [] float32, N of the last finished task
 
 
-def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
-          tau=10.0, prior_precision=1e-3, jitter=1e-6, relative_jitter=0.0,
-          selection='lambda_descend',
-          tasks_per_step='all', use_kernel=True, ggn_num_examples=1024,
-          ggn_chunk_size=64, targets='previous') -> Method:
+def fromp(
+  apply_fn,
+  *,
+  input_shape,
+  num_outputs,
+  num_tasks,
+  classes_per_task,
+  memory_per_task=40,
+  tau=10.0,
+  prior_precision=1e-3,
+  jitter=1e-6,
+  relative_jitter=0.0,
+  selection='lambda_descend',
+  tasks_per_step='all',
+  use_kernel=True,
+  ggn_num_examples=1024,
+  ggn_chunk_size=64,
+  targets='previous',
+) -> Method:
   """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`).
 
   `targets='previous'` (module docstring) recomputes, after each task, every past slot's predictions
@@ -183,28 +217,33 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
     # Invalid slots get an identity block so the inverse exists; their diff is zero anyway.
     kern = jnp.where(both, kern, 0.0)
     scale = jnp.sum(jnp.diagonal(kern, axis1=1, axis2=2), -1) / jnp.maximum(jnp.sum(valid), 1)
-    eps = jitter + relative_jitter * scale[:, None, None]                    # [C, 1, 1]
+    eps = jitter + relative_jitter * scale[:, None, None]  # [C, 1, 1]
     kern = kern + jnp.eye(m) * jnp.where(valid, eps, 1.0)
     evals, evecs = jnp.linalg.eigh(kern)
     return jnp.einsum('cij,cj,ckj->cik', evecs, 1.0 / evals, evecs)
 
   def init(params):
-    return FrompState(memory=init_memory(num_tasks, m, input_shape, c),
-                      kernel_inv=jnp.zeros((num_tasks, c, m, m), jnp.float32),
-                      precision=jax.tree.map(lambda p: jnp.full_like(p, prior_precision), params),
-                      task_size=jnp.ones((), jnp.float32))
+    return FrompState(
+      memory=init_memory(num_tasks, m, input_shape, c),
+      kernel_inv=jnp.zeros((num_tasks, c, m, m), jnp.float32),
+      precision=jax.tree.map(lambda p: jnp.full_like(p, prior_precision), params),
+      task_size=jnp.ones((), jnp.float32),
+    )
 
   def loss(params, state, key, num_past):
     if not num_past:
       return jnp.zeros((), jnp.float32)
     mem, w, chosen = past_tasks(state.memory, key, num_past, tasks_per_step)
-    kinv = (state.kernel_inv[:num_past] if chosen is None
-            else jax.lax.dynamic_index_in_dim(state.kernel_inv, chosen, 0))
+    kinv = (
+      state.kernel_inv[:num_past]
+      if chosen is None
+      else jax.lax.dynamic_index_in_dim(state.kernel_inv, chosen, 0)
+    )
     k = mem.x.shape[0]
     logits, mask, _ = memory_logits(apply_fn, params, mem)
     probs = jax.nn.softmax(masked_logits(logits, mask)).reshape(k, m, c)
-    diff = (probs - mem.targets) * mem.valid[..., None]   # [k, M, C]
-    diff = jnp.swapaxes(diff, 1, 2)                        # [k, C, M]
+    diff = (probs - mem.targets) * mem.valid[..., None]  # [k, M, C]
+    diff = jnp.swapaxes(diff, 1, 2)  # [k, C, M]
     if use_kernel:
       quad = jnp.einsum('kci,kcij,kcj->k', diff, kinv, diff)
     else:
@@ -221,32 +260,49 @@ def fromp(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, me
     subset = jax.random.permutation(ggn_key, n_total)[:n]
     ggn = dual.diagonal_ggn(apply_fn, params, data.x[subset], head, chunk_size=ggn_chunk_size)
     precision = jax.tree.map(lambda p, g: p + g * (n_total / n), state.precision, ggn)
-    idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
-                               classes_per_task=classes_per_task, rule=selection,
-                               variance=jax.tree.map(lambda p: 1.0 / p, precision))
+    idx, valid = select_points(
+      apply_fn,
+      params,
+      data,
+      key,
+      num_outputs=c,
+      memory_per_task=m,
+      classes_per_task=classes_per_task,
+      rule=selection,
+      variance=jax.tree.map(lambda p: 1.0 / p, precision),
+    )
     x_mem = data.x[idx]
-    memory = store(state.memory, slot, data, idx, valid,
-                   softmax_probs(apply_fn, params, x_mem, data.mask[idx]))
+    memory = store(
+      state.memory, slot, data, idx, valid, softmax_probs(apply_fn, params, x_mem, data.mask[idx])
+    )
     variance = jax.tree.map(lambda p: 1.0 / p, precision)
     if targets == 'previous':
       memory = refresh_targets(apply_fn, params, memory)
     if targets == 'previous' and use_kernel:
+
       def refresh_kernel(s, kinv_all):
         take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=False)
-        kinv = kernel_inverse(params, variance, take(memory.x), take(memory.mask),
-                              take(memory.valid))
+        kinv = kernel_inverse(
+          params, variance, take(memory.x), take(memory.mask), take(memory.valid)
+        )
         return jax.lax.dynamic_update_index_in_dim(kinv_all, kinv, s, axis=0)
+
       # Every stored slot (a dynamic count, so a while loop: one kernel per past task).
       stored = jnp.minimum(memory.num_tasks, num_tasks)
       kernel_inv = jax.lax.fori_loop(0, stored, refresh_kernel, state.kernel_inv)
     else:
       kinv = kernel_inverse(params, variance, x_mem, data.mask[idx], valid)
       kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)
-    return FrompState(memory=memory, kernel_inv=kernel_inv, precision=precision,
-                      task_size=jnp.asarray(data.y.shape[0], jnp.float32))
+    return FrompState(
+      memory=memory,
+      kernel_inv=kernel_inv,
+      precision=precision,
+      task_size=jnp.asarray(data.y.shape[0], jnp.float32),
+    )
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
-                static_task_count=True)
+  return Method(
+    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+  )
 
 
 class KPriorState(NamedTuple):
@@ -254,9 +310,20 @@ class KPriorState(NamedTuple):
   anchor: object  # θ_{t−1}
 
 
-def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, memory_per_task=40,
-            tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all',
-            targets='previous') -> Method:
+def kpriors(
+  apply_fn,
+  *,
+  input_shape,
+  num_outputs,
+  num_tasks,
+  classes_per_task,
+  memory_per_task=40,
+  tau=1.0,
+  delta=1e-3,
+  selection='lambda_descend',
+  tasks_per_step='all',
+  targets='previous',
+) -> Method:
   """K-priors (module docstring); `targets` as for `fromp`: 'previous' relabels the whole memory
   with θ_{t−1} at each task boundary, the model the weight term is anchored at."""
   _check_targets(targets)
@@ -274,23 +341,39 @@ def kpriors(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task, 
     ce = dual.soft_label_cross_entropy(logits, targets, mask).reshape(k, m)
     valid = mem.valid.astype(jnp.float32)
     per_task = jnp.sum(ce * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1.0)
-    weight_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)),
-                                                   params, state.anchor)))
+    weight_term = sum(
+      jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)), params, state.anchor))
+    )
     return tau * jnp.sum(w * per_task) + 0.5 * delta * weight_term
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
     slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
-    idx, valid = select_points(apply_fn, params, data, key, num_outputs=c, memory_per_task=m,
-                               classes_per_task=classes_per_task, rule=selection)
-    memory = store(state.memory, slot, data, idx, valid,
-                   softmax_probs(apply_fn, params, data.x[idx], data.mask[idx]))
+    idx, valid = select_points(
+      apply_fn,
+      params,
+      data,
+      key,
+      num_outputs=c,
+      memory_per_task=m,
+      classes_per_task=classes_per_task,
+      rule=selection,
+    )
+    memory = store(
+      state.memory,
+      slot,
+      data,
+      idx,
+      valid,
+      softmax_probs(apply_fn, params, data.x[idx], data.mask[idx]),
+    )
     if targets == 'previous':
       memory = refresh_targets(apply_fn, params, memory)
     return KPriorState(memory=memory, anchor=params)
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
-                static_task_count=True)
+  return Method(
+    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+  )
 
 
 class EwcFrReplayState(NamedTuple):
@@ -299,10 +382,25 @@ class EwcFrReplayState(NamedTuple):
   fisher: object
 
 
-def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_task,
-                  memory_per_task=40, ewc_lambda=1.0, tau=1.0, replay_weight=1.0, m2_fraction=0.5,
-                  temperature=1.0, fisher_num_examples=1024, fisher_type='empirical',
-                  selection='random', tasks_per_step='all', targets='previous') -> Method:
+def ewc_fr_replay(
+  apply_fn,
+  *,
+  input_shape,
+  num_outputs,
+  num_tasks,
+  classes_per_task,
+  memory_per_task=40,
+  ewc_lambda=1.0,
+  tau=1.0,
+  replay_weight=1.0,
+  m2_fraction=0.5,
+  temperature=1.0,
+  fisher_num_examples=1024,
+  fisher_type='empirical',
+  selection='random',
+  tasks_per_step='all',
+  targets='previous',
+) -> Method:
   """EWC + FR + replay (module docstring); `targets` as for `fromp`: 'previous' recomputes the soft
   labels (and so the correction term's residuals) of every memory at θ_old = θ_{t−1}, the point the
   gradient split of the module docstring is taken at."""
@@ -312,8 +410,9 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
 
   def init(params):
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return EwcFrReplayState(memory=init_memory(num_tasks, m, input_shape, c), anchor=zeros,
-                            fisher=zeros)
+    return EwcFrReplayState(
+      memory=init_memory(num_tasks, m, input_shape, c), anchor=zeros, fisher=zeros
+    )
 
   def loss(params, state, key, num_past):
     if not num_past:
@@ -333,24 +432,46 @@ def ewc_fr_replay(apply_fn, *, input_shape, num_outputs, num_tasks, classes_per_
     count = jnp.maximum(jnp.sum(valid, 1), 1.0)
     fr_term = jnp.sum(fr * valid, 1) / count
     corr_term = jnp.sum(correction * in_m2, 1) / count
-    ewc_term = sum(jax.tree.leaves(jax.tree.map(lambda p, a, f: jnp.sum(f * jnp.square(p - a)),
-                                                params, state.anchor, state.fisher)))
+    ewc_term = sum(
+      jax.tree.leaves(
+        jax.tree.map(
+          lambda p, a, f: jnp.sum(f * jnp.square(p - a)), params, state.anchor, state.fisher
+        )
+      )
+    )
     return jnp.sum(w * (tau * fr_term + replay_weight * corr_term)) + 0.5 * ewc_lambda * ewc_term
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
     select_key, fisher_key = jax.random.split(key)
     slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
-    idx, valid = select_points(apply_fn, params, data, select_key, num_outputs=c,
-                               memory_per_task=m, classes_per_task=classes_per_task, rule=selection)
-    memory = store(state.memory, slot, data, idx, valid,
-                   softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature))
+    idx, valid = select_points(
+      apply_fn,
+      params,
+      data,
+      select_key,
+      num_outputs=c,
+      memory_per_task=m,
+      classes_per_task=classes_per_task,
+      rule=selection,
+    )
+    memory = store(
+      state.memory,
+      slot,
+      data,
+      idx,
+      valid,
+      softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature),
+    )
     if targets == 'previous':
       memory = refresh_targets(apply_fn, params, memory, temperature)
-    fisher = diagonal_fisher(apply_fn, params, data, fisher_key, num_examples=fisher_num_examples,
-                             fisher_type=fisher_type)
-    return EwcFrReplayState(memory=memory, anchor=params,
-                            fisher=jax.tree.map(jnp.add, state.fisher, fisher))
+    fisher = diagonal_fisher(
+      apply_fn, params, data, fisher_key, num_examples=fisher_num_examples, fisher_type=fisher_type
+    )
+    return EwcFrReplayState(
+      memory=memory, anchor=params, fisher=jax.tree.map(jnp.add, state.fisher, fisher)
+    )
 
-  return Method(init=init, loss=loss, after_step=no_after_step, consolidate=consolidate,
-                static_task_count=True)
+  return Method(
+    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+  )

@@ -25,17 +25,25 @@ MEMORY_SELECTIONS = ('class_balanced', 'reservoir')
 
 
 class ReplayState(NamedTuple):
-  x: jax.Array       # [M, ...]
-  y: jax.Array       # [M] int32
-  mask: jax.Array    # [M, num_outputs] bool
-  group: jax.Array   # [M] int32, task_index * num_outputs + label
-  count: jax.Array   # [] int32, valid entries are x[:count]
-  seen: jax.Array    # [] int32, examples offered to the memory so far (reservoir)
+  x: jax.Array  # [M, ...]
+  y: jax.Array  # [M] int32
+  mask: jax.Array  # [M, num_outputs] bool
+  group: jax.Array  # [M] int32, task_index * num_outputs + label
+  count: jax.Array  # [] int32, valid entries are x[:count]
+  seen: jax.Array  # [] int32, examples offered to the memory so far (reservoir)
 
 
-def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_size: int,
-           replay_batch_size: int, replay_weight: float = 1.0,
-           selection: str = 'class_balanced') -> Method:
+def replay(
+  apply_fn,
+  *,
+  input_shape,
+  num_outputs: int,
+  num_tasks: int,
+  memory_size: int,
+  replay_batch_size: int,
+  replay_weight: float = 1.0,
+  selection: str = 'class_balanced',
+) -> Method:
   if selection not in MEMORY_SELECTIONS:
     raise ValueError(f'selection must be one of {list(MEMORY_SELECTIONS)}, got {selection!r}')
   num_groups = num_tasks * num_outputs
@@ -43,12 +51,13 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
   def init(params):
     del params
     return ReplayState(
-        x=jnp.zeros((memory_size,) + tuple(input_shape), jnp.float32),
-        y=jnp.zeros((memory_size,), jnp.int32),
-        mask=jnp.zeros((memory_size, num_outputs), bool),
-        group=jnp.full((memory_size,), num_groups, jnp.int32),
-        count=jnp.zeros((), jnp.int32),
-        seen=jnp.zeros((), jnp.int32))
+      x=jnp.zeros((memory_size,) + tuple(input_shape), jnp.float32),
+      y=jnp.zeros((memory_size,), jnp.int32),
+      mask=jnp.zeros((memory_size, num_outputs), bool),
+      group=jnp.full((memory_size,), num_groups, jnp.int32),
+      count=jnp.zeros((), jnp.int32),
+      seen=jnp.zeros((), jnp.int32),
+    )
 
   def loss(params, state, key, num_past=None):
     del num_past
@@ -63,7 +72,9 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
     # Candidates: the current memory followed by the new task's examples.
     valid = jnp.concatenate([jnp.arange(m) < state.count, jnp.ones((n,), bool)])
     group = jnp.concatenate([state.group, task_group])
-    group = jnp.where(valid, group, num_groups)  # invalid entries sort last, in a group of their own
+    group = jnp.where(
+      valid, group, num_groups
+    )  # invalid entries sort last, in a group of their own
     priority = jax.random.uniform(key, (m + n,))
     present = jnp.zeros((num_groups + 1,), bool).at[group].set(True).at[num_groups].set(False)
     num_present = jnp.sum(present)
@@ -81,9 +92,14 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
       both = jnp.concatenate([old, new])
       return both[chosen]
 
-    return ReplayState(x=gather(state.x, data.x), y=gather(state.y, data.y),
-                       mask=gather(state.mask, data.mask), group=group[chosen],
-                       count=count.astype(jnp.int32), seen=state.seen + n)
+    return ReplayState(
+      x=gather(state.x, data.x),
+      y=gather(state.y, data.y),
+      mask=gather(state.mask, data.mask),
+      group=group[chosen],
+      count=count.astype(jnp.int32),
+      seen=state.seen + n,
+    )
 
   def consolidate_reservoir(state, data: TaskData, key):
     n = data.y.shape[0]
@@ -97,8 +113,9 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
     draw = jax.random.randint(slot_key, (n,), 0, seen + 1)
     slot = jnp.where(seen < m, seen, draw)
     slot = jnp.where(slot < m, slot, m)  # m = not written
-    last_writer = jnp.full((m,), -1, jnp.int32).at[slot].max(jnp.arange(n, dtype=jnp.int32),
-                                                             mode='drop')
+    last_writer = (
+      jnp.full((m,), -1, jnp.int32).at[slot].max(jnp.arange(n, dtype=jnp.int32), mode='drop')
+    )
     written = last_writer >= 0
     src = order[jnp.maximum(last_writer, 0)]
 
@@ -107,9 +124,14 @@ def replay(apply_fn, *, input_shape, num_outputs: int, num_tasks: int, memory_si
       return jnp.where(w, new[src], old)
 
     task_group = data.task_index * num_outputs + data.y
-    return ReplayState(x=update(state.x, data.x), y=update(state.y, data.y),
-                       mask=update(state.mask, data.mask), group=update(state.group, task_group),
-                       count=jnp.minimum(state.seen + n, m).astype(jnp.int32), seen=state.seen + n)
+    return ReplayState(
+      x=update(state.x, data.x),
+      y=update(state.y, data.y),
+      mask=update(state.mask, data.mask),
+      group=update(state.group, task_group),
+      count=jnp.minimum(state.seen + n, m).astype(jnp.int32),
+      seen=state.seen + n,
+    )
 
   def consolidate(state, params, data, key, opt_state=None):
     del params, opt_state

@@ -20,9 +20,9 @@ from cl.methods.base import Method
 
 class SIState(NamedTuple):
   path_integral: object  # ω for the current task
-  importance: object     # Ω, summed over past tasks
-  anchor: object         # θ* at the end of the last task
-  task_start: object     # θ at the start of the current task
+  importance: object  # Ω, summed over past tasks
+  anchor: object  # θ* at the end of the last task
+  task_start: object  # θ at the start of the current task
 
 
 def si(*, si_c: float, xi: float = 1e-3) -> Method:
@@ -33,19 +33,26 @@ def si(*, si_c: float, xi: float = 1e-3) -> Method:
 
   def loss(params, state, key, num_past=None):
     del key, num_past
-    terms = jax.tree.map(lambda p, o, a: jnp.sum(o * jnp.square(p - a)),
-                         params, state.importance, state.anchor)
+    terms = jax.tree.map(
+      lambda p, o, a: jnp.sum(o * jnp.square(p - a)), params, state.importance, state.anchor
+    )
     return si_c * sum(jax.tree.leaves(terms))
 
   def after_step(state, params_before, params_after, grads):
-    path = jax.tree.map(lambda w, g, a, b: w - g * (a - b),
-                        state.path_integral, grads, params_after, params_before)
+    path = jax.tree.map(
+      lambda w, g, a, b: w - g * (a - b), state.path_integral, grads, params_after, params_before
+    )
     return state._replace(path_integral=path)
 
   def consolidate(state, params, data, key, opt_state=None):
     del data, key, opt_state
-    importance = jax.tree.map(lambda o, w, p, s: o + w / (jnp.square(p - s) + xi),
-                              state.importance, state.path_integral, params, state.task_start)
+    importance = jax.tree.map(
+      lambda o, w, p, s: o + w / (jnp.square(p - s) + xi),
+      state.importance,
+      state.path_integral,
+      params,
+      state.task_start,
+    )
     zeros = jax.tree.map(jnp.zeros_like, params)
     return SIState(path_integral=zeros, importance=importance, anchor=params, task_start=params)
 

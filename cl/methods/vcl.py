@@ -21,8 +21,8 @@ from cl.methods.base import Method, no_after_step, no_loss
 
 
 class VCLState(NamedTuple):
-  prior_mean: object   # m_t
-  prior_prec: object   # P_t, absolute precision of the posterior after the last finished task
+  prior_mean: object  # m_t
+  prior_prec: object  # P_t, absolute precision of the posterior after the last finished task
   has_prior: jax.Array  # bool []: whether a task has finished
 
 
@@ -48,9 +48,17 @@ def vcl(*, ess: float | None = None, prior_scale: float = 1.0) -> Method:
     del params
     new_ess = jnp.asarray(ess if ess else data.y.shape[0], jnp.float32)
     opt_state = opt_state._replace(ess=new_ess)
-    propagated = ivon.with_prior(opt_state, state.prior_mean,
-                                 jax.tree.map(lambda p: prior_scale * p / new_ess, state.prior_prec))
+    propagated = ivon.with_prior(
+      opt_state,
+      state.prior_mean,
+      jax.tree.map(lambda p: prior_scale * p / new_ess, state.prior_prec),
+    )
     return jax.tree.map(lambda a, b: jnp.where(state.has_prior, a, b), propagated, opt_state)
 
-  return Method(init=init, loss=no_loss, after_step=no_after_step, consolidate=consolidate,
-                prepare_optimizer=prepare_optimizer)
+  return Method(
+    init=init,
+    loss=no_loss,
+    after_step=no_after_step,
+    consolidate=consolidate,
+    prepare_optimizer=prepare_optimizer,
+  )

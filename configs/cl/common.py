@@ -6,70 +6,110 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Data and stream.
-  c.dataset = 'fashion_mnist'   # fashion_mnist | mnist | digits | blobs
-  c.data_dir = ''               # directory with the IDX files; '' = Debian package dir or cache
-  c.download = False            # download (SHA-256 verified) when the files are nowhere on disk
-  c.stream = 'split'            # split | permuted | rotated
-  c.scenario = 'task'           # split: task | class; permuted/rotated: domain
+  c.dataset = 'fashion_mnist'  # fashion_mnist | mnist | digits | blobs
+  c.data_dir = ''  # directory with the IDX files; '' = Debian package dir or cache
+  c.download = False  # download (SHA-256 verified) when the files are nowhere on disk
+  c.stream = 'split'  # split | permuted | rotated
+  c.scenario = 'task'  # split: task | class; permuted/rotated: domain
   c.num_tasks = 5
   c.classes_per_task = 2
-  c.max_angle = 180.0           # rotated streams: task t rotates by t * max_angle / num_tasks
-  c.val_fraction = 0.1          # validation split carved from each task's training data
+  c.max_angle = 180.0  # rotated streams: task t rotates by t * max_angle / num_tasks
+  c.val_fraction = 0.1  # validation split carved from each task's training data
   c.max_train_examples_per_task = 0  # 0 = all; a cap for quick runs
-  c.max_test_examples_per_task = 0   # 0 = all
+  c.max_test_examples_per_task = 0  # 0 = all
   # Model.
-  c.model = 'mlp'               # mlp | cnn
+  c.model = 'mlp'  # mlp | cnn
   c.hidden_sizes = (256, 256)
   c.channels = (32, 64)
   c.dense_size = 256
   # Method.
-  c.method = 'finetune'         # finetune | joint | ewc | online_ewc | si | replay
-  c.ewc = ml_collections.ConfigDict(dict(
-      ewc_lambda=100.0, gamma=1.0, fisher_num_examples=1024, fisher_type='sampled'))
+  c.method = 'finetune'  # finetune | joint | ewc | online_ewc | si | replay
+  c.ewc = ml_collections.ConfigDict(
+    dict(ewc_lambda=100.0, gamma=1.0, fisher_num_examples=1024, fisher_type='sampled')
+  )
   c.si = ml_collections.ConfigDict(dict(c=1.0, xi=1e-3))
-  c.replay = ml_collections.ConfigDict(dict(
-      memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced'))
-  c.vcl = ml_collections.ConfigDict(dict(prior_scale=1.0))  # β: prior precision β·P_t; 1 = exact VCL
-  c.fromp = ml_collections.ConfigDict(dict(
-      memory_per_task=40, tau=1000.0, prior_precision=1e-3, jitter=1e-6, relative_jitter=0.1,
+  c.replay = ml_collections.ConfigDict(
+    dict(memory_size=1000, batch_size=128, weight=1.0, selection='class_balanced')
+  )
+  c.vcl = ml_collections.ConfigDict(
+    dict(prior_scale=1.0)
+  )  # β: prior precision β·P_t; 1 = exact VCL
+  c.fromp = ml_collections.ConfigDict(
+    dict(
+      memory_per_task=40,
+      tau=1000.0,
+      prior_precision=1e-3,
+      jitter=1e-6,
+      relative_jitter=0.1,
       selection='lambda_descend',
-      tasks_per_step='all', ggn_num_examples=256, targets='previous'))
-  c.kpriors = ml_collections.ConfigDict(dict(
-      memory_per_task=40, tau=1.0, delta=1e-3, selection='lambda_descend', tasks_per_step='all',
-      targets='previous'))
-  c.ewc_fr_replay = ml_collections.ConfigDict(dict(
-      memory_per_task=40, ewc_lambda=1.0, tau=1.0, replay_weight=1.0, m2_fraction=0.5,
-      temperature=1.0, fisher_num_examples=1024, fisher_type='empirical', selection='random',
-      tasks_per_step='all', targets='previous'))
+      tasks_per_step='all',
+      ggn_num_examples=256,
+      targets='previous',
+    )
+  )
+  c.kpriors = ml_collections.ConfigDict(
+    dict(
+      memory_per_task=40,
+      tau=1.0,
+      delta=1e-3,
+      selection='lambda_descend',
+      tasks_per_step='all',
+      targets='previous',
+    )
+  )
+  c.ewc_fr_replay = ml_collections.ConfigDict(
+    dict(
+      memory_per_task=40,
+      ewc_lambda=1.0,
+      tau=1.0,
+      replay_weight=1.0,
+      m2_fraction=0.5,
+      temperature=1.0,
+      fisher_num_examples=1024,
+      fisher_type='empirical',
+      selection='random',
+      tasks_per_step='all',
+      targets='previous',
+    )
+  )
   # Optimisation. optimizer.name 'auto' = adam, or ivon for method vcl. IVON / VOGN take their
   # learning rate and the rest from c.ivon; adam / sgd use optimizer.learning_rate.
   c.optimizer = ml_collections.ConfigDict(dict(name='auto', learning_rate=1e-3, momentum=0.9))
-  c.ivon = ml_collections.ConfigDict(dict(
+  c.ivon = ml_collections.ConfigDict(
+    dict(
       learning_rate=0.1,
-      ess=0.0,            # λ; 0 = the current task's number of training examples
-      hess_init=1.0, beta1=0.9, beta2=0.99999, weight_decay=1e-4, clip_radius=float('inf'),
-      mc_samples=1, hess_approx='price',
-      eval_samples=0))    # 0: predict with the posterior mean; S > 0: softmax averaged over S samples
+      ess=0.0,  # λ; 0 = the current task's number of training examples
+      hess_init=1.0,
+      beta1=0.9,
+      beta2=0.99999,
+      weight_decay=1e-4,
+      clip_radius=float('inf'),
+      mc_samples=1,
+      hess_approx='price',
+      eval_samples=0,
+    )
+  )  # 0: predict with the posterior mean; S > 0: softmax averaged over S samples
   c.batch_size = 128
   c.epochs = 5
-  c.reset_optimizer = True      # fresh optimizer state at the start of each task
+  c.reset_optimizer = True  # fresh optimizer state at the start of each task
   # Seeds.
   c.seed = 0
-  c.num_seeds = 1               # seeds seed, seed+1, ... trained together with jax.vmap
-  c.seed_batching = 'vmap'      # vmap (fast) | map: seed i bit-identical alone or in any group
-  c.data_seed = 0               # the stream's random choices (permutations, validation split),
-                                # shared by every seed: seed i trains on the same stream alone or in a group
+  c.num_seeds = 1  # seeds seed, seed+1, ... trained together with jax.vmap
+  c.seed_batching = 'vmap'  # vmap (fast) | map: seed i bit-identical alone or in any group
+  c.data_seed = 0  # the stream's random choices (permutations, validation split),
+  # shared by every seed: seed i trains on the same stream alone or in a group
   # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`, each
   # seed's state leaves of >= model_min_size elements over `model` (for models too large for one
   # device); -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
-  c.mesh = ml_collections.ConfigDict(dict(enabled=False, seed=-1, data=1, model=1,
-                                          model_min_size=2 ** 14))
+  c.mesh = ml_collections.ConfigDict(
+    dict(enabled=False, seed=-1, data=1, model=1, model_min_size=2**14)
+  )
   # Checkpoints: one per task boundary; the newest `keep_checkpoints` stay on disk (0: every one).
   # A one-seed Split-FMNIST checkpoint is about 7 MB (the model, the optimizer and the method's
   # per-task state, times the number of seeds).
   c.keep_checkpoints = 2
   # Reporting.
-  c.joint_reference = ''        # results.json of a `joint` run on the same stream -> intransigence
+  c.joint_reference = ''  # results.json of a `joint` run on the same stream -> intransigence
   return c
 
 
@@ -106,21 +146,36 @@ BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 # The README's results table: each method's main hyper-parameter as chosen on the validation splits by
 # scripts/cl_results_table.py (docs/results/cl_results.json); a sweep with these reruns the table.
 CHOSEN = {
-    'split_fmnist': {
-        'ewc': {'ewc.ewc_lambda': 1000.0}, 'online_ewc': {'ewc.ewc_lambda': 1000.0},
-        'si': {'si.c': 10.0}, 'vcl': {'vcl.prior_scale': 0.3}, 'fromp': {'fromp.tau': 10000.0},
-        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 3.0},
-        'ewc_fr_replay': {'ewc_fr_replay.tau': 3.0, 'ewc_fr_replay.replay_weight': 3.0}},
-    'split_fmnist:class': {
-        'ewc': {'ewc.ewc_lambda': 1.0}, 'online_ewc': {'ewc.ewc_lambda': 10000.0},
-        'si': {'si.c': 100.0}, 'vcl': {'vcl.prior_scale': 1.0}, 'fromp': {'fromp.tau': 100000.0},
-        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 1.0},
-        'ewc_fr_replay': {'ewc_fr_replay.tau': 1.0, 'ewc_fr_replay.replay_weight': 1.0}},
-    'permuted_fmnist': {
-        'ewc': {'ewc.ewc_lambda': 100.0}, 'online_ewc': {'ewc.ewc_lambda': 10.0},
-        'si': {'si.c': 0.01}, 'vcl': {'vcl.prior_scale': 0.1}, 'fromp': {'fromp.tau': 1000.0},
-        'fromp_l2': {'fromp.tau': 10000.0}, 'kpriors': {'kpriors.tau': 0.3},
-        'ewc_fr_replay': {'ewc_fr_replay.tau': 0.3, 'ewc_fr_replay.replay_weight': 0.3}},
+  'split_fmnist': {
+    'ewc': {'ewc.ewc_lambda': 1000.0},
+    'online_ewc': {'ewc.ewc_lambda': 1000.0},
+    'si': {'si.c': 10.0},
+    'vcl': {'vcl.prior_scale': 0.3},
+    'fromp': {'fromp.tau': 10000.0},
+    'fromp_l2': {'fromp.tau': 10000.0},
+    'kpriors': {'kpriors.tau': 3.0},
+    'ewc_fr_replay': {'ewc_fr_replay.tau': 3.0, 'ewc_fr_replay.replay_weight': 3.0},
+  },
+  'split_fmnist:class': {
+    'ewc': {'ewc.ewc_lambda': 1.0},
+    'online_ewc': {'ewc.ewc_lambda': 10000.0},
+    'si': {'si.c': 100.0},
+    'vcl': {'vcl.prior_scale': 1.0},
+    'fromp': {'fromp.tau': 100000.0},
+    'fromp_l2': {'fromp.tau': 10000.0},
+    'kpriors': {'kpriors.tau': 1.0},
+    'ewc_fr_replay': {'ewc_fr_replay.tau': 1.0, 'ewc_fr_replay.replay_weight': 1.0},
+  },
+  'permuted_fmnist': {
+    'ewc': {'ewc.ewc_lambda': 100.0},
+    'online_ewc': {'ewc.ewc_lambda': 10.0},
+    'si': {'si.c': 0.01},
+    'vcl': {'vcl.prior_scale': 0.1},
+    'fromp': {'fromp.tau': 1000.0},
+    'fromp_l2': {'fromp.tau': 10000.0},
+    'kpriors': {'kpriors.tau': 0.3},
+    'ewc_fr_replay': {'ewc_fr_replay.tau': 0.3, 'ewc_fr_replay.replay_weight': 0.3},
+  },
 }
 
 

@@ -1,6 +1,6 @@
 """Permuted Fashion-MNIST: 10 tasks (task 1 unpermuted), domain-incremental, MLP 784-100-100.
 
-  python scripts/train_cl.py --config configs/cl/permuted_fmnist.py --config.method=si --workdir ...
+python scripts/train_cl.py --config configs/cl/permuted_fmnist.py --config.method=si --workdir ...
 """
 
 from configs.cl import common

@@ -1,6 +1,6 @@
 """Rotated Fashion-MNIST: 10 tasks rotated by 0, 18, ..., 162 degrees; domain-incremental, MLP 784-100-100.
 
-  python scripts/train_cl.py --config configs/cl/rotated_fmnist.py --config.method=online_ewc --workdir ...
+python scripts/train_cl.py --config configs/cl/rotated_fmnist.py --config.method=online_ewc --workdir ...
 """
 
 from configs.cl import common

@@ -1,7 +1,7 @@
 """Split Fashion-MNIST: 5 tasks of 2 classes, task-incremental (multi-head), MLP 784-256-256.
 
-  python scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc --workdir ...
-  --config configs/cl/split_fmnist.py:quick   (tiny smoke run)
+python scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc --workdir ...
+--config configs/cl/split_fmnist.py:quick   (tiny smoke run)
 """
 
 from configs.cl import common

@@ -15,17 +15,18 @@ from configs.irl import common
 
 # env -> overrides of the common defaults (official per-task script flags).
 ENVS = {
-    'Hopper-v5': {},
-    'HalfCheetah-v5': {'discriminator.learning_rate': 3e-4},
-    'CustomAnt': {'normalize_states': False},
+  'Hopper-v5': {},
+  'HalfCheetah-v5': {'discriminator.learning_rate': 3e-4},
+  'CustomAnt': {'normalize_states': False},
 }
 
 
 def get_config(arg=None):
   env = arg or 'Hopper-v5'
   if env not in ENVS:
-    raise ValueError(f'configs/irl/mujoco.py: the config argument must be one of {sorted(ENVS)}, '
-                     f'got {env!r}')
+    raise ValueError(
+      f'configs/irl/mujoco.py: the config argument must be one of {sorted(ENVS)}, got {env!r}'
+    )
   c = common.base_config()
   c.env = env
   c.demos = f'demos/{env}'

@@ -48,6 +48,7 @@ class SACState:
   `log_alpha` is log α (float32 scalar); `step` (int32 scalar) counts `update` calls so far, which
   decides the actor and target periods.
   """
+
   actor_params: Any
   critic_params: Any
   target_critic_params: Any
@@ -60,6 +61,7 @@ class SACState:
 
 class SAC(NamedTuple):
   """The SAC functions for one environment spec and config (`make_sac`)."""
+
   config: SACConfig
   actor: ActorNetwork
   critic: CriticNetwork
@@ -80,13 +82,16 @@ def batch_reward(batch: Transition, reward_fn: RewardFn | None = None) -> jax.Ar
   else:
     reward = reward_fn(batch.obs, batch.action, batch.next_obs)
     if jnp.shape(reward) != (size,):
-      raise ValueError(f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
-                       f'got {jnp.shape(reward)}')
+      raise ValueError(
+        f'reward_fn must return rewards of shape ({size},) for a batch of {size}, '
+        f'got {jnp.shape(reward)}'
+      )
   return jax.lax.stop_gradient(jnp.asarray(reward, jnp.float32))
 
 
-def init_state(key: jax.Array, actor, critic, actor_tx, critic_tx, temperature_tx,
-               init_temperature: float) -> SACState:
+def init_state(
+  key: jax.Array, actor, critic, actor_tx, critic_tx, temperature_tx, init_temperature: float
+) -> SACState:
   """A fresh actor-critic state: new actor and critic params, targets equal to the critics,
   log α = log(init_temperature), fresh optimizer states, step 0. Shared by SAC and AlgaeDICE."""
   actor_key, critic_key = jax.random.split(key)
@@ -94,14 +99,15 @@ def init_state(key: jax.Array, actor, critic, actor_tx, critic_tx, temperature_t
   critic_params = critic.init(critic_key)
   log_alpha = jnp.log(jnp.asarray(init_temperature, jnp.float32))
   return SACState(
-      actor_params=actor_params,
-      critic_params=critic_params,
-      target_critic_params=jax.tree.map(jnp.copy, critic_params),
-      log_alpha=log_alpha,
-      actor_opt_state=actor_tx.init(actor_params),
-      critic_opt_state=critic_tx.init(critic_params),
-      temperature_opt_state=temperature_tx.init(log_alpha),
-      step=jnp.zeros((), jnp.int32))
+    actor_params=actor_params,
+    critic_params=critic_params,
+    target_critic_params=jax.tree.map(jnp.copy, critic_params),
+    log_alpha=log_alpha,
+    actor_opt_state=actor_tx.init(actor_params),
+    critic_opt_state=critic_tx.init(critic_params),
+    temperature_opt_state=temperature_tx.init(log_alpha),
+    step=jnp.zeros((), jnp.int32),
+  )
 
 
 def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
@@ -113,24 +119,28 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
     raise TypeError(f'config must be an SACConfig, got {type(config).__name__}')
   config.validate()
   if len(spec.observation.shape) != 1:
-    raise ValueError(f'{spec.name}: SAC needs flat observations (one axis), got shape '
-                     f'{spec.observation.shape}')
+    raise ValueError(
+      f'{spec.name}: SAC needs flat observations (one axis), got shape {spec.observation.shape}'
+    )
   bounds = networks.action_bounds(spec)
   obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
   target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
-  actor = networks.make_actor(obs_dim, action_dim, config.hidden_sizes, config.log_std_min,
-                              config.log_std_max)
+  actor = networks.make_actor(
+    obs_dim, action_dim, config.hidden_sizes, config.log_std_min, config.log_std_max
+  )
   critic = networks.make_critic(obs_dim, action_dim, config.hidden_sizes, config.num_critics)
   actor_tx = optax.adam(config.actor_lr)
   critic_tx = optax.adam(config.critic_lr)
   temperature_tx = optax.adam(config.temperature_lr)
 
   def init(key: jax.Array) -> SACState:
-    return init_state(key, actor, critic, actor_tx, critic_tx, temperature_tx,
-                      config.init_temperature)
+    return init_state(
+      key, actor, critic, actor_tx, critic_tx, temperature_tx, config.init_temperature
+    )
 
-  def update(state: SACState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
-             ) -> tuple[SACState, dict]:
+  def update(
+    state: SACState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
+  ) -> tuple[SACState, dict]:
     """One SAC update on `batch` (leading axis B); metrics are scalars (NaN for the actor and
     temperature entries on updates that skip the actor)."""
     critic_key, actor_key = jax.random.split(key)
@@ -139,43 +149,68 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
     alpha = jnp.exp(state.log_alpha)
 
     (critic_loss, critic_aux), critic_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
-        state.critic_params, state.target_critic_params, state.actor_params, alpha, batch.obs,
-        unit_action, reward, batch.next_obs, batch.terminated, critic_key,
-        actor=actor, critic=critic, discount=config.discount)
-    critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state,
-                                                        state.critic_params)
+      state.critic_params,
+      state.target_critic_params,
+      state.actor_params,
+      alpha,
+      batch.obs,
+      unit_action,
+      reward,
+      batch.next_obs,
+      batch.terminated,
+      critic_key,
+      actor=actor,
+      critic=critic,
+      discount=config.discount,
+    )
+    critic_updates, critic_opt_state = critic_tx.update(
+      critic_grads, state.critic_opt_state, state.critic_params
+    )
     critic_params = optax.apply_updates(state.critic_params, critic_updates)
 
     def actor_step(_):
       (actor_loss, actor_aux), actor_grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
-          state.actor_params, critic_params, alpha, batch.obs, actor_key, actor=actor, critic=critic)
-      actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state,
-                                                       state.actor_params)
+        state.actor_params, critic_params, alpha, batch.obs, actor_key, actor=actor, critic=critic
+      )
+      actor_updates, actor_opt_state = actor_tx.update(
+        actor_grads, state.actor_opt_state, state.actor_params
+      )
       actor_params = optax.apply_updates(state.actor_params, actor_updates)
       log_prob = actor_aux['log_prob']
       temperature_loss, temperature_grad = jax.value_and_grad(losses.temperature_loss)(
-          state.log_alpha, log_prob, target_entropy)
+        state.log_alpha, log_prob, target_entropy
+      )
       if config.learn_temperature:
         temperature_updates, temperature_opt_state = temperature_tx.update(
-            temperature_grad, state.temperature_opt_state, state.log_alpha)
+          temperature_grad, state.temperature_opt_state, state.log_alpha
+        )
         log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
       else:
         log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
-      metrics = {'actor_loss': actor_loss, 'temperature_loss': temperature_loss,
-                 'entropy': -jnp.mean(log_prob)}
+      metrics = {
+        'actor_loss': actor_loss,
+        'temperature_loss': temperature_loss,
+        'entropy': -jnp.mean(log_prob),
+      }
       return actor_params, actor_opt_state, log_alpha, temperature_opt_state, metrics
 
     def skip_actor(_):
       nan = jnp.full((), jnp.nan, jnp.float32)
       metrics = {'actor_loss': nan, 'temperature_loss': nan, 'entropy': nan}
-      return (state.actor_params, state.actor_opt_state, state.log_alpha,
-              state.temperature_opt_state, metrics)
+      return (
+        state.actor_params,
+        state.actor_opt_state,
+        state.log_alpha,
+        state.temperature_opt_state,
+        metrics,
+      )
 
     if config.actor_update_period == 1:
       actor_out = actor_step(None)
     else:
-      actor_out = jax.lax.cond(state.step % config.actor_update_period == 0, actor_step, skip_actor,
-                               None)
+      actor_out = jax.lax.cond(
+        state.step % config.actor_update_period == 0, actor_step, skip_actor, None
+      )
     actor_params, actor_opt_state, log_alpha, temperature_opt_state, actor_metrics = actor_out
 
     # τ_k = τ on the target period and 0 otherwise; (1 − 0)·θ̄ + 0·θ is θ̄ exactly.
@@ -183,30 +218,38 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
     target_critic_params = optax.incremental_update(critic_params, state.target_critic_params, tau)
 
     new_state = SACState(
-        actor_params=actor_params,
-        critic_params=critic_params,
-        target_critic_params=target_critic_params,
-        log_alpha=log_alpha,
-        actor_opt_state=actor_opt_state,
-        critic_opt_state=critic_opt_state,
-        temperature_opt_state=temperature_opt_state,
-        step=state.step + 1)
+      actor_params=actor_params,
+      critic_params=critic_params,
+      target_critic_params=target_critic_params,
+      log_alpha=log_alpha,
+      actor_opt_state=actor_opt_state,
+      critic_opt_state=critic_opt_state,
+      temperature_opt_state=temperature_opt_state,
+      step=state.step + 1,
+    )
     metrics = {
-        'critic_loss': critic_loss,
-        'q': jnp.mean(critic_aux['q']),
-        'target': jnp.mean(critic_aux['target']),
-        'reward': jnp.mean(reward),
-        'alpha': alpha,
-        **actor_metrics,
+      'critic_loss': critic_loss,
+      'q': jnp.mean(critic_aux['q']),
+      'target': jnp.mean(critic_aux['target']),
+      'reward': jnp.mean(reward),
+      'alpha': alpha,
+      **actor_metrics,
     }
     return new_state, metrics
 
-  def act(state_or_actor_params: SACState | Any, obs: jax.Array, key: jax.Array,
-          deterministic: bool = False) -> jax.Array:
+  def act(
+    state_or_actor_params: SACState | Any,
+    obs: jax.Array,
+    key: jax.Array,
+    deterministic: bool = False,
+  ) -> jax.Array:
     """Actions in the environment's box for `obs` [..., d]: sampled from π(·|s), or tanh(mean)
     when `deterministic` (a Python bool; `key` is then unused)."""
-    params = (state_or_actor_params.actor_params if isinstance(state_or_actor_params, SACState)
-              else state_or_actor_params)
+    params = (
+      state_or_actor_params.actor_params
+      if isinstance(state_or_actor_params, SACState)
+      else state_or_actor_params
+    )
     mean, log_std = actor.apply(params, obs)
     if deterministic:
       unit_action = jnp.tanh(mean)
@@ -214,8 +257,16 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
       unit_action, _ = networks.sample_tanh_gaussian(key, mean, log_std)
     return networks.to_env_action(unit_action, bounds)
 
-  return SAC(config=config, actor=actor, critic=critic, bounds=bounds, target_entropy=target_entropy,
-             init=init, update=update, act=act)
+  return SAC(
+    config=config,
+    actor=actor,
+    critic=critic,
+    bounds=bounds,
+    target_entropy=target_entropy,
+    init=init,
+    update=update,
+    act=act,
+  )
 
 
 def init(key: jax.Array, spec: EnvSpec, config: SACConfig = SACConfig()) -> SACState:
@@ -229,8 +280,12 @@ def as_agent(sac, reward_fn: RewardFn | None = None) -> Agent:
   `config.batch_size` transitions uniformly from the replay buffer and makes one `update` with
   `reward_fn` (e.g. a frozen learned reward for reward transfer). The expert buffer is ignored."""
 
-  def update(state: SACState, replay_buffer: replay.ReplayBuffer, key: jax.Array,
-             expert_buffer: replay.ExpertBuffer | None = None) -> tuple[SACState, dict]:
+  def update(
+    state: SACState,
+    replay_buffer: replay.ReplayBuffer,
+    key: jax.Array,
+    expert_buffer: replay.ExpertBuffer | None = None,
+  ) -> tuple[SACState, dict]:
     del expert_buffer
     sample_key, update_key = jax.random.split(key)
     batch = replay.sample(replay_buffer, sample_key, sac.config.batch_size)

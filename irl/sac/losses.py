@@ -25,8 +25,14 @@ import jax.numpy as jnp
 from irl.networks import ActorNetwork, CriticNetwork, sample_tanh_gaussian
 
 
-def soft_bellman_target(reward: jax.Array, terminated: jax.Array, next_q: jax.Array,
-                        next_log_prob: jax.Array, alpha: jax.Array, discount: float) -> jax.Array:
+def soft_bellman_target(
+  reward: jax.Array,
+  terminated: jax.Array,
+  next_q: jax.Array,
+  next_log_prob: jax.Array,
+  alpha: jax.Array,
+  discount: float,
+) -> jax.Array:
   """The soft Q target of eq. 6, y = r + γ (1 − terminated)(min_j Q̄_j(s', a') − α log π(a'|s')).
 
   Args:
@@ -37,15 +43,29 @@ def soft_bellman_target(reward: jax.Array, terminated: jax.Array, next_q: jax.Ar
     discount: γ.
   Returns: y [B]. The caller stops its gradient.
   """
-  soft_value = jnp.min(next_q, axis=0) - alpha * next_log_prob   # a one-sample estimate of V(s'), eq. 3
+  soft_value = (
+    jnp.min(next_q, axis=0) - alpha * next_log_prob
+  )  # a one-sample estimate of V(s'), eq. 3
   not_terminated = 1.0 - jnp.asarray(terminated, reward.dtype)
   return reward + discount * not_terminated * soft_value
 
 
-def critic_loss(critic_params: Any, target_critic_params: Any, actor_params: Any, alpha: jax.Array,
-                obs: jax.Array, unit_action: jax.Array, reward: jax.Array, next_obs: jax.Array,
-                terminated: jax.Array, key: jax.Array, *, actor: ActorNetwork,
-                critic: CriticNetwork, discount: float) -> tuple[jax.Array, dict]:
+def critic_loss(
+  critic_params: Any,
+  target_critic_params: Any,
+  actor_params: Any,
+  alpha: jax.Array,
+  obs: jax.Array,
+  unit_action: jax.Array,
+  reward: jax.Array,
+  next_obs: jax.Array,
+  terminated: jax.Array,
+  key: jax.Array,
+  *,
+  actor: ActorNetwork,
+  critic: CriticNetwork,
+  discount: float,
+) -> tuple[jax.Array, dict]:
   """Σ_i J_Q(θ_i) (eq. 5) against the target of eq. 6, differentiable in `critic_params` only.
 
   The target uses the target critics θ̄, the current actor and a fresh sample a' (key `key`).
@@ -55,15 +75,23 @@ def critic_loss(critic_params: Any, target_critic_params: Any, actor_params: Any
   next_action, next_log_prob = sample_tanh_gaussian(key, next_mean, next_log_std)
   next_q = critic.apply(target_critic_params, next_obs, next_action)
   target = jax.lax.stop_gradient(
-      soft_bellman_target(reward, terminated, next_q, next_log_prob, alpha, discount))
+    soft_bellman_target(reward, terminated, next_q, next_log_prob, alpha, discount)
+  )
   q = critic.apply(critic_params, obs, unit_action)
   loss = jnp.sum(jnp.mean(0.5 * (q - target) ** 2, axis=-1))
   return loss, {'q': q, 'target': target}
 
 
-def actor_loss(actor_params: Any, critic_params: Any, alpha: jax.Array, obs: jax.Array,
-               key: jax.Array, *, actor: ActorNetwork, critic: CriticNetwork
-               ) -> tuple[jax.Array, dict]:
+def actor_loss(
+  actor_params: Any,
+  critic_params: Any,
+  alpha: jax.Array,
+  obs: jax.Array,
+  key: jax.Array,
+  *,
+  actor: ActorNetwork,
+  critic: CriticNetwork,
+) -> tuple[jax.Array, dict]:
   """J_π(φ) with the reparameterised sample ã = f_φ(ε; s) (eqs. 7-9), differentiable in
   `actor_params` (the critics are held fixed by the caller, which differentiates this argument only).
 
