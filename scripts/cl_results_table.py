@@ -1,4 +1,4 @@
-r"""Regenerates the README's results table: every baseline on Split and Permuted Fashion-MNIST.
+r"""Regenerates the continual-learning results table (docs/results.md): every baseline on Split and Permuted Fashion-MNIST.
 
   python scripts/cl_results_table.py --out runs/cl_results.json
 

@@ -1,4 +1,4 @@
-r"""Regenerates the README's IRL tables: imitation from 1 expert trajectory, and reward transfer.
+r"""Regenerates the IRL results tables (docs/results.md): imitation from 1 expert trajectory, and reward transfer.
 
   python scripts/irl_results_table.py --out runs/irl_results.json --plot runs/irl_curves.png
   python scripts/irl_results_table.py --table=transfer --out runs/irl_transfer.json

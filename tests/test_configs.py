@@ -63,7 +63,7 @@ def _table_hyperparameters(entry: str) -> dict:
 
 @pytest.mark.parametrize('benchmark', ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'])
 def test_default_configs_give_the_results_table_hyperparameters(benchmark):
-  """The README's command for a row (the benchmark's config, `--config.method=<method>`, no other
+  """The documented command for a row (the benchmark's config, `--config.method=<method>`, no other
   flag) trains with the hyper-parameters of that row of docs/results/cl_results.json."""
   import json
   import os

@@ -246,7 +246,7 @@ def test_split_fmnist_quick_run(tmp_path):
 
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_default_fromp_command_reproduces_its_results_table_row(tmp_path):
-  """The README's command for FROMP on Split FMNIST, without any other flag, gives the table's seed-0
+  """The documented command for FROMP on Split FMNIST, without any other flag, gives the table's seed-0
   average accuracy (docs/results/cl_results.json; the table trains seeds 0-2 vmapped, this run seed 0
   alone, so float order may differ slightly: 0.3 points allowed)."""
   proc = run(

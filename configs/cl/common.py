@@ -143,7 +143,7 @@ BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
 BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 
 
-# The README's results table: each method's main hyper-parameter as chosen on the validation splits by
+# The results table (docs/results.md): each method's main hyper-parameter as chosen on the validation splits by
 # scripts/cl_results_table.py (docs/results/cl_results.json); a sweep with these reruns the table.
 CHOSEN = {
   'split_fmnist': {
@@ -180,7 +180,7 @@ CHOSEN = {
 
 
 def use_chosen(c, benchmark: str) -> ml_collections.ConfigDict:
-  """Makes `CHOSEN[benchmark]` the defaults of config `c`, so that the README's command for a method
+  """Makes `CHOSEN[benchmark]` the defaults of config `c`, so that the documented command for a method
   reproduces its row: every field chosen for some method becomes a typed placeholder (None), and
   `c.chosen.<method>.<group>.<field>` holds each method's value; `cl.builders.resolve_chosen` (run by
   `validate_config`) fills the placeholders of `c.method`. A value given on the command line or set in
@@ -199,7 +199,7 @@ def use_chosen(c, benchmark: str) -> ml_collections.ConfigDict:
 
 def baseline_sweep(add, benchmark: str, num_seeds: int = 3):
   """Every baseline and Bayes-duality method, `num_seeds` seeds each (vmapped inside one run), with
-  the hyper-parameters `CHOSEN` for `benchmark`: `scripts/sweep.py` then regenerates the README's
+  the hyper-parameters `CHOSEN` for `benchmark`: `scripts/sweep.py` then regenerates the docs' (docs/results.md)
   rows of that benchmark (without redoing the validation search)."""
   for method in BASELINES + BAYES_DUALITY:
     add(method=method, num_seeds=num_seeds, **CHOSEN[benchmark].get(method, {}))

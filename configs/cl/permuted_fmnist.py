@@ -23,12 +23,12 @@ def get_config(arg=None):
     c[name].memory_per_task = 200
     c[name].tasks_per_step = 'one'
   common.apply_variant(c, arg)
-  # The validation-chosen hyper-parameters of the README's rows are the defaults (common.CHOSEN).
+  # The validation-chosen hyper-parameters of the results rows (docs/results.md) are the defaults (common.CHOSEN).
   return common.use_chosen(c, 'permuted_fmnist')
 
 
 def sweep(add, arg=None):
   """Every method with three seeds (vmapped inside each run) and its validation-chosen
-  hyper-parameter: the README's Permuted FMNIST rows."""
+  hyper-parameter: the Permuted FMNIST rows of docs/results.md."""
   del arg
   common.baseline_sweep(add, 'permuted_fmnist')

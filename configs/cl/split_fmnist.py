@@ -21,12 +21,12 @@ def get_config(arg=None):
   c.replay.memory_size = 1000
   common.apply_variant(c, arg)
   class_il = c.scenario == 'class'
-  # The validation-chosen hyper-parameters of the README's rows are the defaults (common.CHOSEN).
+  # The validation-chosen hyper-parameters of the results rows (docs/results.md) are the defaults (common.CHOSEN).
   return common.use_chosen(c, 'split_fmnist:class' if class_il else 'split_fmnist')
 
 
 def sweep(add, arg=None):
   """Every method with three seeds (vmapped inside each run) and its validation-chosen
-  hyper-parameter: the README's Split FMNIST rows (`:class` for the class-incremental ones)."""
+  hyper-parameter: the Split FMNIST rows of docs/results.md (`:class` for the class-incremental ones)."""
   class_il = arg is not None and 'class' in arg.split(',')
   common.baseline_sweep(add, 'split_fmnist:class' if class_il else 'split_fmnist')

@@ -9,7 +9,7 @@ import ml_collections
 
 from irl import hparams  # the algorithms' dataclasses, without jax: a config file is data
 
-# The budgets of the README's IRL tables (scripts/irl_results_table.py and the configs' sweeps):
+# The budgets of the IRL results tables (docs/results.md) (scripts/irl_results_table.py and the configs' sweeps):
 # environment steps per seed of the off-policy algorithms; the on-policy ones (irl/onpolicy.py) get
 # ONPOLICY_BUDGET_FACTOR times as many (issue 12: 1e5 and 1e6). TABLE_EVALS_PER_RUN evaluations of
 # TABLE_EVAL_EPISODES episodes per run. The papers use 1e6 for every algorithm.
@@ -31,7 +31,7 @@ TABLE_EVAL_EPISODES = 20
 
 
 def table_budget(env: str, algo: str, budgets: dict | None = None) -> int:
-  """The environment steps of one README-table run of `algo` on `env` (`budgets` overrides
+  """The environment steps of one results-table run of `algo` on `env` (`budgets` overrides
   TABLE_BUDGETS)."""
   budget = (budgets or TABLE_BUDGETS)[env]
   return budget * ONPOLICY_BUDGET_FACTOR if algo in hparams.ONPOLICY_ALGOS else budget
@@ -45,7 +45,7 @@ def mesh_config():
 
 
 def table_overrides(env: str, algo: str = 'opirl') -> dict:
-  """The loop overrides of one README-table run of `algo` on `env`."""
+  """The loop overrides of one results-table run of `algo` on `env`."""
   budget = table_budget(env, algo)
   return {
     'loop.num_env_steps': budget,

@@ -39,7 +39,7 @@ def get_config(arg=None):
 
 def sweep(add, arg=None):
   """OPIRL and every baseline on this environment, seeds 0-2 as separate tasks (MuJoCo runs on the
-  host, one seed per process), with the README table's budget (`--set loop.num_env_steps=...` for
+  host, one seed per process), with the results table's budget (`--set loop.num_env_steps=...` for
   longer runs)."""
   for algo in common.OFFPOLICY_TABLE_ALGOS:
     for seed in range(3):

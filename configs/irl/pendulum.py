@@ -27,7 +27,7 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-  """OPIRL and every baseline, on- and off-policy, seeds 0-2 vmapped inside each run, with the README
+  """OPIRL and every baseline, on- and off-policy, seeds 0-2 vmapped inside each run, with the results
   table's budgets (common.table_budget): its Pendulum rows."""
   del arg
   for algo in common.TABLE_ALGOS:

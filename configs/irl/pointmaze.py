@@ -38,7 +38,7 @@ def get_config(arg=None):
 
 def sweep(add, arg=None):
   """OPIRL and every baseline, on- and off-policy, three seeds each (vmapped inside each run), with
-  the README table's budgets (common.table_budget): its PointMaze rows."""
+  the results table's budgets (common.table_budget): its PointMaze rows."""
   del arg
   for algo in common.TABLE_ALGOS:
     add(algo=algo, num_seeds=3, **common.table_overrides('PointMaze-Left', algo))

@@ -12,7 +12,7 @@ import ml_collections
 
 # Per-environment schedule: (num_env_steps, start_steps, eval_every, default expert). MuJoCo budgets
 # are the usual SAC benchmark length; the shipped experts were trained with shorter budgets on CPU
-# (README, "Experts"), set with --config.loop.num_env_steps.
+# (docs/envs-and-rl.md, "Shipped experts"), set with --config.loop.num_env_steps.
 ENVS = {
   'Pendulum': (20_000, 1_000, 2_000, 'sac'),
   'PointMaze-Left': (50_000, 2_000, 5_000, 'scripted'),
