@@ -10,6 +10,7 @@ in one line, set aside as `<step>.corrupt`, and the next older step restored ins
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -23,10 +24,22 @@ class CheckpointError(RuntimeError):
   """No checkpoint of a run can be restored; the message says what to do."""
 
 
+class _DropUnretrievedTaskErrors(logging.Filter):
+  """Drops asyncio's 'Task exception was never retrieved' records (with their tracebacks)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith('Task exception was never retrieved')
+
+
 def _ignore_reads_of_a_failed_restore() -> None:
   """A failed orbax restore closes its asyncio loop while tensorstore still finishes the other
   arrays' reads; each then reports 'Event loop is closed' as an unraisable exception, a traceback
-  apiece on stderr. Those (and only those) are dropped; any other goes to the previous hook."""
+  apiece on stderr, and, depending on timing (seen under load), asyncio logs the reads' tasks whose
+  errors nobody retrieved, again with tracebacks. Those (and only those) are dropped; any other
+  unraisable exception goes to the previous hook, any other asyncio record is logged."""
+  asyncio_logger = logging.getLogger('asyncio')
+  if not any(isinstance(f, _DropUnretrievedTaskErrors) for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(_DropUnretrievedTaskErrors())
   previous = sys.unraisablehook
   if getattr(previous, 'drops_closed_loop_reads', False):
     return

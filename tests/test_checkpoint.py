@@ -38,3 +38,22 @@ def test_restore_newest_sets_damaged_steps_aside_and_restores_the_next_older(tmp
 def test_restore_newest_of_an_empty_directory_is_none(tmp_path):
   with Checkpointer(str(tmp_path)) as ckpt:
     assert ckpt.restore_newest(jax.eval_shape(lambda: _state(0))) is None
+
+
+def test_a_failed_restore_silences_only_its_unretrieved_reads(caplog):
+  """After a failed restore, asyncio's 'Task exception was never retrieved' records (the other reads'
+  tracebacks, logged depending on timing) are dropped; other asyncio records still get through."""
+  import logging
+
+  from experiment import checkpoint
+
+  checkpoint._ignore_reads_of_a_failed_restore()
+  checkpoint._ignore_reads_of_a_failed_restore()  # idempotent: one filter
+  asyncio_logger = logging.getLogger('asyncio')
+  assert (
+    sum(isinstance(f, checkpoint._DropUnretrievedTaskErrors) for f in asyncio_logger.filters) == 1
+  )
+  with caplog.at_level(logging.ERROR, logger='asyncio'):
+    asyncio_logger.error('Task exception was never retrieved\nfuture: <Task finished>')
+    asyncio_logger.error('Exception in callback something else')
+  assert [r.getMessage() for r in caplog.records] == ['Exception in callback something else']
