@@ -23,12 +23,15 @@
 #
 # Environment knobs: SLURM_LOCAL_DIR (see above), SLURM_LOCAL_TIMEOUT (seconds to wait for the node to
 # come up; default 60), SLURM_LOCAL_CRED_EXPIRE (job credential lifetime in seconds, default 30; a job
-# requeued with `scontrol requeue` waits this long + 1 s before it may start again; Slurm's default is 120).
+# requeued with `scontrol requeue` waits this long + 1 s before it may start again; Slurm's default is 120),
+# SLURM_LOCAL_KEEP_JOBS (1: a freshly started slurmctld keeps the jobs saved by its previous life; default 0
+# clears them, see `start`).
 set -euo pipefail
 
 LOCAL_DIR=${SLURM_LOCAL_DIR:-/tmp/slurm-local}
 TIMEOUT=${SLURM_LOCAL_TIMEOUT:-60}
 CRED_EXPIRE=${SLURM_LOCAL_CRED_EXPIRE:-30}
+KEEP_JOBS=${SLURM_LOCAL_KEEP_JOBS:-0}
 SYSTEM_CONF=/etc/slurm/slurm.conf
 MARKER_PREFIX='# Written by scripts/slurm_local.sh'  # first line of every config this script writes
 MARKER="$MARKER_PREFIX (rewritten by every 'slurm_local.sh start')."
@@ -224,9 +227,15 @@ start() {
     stop_daemons  # daemons started with an older config would not see the new one
   fi
   if ! running_pid "$LOCAL_DIR/run/slurmctld.pid" slurmctld >/dev/null; then
-    log "starting slurmctld"
     # -i: ignore unreadable saved state (e.g. left by another slurm version) instead of refusing to start.
-    slurmctld -i -f "$CONF" 9>&- || { show_logs; die "slurmctld did not start"; }
+    # -c: a fresh controller forgets the jobs of its previous life. Saved state outlives the daemons (a
+    # machine image, a container snapshot, a killed CI run), and JobRequeue=1 would start those jobs again
+    # and hold the node's CPUs for good, so that every test job queues forever ("waiting for resources").
+    # SLURM_LOCAL_KEEP_JOBS=1 keeps them (e.g. after `stop` + `start` to change the config).
+    local clear=(-c)
+    [ "$KEEP_JOBS" = 1 ] && clear=()
+    log "starting slurmctld${clear:+ (previous jobs cleared)}"
+    slurmctld -i "${clear[@]}" -f "$CONF" 9>&- || { show_logs; die "slurmctld did not start"; }
   fi
   if ! running_pid "$LOCAL_DIR/run/slurmd.pid" slurmd >/dev/null; then
     log "starting slurmd"

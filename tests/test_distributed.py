@@ -229,6 +229,9 @@ def test_srun_two_tasks_initialise_from_slurm_and_equal_one_process(tmp_path, on
       'srun',
       '--ntasks=2',
       '--cpus-per-task=1',
+      # The job needs the whole 2-CPU node: fail in 2 minutes, saying so, rather than queue for the
+      # whole timeout behind a job that holds it.
+      '--immediate=120',
       f'--output={tmp_path}/task_%t.log',
       sys.executable,
       os.path.join(ROOT, 'scripts', 'train_cl.py'),
@@ -242,7 +245,8 @@ def test_srun_two_tasks_initialise_from_slurm_and_equal_one_process(tmp_path, on
     timeout=600,
   )
   logs = '\n'.join(p.read_text()[-2000:] for p in tmp_path.glob('task_*.log'))
-  assert proc.returncode == 0, proc.stderr[-2000:] + logs
+  queue = subprocess.run(['squeue'], capture_output=True, text=True).stdout
+  assert proc.returncode == 0, proc.stderr[-2000:] + logs + '\nsqueue:\n' + queue
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert results['mesh']['processes'] == 2 and results['mesh']['devices'] == 4
   assert results['per_seed'] == one_process['per_seed']

@@ -92,3 +92,51 @@ def test_start_again_returns_promptly_and_no_daemon_holds_its_lock():
     except OSError:  # gone, or not ours to read
       continue
   assert holders == [], f'processes holding {lock}: {holders}'
+
+
+@pytest.mark.slow
+def test_a_fresh_controller_forgets_the_jobs_of_its_previous_life():
+  """Saved state outlives the daemons (a machine image, a killed CI run). A CI run once restored a
+  requeued job of an earlier run that held both CPUs, and its `srun` test queued until its timeout.
+  Mirror: with SLURM_LOCAL_KEEP_JOBS=1 the held job is still there after the restart."""
+  import os
+
+  if not _controller_up() or os.geteuid() != 0:
+    pytest.skip('no running SLURM controller started by scripts/slurm_local.sh (as root)')
+  script = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts', 'slurm_local.sh'
+  )
+
+  def restart(keep):
+    env = dict(os.environ, SLURM_LOCAL_KEEP_JOBS='1' if keep else '0')
+    for action in ('stop', 'start'):
+      proc = subprocess.run(
+        ['bash', script, action], capture_output=True, text=True, timeout=180, env=env
+      )
+      assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+  def held_job():
+    return subprocess.run(
+      [
+        'sbatch',
+        '--parsable',
+        '--hold',
+        '--job-name=test_leftover',
+        '--output=/dev/null',
+        '--wrap',
+        'true',
+      ],
+      capture_output=True,
+      text=True,
+      timeout=30,
+      check=True,
+    ).stdout.strip()
+
+  job_id = held_job()
+  try:
+    restart(keep=True)
+    assert _in_queue(job_id), 'SLURM_LOCAL_KEEP_JOBS=1 lost the held job'
+    restart(keep=False)
+    assert not _in_queue(job_id), subprocess.run(['squeue'], capture_output=True, text=True).stdout
+  finally:
+    subprocess.run(['scancel', job_id], capture_output=True)
