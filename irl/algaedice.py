@@ -73,7 +73,6 @@ from irl.loops import Agent
 from irl.networks import ActionBounds, ActorNetwork, CriticNetwork, sample_tanh_gaussian
 from irl.replay import Transition
 from irl.sac import agent as sac_agent
-from irl.sac import losses as sac_losses
 
 RewardFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -377,9 +376,6 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
   actor_tx = optax.adam(config.actor_lr)
   critic_tx = optax.adam(config.critic_lr)
   temperature_tx = optax.adam(config.temperature_lr)
-  actor_metric_names = ('actor_loss', 'algae_actor_loss', 'temperature_loss', 'entropy') + (
-    ('bc_loss', 'bc_filter') if config.use_bc_reg else ()
-  )
   algae_kwargs = dict(
     discount=config.discount,
     f_exponent=config.f_exponent,
@@ -393,7 +389,8 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     )
 
   def actor_objective(actor_params, critic_params, target_critic_params, alpha, batch_args, key):
-    """L_π = c_actor J_π + c_bc BC (or J_π alone without BC), and its aux."""
+    """L_π = c_actor J_π + c_bc BC (or J_π alone without BC); aux['log_prob'] is log π(a'|s') for
+    the temperature, aux['metrics'] the terms."""
     algae_key, bc_key = jax.random.split(key)
     obs, unit_action = batch_args[0], batch_args[1]
     algae_loss, aux = algae_actor_loss(
@@ -408,8 +405,9 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
       residual_weight=config.residual_weight,
       **algae_kwargs,
     )
+    log_prob = aux['next_log_prob']
     if not config.use_bc_reg:
-      return algae_loss, {**aux, 'algae_loss': algae_loss}
+      return algae_loss, {'log_prob': log_prob, 'metrics': {'algae_actor_loss': algae_loss}}
     bc, bc_aux = bc_loss(
       actor_params,
       critic_params,
@@ -421,12 +419,12 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
       q_filter=config.q_filter,
     )
     loss = config.actor_loss_scale * algae_loss + bc_coeff * bc
-    return loss, {
-      **aux,
-      'algae_loss': algae_loss,
+    metrics = {
+      'algae_actor_loss': algae_loss,
       'bc_loss': bc,
       'bc_filter': jnp.mean(bc_aux['mask'].astype(jnp.float32)),
     }
+    return loss, {'log_prob': log_prob, 'metrics': metrics}
 
   def update(
     state: AlgaeDICEState, batch: Transition, key: jax.Array, reward_fn: RewardFn | None = None
@@ -440,97 +438,41 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     # s0 = the batch's own states: OPIRL's use_init_states is off in every script.
     batch_args = (batch.obs, unit_action, reward, batch.next_obs, batch.terminated, batch.obs)
 
-    (critic_value, critic_aux), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-      state.critic_params,
-      state.target_critic_params,
-      state.actor_params,
-      alpha,
-      *batch_args,
-      critic_key,
-      actor=actor,
-      critic=critic,
-      **algae_kwargs,
-    )
-    critic_updates, critic_opt_state = critic_tx.update(
-      critic_grads, state.critic_opt_state, state.critic_params
-    )
-    critic_params = optax.apply_updates(state.critic_params, critic_updates)
-
-    def actor_step(_):
-      (actor_value, aux), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
-        state.actor_params, critic_params, state.target_critic_params, alpha, batch_args, actor_key
-      )
-      actor_updates, actor_opt_state = actor_tx.update(
-        actor_grads, state.actor_opt_state, state.actor_params
-      )
-      actor_params = optax.apply_updates(state.actor_params, actor_updates)
-      next_log_prob = aux['next_log_prob']
-      temperature_value, temperature_grad = jax.value_and_grad(sac_losses.temperature_loss)(
-        state.log_alpha, next_log_prob, target_entropy
-      )
-      if config.learn_temperature:
-        temperature_updates, temperature_opt_state = temperature_tx.update(
-          temperature_grad, state.temperature_opt_state, state.log_alpha
-        )
-        log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
-      else:
-        log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
-      target_critic_params = optax.incremental_update(
-        critic_params, state.target_critic_params, config.tau
-      )
-      metrics = {
-        'actor_loss': actor_value,
-        'algae_actor_loss': aux['algae_loss'],
-        'temperature_loss': temperature_value,
-        'entropy': -jnp.mean(next_log_prob),
-      }
-      if config.use_bc_reg:
-        metrics.update(bc_loss=aux['bc_loss'], bc_filter=aux['bc_filter'])
-      return (
-        actor_params,
-        actor_opt_state,
-        log_alpha,
-        temperature_opt_state,
-        target_critic_params,
-        metrics,
-      )
-
-    def skip_actor(_):
-      metrics = {name: jnp.full((), jnp.nan, jnp.float32) for name in actor_metric_names}
-      return (
-        state.actor_params,
-        state.actor_opt_state,
-        state.log_alpha,
-        state.temperature_opt_state,
+    def critic_objective(critic_params):  # L_Q
+      return critic_loss(
+        critic_params,
         state.target_critic_params,
-        metrics,
+        state.actor_params,
+        alpha,
+        *batch_args,
+        critic_key,
+        actor=actor,
+        critic=critic,
+        **algae_kwargs,
       )
 
-    if config.actor_update_period == 1:
-      actor_out = actor_step(None)
-    else:
-      # The official condition reads the critic optimiser's count after its step: updates 2, 4, ...
-      actor_out = jax.lax.cond(
-        (state.step + 1) % config.actor_update_period == 0, actor_step, skip_actor, None
+    def policy_objective(actor_params, critic_params):  # L_π, with the critics just updated
+      return actor_objective(
+        actor_params, critic_params, state.target_critic_params, alpha, batch_args, actor_key
       )
-    (
-      actor_params,
-      actor_opt_state,
-      log_alpha,
-      temperature_opt_state,
-      target_critic_params,
-      actor_metrics,
-    ) = actor_out
 
-    new_state = AlgaeDICEState(
-      actor_params=actor_params,
-      critic_params=critic_params,
-      target_critic_params=target_critic_params,
-      log_alpha=log_alpha,
-      actor_opt_state=actor_opt_state,
-      critic_opt_state=critic_opt_state,
-      temperature_opt_state=temperature_opt_state,
-      step=state.step + 1,
+    # The official condition reads the critic optimiser's count after its step: updates 2, 4, ...
+    # The actor, temperature and target steps all run on that period.
+    actor_due = (
+      True
+      if config.actor_update_period == 1
+      else (state.step + 1) % config.actor_update_period == 0
+    )
+    new_state, critic_value, critic_aux, actor_metrics = sac_agent.actor_critic_update(
+      state,
+      critic_objective,
+      policy_objective,
+      txs=(actor_tx, critic_tx, temperature_tx),
+      target_entropy=target_entropy,
+      learn_temperature=config.learn_temperature,
+      actor_due=actor_due,
+      target_due=actor_due,
+      tau=config.tau,
     )
     metrics = {
       'critic_loss': critic_value,

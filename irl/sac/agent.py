@@ -110,6 +110,99 @@ def init_state(
   )
 
 
+def actor_critic_update(
+  state: SACState,
+  critic_objective: Callable[[Any], tuple[jax.Array, dict]],
+  actor_objective: Callable[[Any, Any], tuple[jax.Array, dict]],
+  *,
+  txs: tuple[optax.GradientTransformation, ...],
+  target_entropy: float,
+  learn_temperature: bool,
+  actor_due: bool | jax.Array,
+  target_due: bool | jax.Array,
+  tau: float,
+) -> tuple[SACState, jax.Array, dict, dict]:
+  """The update skeleton of an entropy-regularised actor-critic (SAC and AlgaeDICE differ only in
+  their objectives and periods):
+
+  1. one gradient step of the critics on `critic_objective(critic_params) -> (loss, aux)`;
+  2. if `actor_due` (a Python True, or a traced bool: then a `lax.cond`), one step of the actor on
+     `actor_objective(actor_params, new_critic_params) -> (loss, aux)`, with aux['log_prob'] [B] the
+     log π of the actions it sampled and optional aux['metrics'] (a dict of scalars), then one step
+     of log α on the temperature loss of SAC's eq. 18 with that log π (unless not
+     `learn_temperature`);
+  3. a Polyak step θ̄ ← τθ + (1 − τ)θ̄ of the target critics towards the new critics when
+     `target_due` (τ_k = τ then and 0 otherwise: (1 − 0)·θ̄ + 0·θ is θ̄ exactly).
+
+  `txs` = (actor, critic, temperature) optimizers. Returns (new state with step + 1, critic loss,
+  critic aux, actor metrics: actor_loss, temperature_loss, entropy and aux['metrics'], all NaN on
+  updates that skip the actor).
+  """
+  actor_tx, critic_tx, temperature_tx = txs
+  (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
+    state.critic_params
+  )
+  critic_updates, critic_opt_state = critic_tx.update(
+    critic_grads, state.critic_opt_state, state.critic_params
+  )
+  critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+  def actor_step(_):
+    (actor_loss, aux), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
+      state.actor_params, critic_params
+    )
+    actor_updates, actor_opt_state = actor_tx.update(
+      actor_grads, state.actor_opt_state, state.actor_params
+    )
+    actor_params = optax.apply_updates(state.actor_params, actor_updates)
+    log_prob = aux['log_prob']
+    temperature_loss, temperature_grad = jax.value_and_grad(losses.temperature_loss)(
+      state.log_alpha, log_prob, target_entropy
+    )
+    if learn_temperature:
+      temperature_updates, temperature_opt_state = temperature_tx.update(
+        temperature_grad, state.temperature_opt_state, state.log_alpha
+      )
+      log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
+    else:
+      log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
+    metrics = {
+      'actor_loss': actor_loss,
+      'temperature_loss': temperature_loss,
+      'entropy': -jnp.mean(log_prob),
+      **aux.get('metrics', {}),
+    }
+    return actor_params, actor_opt_state, log_alpha, temperature_opt_state, metrics
+
+  def skip_actor(_):
+    metric_shapes = jax.eval_shape(actor_step, None)[-1]
+    metrics = jax.tree.map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metric_shapes)
+    kept = (state.actor_params, state.actor_opt_state, state.log_alpha, state.temperature_opt_state)
+    return (*kept, metrics)
+
+  if actor_due is True:
+    actor_out = actor_step(None)
+  else:
+    actor_out = jax.lax.cond(actor_due, actor_step, skip_actor, None)
+  actor_params, actor_opt_state, log_alpha, temperature_opt_state, actor_metrics = actor_out
+
+  target_tau = tau if target_due is True else jnp.where(target_due, tau, 0.0)
+  target_critic_params = optax.incremental_update(
+    critic_params, state.target_critic_params, target_tau
+  )
+  new_state = SACState(
+    actor_params=actor_params,
+    critic_params=critic_params,
+    target_critic_params=target_critic_params,
+    log_alpha=log_alpha,
+    actor_opt_state=actor_opt_state,
+    critic_opt_state=critic_opt_state,
+    temperature_opt_state=temperature_opt_state,
+    step=state.step + 1,
+  )
+  return new_state, critic_loss, critic_aux, actor_metrics
+
+
 def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
   """SAC for observations [d] and actions in the finite box of `spec` (module docstring).
 
@@ -148,84 +241,40 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
     unit_action = networks.to_unit_action(batch.action, bounds)
     alpha = jnp.exp(state.log_alpha)
 
-    (critic_loss, critic_aux), critic_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
-      state.critic_params,
-      state.target_critic_params,
-      state.actor_params,
-      alpha,
-      batch.obs,
-      unit_action,
-      reward,
-      batch.next_obs,
-      batch.terminated,
-      critic_key,
-      actor=actor,
-      critic=critic,
-      discount=config.discount,
-    )
-    critic_updates, critic_opt_state = critic_tx.update(
-      critic_grads, state.critic_opt_state, state.critic_params
-    )
-    critic_params = optax.apply_updates(state.critic_params, critic_updates)
-
-    def actor_step(_):
-      (actor_loss, actor_aux), actor_grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
-        state.actor_params, critic_params, alpha, batch.obs, actor_key, actor=actor, critic=critic
-      )
-      actor_updates, actor_opt_state = actor_tx.update(
-        actor_grads, state.actor_opt_state, state.actor_params
-      )
-      actor_params = optax.apply_updates(state.actor_params, actor_updates)
-      log_prob = actor_aux['log_prob']
-      temperature_loss, temperature_grad = jax.value_and_grad(losses.temperature_loss)(
-        state.log_alpha, log_prob, target_entropy
-      )
-      if config.learn_temperature:
-        temperature_updates, temperature_opt_state = temperature_tx.update(
-          temperature_grad, state.temperature_opt_state, state.log_alpha
-        )
-        log_alpha = optax.apply_updates(state.log_alpha, temperature_updates)
-      else:
-        log_alpha, temperature_opt_state = state.log_alpha, state.temperature_opt_state
-      metrics = {
-        'actor_loss': actor_loss,
-        'temperature_loss': temperature_loss,
-        'entropy': -jnp.mean(log_prob),
-      }
-      return actor_params, actor_opt_state, log_alpha, temperature_opt_state, metrics
-
-    def skip_actor(_):
-      nan = jnp.full((), jnp.nan, jnp.float32)
-      metrics = {'actor_loss': nan, 'temperature_loss': nan, 'entropy': nan}
-      return (
+    def critic_objective(critic_params):  # eqs. 5-6
+      return losses.critic_loss(
+        critic_params,
+        state.target_critic_params,
         state.actor_params,
-        state.actor_opt_state,
-        state.log_alpha,
-        state.temperature_opt_state,
-        metrics,
+        alpha,
+        batch.obs,
+        unit_action,
+        reward,
+        batch.next_obs,
+        batch.terminated,
+        critic_key,
+        actor=actor,
+        critic=critic,
+        discount=config.discount,
       )
 
-    if config.actor_update_period == 1:
-      actor_out = actor_step(None)
-    else:
-      actor_out = jax.lax.cond(
-        state.step % config.actor_update_period == 0, actor_step, skip_actor, None
+    def actor_objective(actor_params, critic_params):  # eqs. 7-9, against the critics just updated
+      return losses.actor_loss(
+        actor_params, critic_params, alpha, batch.obs, actor_key, actor=actor, critic=critic
       )
-    actor_params, actor_opt_state, log_alpha, temperature_opt_state, actor_metrics = actor_out
 
-    # τ_k = τ on the target period and 0 otherwise; (1 − 0)·θ̄ + 0·θ is θ̄ exactly.
-    tau = jnp.where(state.step % config.target_update_period == 0, config.tau, 0.0)
-    target_critic_params = optax.incremental_update(critic_params, state.target_critic_params, tau)
-
-    new_state = SACState(
-      actor_params=actor_params,
-      critic_params=critic_params,
-      target_critic_params=target_critic_params,
-      log_alpha=log_alpha,
-      actor_opt_state=actor_opt_state,
-      critic_opt_state=critic_opt_state,
-      temperature_opt_state=temperature_opt_state,
-      step=state.step + 1,
+    new_state, critic_loss, critic_aux, actor_metrics = actor_critic_update(
+      state,
+      critic_objective,
+      actor_objective,
+      txs=(actor_tx, critic_tx, temperature_tx),
+      target_entropy=target_entropy,
+      learn_temperature=config.learn_temperature,
+      actor_due=True
+      if config.actor_update_period == 1
+      else state.step % config.actor_update_period == 0,
+      target_due=state.step % config.target_update_period == 0,
+      tau=config.tau,
     )
     metrics = {
       'critic_loss': critic_loss,
