@@ -137,23 +137,36 @@ def algae_backup(
   return reward + discount * not_terminated * (mixed_q - alpha * next_log_prob)
 
 
-def _residual(
+def _residual_terms(
   critic_params,
   target_critic_params,
+  actor_params,
   alpha,
   obs,
   unit_action,
   reward,
   next_obs,
   terminated,
-  next_action,
-  next_log_prob,
+  init_obs,
+  key,
   *,
+  actor,
   critic,
   discount,
   target_mix,
+  hold_actions,
 ):
-  """(δ, y, Q(s, a)), each [num_critics, B], for a given a' and log π(a'|s')."""
+  """The terms both objectives share: fresh samples a' ~ π(·|s') and a0 ~ π(·|s0) (held fixed when
+  `hold_actions`, the critic's view; reparameterised otherwise, the actor's), and a dict of
+  'residual' δ, 'target' y and 'q' Q(s, a) [num_critics, B], 'init_q' Q(s0, a0) [num_critics, B0]
+  and 'next_log_prob' log π(a'|s') [B]."""
+  next_key, init_key = jax.random.split(key)
+  next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
+  init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
+  if hold_actions:
+    next_action, next_log_prob, init_action = jax.lax.stop_gradient(
+      (next_action, next_log_prob, init_action)
+    )
   online_next_q = critic.apply(critic_params, next_obs, next_action)
   target_next_q = critic.apply(target_critic_params, next_obs, next_action)
   target = algae_backup(
@@ -165,7 +178,13 @@ def _residual(
     discount,
   )
   q = critic.apply(critic_params, obs, unit_action)
-  return target - q, target, q
+  return {
+    'residual': target - q,
+    'target': target,
+    'q': q,
+    'init_q': critic.apply(critic_params, init_obs, init_action),
+    'next_log_prob': next_log_prob,
+  }
 
 
 def critic_loss(
@@ -197,32 +216,30 @@ def critic_loss(
   batch's `obs`). Returns (loss, aux) with aux 'q', 'target', 'residual' [num_critics, B] and
   'init_q' [num_critics, B0].
   """
-  next_key, init_key = jax.random.split(key)
-  next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
-  init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
-  next_action, next_log_prob, init_action = jax.lax.stop_gradient(
-    (next_action, next_log_prob, init_action)
-  )
-  residual, target, q = _residual(
+  terms = _residual_terms(
     critic_params,
     target_critic_params,
+    actor_params,
     alpha,
     obs,
     unit_action,
     reward,
     next_obs,
     terminated,
-    next_action,
-    next_log_prob,
+    init_obs,
+    key,
+    actor=actor,
     critic=critic,
     discount=discount,
     target_mix=target_mix,
+    hold_actions=True,
   )
-  init_q = critic.apply(critic_params, init_obs, init_action)
+  residual, init_q = terms['residual'], terms['init_q']
   per_critic = jnp.mean(f(residual, f_exponent), axis=-1) + algae_alpha * (
     1.0 - discount
   ) * jnp.mean(init_q, axis=-1)
-  return jnp.sum(per_critic), {'q': q, 'target': target, 'residual': residual, 'init_q': init_q}
+  aux = {name: terms[name] for name in ('q', 'target', 'residual', 'init_q')}
+  return jnp.sum(per_critic), aux
 
 
 def algae_actor_loss(
@@ -256,29 +273,29 @@ def algae_actor_loss(
   Returns (loss, aux) with aux['next_log_prob'] [B], log π(a'|s'), for the temperature.
   """
   weight = residual_weight_fn(residual_weight)
-  next_key, init_key = jax.random.split(key)
-  next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
-  init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
-  residual, _, _ = _residual(
-    critic_params,
-    target_critic_params,
-    alpha,
-    obs,
-    unit_action,
-    reward,
-    next_obs,
-    terminated,
-    next_action,
-    next_log_prob,
+  terms = _residual_terms(
+    actor_params=actor_params,
+    critic_params=critic_params,
+    target_critic_params=target_critic_params,
+    alpha=alpha,
+    obs=obs,
+    unit_action=unit_action,
+    reward=reward,
+    next_obs=next_obs,
+    terminated=terminated,
+    init_obs=init_obs,
+    key=key,
+    actor=actor,
     critic=critic,
     discount=discount,
     target_mix=target_mix,
+    hold_actions=False,
   )
-  init_q = critic.apply(critic_params, init_obs, init_action)
+  residual, init_q = terms['residual'], terms['init_q']
   surrogate = jnp.mean(
     jax.lax.stop_gradient(weight(residual, f_exponent)) * residual, axis=-1
   ) + algae_alpha * (1.0 - discount) * jnp.mean(init_q, axis=-1)
-  return -jnp.mean(surrogate), {'next_log_prob': next_log_prob}
+  return -jnp.mean(surrogate), {'next_log_prob': terms['next_log_prob']}
 
 
 def q_filter_mask(data_q: jax.Array, policy_q: jax.Array, q_filter: str = 'mean') -> jax.Array:
@@ -348,16 +365,9 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
   """OPIRL's AlgaeDICE learner for flat observations and actions in the finite box of `spec`
   (module docstring). Raises ValueError for a bad config field or observation shape and EnvError
   for an unbounded or non-flat action space."""
-  if not isinstance(config, AlgaeDICEConfig):
-    raise TypeError(f'config must be an AlgaeDICEConfig, got {type(config).__name__}')
-  config.validate()
-  if len(spec.observation.shape) != 1:
-    raise ValueError(
-      f'{spec.name}: AlgaeDICE needs flat observations (one axis), got shape '
-      f'{spec.observation.shape}'
-    )
-  bounds = networks.action_bounds(spec)
-  obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
+  bounds, obs_dim, action_dim = networks.checked_learner_inputs(
+    'AlgaeDICE', spec, config, AlgaeDICEConfig
+  )
   target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
   bc_coeff = float(1.0 / config.batch_size if config.bc_coeff is None else config.bc_coeff)
   kernel_init = 'orthogonal' if config.orthogonal_init else 'lecun_normal'

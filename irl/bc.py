@@ -92,17 +92,10 @@ def make_bc(spec: EnvSpec, config: BCConfig = BCConfig()) -> BC:
   Raises ValueError for a bad config field or observation shape, EnvError for an unbounded action
   space.
   """
-  if not isinstance(config, BCConfig):
-    raise TypeError(f'config must be a BCConfig, got {type(config).__name__}')
-  config.validate()
-  if len(spec.observation.shape) != 1:
-    raise ValueError(
-      f'{spec.name}: BC needs flat observations (one axis), got shape {spec.observation.shape}'
-    )
-  bounds = networks.action_bounds(spec)
+  bounds, obs_dim, action_dim = networks.checked_learner_inputs('BC', spec, config, BCConfig)
   actor = networks.make_actor(
-    spec.observation.shape[0],
-    spec.action.shape[0],
+    obs_dim,
+    action_dim,
     config.hidden_sizes,
     config.log_std_min,
     config.log_std_max,

@@ -245,6 +245,24 @@ class ActionBounds(NamedTuple):
   high: jax.Array
 
 
+def checked_learner_inputs(
+  learner: str, spec: EnvSpec, config: Any, config_type: type
+) -> tuple[ActionBounds, int, int]:
+  """What every policy learner checks first: `config` is a `config_type` (TypeError) with valid
+  fields (its `validate()`, ValueError), observations are flat (ValueError naming `learner`) and the
+  action box is finite (`action_bounds`, EnvError). Returns (bounds, obs_dim, action_dim)."""
+  if not isinstance(config, config_type):
+    article = 'an' if config_type.__name__[0] in 'AEIOUS' else 'a'
+    raise TypeError(f'config must be {article} {config_type.__name__}, got {type(config).__name__}')
+  config.validate()
+  if len(spec.observation.shape) != 1:
+    raise ValueError(
+      f'{spec.name}: {learner} needs flat observations (one axis), got shape '
+      f'{spec.observation.shape}'
+    )
+  return action_bounds(spec), spec.observation.shape[0], spec.action.shape[0]
+
+
 def action_bounds(spec: EnvSpec) -> ActionBounds:
   """The action box of `spec`, checked: flat, finite, and low < high in every dimension.
 

@@ -296,16 +296,9 @@ def make_valuedice(spec: EnvSpec, config: ValueDICEConfig = ValueDICEConfig()) -
   Raises ValueError for a bad config field or observation shape, EnvError for an unbounded or
   non-flat action space.
   """
-  if not isinstance(config, ValueDICEConfig):
-    raise TypeError(f'config must be a ValueDICEConfig, got {type(config).__name__}')
-  config.validate()
-  if len(spec.observation.shape) != 1:
-    raise ValueError(
-      f'{spec.name}: ValueDICE needs flat observations (one axis), got shape '
-      f'{spec.observation.shape}'
-    )
-  bounds = networks.action_bounds(spec)
-  obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
+  bounds, obs_dim, action_dim = networks.checked_learner_inputs(
+    'ValueDICE', spec, config, ValueDICEConfig
+  )
   kernel_init = 'orthogonal' if config.orthogonal_init else 'lecun_normal'
   actor = networks.make_actor(
     obs_dim,

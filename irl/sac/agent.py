@@ -208,15 +208,7 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
 
   Raises ValueError for a bad config field and EnvError for an unbounded or non-flat action space.
   """
-  if not isinstance(config, SACConfig):
-    raise TypeError(f'config must be an SACConfig, got {type(config).__name__}')
-  config.validate()
-  if len(spec.observation.shape) != 1:
-    raise ValueError(
-      f'{spec.name}: SAC needs flat observations (one axis), got shape {spec.observation.shape}'
-    )
-  bounds = networks.action_bounds(spec)
-  obs_dim, action_dim = spec.observation.shape[0], spec.action.shape[0]
+  bounds, obs_dim, action_dim = networks.checked_learner_inputs('SAC', spec, config, SACConfig)
   target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
   actor = networks.make_actor(
     obs_dim, action_dim, config.hidden_sizes, config.log_std_min, config.log_std_max
