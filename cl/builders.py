@@ -14,8 +14,8 @@ import optax
 
 from cl import data as cl_data
 from cl import ivon, methods, models, streams, train
-from experiment import mesh as mesh_lib
-from experiment.config import ConfigError, check_choice, check_positive, check_range
+from cljax import mesh as mesh_lib
+from cljax.config import ConfigError, check_choice, check_positive, check_range
 
 OPTIMIZERS = ('auto', 'adam', 'sgd', 'ivon', 'vogn')
 
@@ -237,7 +237,7 @@ def build_learner(
 ) -> tuple[train.Learner, methods.Method]:
   """The learner and its method; with a `mesh` whose `data` axis has several devices, training
   minibatches are split over it (`train.make_learner(batch_sharding=...)`); with a `model` axis, the
-  train state's large leaves are kept split over it (`experiment.mesh.constrain_state`; compile with
+  train state's large leaves are kept split over it (`cljax.mesh.constrain_state`; compile with
   `compile_learner(config, learner, mesh)`, which uses the same `config.mesh.model_min_size`)."""
   resolve_chosen(config)
   model = models.make_model(

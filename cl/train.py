@@ -25,9 +25,9 @@ from cl import ivon
 from cl.methods.base import Method, TaskData, cross_entropy
 from cl.models import Model, masked_logits
 from cl.streams import TaskStream
-from experiment import divergence
-from experiment import mesh as mesh_lib
-from experiment.distributed import to_host
+from cljax import divergence
+from cljax import mesh as mesh_lib
+from cljax.distributed import to_host
 
 
 @struct.dataclass
@@ -80,10 +80,10 @@ def make_learner(
 ) -> Learner:
   """Builds the pure functions of one seed's training (vmap them for several seeds).
 
-  `batch_sharding` (e.g. `experiment.mesh.data_sharding(mesh)`) splits every training minibatch's
+  `batch_sharding` (e.g. `cljax.mesh.data_sharding(mesh)`) splits every training minibatch's
   examples over a mesh's `data` axis (data parallelism: the per-example work is split, the gradient
   sums are reduced across devices by the compiler); under `compile_learner(..., mesh)` the seed axis
-  goes over `seed` as well. `state_constraint` (e.g. `experiment.mesh.constrain_state` on a mesh with a
+  goes over `seed` as well. `state_constraint` (e.g. `cljax.mesh.constrain_state` on a mesh with a
   `model` axis) is applied to the train state after every step, so that state the mesh splits stays
   split through the epoch's loop.
 
@@ -275,13 +275,13 @@ def compile_learner(
 ) -> CompiledLearner:
   """`train_epoch(state, data, keys, num_past)` takes `num_past` as a static int (or None).
 
-  With `mesh` (`experiment.mesh`), the seed axis of every function is mapped to the mesh's `seed`
+  With `mesh` (`cljax.mesh`), the seed axis of every function is mapped to the mesh's `seed`
   axis (`spmd_axis_name`, so constraints inside the learner get it too) and every output is split
-  over it; the caller places the keys (`experiment.mesh.shard_leading`). On a mesh with a `model`
+  over it; the caller places the keys (`cljax.mesh.shard_leading`). On a mesh with a `model`
   axis the train state's leaves of at least `model_min_size` elements per seed are also split over
-  it (`experiment.mesh.state_shardings`; build the learner with the matching `state_constraint`).
+  it (`cljax.mesh.state_shardings`; build the learner with the matching `state_constraint`).
 
-  `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
+  `seed_batching` (`cljax.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
   seed i alone to rounding, which training can amplify); 'map' runs one seed's computation per seed,
   so seed i is the same run bit for bit alone, in any group and on a mesh's `seed` axis."""
   mesh_lib.check_seed_batching(seed_batching, mesh)
@@ -387,7 +387,7 @@ def run_stream(
   `task_end_fn(run_state)` after each task (checkpointing goes there). Returns the final `RunState`.
   `mesh`: the mesh the learner was compiled for (`compile_learner`) and the keys placed on; the
   task data and the accuracy matrices are placed on it (replicated), which multi-process runs need.
-  A non-finite loss term or parameter after an epoch raises `experiment.divergence.DivergenceError`
+  A non-finite loss term or parameter after an epoch raises `cljax.divergence.DivergenceError`
   naming the task, the epoch, the terms and the `seeds` (the seeds the keys were made from; default
   their indices), before that task's checkpoint.
   """

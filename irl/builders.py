@@ -14,10 +14,10 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
+from cljax import mesh as mesh_lib
+from cljax.config import ConfigError, check_choice, check_positive
 from envs import registry
 from envs.core import EnvError
-from experiment import mesh as mesh_lib
-from experiment.config import ConfigError, check_choice, check_positive
 from irl import algaedice, bc, demos, imitation, loops, onpolicy, valuedice
 from irl.sac import agent as sac_agent
 

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cljax import distributed
+from cljax.checkpoint import Checkpointer
 from envs import pendulum, pointmaze
 from envs.core import EnvError, EnvSpec
-from experiment import distributed
-from experiment.checkpoint import Checkpointer
 from irl.sac import agent as sac_agent
 
 FORMAT_VERSION = 1

@@ -264,7 +264,7 @@ def train_periods(
 ) -> tuple[TrainCarry, dict]:
   """Evaluation periods `first_period, ..., first_period + num_periods - 1` of a `train_jax` run,
   continuing from `carry` (the carry after period `first_period - 1`, or `init_carry`'s).
-  `state_constraint` (e.g. `experiment.mesh.constrain_state`) is applied to the agent state after
+  `state_constraint` (e.g. `cljax.mesh.constrain_state`) is applied to the agent state after
   every environment step's updates.
 
   Running a run's periods in several calls gives exactly the numbers of one call: the schedule
@@ -425,7 +425,7 @@ def train_host(
   `eval_env` (another host env) is given, one episode on each of its environments with the
   deterministic policy (`eval_return`, the mean); then `progress_fn(env_steps, metrics)` with that
   period's metrics (floats), then `checkpoint_fn(env_steps, carry)`, which must be done with the
-  carry's arrays when it returns (they are donated next step; `experiment.checkpoint.Checkpointer`
+  carry's arrays when it returns (they are donated next step; `cljax.checkpoint.Checkpointer`
   saves synchronously). `initial` resumes from such a carry, with fresh episodes. The environments
   are seeded from `key` (`env.reset(seed)`), so a run is a function of `key` and the environments'
   own determinism. Returns (final carry, metrics with one array entry per period of this call).

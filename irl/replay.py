@@ -9,7 +9,7 @@ absorbing state (DAC; Kostrikov et al. 2019) rather than the next observation in
 Everything here is a pure function of plain pytrees of arrays, so buffers
 - go through `jax.jit`, `jax.lax.scan` and `jax.vmap` (one buffer per seed: vmap `init` or broadcast its
   leaves, then vmap `add` and `sample` with a key per seed);
-- save and restore with orbax (`experiment.checkpoint.Checkpointer`) as part of any state dict;
+- save and restore with orbax (`cljax.checkpoint.Checkpointer`) as part of any state dict;
 - place on a mesh with `place(buffer, NamedSharding(mesh, P('seed')))` when seeds are the leading axis.
 
 Memory: carried through a jitted `lax.scan` (the intended use), `add` writes its rows in place, with no

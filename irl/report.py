@@ -8,8 +8,8 @@ import os
 import jax
 import numpy as np
 
+from cljax import runs
 from envs import registry
-from experiment import runs
 from irl import loops
 
 

@@ -13,10 +13,10 @@ import flax.struct
 import jax
 import numpy as np
 
+from cljax import distributed
+from cljax.checkpoint import Checkpointer
+from cljax.config import ConfigError
 from envs.core import EnvSpec
-from experiment import distributed
-from experiment.checkpoint import Checkpointer
-from experiment.config import ConfigError
 from irl import imitation, loops, replay
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 

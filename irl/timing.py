@@ -1,5 +1,5 @@
 """Throughput of the IRL loops, for the benchmarks (scripts/bench_rl.py, scripts/bench_irl.py); the
-generic compile-then-time helpers are `experiment.timing`'s."""
+generic compile-then-time helpers are `cljax.timing`'s."""
 
 from __future__ import annotations
 

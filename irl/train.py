@@ -18,11 +18,11 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from cljax import distributed, divergence
+from cljax import mesh as mesh_lib
+from cljax.checkpoint import Checkpointer
+from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 from envs import registry
-from experiment import distributed, divergence
-from experiment import mesh as mesh_lib
-from experiment.checkpoint import Checkpointer
-from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 from irl import loops, onpolicy
 
 
@@ -45,9 +45,9 @@ def seed_functions(
   have the seed axis first) is split over its `seed` axis: without `out_shardings` the compiler may
   return leaves it finds cheap to replicate, and the next call would then recompile. On a mesh with
   a `model` axis the agent state's leaves of at least `model_min_size` elements per seed are split
-  over it too (`experiment.mesh.state_shardings`), and kept split through the loop.
+  over it too (`cljax.mesh.state_shardings`), and kept split through the loop.
 
-  `seed_batching` (`experiment.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
+  `seed_batching` (`cljax.mesh.over_seeds`): 'vmap' batches the seeds (fast; seed i of n equals
   seed i alone to rounding, which training amplifies); 'map' runs one seed's computation per seed, so
   seed i is the same run bit for bit alone, in any group and on a mesh."""
   mesh_lib.check_seed_batching(seed_batching, mesh, splits_data=False)
@@ -97,7 +97,7 @@ def seed_functions(
 
 def carry_shardings(one_seed_carry, mesh, model_min_size: int):
   """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
-  and the agent state's large leaves over `model` as well (`experiment.mesh.state_shardings`)."""
+  and the agent state's large leaves over `model` as well (`cljax.mesh.state_shardings`)."""
   shardings = jax.tree.map(lambda x: mesh_lib.seed_sharding(mesh), one_seed_carry)
   return shardings.replace(
     agent_state=mesh_lib.state_shardings(one_seed_carry.agent_state, mesh, model_min_size)
@@ -128,13 +128,13 @@ def train(
   on JAX-native environments; host environments start fresh episodes. Returns the final agent states,
   one per seed.
 
-  `mesh` (`experiment.mesh`, JAX-native environments only): the whole per-seed carry is split over
+  `mesh` (`cljax.mesh`, JAX-native environments only): the whole per-seed carry is split over
   the mesh's `seed` axis (the number of seeds must be a multiple of its size), the agent state's leaves
   of at least `model_min_size` elements over its `model` axis (`seed_functions`), and the expert buffer
   is replicated; checkpoints are restored with the same shardings. `seed_batching` ('vmap' or 'map'):
   how the seeds share the computation (`seed_functions`). The newest `keep_checkpoints` checkpoints
   stay on disk (0: every one). `after_checkpoint(env_steps)` runs
-  after every checkpoint (e.g. `experiment.preemption.Guard.check`, which may raise to stop)."""
+  after every checkpoint (e.g. `cljax.preemption.Guard.check`, which may raise to stop)."""
 
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
@@ -186,7 +186,7 @@ def train(
       )
 
   def check_finite(env_steps, metrics, params_finite):
-    """The divergence guard, once per period before its checkpoint (experiment/divergence.py):
+    """The divergence guard, once per period before its checkpoint (cljax/divergence.py):
     the agent's parameters, and the period's losses (NaN there also means "not computed")."""
     divergence.check(
       f'{env_steps:,} environment steps',

@@ -19,13 +19,11 @@ FROMP's kernels, recomputed) and with `targets='task_end'` (the new task's only)
 """
 
 import json
-import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cljax import console
 
 _STEP_COST = flags.DEFINE_list(
   'step_cost_methods',
@@ -50,9 +48,6 @@ _CONSOLIDATE = flags.DEFINE_list(
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import jax
   import numpy as np
@@ -184,6 +179,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

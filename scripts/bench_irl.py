@@ -46,15 +46,13 @@ warm-up.
 
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from cljax import console, timing
+from irl import timing as irl_timing
 
-from experiment import timing  # pylint: disable=wrong-import-position
-from irl import timing as irl_timing  # pylint: disable=wrong-import-position
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
@@ -277,9 +275,6 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   import jax
@@ -303,6 +298,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -27,15 +27,11 @@ between two of its progress callbacks, the first one after the warm-up steps.
 """
 
 import json
-import os
-import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment import timing  # pylint: disable=wrong-import-position
-from irl import timing as irl_timing  # pylint: disable=wrong-import-position
+from cljax import console, timing
+from irl import timing as irl_timing
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
@@ -216,9 +212,6 @@ def halfcheetah(sac_config) -> dict:
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   hidden_sizes = _hidden_sizes()
@@ -245,6 +238,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

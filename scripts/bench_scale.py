@@ -3,7 +3,7 @@ r"""How seed-parallel training scales over devices: one device against all of th
   python scripts/bench_scale.py [--fake_devices=8] [--num_seeds=8]
 
 Prints one JSON line (the only line on stdout) with, for one mesh of 1 device and one of all N devices
-(`experiment.mesh`, seeds split over the `seed` axis):
+(`cljax.mesh`, seeds split over the `seed` axis):
   cl_seed_epochs_per_s_1dev / _alldev  continual learning (Split digits, MLP 64-64, EWC): seeds × epochs
                                        trained per second by the compiled `train_epoch`
                                        (`--num_seeds` seeds vmapped);
@@ -29,12 +29,12 @@ or less on 2 cores); on a machine with N accelerators the same script measures r
 
 import json
 import os
-import sys
 
 from absl import app, flags
 
+from cljax import console
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 _FAKE = flags.DEFINE_integer(
   'fake_devices',
@@ -63,7 +63,7 @@ def _best_time(fn, repeats, setup=tuple):
   """Best wall seconds of `fn(*setup())` over `repeats` calls; `setup` runs outside the timing."""
   import jax
 
-  from experiment import timing
+  from cljax import timing
 
   best = float('inf')
   for _ in range(repeats):
@@ -129,8 +129,8 @@ def cl_big_memory(mesh, hidden):
 
 def irl_rate(mesh, num_seeds, steps, repeats):
   """Seed-steps per second of one compiled OPIRL period on PointMaze-Left on `mesh`."""
+  from cljax import mesh as mesh_lib
   from configs.irl import pointmaze
-  from experiment import mesh as mesh_lib
   from irl import builders as irl_builders
   from irl import train as irl_train
 
@@ -159,9 +159,6 @@ def irl_rate(mesh, num_seeds, steps, repeats):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _FAKE.value and os.environ.get('JAX_PLATFORMS', 'cpu') == 'cpu':
@@ -170,7 +167,7 @@ def main(argv):
     )
   import jax
 
-  from experiment import mesh as mesh_lib
+  from cljax import mesh as mesh_lib
 
   n = jax.device_count()
   if _SEEDS.value % n:
@@ -208,6 +205,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -11,12 +11,11 @@ test data are never used for the choice). Prints a markdown table and writes eve
 
 import json
 import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cljax import console
 
 _BENCHMARKS = flags.DEFINE_list(
   'benchmarks',
@@ -77,9 +76,6 @@ def _set_one(config, dotted, value):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import importlib
 
@@ -170,6 +166,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

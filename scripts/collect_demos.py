@@ -11,12 +11,9 @@ episode) and `<out>.json` (provenance: env and version, seed, expert, return mea
 checksum).
 """
 
-import os
-import sys
-
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cljax import console
 
 _ENV = flags.DEFINE_string('env', None, 'Environment name (envs.registry).')
 _EXPERT = flags.DEFINE_string('expert', None, '"scripted" or an expert directory.')
@@ -38,9 +35,6 @@ def env_version(name: str) -> str:
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   import jax
 
@@ -81,6 +75,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -33,10 +33,10 @@ import sys
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from cljax import console
+from configs.irl import common as irl_common
 
-from configs.irl import common as irl_common  # pylint: disable=wrong-import-position
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TRANSFER_CONFIG = 'configs/irl/transfer.py'
 REWARD_ALGOS = ('opirl', 'airl', 'dac')
@@ -305,9 +305,6 @@ def transfer_markdown(rows):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from configs.irl import transfer
@@ -389,7 +386,7 @@ def onpolicy_comparisons(rows):
 
 def plot(rows, path):
   """One panel per environment: every algorithm's mean ± std band, the expert and random lines."""
-  from experiment import runs
+  from cljax import runs
 
   panels = {}
   for r in rows:
@@ -409,6 +406,4 @@ def plot(rows, path):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

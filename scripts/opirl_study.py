@@ -21,8 +21,9 @@ import sys
 
 from absl import app, flags
 
+from cljax import console
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 CONFIGS = {'PointMaze-Left': 'configs/irl/pointmaze.py', 'Pendulum': 'configs/irl/pendulum.py'}
 
@@ -128,9 +129,6 @@ def run_variant(name: str, workdir: str) -> dict:
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   for name in _VARIANTS.value:
     try:
@@ -141,7 +139,7 @@ def main(argv):
     raise app.UsageError(f'--evals ({_EVALS.value}) must divide --steps ({_STEPS.value})')
   import numpy as np
 
-  from experiment import runs
+  from cljax import runs
 
   tag = f'{_ENV.value}_seed{_SEED.value}_{_STEPS.value}'
   out = _OUT.value or os.path.join(_ROOT.value, f'{tag}.json')
@@ -195,6 +193,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

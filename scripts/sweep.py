@@ -4,7 +4,7 @@ r"""Expands the sweep a config file declares, runs it locally or on SLURM, and c
   python scripts/sweep.py --script=train_irl.py --config=configs/irl/mujoco.py:Hopper-v5 \
       --root=runs/sweeps/hopper --launcher=slurm --partition=gpu --gpus_per_task=1 --time=24:00:00
 
-The config's `sweep(add, arg=None)` lists the tasks (experiment/sweep.py); `--set field=value` adds
+The config's `sweep(add, arg=None)` lists the tasks (cljax/sweep.py); `--set field=value` adds
 overrides to every task (e.g. `--set loop.num_env_steps=20000`). Each task gets its own work directory
 `<root>/<index>-<overrides>`, so a task that is rerun (or requeued) resumes from its checkpoints and
 one that finished is skipped. `<root>` receives `sweep.json` (the manifest), and after the tasks
@@ -25,8 +25,9 @@ import time
 
 from absl import app, flags
 
+from cljax import console
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 _SCRIPT = flags.DEFINE_string(
   'script',
@@ -136,13 +137,10 @@ def wait_slurm(job_id, poll_seconds):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from experiment import sweep
-  from experiment.config import ConfigError
+  from cljax import sweep
+  from cljax.config import ConfigError
 
   root = os.path.abspath(_ROOT.value)
   try:
@@ -208,6 +206,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

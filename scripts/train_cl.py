@@ -9,27 +9,15 @@ Rerunning the same command on the same workdir resumes from the last checkpoint.
 """
 
 import os
-import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from cljax import console, distributed
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment import distributed  # pylint: disable=wrong-import-position
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.', lock_config=True)
-_WORKDIR = flags.DEFINE_string(
-  'workdir', None, 'Directory for this run (config, metrics, checkpoints, results).'
+_CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags(
+  'Config file.', 'Directory for this run (config, metrics, checkpoints, results).'
 )
-flags.mark_flags_as_required(['config', 'workdir'])
-_INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
@@ -38,15 +26,15 @@ def main(argv):
 
   from cl import builders, report, train
   from cl.data import DataError
-  from experiment import mesh as mesh_lib
-  from experiment import preemption, runs
-  from experiment.checkpoint import Checkpointer
-  from experiment.config import ConfigError
-  from experiment.writers import JsonlWriter, MultiWriter, TensorBoardWriter
+  from cljax import mesh as mesh_lib
+  from cljax import preemption, runs
+  from cljax.checkpoint import Checkpointer
+  from cljax.config import ConfigError
+  from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
-  try:
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  primary = distributed.is_primary()  # only process 0 writes files other than checkpoints
+  with console.bad_input(ConfigError, runs.WorkdirError, DataError):
     builders.validate_config(config)
     mesh = builders.build_mesh(config)
     if config.joint_reference and not os.path.isfile(config.joint_reference):
@@ -54,20 +42,9 @@ def main(argv):
         'config.joint_reference must be the results.json of a joint run, '
         f'got {config.joint_reference!r} (no such file)'
       )
-  except ConfigError as e:
-    raise app.UsageError(str(e)) from None
-
-  primary = distributed.is_primary()  # only process 0 writes files other than checkpoints
-  try:
     if primary:
       runs.check_or_write_config(config, workdir)
-  except runs.WorkdirError as e:
-    raise app.UsageError(str(e)) from None
-
-  try:
     stream = builders.build_stream(config)
-  except DataError as e:
-    raise app.UsageError(str(e)) from None
   learner, method = builders.build_learner(config, stream, mesh)
   compiled = builders.compile_learner(config, learner, mesh)
   keys = builders.seed_keys(config, mesh)
@@ -75,10 +52,8 @@ def main(argv):
   num_tasks = stream.num_tasks
   joint_accuracy = None
   if config.joint_reference:
-    try:
+    with console.bad_input(ValueError):
       joint_accuracy = report.joint_reference_accuracy(config.joint_reference, num_tasks)
-    except ValueError as e:
-      raise app.UsageError(str(e)) from None
 
   with Checkpointer(
     os.path.join(workdir, 'checkpoints'), max_to_keep=config.keep_checkpoints or None
@@ -200,6 +175,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -21,33 +21,27 @@ import json
 import os
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cljax import console, distributed
 
-from experiment import distributed  # pylint: disable=wrong-import-position
-
-_CONFIG = config_flags.DEFINE_config_file(
-  'config', None, 'Config file (configs/rl/sac.py:<env>).', lock_config=True
+_CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags(
+  'Config file (configs/rl/sac.py:<env>).'
 )
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
 _EXPORT = flags.DEFINE_string('export_dir', '', 'Also write the expert here (e.g. experts/<env>).')
 _FINAL_EPISODES = flags.DEFINE_integer(
   'final_eval_episodes',
   20,
   "Deterministic episodes scored at the end for the expert's return mean and std.",
 )
-flags.mark_flags_as_required(['config', 'workdir'])
-_INIT_DISTRIBUTED = distributed.define_flags()
 
 EXPERTS = ('sac', 'scripted')
 
 
 def validate(config):
   """Raises ConfigError naming the first bad field, before anything is built."""
+  from cljax.config import ConfigError, check_choice
   from envs import registry
-  from experiment.config import ConfigError, check_choice
   from irl import experts, loops
   from irl.sac import agent as sac_agent
 
@@ -73,32 +67,26 @@ def validate(config):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import jax
   import numpy as np
 
+  from cljax import mesh as mesh_lib
+  from cljax import preemption, runs
+  from cljax.config import ConfigError
   from envs import registry
-  from experiment import mesh as mesh_lib
-  from experiment import preemption, runs
-  from experiment.config import ConfigError
   from irl import builders, experts, train
   from irl.sac import agent as sac_agent
 
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
+  config, workdir = _CONFIG.value, _WORKDIR.value
   primary = distributed.is_primary()
-  try:
+  with console.bad_input(ConfigError, runs.WorkdirError):
     sac_config, loop_config = validate(config)
     is_jax = registry.is_jax_env(config.env)
     mesh = builders.build_mesh(config, is_jax, num_seeds=1)
     if primary:
       runs.check_or_write_config(config, workdir)
-  except (ConfigError, runs.WorkdirError) as e:
-    raise app.UsageError(str(e)) from None
 
   if is_jax:
     env = registry.make(config.env)
@@ -196,7 +184,7 @@ def _final_returns(env, spec, policy, config, is_jax):
 
 
 def _finish(workdir, results, meta):
-  from experiment import runs
+  from cljax import runs
 
   results.update(expert_return_mean=meta['return_mean'], expert_return_std=meta['return_std'])
   runs.write_results(workdir, results)
@@ -208,6 +196,4 @@ def _finish(workdir, results, meta):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -21,43 +21,26 @@ episodes. Normalising by the random return makes "90 % of the expert" meaningful
 """
 
 import os
-import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from cljax import console, distributed
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment import distributed  # pylint: disable=wrong-import-position
-
-_CONFIG = config_flags.DEFINE_config_file(
-  'config', None, 'Config file (configs/irl/*.py).', lock_config=True
-)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
-flags.mark_flags_as_required(['config', 'workdir'])
-_INIT_DISTRIBUTED = distributed.define_flags()
+_CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags('Config file (configs/irl/*.py).')
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
-  from experiment import mesh as mesh_lib
-  from experiment import preemption, runs
-  from experiment.config import ConfigError
+  from cljax import mesh as mesh_lib
+  from cljax import preemption, runs
+  from cljax.config import ConfigError
   from irl import builders, report, rewards, train
 
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
-  try:
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  with console.bad_input(ConfigError, runs.WorkdirError):
     built = builders.build(config)
     mesh = builders.build_mesh(config, built.is_jax)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
-  except (ConfigError, runs.WorkdirError) as e:
-    raise app.UsageError(str(e)) from None
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
@@ -128,6 +111,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

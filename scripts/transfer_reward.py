@@ -26,28 +26,19 @@ target over the devices (and `mesh.model` the agent state), and under `srun` or 
 """
 
 import os
-import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from cljax import console, distributed
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment import distributed  # pylint: disable=wrong-import-position
-
-_CONFIG = config_flags.DEFINE_config_file(
-  'config', None, 'Config file (configs/irl/transfer.py).', lock_config=True
+_CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags(
+  'Config file (configs/irl/transfer.py).'
 )
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for this run.')
-flags.mark_flags_as_required(['config', 'workdir'])
-_INIT_DISTRIBUTED = distributed.define_flags()
 
 
 def build(config):
   """(env, is_jax, agent, transform_fn, loop_config, reward record or None); ConfigError first."""
+  from cljax.config import ConfigError, check_choice
   from envs import registry
   from envs.core import EnvError
-  from experiment.config import ConfigError, check_choice
   from irl import builders, rewards
   from irl.sac import agent as sac_agent
 
@@ -88,27 +79,21 @@ def build(config):
 
 
 def main(argv):
-  from experiment import console
-
-  console.quiet_logs()  # library INFO logs only with --verbosity
   del argv
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
 
+  from cljax import mesh as mesh_lib
+  from cljax import preemption, runs
+  from cljax.config import ConfigError
   from envs import registry
-  from experiment import mesh as mesh_lib
-  from experiment import preemption, runs
-  from experiment.config import ConfigError
   from irl import builders, report, train
 
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
-  try:
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  with console.bad_input(ConfigError, runs.WorkdirError):
     mesh = builders.build_mesh(config, registry.is_jax_env(config.env))
     env, is_jax, agent, transform_fn, loop_config, record = build(config)
     if distributed.is_primary():
       runs.check_or_write_config(config, workdir)
-  except (ConfigError, runs.WorkdirError) as e:
-    raise app.UsageError(str(e)) from None
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'
@@ -159,6 +144,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from experiment import console
-
   console.run(main)

@@ -321,7 +321,7 @@ def test_vogn_trains_through_the_trainer():
 
 
 def test_sensitivity_selection_is_only_for_fromp():
-  from experiment.config import ConfigError
+  from cljax.config import ConfigError
 
   c = split_digits.get_config()
   c.method = 'kpriors'

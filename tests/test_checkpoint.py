@@ -1,4 +1,4 @@
-"""experiment.checkpoint: a damaged newest checkpoint is set aside and the next older one restored."""
+"""cljax.checkpoint: a damaged newest checkpoint is set aside and the next older one restored."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from killing import damage_checkpoint
 
-from experiment.checkpoint import Checkpointer, CheckpointError
+from cljax.checkpoint import Checkpointer, CheckpointError
 
 
 def _state(step):
@@ -45,7 +45,7 @@ def test_a_failed_restore_silences_only_its_unretrieved_reads(caplog):
   tracebacks, logged depending on timing) are dropped; other asyncio records still get through."""
   import logging
 
-  from experiment import checkpoint
+  from cljax import checkpoint
 
   checkpoint._ignore_reads_of_a_failed_restore()
   checkpoint._ignore_reads_of_a_failed_restore()  # idempotent: one filter

@@ -171,8 +171,8 @@ def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
 
 
 def test_goal_relative_reward_rejects_normalised_states():
+  from cljax.config import ConfigError
   from configs.irl import pointmaze
-  from experiment.config import ConfigError
   from irl import builders as irl_builders
 
   config = pointmaze.get_config('quick')

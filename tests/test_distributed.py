@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from experiment import distributed, preemption
+from cljax import distributed, preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow

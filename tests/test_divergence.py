@@ -1,10 +1,10 @@
-"""experiment.divergence: which values stop a run, and what the one line says."""
+"""cljax.divergence: which values stop a run, and what the one line says."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiment import divergence
+from cljax import divergence
 
 
 def test_all_finite_looks_at_float_leaves_only():

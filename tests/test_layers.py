@@ -1,4 +1,4 @@
-"""The layers, read from the source: scripts → configs → cl / irl → envs / experiment, no edge upward;
+"""The layers, read from the source: scripts → configs → cl / irl → envs / cljax, no edge upward;
 config files are data (loading one imports no jax); an import inside a function says why it is there."""
 
 import ast
@@ -8,8 +8,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Lower rank = higher layer; a module may import its own layer or any layer below it.
-RANK = {'scripts': 0, 'configs': 1, 'cl': 2, 'irl': 2, 'envs': 3, 'experiment': 3}
-PACKAGES = ('configs', 'cl', 'irl', 'envs', 'experiment')
+RANK = {'scripts': 0, 'configs': 1, 'cl': 2, 'irl': 2, 'envs': 3, 'cljax': 3}
+PACKAGES = ('configs', 'cl', 'irl', 'envs', 'cljax')
 
 
 def _modules():
@@ -114,3 +114,15 @@ def test_the_config_check_sees_jax(tmp_path):
   source = open(os.path.join(ROOT, 'configs/irl/pointmaze.py'), encoding='utf-8').read()
   bad.write_text(source + '\nimport jax\n')
   assert 'jax' in heavy_modules_after_loading([str(bad)])
+
+
+def test_scripts_run_without_sys_path_edits():
+  """The scripts import the installed packages (setup.sh installs the project in editable mode); none
+  puts the checkout on `sys.path` (issue 15, packaging)."""
+  edits = [
+    f'scripts/{name}'
+    for name in sorted(os.listdir(os.path.join(ROOT, 'scripts')))
+    if name.endswith('.py')
+    and 'sys.path' in open(os.path.join(ROOT, 'scripts', name), encoding='utf-8').read()
+  ]
+  assert edits == []

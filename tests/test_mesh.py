@@ -1,4 +1,4 @@
-"""experiment/mesh.py on the 8 fake CPU devices of conftest.py."""
+"""cljax/mesh.py on the 8 fake CPU devices of conftest.py."""
 
 import dataclasses
 
@@ -9,7 +9,7 @@ import pytest
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
 
-from experiment import mesh as mesh_lib
+from cljax import mesh as mesh_lib
 
 
 def test_axis_sizes_infer_minus_one_and_name_bad_fields():
@@ -81,8 +81,8 @@ def test_replicate_and_data_sharding():
 def _irl_run(workdir, num_env_steps, mesh):
   """irl_train.train of quick OPIRL on PointMaze-Left, 8 seeds, updating over the last 11 of 200
   steps; returns (states, per-seed curves)."""
+  from cljax import runs
   from configs.irl import pointmaze
-  from experiment import runs
   from irl import builders as irl_builders
   from irl import train as irl_train
 
@@ -319,7 +319,7 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
     )
 
   # A checkpoint restores onto the same shardings (what train_cl.py does on resume).
-  from experiment.checkpoint import Checkpointer
+  from cljax.checkpoint import Checkpointer
 
   target = train.abstract_run_state(compiled, stream, builders.seed_keys(config, mesh), mesh)
   with Checkpointer(str(tmp_path)) as ckpt:

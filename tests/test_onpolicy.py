@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cljax.config import ConfigError
 from configs.irl import pendulum, pointmaze
-from experiment.config import ConfigError
 from irl import builders, networks, onpolicy, report, rewards, train
 
 

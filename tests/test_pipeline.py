@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cljax.config import ConfigError
 from envs import registry
-from experiment.config import ConfigError
 from irl import imitation, replay, report, rewards
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition

@@ -10,7 +10,7 @@ import sys
 import pytest
 from killing import signal_when_exists
 
-from experiment import preemption
+from cljax import preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from scipy import stats
 
-from experiment.checkpoint import Checkpointer
+from cljax.checkpoint import Checkpointer
 from irl import replay
 
 OBS_DIM, ACT_DIM = 3, 2
@@ -409,7 +409,7 @@ def test_observation_stats_and_normalisation():
 
 
 def test_checkpointer_round_trips_typed_keys(tmp_path):
-  from experiment.checkpoint import Checkpointer
+  from cljax.checkpoint import Checkpointer
 
   state = {
     'key': jax.random.key(3),

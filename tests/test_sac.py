@@ -302,7 +302,7 @@ def test_seeds_give_different_params_and_the_same_seed_the_same():
 
 
 def test_state_round_trips_through_a_checkpoint(tmp_path):
-  from experiment.checkpoint import Checkpointer
+  from cljax.checkpoint import Checkpointer
 
   sac = sac_agent.make_sac(SPEC, TINY)
   state, _ = sac.update(sac.init(jax.random.key(0)), _batch(jax.random.key(1)), jax.random.key(2))

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiment import mesh as mesh_lib
-from experiment.config import ConfigError
+from cljax import mesh as mesh_lib
+from cljax.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

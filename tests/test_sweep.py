@@ -1,4 +1,4 @@
-"""Sweeps (experiment/sweep.py, scripts/sweep.py): expansion, the job-array script, local runs, a real
+"""Sweeps (cljax/sweep.py, scripts/sweep.py): expansion, the job-array script, local runs, a real
 SLURM job array on the single-node cluster of scripts/slurm_local.sh, and preemption + requeue there.
 
 The SLURM tests skip when no controller answers, unless CLJAX_REQUIRE_SLURM=1 (set by .ci/run, which
@@ -13,9 +13,9 @@ import time
 
 import pytest
 
+from cljax import preemption, sweep
+from cljax.config import ConfigError
 from configs.irl import common
-from experiment import preemption, sweep
-from experiment.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = 'configs/cl/split_digits.py:quick'

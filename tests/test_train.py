@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from cl import builders, train
+from cljax.checkpoint import Checkpointer
 from configs.cl import split_digits
-from experiment.checkpoint import Checkpointer
 
 
 def quick_config(method='finetune', num_seeds=1, seed=0):

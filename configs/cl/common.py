@@ -98,7 +98,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed_batching = 'vmap'  # vmap (fast) | map: seed i bit-identical alone or in any group
   c.data_seed = 0  # the stream's random choices (permutations, validation split),
   # shared by every seed: seed i trains on the same stream alone or in a group
-  # Device mesh (experiment/mesh.py): seeds split over `seed`, minibatch examples over `data`, each
+  # Device mesh (cljax/mesh.py): seeds split over `seed`, minibatch examples over `data`, each
   # seed's state leaves of >= model_min_size elements over `model` (for models too large for one
   # device); -1 = all remaining devices. num_seeds must be a multiple of the seed axis.
   c.mesh = ml_collections.ConfigDict(

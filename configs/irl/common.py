@@ -38,7 +38,7 @@ def table_budget(env: str, algo: str, budgets: dict | None = None) -> int:
 
 
 def mesh_config():
-  """`config.mesh` (experiment/mesh.py), off by default."""
+  """`config.mesh` (cljax/mesh.py), off by default."""
   return ml_collections.ConfigDict(
     dict(enabled=False, seed=-1, data=1, model=1, model_min_size=2**14)
   )
@@ -152,7 +152,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.valuedice = from_dataclass(hparams.ValueDICEConfig)
   c.bc = from_dataclass(hparams.BCConfig)
   c.ppo = from_dataclass(hparams.PPOConfig)  # airl_onpolicy, gail_onpolicy (irl/onpolicy.py)
-  # Device mesh (experiment/mesh.py): vmapped seeds split over `seed`, each seed's agent state
+  # Device mesh (cljax/mesh.py): vmapped seeds split over `seed`, each seed's agent state
   # (networks, optimizers) leaves of >= model_min_size elements over `model`; -1 = all remaining
   # devices. Devices on `data` hold copies (the IRL loop splits no batch).
   c.mesh = mesh_config()

@@ -47,7 +47,7 @@ def get_config(arg=None):
       hidden_sizes=(256, 256),
     )
   )
-  # Device mesh (experiment/mesh.py, JAX-native environments): one seed, so the devices go on
+  # Device mesh (cljax/mesh.py, JAX-native environments): one seed, so the devices go on
   # `model`, which splits the agent state's leaves of >= model_min_size elements.
   c.mesh = ml_collections.ConfigDict(
     dict(enabled=False, seed=1, data=1, model=-1, model_min_size=2**14)

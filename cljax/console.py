@@ -1,11 +1,20 @@
-"""What the scripts print: people read the console, so libraries' INFO logs stay off unless asked for.
+"""What the scripts print and how they start: people read the console, so libraries' INFO logs stay
+off unless asked for, and bad input is one line.
 
-def main(argv):
-  console.quiet_logs()     # first thing in every script's main
+  _CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags('Config file (configs/irl/*.py).')
+
+  def main(argv):
+    _INIT_DISTRIBUTED()                                   # before any JAX work
+    with console.bad_input(ConfigError, WorkdirError):    # these become one line, status 2
+      ...
+
+  if __name__ == '__main__':
+    console.run(main)                                     # logs at WARNING unless --verbosity
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -20,17 +29,42 @@ def quiet_logs() -> None:
     logging.set_verbosity(logging.WARNING)
 
 
+def define_run_flags(config_help: str, workdir_help: str = 'Directory for this run.'):
+  """The flags of every training script: `--config` (a config file, locked after parsing),
+  `--workdir` (both required) and the multi-process flags of `cljax.distributed`. Returns (config
+  flag, workdir flag, the function that joins the processes' cluster: call it first in `main`)."""
+  from ml_collections import config_flags  # deferred: the launchers need no configs
+
+  from cljax import distributed  # deferred: numpy, which the launchers do not need
+
+  config = config_flags.DEFINE_config_file('config', None, config_help, lock_config=True)
+  workdir = flags.DEFINE_string('workdir', None, workdir_help)
+  flags.mark_flags_as_required(['config', 'workdir'])
+  return config, workdir, distributed.define_flags()
+
+
+@contextlib.contextmanager
+def bad_input(*errors: type[BaseException]):
+  """Inside, an exception of the `errors` types (bad config values, data or work directory) becomes
+  an `app.UsageError` with its message, which `run` prints as one line with exit status 2."""
+  try:
+    yield
+  except errors as e:
+    raise app.UsageError(str(e)) from None
+
+
 def run(main) -> None:
   """absl's `app.run(main)`, with a bad flag, a config file that does not load, an unknown config
   field and the `app.UsageError`s that `main` raises for bad input each reported in one line (the
   script's name, then the reason) and exit status 2; no traceback, no usage text. A run none of
   whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1, and a
-  diverged run (`experiment.divergence.DivergenceError`) with status 3."""
+  diverged run (`cljax.divergence.DivergenceError`) with status 3."""
   # Deferred: jax and orbax, which the launchers (sweep.py, the results tables) never need.
-  from experiment import divergence  # deferred: jax
-  from experiment.checkpoint import CheckpointError  # deferred: orbax
+  from cljax import divergence  # deferred: jax
+  from cljax.checkpoint import CheckpointError  # deferred: orbax
 
   def main_in_one_line(argv):
+    quiet_logs()  # library INFO logs only with --verbosity
     try:
       return main(argv)
     except app.UsageError as e:  # bad input found in main (config values, data, workdir): one line

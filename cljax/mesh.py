@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from experiment.config import ConfigError
+from cljax.config import ConfigError
 
 AXES = ('seed', 'data', 'model')
 DEFAULT_MIN_SIZE = 2**14  # elements of one seed's leaf below which `model` leaves it whole

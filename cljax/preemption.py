@@ -11,7 +11,7 @@ SLURM requeue) resumes it with nothing lost.
     ...
 
 SLURM sends SIGTERM on preemption and on `scancel`, and `#SBATCH --signal=B:USR1@<seconds>` sends
-SIGUSR1 that long before the time limit; the sweep's batch script (`experiment/sweep.py`) forwards
+SIGUSR1 that long before the time limit; the sweep's batch script (`cljax/sweep.py`) forwards
 both to the Python process and requeues the task when it exits with `PREEMPTED_EXIT_CODE`.
 Signals arriving while a jitted step runs are handled when it returns (Python runs handlers between
 bytecodes), so the checkpoint is always of a finished step.
@@ -73,7 +73,7 @@ class Guard:
     even when the signal reaches them at different steps (one stopping alone would leave the others
     waiting in a collective forever)."""
     signum = self.signum
-    import jax  # deferred: the sweep launcher (experiment.sweep) imports this module without jax
+    import jax  # deferred: the sweep launcher (cljax.sweep) imports this module without jax
 
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # deferred, as jax

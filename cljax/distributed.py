@@ -9,9 +9,9 @@ finds the coordinator itself. Elsewhere pass the coordinator explicitly (flags
 CLJAX_COORDINATOR_ADDRESS / CLJAX_NUM_PROCESSES / CLJAX_PROCESS_ID). A single process does nothing.
 On CPU the processes' collectives go over gloo (TCP; loopback on one machine).
 
-Every process then sees every process's devices in `jax.devices()`, so `experiment.mesh` meshes span
+Every process then sees every process's devices in `jax.devices()`, so `cljax.mesh` meshes span
 the cluster; each process builds the same host values and places only its devices' parts
-(`experiment.mesh.shard_leading` / `replicate`); checkpoints are written and restored by all
+(`cljax.mesh.shard_leading` / `replicate`); checkpoints are written and restored by all
 processes together (orbax); only process 0 writes logs and results (`is_primary`).
 """
 
@@ -32,7 +32,7 @@ def define_flags():
   coordinator = flags.DEFINE_string(
     'coordinator_address',
     '',
-    'Multi-process runs without SLURM: host:port of process 0 (experiment/distributed.py).',
+    'Multi-process runs without SLURM: host:port of process 0 (cljax/distributed.py).',
   )
   num_processes = flags.DEFINE_integer('num_processes', 0, 'With --coordinator_address.')
   process_id = flags.DEFINE_integer('process_id', -1, 'With --coordinator_address.')

@@ -13,7 +13,7 @@ and submit; `collect` reads every task's `results.json` into rows.
 
 Preemption under SLURM: the batch script runs the task in the background and forwards SIGTERM and
 SIGUSR1 (sent by `scancel --batch`, by preemption, or `--signal=B:USR1@<s>` before the time limit)
-to it; the scripts checkpoint and exit with `experiment.preemption.PREEMPTED_EXIT_CODE`, and the batch
+to it; the scripts checkpoint and exit with `cljax.preemption.PREEMPTED_EXIT_CODE`, and the batch
 script then requeues its own array task, which resumes from the checkpoint.
 """
 
@@ -29,8 +29,8 @@ import shlex
 import sys
 from typing import Any
 
-from experiment.config import ConfigError
-from experiment.preemption import PREEMPTED_EXIT_CODE
+from cljax.config import ConfigError
+from cljax.preemption import PREEMPTED_EXIT_CODE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
