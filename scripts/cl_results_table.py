@@ -15,6 +15,7 @@ import time
 
 from absl import flags
 
+from cl.hparams import METHODS
 from cljax import console
 
 _BENCHMARKS = flags.DEFINE_list(
@@ -24,19 +25,7 @@ _BENCHMARKS = flags.DEFINE_list(
 )
 _METHODS = flags.DEFINE_list(
   'methods',
-  [
-    'finetune',
-    'joint',
-    'ewc',
-    'online_ewc',
-    'si',
-    'replay',
-    'vcl',
-    'fromp',
-    'fromp_l2',
-    'kpriors',
-    'ewc_fr_replay',
-  ],
+  list(METHODS),
   'Methods to run.',
 )
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds per run (vmapped).')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cl.hparams import METHODS
 from cl.methods.base import Method, TaskData, cross_entropy, finetune, joint
 from cl.methods.ewc import FISHER_TYPES, diagonal_fisher, ewc, online_ewc
 from cl.methods.functional import (
@@ -16,76 +17,57 @@ from cl.methods.replay import MEMORY_SELECTIONS, replay
 from cl.methods.si import si
 from cl.methods.vcl import vcl
 
-METHODS = (
-  'finetune',
-  'joint',
-  'ewc',
-  'online_ewc',
-  'si',
-  'replay',
-  'vcl',
-  'fromp',
-  'fromp_l2',
-  'kpriors',
-  'ewc_fr_replay',
-)
-
 
 def make_method(
   config, apply_fn, *, input_shape, num_outputs: int, num_tasks: int, classes_per_task: int
 ) -> Method:
   """Builds the method named by `config.method` from its sub-config (`config.ewc`, `config.si`, ...)."""
   name = config.method
-  memory_args = dict(
-    input_shape=input_shape,
-    num_outputs=num_outputs,
-    num_tasks=num_tasks,
-    classes_per_task=classes_per_task,
-  )
+
+  def memory_args(c):
+    """The arguments every functional-memory method takes: the stream's shapes and the memory's
+    size, selection, schedule and targets from its sub-config `c`."""
+    return dict(
+      input_shape=input_shape,
+      num_outputs=num_outputs,
+      num_tasks=num_tasks,
+      classes_per_task=classes_per_task,
+      memory_per_task=c.memory_per_task,
+      tau=c.tau,
+      selection=c.selection,
+      tasks_per_step=c.tasks_per_step,
+      targets=c.targets,
+    )
+
   if name in ('fromp', 'fromp_l2'):
     c = config.fromp
     return fromp(
       apply_fn,
-      memory_per_task=c.memory_per_task,
-      tau=c.tau,
       prior_precision=c.prior_precision,
       jitter=c.jitter,
       relative_jitter=c.relative_jitter,
-      selection=c.selection,
-      tasks_per_step=c.tasks_per_step,
       use_kernel=name == 'fromp',
       ggn_num_examples=c.ggn_num_examples,
-      targets=c.targets,
-      **memory_args,
+      **memory_args(c),
     )
   if name == 'kpriors':
     c = config.kpriors
     return kpriors(
       apply_fn,
-      memory_per_task=c.memory_per_task,
-      tau=c.tau,
       delta=c.delta,
-      selection=c.selection,
-      tasks_per_step=c.tasks_per_step,
-      targets=c.targets,
-      **memory_args,
+      **memory_args(c),
     )
   if name == 'ewc_fr_replay':
     c = config.ewc_fr_replay
     return ewc_fr_replay(
       apply_fn,
-      memory_per_task=c.memory_per_task,
       ewc_lambda=c.ewc_lambda,
-      tau=c.tau,
       replay_weight=c.replay_weight,
       m2_fraction=c.m2_fraction,
       temperature=c.temperature,
       fisher_num_examples=c.fisher_num_examples,
       fisher_type=c.fisher_type,
-      selection=c.selection,
-      tasks_per_step=c.tasks_per_step,
-      targets=c.targets,
-      **memory_args,
+      **memory_args(c),
     )
   if name == 'vcl':
     return vcl(ess=config.ivon.ess or None, prior_scale=config.vcl.prior_scale)

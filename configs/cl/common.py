@@ -2,6 +2,8 @@
 
 import ml_collections
 
+from cl.hparams import BASELINES, BAYES_DUALITY
+
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -23,7 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.channels = (32, 64)
   c.dense_size = 256
   # Method.
-  c.method = 'finetune'  # finetune | joint | ewc | online_ewc | si | replay
+  c.method = 'finetune'  # one of cl.hparams.METHODS
   c.ewc = ml_collections.ConfigDict(
     dict(ewc_lambda=100.0, gamma=1.0, fisher_num_examples=1024, fisher_type='sampled')
   )
@@ -137,10 +139,6 @@ def apply_variant(c, arg):
     c.replay.batch_size = 32
     c.batch_size = 64
   return c
-
-
-BASELINES = ('finetune', 'joint', 'ewc', 'online_ewc', 'si', 'replay')
-BAYES_DUALITY = ('vcl', 'fromp', 'fromp_l2', 'kpriors', 'ewc_fr_replay')
 
 
 # The results table (docs/results.md): each method's main hyper-parameter as chosen on the validation splits by
