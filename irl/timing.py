@@ -12,6 +12,33 @@ from absl import logging
 from irl import loops
 
 
+def define_loop_flags():
+  """The absl flags both RL benchmarks (scripts/bench_rl.py, scripts/bench_irl.py) take for their
+  two loops: --pointmaze_steps, --halfcheetah_steps and --halfcheetah_warmup_steps, in that order."""
+  from absl import flags  # deferred: only the benchmark scripts define flags
+
+  pointmaze = flags.DEFINE_integer(
+    'pointmaze_steps',
+    2000,
+    'Environment steps (per seed) of each timed PointMaze-Left run.',
+    lower_bound=1,
+  )
+  halfcheetah = flags.DEFINE_integer(
+    'halfcheetah_steps',
+    2000,
+    'Timed environment steps of the HalfCheetah-v5 host loop.',
+    lower_bound=1,
+  )
+  warmup = flags.DEFINE_integer(
+    'halfcheetah_warmup_steps',
+    100,
+    'Untimed HalfCheetah-v5 steps first (random actions, with '
+    'updates, so every jitted function of the loop is compiled before the timing starts).',
+    lower_bound=1,
+  )
+  return pointmaze, halfcheetah, warmup
+
+
 def host_loop_rate(
   env,
   agent,

@@ -56,25 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NUM_SEEDS = 8  # fixed: the output keys name it
 
-_POINTMAZE_STEPS = flags.DEFINE_integer(
-  'pointmaze_steps',
-  2000,
-  'Environment steps (per seed) of each timed PointMaze-Left run.',
-  lower_bound=1,
-)
-_HALFCHEETAH_STEPS = flags.DEFINE_integer(
-  'halfcheetah_steps',
-  2000,
-  'Timed environment steps of the HalfCheetah-v5 host loop.',
-  lower_bound=1,
-)
-_HALFCHEETAH_WARMUP = flags.DEFINE_integer(
-  'halfcheetah_warmup_steps',
-  100,
-  'Untimed HalfCheetah-v5 steps first (random actions, with '
-  'updates, so every jitted function of the loop is compiled before the timing starts).',
-  lower_bound=1,
-)
+_POINTMAZE_STEPS, _HALFCHEETAH_STEPS, _HALFCHEETAH_WARMUP = irl_timing.define_loop_flags()
 
 _WALL = flags.DEFINE_bool('wall', True, 'Measure the wall-clock seconds to 90 % of the expert.')
 _OPIRL_BUDGET = flags.DEFINE_integer(

@@ -56,25 +56,7 @@ _SAC_ACTION_DIM = flags.DEFINE_integer(
   'Action size for the SAC update measurement (HalfCheetah-v5: 6).',
   lower_bound=1,
 )
-_POINTMAZE_STEPS = flags.DEFINE_integer(
-  'pointmaze_steps',
-  2000,
-  'Environment steps (per seed) of each timed PointMaze-Left run.',
-  lower_bound=1,
-)
-_HALFCHEETAH_STEPS = flags.DEFINE_integer(
-  'halfcheetah_steps',
-  2000,
-  'Timed environment steps of the HalfCheetah-v5 host loop.',
-  lower_bound=1,
-)
-_HALFCHEETAH_WARMUP = flags.DEFINE_integer(
-  'halfcheetah_warmup_steps',
-  100,
-  'Untimed HalfCheetah-v5 steps first (random actions, with '
-  'updates, so every jitted function of the loop is compiled before the timing starts).',
-  lower_bound=1,
-)
+_POINTMAZE_STEPS, _HALFCHEETAH_STEPS, _HALFCHEETAH_WARMUP = irl_timing.define_loop_flags()
 _BATCH = flags.DEFINE_integer('batch_size', 256, 'SAC minibatch size.', lower_bound=1)
 _HIDDEN = flags.DEFINE_list(
   'hidden_sizes', ['256', '256'], 'Hidden layer sizes of the SAC actor and critics.'
