@@ -146,6 +146,44 @@ def refresh_targets(apply_fn, params, memory: TaskMemory, temperature=1.0) -> Ta
   return memory._replace(targets=jnp.where(stored, probs.reshape(t, m, c), 0.0))
 
 
+def remember(
+  apply_fn,
+  memory: TaskMemory,
+  params,
+  data: TaskData,
+  key,
+  *,
+  num_tasks,
+  num_outputs,
+  memory_per_task,
+  classes_per_task,
+  rule,
+  targets,
+  temperature=1.0,
+  variance=None,
+) -> TaskMemory:
+  """`memory` with this task's points (`select_points`) in the next slot, their (tempered) soft
+  labels at `params` (θ_t), and, with targets 'previous', every stored slot's labels recomputed at
+  `params` (`refresh_targets`): what the functional-memory methods do at a task boundary."""
+  slot = jnp.minimum(memory.num_tasks, num_tasks - 1)
+  idx, valid = select_points(
+    apply_fn,
+    params,
+    data,
+    key,
+    num_outputs=num_outputs,
+    memory_per_task=memory_per_task,
+    classes_per_task=classes_per_task,
+    rule=rule,
+    variance=variance,
+  )
+  probs = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature)
+  memory = store(memory, slot, data, idx, valid, probs)
+  if targets == 'previous':
+    memory = refresh_targets(apply_fn, params, memory, temperature)
+  return memory
+
+
 def past_tasks(memory: TaskMemory, key, num_past: int, tasks_per_step: str):
   """This step's memories and their weights in the estimate of the sum over past tasks.
 
@@ -260,39 +298,33 @@ def fromp(
     subset = jax.random.permutation(ggn_key, n_total)[:n]
     ggn = dual.diagonal_ggn(apply_fn, params, data.x[subset], head, chunk_size=ggn_chunk_size)
     precision = jax.tree.map(lambda p, g: p + g * (n_total / n), state.precision, ggn)
-    idx, valid = select_points(
+    variance = jax.tree.map(lambda p: 1.0 / p, precision)
+    memory = remember(
       apply_fn,
+      state.memory,
       params,
       data,
       key,
+      num_tasks=num_tasks,
       num_outputs=c,
       memory_per_task=m,
       classes_per_task=classes_per_task,
       rule=selection,
-      variance=jax.tree.map(lambda p: 1.0 / p, precision),
+      targets=targets,
+      variance=variance,
     )
-    x_mem = data.x[idx]
-    memory = store(
-      state.memory, slot, data, idx, valid, softmax_probs(apply_fn, params, x_mem, data.mask[idx])
-    )
-    variance = jax.tree.map(lambda p: 1.0 / p, precision)
-    if targets == 'previous':
-      memory = refresh_targets(apply_fn, params, memory)
+
+    def refresh_kernel(s, kinv_all):  # slot s's K⁻¹ at θ_t and Σ_t, on its stored points
+      take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=False)
+      kinv = kernel_inverse(params, variance, take(memory.x), take(memory.mask), take(memory.valid))
+      return jax.lax.dynamic_update_index_in_dim(kinv_all, kinv, s, axis=0)
+
     if targets == 'previous' and use_kernel:
-
-      def refresh_kernel(s, kinv_all):
-        take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=False)
-        kinv = kernel_inverse(
-          params, variance, take(memory.x), take(memory.mask), take(memory.valid)
-        )
-        return jax.lax.dynamic_update_index_in_dim(kinv_all, kinv, s, axis=0)
-
       # Every stored slot (a dynamic count, so a while loop: one kernel per past task).
       stored = jnp.minimum(memory.num_tasks, num_tasks)
       kernel_inv = jax.lax.fori_loop(0, stored, refresh_kernel, state.kernel_inv)
-    else:
-      kinv = kernel_inverse(params, variance, x_mem, data.mask[idx], valid)
-      kernel_inv = jax.lax.dynamic_update_index_in_dim(state.kernel_inv, kinv, slot, axis=0)
+    else:  # the new slot only
+      kernel_inv = refresh_kernel(slot, state.kernel_inv)
     return FrompState(
       memory=memory,
       kernel_inv=kernel_inv,
@@ -348,27 +380,19 @@ def kpriors(
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
-    slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
-    idx, valid = select_points(
+    memory = remember(
       apply_fn,
+      state.memory,
       params,
       data,
       key,
+      num_tasks=num_tasks,
       num_outputs=c,
       memory_per_task=m,
       classes_per_task=classes_per_task,
       rule=selection,
+      targets=targets,
     )
-    memory = store(
-      state.memory,
-      slot,
-      data,
-      idx,
-      valid,
-      softmax_probs(apply_fn, params, data.x[idx], data.mask[idx]),
-    )
-    if targets == 'previous':
-      memory = refresh_targets(apply_fn, params, memory)
     return KPriorState(memory=memory, anchor=params)
 
   return Method(
@@ -444,27 +468,20 @@ def ewc_fr_replay(
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
     select_key, fisher_key = jax.random.split(key)
-    slot = jnp.minimum(state.memory.num_tasks, num_tasks - 1)
-    idx, valid = select_points(
+    memory = remember(
       apply_fn,
+      state.memory,
       params,
       data,
       select_key,
+      num_tasks=num_tasks,
       num_outputs=c,
       memory_per_task=m,
       classes_per_task=classes_per_task,
       rule=selection,
+      targets=targets,
+      temperature=temperature,
     )
-    memory = store(
-      state.memory,
-      slot,
-      data,
-      idx,
-      valid,
-      softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature),
-    )
-    if targets == 'previous':
-      memory = refresh_targets(apply_fn, params, memory, temperature)
     fisher = diagonal_fisher(
       apply_fn, params, data, fisher_key, num_examples=fisher_num_examples, fisher_type=fisher_type
     )
