@@ -146,40 +146,47 @@ def refresh_targets(apply_fn, params, memory: TaskMemory, temperature=1.0) -> Ta
   return memory._replace(targets=jnp.where(stored, probs.reshape(t, m, c), 0.0))
 
 
+class MemorySpec(NamedTuple):
+  """How a functional-memory method fills its memory: slots, outputs, points per task, the task's
+  classes, the selection rule and which model the stored targets come from."""
+
+  num_tasks: int
+  num_outputs: int
+  memory_per_task: int
+  classes_per_task: int
+  rule: str
+  targets: str
+
+
 def remember(
   apply_fn,
+  spec: MemorySpec,
   memory: TaskMemory,
   params,
   data: TaskData,
   key,
   *,
-  num_tasks,
-  num_outputs,
-  memory_per_task,
-  classes_per_task,
-  rule,
-  targets,
   temperature=1.0,
   variance=None,
 ) -> TaskMemory:
   """`memory` with this task's points (`select_points`) in the next slot, their (tempered) soft
   labels at `params` (θ_t), and, with targets 'previous', every stored slot's labels recomputed at
   `params` (`refresh_targets`): what the functional-memory methods do at a task boundary."""
-  slot = jnp.minimum(memory.num_tasks, num_tasks - 1)
+  slot = jnp.minimum(memory.num_tasks, spec.num_tasks - 1)
   idx, valid = select_points(
     apply_fn,
     params,
     data,
     key,
-    num_outputs=num_outputs,
-    memory_per_task=memory_per_task,
-    classes_per_task=classes_per_task,
-    rule=rule,
+    num_outputs=spec.num_outputs,
+    memory_per_task=spec.memory_per_task,
+    classes_per_task=spec.classes_per_task,
+    rule=spec.rule,
     variance=variance,
   )
   probs = softmax_probs(apply_fn, params, data.x[idx], data.mask[idx], temperature)
   memory = store(memory, slot, data, idx, valid, probs)
-  if targets == 'previous':
+  if spec.targets == 'previous':
     memory = refresh_targets(apply_fn, params, memory, temperature)
   return memory
 
@@ -244,6 +251,7 @@ def fromp(
   1 / relative_jitter. The inverse is taken by a symmetric eigendecomposition."""
   _check_targets(targets)
   m, c = memory_per_task, num_outputs
+  spec = MemorySpec(num_tasks, c, m, classes_per_task, selection, targets)
 
   def kernel_inverse(params, variance, x_mem, mask_mem, valid):
     """[C, M, M] inverse of the jittered per-class kernel of the softmax outputs at `params`."""
@@ -299,20 +307,7 @@ def fromp(
     ggn = dual.diagonal_ggn(apply_fn, params, data.x[subset], head, chunk_size=ggn_chunk_size)
     precision = jax.tree.map(lambda p, g: p + g * (n_total / n), state.precision, ggn)
     variance = jax.tree.map(lambda p: 1.0 / p, precision)
-    memory = remember(
-      apply_fn,
-      state.memory,
-      params,
-      data,
-      key,
-      num_tasks=num_tasks,
-      num_outputs=c,
-      memory_per_task=m,
-      classes_per_task=classes_per_task,
-      rule=selection,
-      targets=targets,
-      variance=variance,
-    )
+    memory = remember(apply_fn, spec, state.memory, params, data, key, variance=variance)
 
     def refresh_kernel(s, kinv_all):  # slot s's K⁻¹ at θ_t and Σ_t, on its stored points
       take = lambda a: jax.lax.dynamic_index_in_dim(a, s, axis=0, keepdims=False)
@@ -360,6 +355,7 @@ def kpriors(
   with θ_{t−1} at each task boundary, the model the weight term is anchored at."""
   _check_targets(targets)
   m, c = memory_per_task, num_outputs
+  spec = MemorySpec(num_tasks, c, m, classes_per_task, selection, targets)
 
   def init(params):
     return KPriorState(memory=init_memory(num_tasks, m, input_shape, c), anchor=params)
@@ -380,19 +376,7 @@ def kpriors(
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
-    memory = remember(
-      apply_fn,
-      state.memory,
-      params,
-      data,
-      key,
-      num_tasks=num_tasks,
-      num_outputs=c,
-      memory_per_task=m,
-      classes_per_task=classes_per_task,
-      rule=selection,
-      targets=targets,
-    )
+    memory = remember(apply_fn, spec, state.memory, params, data, key)
     return KPriorState(memory=memory, anchor=params)
 
   return Method(
@@ -430,6 +414,7 @@ def ewc_fr_replay(
   gradient split of the module docstring is taken at."""
   _check_targets(targets)
   m, c = memory_per_task, num_outputs
+  spec = MemorySpec(num_tasks, c, m, classes_per_task, selection, targets)
   m2 = int(round(m * m2_fraction))
 
   def init(params):
@@ -469,18 +454,7 @@ def ewc_fr_replay(
     del opt_state
     select_key, fisher_key = jax.random.split(key)
     memory = remember(
-      apply_fn,
-      state.memory,
-      params,
-      data,
-      select_key,
-      num_tasks=num_tasks,
-      num_outputs=c,
-      memory_per_task=m,
-      classes_per_task=classes_per_task,
-      rule=selection,
-      targets=targets,
-      temperature=temperature,
+      apply_fn, spec, state.memory, params, data, select_key, temperature=temperature
     )
     fisher = diagonal_fisher(
       apply_fn, params, data, fisher_key, num_examples=fisher_num_examples, fisher_type=fisher_type
