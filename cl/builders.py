@@ -209,18 +209,9 @@ def build_optimizer(config, stream: streams.TaskStream):
   v = config.ivon
   # The initial ess; VCL (and any method with prepare_optimizer) may reset it per task.
   ess = v.ess or float(len(stream.tasks[0].y_train))
-  if name == 'ivon':
-    tx = ivon.ivon(
-      v.learning_rate,
-      ess,
-      hess_init=v.hess_init,
-      beta1=v.beta1,
-      beta2=v.beta2,
-      weight_decay=v.weight_decay,
-      clip_radius=v.clip_radius,
-    )
-    return tx, train.Variational(mc_samples=v.mc_samples, hess_approx=v.hess_approx)
-  tx = ivon.vogn(
+  # IVON (its Hessian estimate from config.ivon.hess_approx) or VOGN (the per-example GGN).
+  make, hess_approx = (ivon.ivon, v.hess_approx) if name == 'ivon' else (ivon.vogn, 'ggn')
+  tx = make(
     v.learning_rate,
     ess,
     hess_init=v.hess_init,
@@ -229,7 +220,7 @@ def build_optimizer(config, stream: streams.TaskStream):
     weight_decay=v.weight_decay,
     clip_radius=v.clip_radius,
   )
-  return tx, train.Variational(mc_samples=v.mc_samples, hess_approx='ggn')
+  return tx, train.Variational(mc_samples=v.mc_samples, hess_approx=hess_approx)
 
 
 def build_learner(
