@@ -13,11 +13,11 @@ from envs import registry
 from irl import loops
 
 
-def random_return(env_name: str, env, seed: int, num_episodes: int) -> float:
+def random_return(env_name: str, env, num_episodes: int, *, seed: int = 0) -> float:
   """Mean return of uniform random actions over `num_episodes` episodes (`env` is used when it is
-  JAX-native; a host env of `num_episodes` environments is made otherwise). The scripts pass seed 0
-  whatever their seeds: the reference of the normalised score is the environment's, so seed i reports
-  the same score alone or in a group."""
+  JAX-native; a host env of `num_episodes` environments is made otherwise). The scripts keep the
+  default seed 0 whatever their seeds: the reference of the normalised score is the environment's,
+  so seed i reports the same score alone or in a group."""
   key = jax.random.key(seed + 30_000)
   spec = env.spec
   if registry.is_jax_env(env_name):

@@ -198,7 +198,7 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> li
       f'evaluation period ({loop.eval_every})'
     )
   expert = float(built.meta['return_mean'])
-  random = report.random_return(config.env, built.env, 0, loop.eval_episodes)
+  random = report.random_return(config.env, built.env, loop.eval_episodes)
   init, period_fn = irl_train.seed_functions(
     built.env, built.agent, loop, built.expert_buffer, built.parts.prep.transitions
   )

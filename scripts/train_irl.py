@@ -44,7 +44,7 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
-  random_return = report.random_return(config.env, built.env, 0, loop_config.eval_episodes)
+  random_return = report.random_return(config.env, built.env, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
     states = train.train(
       workdir,

@@ -97,7 +97,7 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'
-  random_return = report.random_return(config.env, env, 0, loop_config.eval_episodes)
+  random_return = report.random_return(config.env, env, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
     train.train(
       workdir,

@@ -69,7 +69,7 @@ def _scores(algo, swap_labels, monkeypatch):
   _, metrics = jax.jit(jax.vmap(run))(train.seed_keys(SEEDS))
   final = np.asarray(metrics['eval_return'])[:, -1]
   expert = float(built.meta['return_mean'])
-  random = report.random_return('PointMaze-Left', built.env, 0, 20)
+  random = report.random_return('PointMaze-Left', built.env, 20)
   return (final - random) / (expert - random)
 
 

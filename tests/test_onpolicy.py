@@ -161,7 +161,7 @@ def _ppo_true_reward_scores(learning_rate):
   built = builders.build(config)
   init, period_fn = train.seed_functions(built.env, built.agent, built.loop_config)
   _, metrics = period_fn(init(train.seed_keys([0, 1, 2])), 0)
-  random = report.random_return('Pendulum', built.env, 0, 20)
+  random = report.random_return('Pendulum', built.env, 20)
   expert = float(built.meta['return_mean'])
   return (np.asarray(metrics['eval_return'])[:, 0] - random) / (expert - random)
 
