@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from typing import Any, Iterable
+
+# The checkout (setup.sh installs it in editable mode): relative config paths are read from here.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ConfigError(ValueError):
@@ -31,3 +36,25 @@ def check_positive(
 def check_range(field: str, value: Any, low: float, high: float) -> None:
   if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
     raise ConfigError(f'config.{field} must be a number in [{low}, {high}], got {value!r}')
+
+
+def load_module(path: str):
+  """The config file at `path` (a relative path that names no file from the working directory is
+  read from the repository root, so 'configs/cl/split_fmnist.py' works anywhere) as a fresh module.
+
+  Config files are data, loaded by path as the scripts' `--config` flag does; they are not an
+  installed package (a package named `configs` would shadow a user's own). ConfigError if missing."""
+  full = path if os.path.isabs(path) or os.path.isfile(path) else os.path.join(ROOT, path)
+  if not os.path.isfile(full):
+    raise ConfigError(f'--config: no such config file {path!r}')
+  name = 'cljax_config_' + os.path.splitext(os.path.relpath(full, ROOT))[0].replace(os.sep, '_')
+  spec = importlib.util.spec_from_file_location(name.replace('.', '_'), full)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(config: str):
+  """`get_config(arg)` of 'path/to/config.py[:arg]' (the scripts' `--config` syntax)."""
+  path, _, arg = config.partition(':')
+  return load_module(path).get_config(arg or None)

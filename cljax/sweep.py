@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import shlex
 import sys
 from typing import Any
 
-from cljax.config import ConfigError
+from cljax.config import ConfigError, load_module
 from cljax.preemption import PREEMPTED_EXIT_CODE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,15 +45,7 @@ class Task:
 def load_config_module(config: str):
   """(module, arg) of 'path/to/config.py[:arg]' (relative paths are from the repository root)."""
   path, _, arg = config.partition(':')
-  full = path if os.path.isabs(path) else os.path.join(ROOT, path)
-  if not os.path.isfile(full):
-    raise ConfigError(f'--config: no such config file {path!r}')
-  spec = importlib.util.spec_from_file_location(f'sweep_config_{abs(hash(full))}', full)
-  module = importlib.util.module_from_spec(spec)
-  if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-  spec.loader.exec_module(module)
-  return module, (arg or None)
+  return load_module(path), (arg or None)
 
 
 def flag_value(value: Any) -> str:

@@ -1,6 +1,6 @@
 """The IRL algorithms' hyper-parameters: one frozen dataclass per algorithm (each checks its values
 on construction) and the option sets they check. Free of jax, so that the config files, which read
-their defaults from here (configs/irl/common.py), load as data; each algorithm's module re-exports
+their defaults from here (irl/config_defaults.py), load as data; each algorithm's module re-exports
 its own (`irl.sac.SACConfig`, `irl.discriminator.DiscriminatorConfig`, ...)."""
 
 from __future__ import annotations

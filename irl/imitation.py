@@ -160,7 +160,7 @@ def _log_prob(policy, actor_params, obs, action):
 
 def discriminator_defaults(algo: str) -> DiscriminatorConfig:
   """Each adversarial algorithm's discriminator when nothing else is given: the one source of these
-  defaults for notebooks (`make_agent`) and for the configs (`configs/irl/common.py`, read by
+  defaults for notebooks (`make_agent`) and for the configs (`irl/config_defaults.py`, read by
   `irl.builders.build`). Hyper-parameters are `DiscriminatorConfig`'s (the official OPIRL code's);
   the algorithms differ only in form: opirl, the AIRL form with r(s, a) given to the policy; airl,
   the AIRL posterior logit f − log π with the shaped f given to the policy; dac, the GAIL form with

@@ -24,6 +24,7 @@ import time
 from absl import flags
 
 from cljax import console
+from cljax.config import load_module
 
 _STEP_COST = flags.DEFINE_list(
   'step_cost_methods',
@@ -53,7 +54,8 @@ def main(argv):
   import numpy as np
 
   from cl import builders, train
-  from configs.cl import split_fmnist
+
+  split_fmnist = load_module('configs/cl/split_fmnist.py')
 
   config = split_fmnist.get_config()
   config.batch_size = _BATCH.value

@@ -50,6 +50,7 @@ import os
 from absl import app, flags, logging
 
 from cljax import console, timing
+from cljax.config import load_module
 from irl import timing as irl_timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,11 +73,10 @@ _ONPOLICY_BUDGET = flags.DEFINE_integer(
 
 def _built(module_name, arg, loop_fields):
   """irl.builders.build of a shipped config (configs/irl/<module_name>.py) with its loop replaced."""
-  import importlib
 
   from irl import builders
 
-  config = importlib.import_module(f'configs.irl.{module_name}').get_config(arg)
+  config = load_module(f'configs/irl/{module_name}.py').get_config(arg)
   config.loop.update(loop_fields)
   return config, builders.build(config)
 
@@ -183,7 +183,7 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> li
   first period at or above both 0.9 and `stop_at_score`."""
   import time
 
-  from configs.irl import pointmaze as pointmaze_config
+  pointmaze_config = load_module('configs/irl/pointmaze.py')
   from irl import builders, report
   from irl import train as irl_train
 

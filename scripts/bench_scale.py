@@ -33,6 +33,7 @@ import os
 from absl import app, flags
 
 from cljax import console
+from cljax.config import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,7 +79,8 @@ def cl_rate(mesh, num_seeds, repeats):
   import jax.numpy as jnp
 
   from cl import builders, train
-  from configs.cl import split_digits
+
+  split_digits = load_module('configs/cl/split_digits.py')
 
   config = split_digits.get_config()
   config.update(method='ewc', num_seeds=num_seeds, num_tasks=2)
@@ -103,7 +105,8 @@ def cl_big_memory(mesh, hidden):
   import jax
 
   from cl import builders, train
-  from configs.cl import split_digits
+
+  split_digits = load_module('configs/cl/split_digits.py')
 
   config = split_digits.get_config()
   config.update(method='ewc', num_seeds=1, num_tasks=2, hidden_sizes=(hidden, hidden))
@@ -130,7 +133,8 @@ def cl_big_memory(mesh, hidden):
 def irl_rate(mesh, num_seeds, steps, repeats):
   """Seed-steps per second of one compiled OPIRL period on PointMaze-Left on `mesh`."""
   from cljax import mesh as mesh_lib
-  from configs.irl import pointmaze
+
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
   from irl import train as irl_train
 

@@ -17,6 +17,7 @@ from absl import flags
 
 from cl.hparams import METHODS
 from cljax import console
+from cljax.config import load_module
 
 _BENCHMARKS = flags.DEFINE_list(
   'benchmarks',
@@ -66,7 +67,6 @@ def _set_one(config, dotted, value):
 
 def main(argv):
   del argv
-  import importlib
 
   import numpy as np
 
@@ -110,7 +110,7 @@ def main(argv):
 
   for bench in _BENCHMARKS.value:
     name_, _, variant = bench.partition(':')
-    module = importlib.import_module(f'configs.cl.{name_}')
+    module = load_module(f'configs/cl/{name_}.py')
     get_config = lambda: module.get_config(variant or None)
     base = get_config()
     base.num_seeds = _SEEDS.value

@@ -34,7 +34,8 @@ import sys
 from absl import app, flags
 
 from cljax import console
-from configs.irl import common as irl_common
+from cljax.config import load_module
+from irl import config_defaults as irl_common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -246,7 +247,7 @@ def source_runs(env, algo, budgets):
 def transfer_rows(budgets):
   import numpy as np
 
-  from configs.irl import transfer
+  transfer = load_module('configs/irl/transfer.py')
 
   rows = []
   for target in _TARGETS.value:
@@ -307,7 +308,7 @@ def transfer_markdown(rows):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from configs.irl import transfer
+  transfer = load_module('configs/irl/transfer.py')
   from irl import builders
 
   for env in _ENVS.value:

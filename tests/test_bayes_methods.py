@@ -7,7 +7,9 @@ import pytest
 
 from cl import builders, dual, ivon, methods, metrics, models, train
 from cl.methods.base import TaskData, cross_entropy
-from configs.cl import split_digits
+from cljax.config import load_module
+
+split_digits = load_module('configs/cl/split_digits.py')
 
 
 def mlp():

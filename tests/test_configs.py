@@ -1,20 +1,21 @@
 """Every shipped config is valid, and its `quick` variant too."""
 
-import importlib
-import pkgutil
+import os
 
 import pytest
 
-import configs.cl
 from cl import builders, methods
+from cljax.config import ROOT, load_module
 
-CONFIGS = [m.name for m in pkgutil.iter_modules(configs.cl.__path__) if m.name != 'common']
+CONFIGS = sorted(
+  name[:-3] for name in os.listdir(os.path.join(ROOT, 'configs', 'cl')) if name.endswith('.py')
+)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
 @pytest.mark.parametrize('variant', [None, 'quick', 'class'])
 def test_config_is_valid_for_every_method(name, variant):
-  module = importlib.import_module(f'configs.cl.{name}')
+  module = load_module(f'configs/cl/{name}.py')
   if variant == 'class' and module.get_config().stream != 'split':
     return
   for method in methods.METHODS:
@@ -25,7 +26,7 @@ def test_config_is_valid_for_every_method(name, variant):
 
 @pytest.mark.parametrize('name, arg', [(n, a) for n in CONFIGS for a in (None, 'class')])
 def test_sweeps_list_valid_overrides(name, arg):
-  module = importlib.import_module(f'configs.cl.{name}')
+  module = load_module(f'configs/cl/{name}.py')
   if not hasattr(module, 'sweep') or (arg == 'class' and module.get_config().stream != 'split'):
     pytest.skip(f'configs/cl/{name}.py has no sweep for arg={arg!r}')
   runs = []
@@ -43,7 +44,8 @@ def test_sweeps_list_valid_overrides(name, arg):
 
 
 def test_cl_sweeps_carry_the_table_hyperparameters():
-  from configs.cl import permuted_fmnist, split_fmnist
+  permuted_fmnist = load_module('configs/cl/permuted_fmnist.py')
+  split_fmnist = load_module('configs/cl/split_fmnist.py')
 
   runs = []
   split_fmnist.sweep(lambda **kw: runs.append(kw), 'class')
@@ -74,7 +76,7 @@ def test_default_configs_give_the_results_table_hyperparameters(benchmark):
   ) as f:
     table = json.load(f)
   name, _, variant = benchmark.partition(':')
-  module = importlib.import_module(f'configs.cl.{name}')
+  module = load_module(f'configs/cl/{name}.py')
   rows = {
     key.rsplit('/', 1)[1]: r for key, r in table.items() if key.rsplit('/', 1)[0] == benchmark
   }
@@ -94,7 +96,7 @@ def test_default_configs_give_the_results_table_hyperparameters(benchmark):
 
 
 def test_unknown_variant_is_rejected():
-  from configs.cl import split_fmnist
+  split_fmnist = load_module('configs/cl/split_fmnist.py')
 
   with pytest.raises(
     ValueError,
@@ -103,7 +105,7 @@ def test_unknown_variant_is_rejected():
   ):
     split_fmnist.get_config('big')
   assert split_fmnist.get_config('class').scenario == 'class'
-  from configs.cl import permuted_fmnist
+  permuted_fmnist = load_module('configs/cl/permuted_fmnist.py')
 
   with pytest.raises(ValueError, match='needs a split stream'):
     permuted_fmnist.get_config('class')
@@ -128,7 +130,7 @@ def test_irl_configs_build_for_every_algorithm(name, arg):
   from irl import builders as irl_builders
 
   for algo in irl_builders.ALGOS:
-    config = importlib.import_module(f'configs.irl.{name}').get_config(arg)
+    config = load_module(f'configs/irl/{name}.py').get_config(arg)
     config.algo = algo
     built = irl_builders.build(config)
     assert built.meta['env'] == config.env
@@ -137,7 +139,8 @@ def test_irl_configs_build_for_every_algorithm(name, arg):
 
 
 def test_irl_config_arguments_name_the_allowed_values():
-  from configs.irl import mujoco, transfer
+  mujoco = load_module('configs/irl/mujoco.py')
+  transfer = load_module('configs/irl/transfer.py')
 
   with pytest.raises(
     ValueError, match=r"must be one of \['CustomAnt', 'HalfCheetah-v5', 'Hopper-v5'\]"
@@ -148,7 +151,8 @@ def test_irl_config_arguments_name_the_allowed_values():
   ):
     transfer.get_config('PointMaze-Left')
   assert transfer.get_config('BigAnt').source_env == 'CustomAnt'
-  from configs.irl import pendulum, pointmaze
+  pendulum = load_module('configs/irl/pendulum.py')
+  pointmaze = load_module('configs/irl/pointmaze.py')
 
   for module in (pendulum, pointmaze):
     with pytest.raises(
@@ -160,9 +164,9 @@ def test_irl_config_arguments_name_the_allowed_values():
 @pytest.mark.parametrize('name, env', [('pointmaze', 'PointMaze-Left'), ('pendulum', 'Pendulum')])
 def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
   """`:official` differs from the default config exactly in configs/irl/common.STUDY_DEFAULTS."""
-  from configs.irl import common
+  from irl import config_defaults as common
 
-  module = importlib.import_module(f'configs.irl.{name}')
+  module = load_module(f'configs/irl/{name}.py')
   official, default = module.get_config('official'), module.get_config()
   common.set_fields(official, common.STUDY_DEFAULTS[env])
   assert official.to_dict() == default.to_dict()
@@ -172,7 +176,8 @@ def test_official_preset_is_the_defaults_without_the_study_choices(name, env):
 
 def test_goal_relative_reward_rejects_normalised_states():
   from cljax.config import ConfigError
-  from configs.irl import pointmaze
+
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
 
   config = pointmaze.get_config('quick')
@@ -184,7 +189,10 @@ def test_goal_relative_reward_rejects_normalised_states():
 
 
 def test_table_budgets_give_on_policy_algorithms_ten_times_the_steps():
-  from configs.irl import common, pendulum, pointmaze
+  from irl import config_defaults as common
+
+  pendulum = load_module('configs/irl/pendulum.py')
+  pointmaze = load_module('configs/irl/pointmaze.py')
 
   assert common.table_budget('PointMaze-Left', 'opirl') == 100_000
   assert common.table_budget('PointMaze-Left', 'airl_onpolicy') == 1_000_000

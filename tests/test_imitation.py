@@ -212,8 +212,8 @@ def test_unknown_algorithm_is_rejected():
 def test_the_script_config_and_a_notebook_build_the_same_discriminator(algo):
   """One source of defaults: `make_agent(...)` without a discriminator config (a notebook) and
   `builders.build` of the shipped base config (the script) train the same discriminator."""
-  from configs.irl import common
   from irl import builders
+  from irl import config_defaults as common
 
   config = common.base_config()
   config.algo = algo

@@ -12,8 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from configs.irl import pointmaze
+from cljax.config import load_module
 from irl import builders, loops, opirl, report, train
+
+pointmaze = load_module('configs/irl/pointmaze.py')
 
 pytestmark = pytest.mark.slow
 

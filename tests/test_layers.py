@@ -126,3 +126,26 @@ def test_scripts_run_without_sys_path_edits():
     and 'sys.path' in open(os.path.join(ROOT, 'scripts', name), encoding='utf-8').read()
   ]
   assert edits == []
+
+
+def test_config_files_are_loaded_by_path_not_imported():
+  """`configs/` is data, not an installed package (a top-level `configs` would shadow a user's own):
+  no module imports it, and the project installs only its distinctly named packages."""
+  importers = []
+  for top in ('cl', 'irl', 'envs', 'cljax', 'configs', 'scripts', 'tests'):
+    for dirpath, _, names in os.walk(os.path.join(ROOT, top)):
+      for name in names:
+        if name.endswith('.py'):
+          path = os.path.join(dirpath, name)
+          tree = ast.parse(open(path, encoding='utf-8').read())
+          for node in ast.walk(tree):
+            module = (
+              node.module
+              if isinstance(node, ast.ImportFrom)
+              else (node.names[0].name if isinstance(node, ast.Import) else None)
+            )
+            if module and module.split('.')[0] == 'configs':
+              importers.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}')
+  assert importers == []
+  pyproject = open(os.path.join(ROOT, 'pyproject.toml'), encoding='utf-8').read()
+  assert 'include = ["cl*", "irl*", "envs*", "cljax*"]' in pyproject

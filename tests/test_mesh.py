@@ -10,6 +10,7 @@ from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
 
 from cljax import mesh as mesh_lib
+from cljax.config import load_module
 
 
 def test_axis_sizes_infer_minus_one_and_name_bad_fields():
@@ -82,7 +83,8 @@ def _irl_run(workdir, num_env_steps, mesh):
   """irl_train.train of quick OPIRL on PointMaze-Left, 8 seeds, updating over the last 11 of 200
   steps; returns (states, per-seed curves)."""
   from cljax import runs
-  from configs.irl import pointmaze
+
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
   from irl import train as irl_train
 
@@ -141,7 +143,7 @@ def test_irl_seeds_sharded_over_8_devices_match_the_unsharded_run_and_resume_sha
 
 
 def test_irl_carry_stays_split_over_seed_with_one_compile():
-  from configs.irl import pointmaze
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
   from irl import train as irl_train
 
@@ -175,7 +177,8 @@ def test_irl_carry_stays_split_over_seed_with_one_compile():
 )
 def test_cl_seeds_and_batches_sharded_match_the_unsharded_run(seed_axis, data_axis, method):
   from cl import builders, train
-  from configs.cl import split_digits
+
+  split_digits = load_module('configs/cl/split_digits.py')
 
   config = split_digits.get_config('quick')
   config.update(method=method, num_seeds=8, num_tasks=2, epochs=2)
@@ -284,7 +287,8 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
   """A model axis (for a model too large for one device): the weights, their optimizer moments and
   the method's per-weight state are split over it and stay split; the numbers do not change."""
   from cl import builders, train
-  from configs.cl import split_digits
+
+  split_digits = load_module('configs/cl/split_digits.py')
 
   config = split_digits.get_config('quick')
   config.update(method=method, num_seeds=2, num_tasks=2, epochs=2)
@@ -331,7 +335,7 @@ def test_cl_state_sharded_over_model_matches_the_unsharded_run(axes, method, tmp
 
 
 def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
-  from configs.irl import pointmaze
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
   from irl import train as irl_train
 

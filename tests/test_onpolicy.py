@@ -11,9 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cljax.config import ConfigError
-from configs.irl import pendulum, pointmaze
+from cljax.config import ConfigError, load_module
 from irl import builders, networks, onpolicy, report, rewards, train
+
+pendulum = load_module('configs/irl/pendulum.py')
+pointmaze = load_module('configs/irl/pointmaze.py')
 
 
 def test_gae_by_hand_with_terminations_and_truncations():

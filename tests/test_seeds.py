@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from cljax import mesh as mesh_lib
-from cljax.config import ConfigError
+from cljax.config import ConfigError, load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
 def built():
-  from configs.irl import pointmaze
+  pointmaze = load_module('configs/irl/pointmaze.py')
   from irl import builders as irl_builders
 
   config = pointmaze.get_config('quick')
@@ -125,7 +125,8 @@ def test_seed_batching_is_checked_before_compute(built):
 
 def _cl_run(method, seed, num_seeds, seed_batching, mesh=None):
   from cl import builders, train
-  from configs.cl import split_digits
+
+  split_digits = load_module('configs/cl/split_digits.py')
 
   config = split_digits.get_config('quick')
   config.update(

@@ -15,7 +15,7 @@ import pytest
 
 from cljax import preemption, sweep
 from cljax.config import ConfigError
-from configs.irl import common
+from irl import config_defaults as common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = 'configs/cl/split_digits.py:quick'

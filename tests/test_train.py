@@ -6,7 +6,9 @@ import pytest
 
 from cl import builders, train
 from cljax.checkpoint import Checkpointer
-from configs.cl import split_digits
+from cljax.config import load_module
+
+split_digits = load_module('configs/cl/split_digits.py')
 
 
 def quick_config(method='finetune', num_seeds=1, seed=0):

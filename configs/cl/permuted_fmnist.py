@@ -3,7 +3,7 @@
 python scripts/train_cl.py --config configs/cl/permuted_fmnist.py --config.method=si --workdir ...
 """
 
-from configs.cl import common
+from cl import config_defaults as common
 
 
 def get_config(arg=None):

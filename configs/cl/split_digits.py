@@ -3,7 +3,7 @@
 Good for smoke tests and notebooks; `--config.scenario=class` gives the class-incremental version.
 """
 
-from configs.cl import common
+from cl import config_defaults as common
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@ python scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=e
 --config configs/cl/split_fmnist.py:quick   (tiny smoke run)
 """
 
-from configs.cl import common
+from cl import config_defaults as common
 
 
 def get_config(arg=None):

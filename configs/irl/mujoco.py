@@ -11,7 +11,7 @@ learning rate 1e-5 (HalfCheetah 3e-4), budget 1e6 steps with an evaluation of 20
 The MuJoCo environments run on the host, so seeds are separate processes (--config.seed).
 """
 
-from configs.irl import common
+from irl import config_defaults as common
 
 # env -> overrides of the common defaults (official per-task script flags).
 ENVS = {

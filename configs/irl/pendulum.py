@@ -11,7 +11,7 @@ one jitted loop; `--config.num_seeds=N` vmaps N seeds.
 defaults depart from where the study in docs/opirl_study.md chose other values.
 """
 
-from configs.irl import common
+from irl import config_defaults as common
 
 
 def get_config(arg=None):

@@ -19,7 +19,7 @@ trajectory the target's coordinates are constant in the demonstration, so the ex
 would multiply the target of every other episode by 1 / 1e-3.
 """
 
-from configs.irl import common
+from irl import config_defaults as common
 
 
 def get_config(arg=None):

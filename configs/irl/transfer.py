@@ -14,7 +14,7 @@ The SAC learner is the transfer SAC of the official scripts (initial temperature
 
 import ml_collections
 
-from configs.irl import common
+from irl import config_defaults as common
 from irl import hparams  # the algorithms' dataclasses, without jax: a config file is data
 
 # target -> (source env, num_env_steps, eval_every)
