@@ -110,6 +110,18 @@ def residual_weight_fn(kind: str) -> Callable[[jax.Array, float], jax.Array]:
 # The objectives as pure functions
 
 
+class AlgaeBatch(NamedTuple):
+  """What both objectives read from a replay batch: s, a (in the unit box), r, s', the termination
+  flags and the initial states s0 (OPIRL: the batch's own s)."""
+
+  obs: jax.Array
+  unit_action: jax.Array
+  reward: jax.Array
+  next_obs: jax.Array
+  terminated: jax.Array
+  init_obs: jax.Array
+
+
 def mixed_next_q(
   online_next_q: jax.Array, target_next_q: jax.Array, target_mix: float
 ) -> jax.Array:
@@ -142,12 +154,7 @@ def _residual_terms(
   target_critic_params,
   actor_params,
   alpha,
-  obs,
-  unit_action,
-  reward,
-  next_obs,
-  terminated,
-  init_obs,
+  batch,
   key,
   *,
   actor,
@@ -160,6 +167,7 @@ def _residual_terms(
   `hold_actions`, the critic's view; reparameterised otherwise, the actor's), and a dict of
   'residual' δ, 'target' y and 'q' Q(s, a) [num_critics, B], 'init_q' Q(s0, a0) [num_critics, B0]
   and 'next_log_prob' log π(a'|s') [B]."""
+  obs, unit_action, reward, next_obs, terminated, init_obs = batch
   next_key, init_key = jax.random.split(key)
   next_action, next_log_prob = sample_tanh_gaussian(next_key, *actor.apply(actor_params, next_obs))
   init_action, _ = sample_tanh_gaussian(init_key, *actor.apply(actor_params, init_obs))
@@ -192,12 +200,7 @@ def critic_loss(
   target_critic_params: Any,
   actor_params: Any,
   alpha: jax.Array,
-  obs: jax.Array,
-  unit_action: jax.Array,
-  reward: jax.Array,
-  next_obs: jax.Array,
-  terminated: jax.Array,
-  init_obs: jax.Array,
+  batch: AlgaeBatch,
   key: jax.Array,
   *,
   actor: ActorNetwork,
@@ -212,8 +215,8 @@ def critic_loss(
 
   δ_i depends on θ through both Q_i(s, a) and the online share w Q_i(s', a') of the backup: the
   backup is not a stopped-gradient target, as in the official code. a' ~ π(·|s') and a0 ~ π(·|s0)
-  are fresh samples of the current actor (key `key`), held fixed. `init_obs` are the s0 (OPIRL: the
-  batch's `obs`). Returns (loss, aux) with aux 'q', 'target', 'residual' [num_critics, B] and
+  are fresh samples of the current actor (key `key`), held fixed. `batch.init_obs` are the s0
+  (OPIRL: the batch's `obs`). Returns (loss, aux) with aux 'q', 'target', 'residual' [num_critics, B] and
   'init_q' [num_critics, B0].
   """
   terms = _residual_terms(
@@ -221,12 +224,7 @@ def critic_loss(
     target_critic_params,
     actor_params,
     alpha,
-    obs,
-    unit_action,
-    reward,
-    next_obs,
-    terminated,
-    init_obs,
+    batch,
     key,
     actor=actor,
     critic=critic,
@@ -247,12 +245,7 @@ def algae_actor_loss(
   critic_params: Any,
   target_critic_params: Any,
   alpha: jax.Array,
-  obs: jax.Array,
-  unit_action: jax.Array,
-  reward: jax.Array,
-  next_obs: jax.Array,
-  terminated: jax.Array,
-  init_obs: jax.Array,
+  batch: AlgaeBatch,
   key: jax.Array,
   *,
   actor: ActorNetwork,
@@ -278,12 +271,7 @@ def algae_actor_loss(
     critic_params=critic_params,
     target_critic_params=target_critic_params,
     alpha=alpha,
-    obs=obs,
-    unit_action=unit_action,
-    reward=reward,
-    next_obs=next_obs,
-    terminated=terminated,
-    init_obs=init_obs,
+    batch=batch,
     key=key,
     actor=actor,
     critic=critic,
@@ -402,13 +390,13 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     """L_π = c_actor J_π + c_bc BC (or J_π alone without BC); aux['log_prob'] is log π(a'|s') for
     the temperature, aux['metrics'] the terms."""
     algae_key, bc_key = jax.random.split(key)
-    obs, unit_action = batch_args[0], batch_args[1]
+    obs, unit_action = batch_args.obs, batch_args.unit_action
     algae_loss, aux = algae_actor_loss(
       actor_params,
       critic_params,
       target_critic_params,
       alpha,
-      *batch_args,
+      batch_args,
       algae_key,
       actor=actor,
       critic=critic,
@@ -446,7 +434,9 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     unit_action = networks.to_unit_action(batch.action, bounds)
     alpha = jnp.exp(state.log_alpha)
     # s0 = the batch's own states: OPIRL's use_init_states is off in every script.
-    batch_args = (batch.obs, unit_action, reward, batch.next_obs, batch.terminated, batch.obs)
+    batch_args = AlgaeBatch(
+      batch.obs, unit_action, reward, batch.next_obs, batch.terminated, batch.obs
+    )
 
     def critic_objective(critic_params):  # L_Q
       return critic_loss(
@@ -454,7 +444,7 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
         state.target_critic_params,
         state.actor_params,
         alpha,
-        *batch_args,
+        batch_args,
         critic_key,
         actor=actor,
         critic=critic,
