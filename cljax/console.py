@@ -21,6 +21,43 @@ import sys
 
 from absl import app, flags, logging
 
+_COMPILATION_CACHE = flags.DEFINE_bool(
+  'compilation_cache',
+  True,
+  'Keep compiled XLA programs on disk, so that a later run with the same shapes skips compilation '
+  '($CLJAX_CACHE_DIR, default ~/.cache/cljax/jax; $JAX_COMPILATION_CACHE_DIR, when set, wins).',
+)
+# Programs that took less than this to compile are not written: the epoch, evaluation and update
+# functions of the scripts take seconds (and are cached); the many tiny helpers would only add files.
+CACHE_MIN_COMPILE_SECS = 0.2
+
+
+def cache_dir() -> str:
+  """Where the scripts keep JAX's compilation cache: $CLJAX_CACHE_DIR, else
+  $XDG_CACHE_HOME/cljax/jax (~/.cache/cljax/jax)."""
+  if os.environ.get('CLJAX_CACHE_DIR'):
+    return os.environ['CLJAX_CACHE_DIR']
+  base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'cljax', 'jax')
+
+
+def use_compilation_cache() -> str | None:
+  """Turns on JAX's persistent compilation cache (unless --compilation_cache=False) before the first
+  compilation; returns its directory, or None when off. A directory the user gave JAX itself
+  ($JAX_COMPILATION_CACHE_DIR) is kept, with its own thresholds."""
+  import jax  # deferred: the launchers that import this module never compile
+
+  if not _COMPILATION_CACHE.value:
+    return None
+  if jax.config.jax_compilation_cache_dir:
+    return jax.config.jax_compilation_cache_dir
+  path = cache_dir()
+  os.makedirs(path, exist_ok=True)
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', CACHE_MIN_COMPILE_SECS)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  return path
+
 
 def quiet_logs() -> None:
   """Logs at WARNING (orbax's save chatter, absl's and jax's INFO lines) unless the user passed
@@ -58,13 +95,15 @@ def run(main) -> None:
   field and the `app.UsageError`s that `main` raises for bad input each reported in one line (the
   script's name, then the reason) and exit status 2; no traceback, no usage text. A run none of
   whose checkpoints restores (`CheckpointError`) is reported the same way, with status 1, and a
-  diverged run (`cljax.divergence.DivergenceError`) with status 3."""
+  diverged run (`cljax.divergence.DivergenceError`) with status 3. Before `main`, JAX's persistent
+  compilation cache is turned on (`use_compilation_cache`)."""
   # Deferred: jax and orbax, which the launchers (sweep.py, the results tables) never need.
   from cljax import divergence  # deferred: jax
   from cljax.checkpoint import CheckpointError  # deferred: orbax
 
   def main_in_one_line(argv):
     quiet_logs()  # library INFO logs only with --verbosity
+    use_compilation_cache()  # before the first compilation
     try:
       return main(argv)
     except app.UsageError as e:  # bad input found in main (config values, data, workdir): one line
