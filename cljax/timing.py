@@ -20,3 +20,23 @@ def timed_call(compiled, *args):
   start = time.perf_counter()
   out = jax.block_until_ready(compiled(*args))
   return out, time.perf_counter() - start
+
+
+class RunClock:
+  """A run's wall-clock across its restarts, for the time columns of `metrics.jsonl`.
+
+  `elapsed()` is the seconds the run had taken before this process resumed it (`before`, from the
+  checkpoint's metadata) plus the seconds since; `lap()` the seconds since the previous lap (or the
+  start), for per-period rates."""
+
+  def __init__(self, before: float = 0.0):
+    self._start = self._last = time.perf_counter()
+    self._before = float(before)
+
+  def elapsed(self) -> float:
+    return self._before + time.perf_counter() - self._start
+
+  def lap(self) -> float:
+    now = time.perf_counter()
+    seconds, self._last = now - self._last, now
+    return seconds

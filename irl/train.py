@@ -21,6 +21,7 @@ from tqdm import tqdm
 from cljax import distributed, divergence
 from cljax import mesh as mesh_lib
 from cljax.checkpoint import Checkpointer
+from cljax.timing import RunClock
 from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 from envs import registry
 from irl import loops, onpolicy
@@ -164,6 +165,16 @@ def train(
     total=loop_config.num_env_steps, unit='step', disable=None if primary else True, desc=desc
   )
 
+  # Wall-clock since the run started (a resumed run adds the seconds before its kill, kept in the
+  # checkpoints' metadata) and the environment steps per second (per seed) since the last record.
+  clock = {'clock': RunClock(), 'env_steps': 0}
+
+  def resume_clock(ckpt_meta):
+    clock.update(clock=RunClock(ckpt_meta.get('wall_s', 0.0)), env_steps=ckpt_meta['env_steps'])
+
+  def meta(env_steps):
+    return {'env_steps': env_steps, 'wall_s': clock['clock'].elapsed()}
+
   def log(env_steps, metrics):
     """metrics: name -> [num_seeds] values of one period."""
     scalars = {
@@ -171,6 +182,9 @@ def train(
       for k, v in metrics.items()
       if k != 'env_steps'
     }
+    scalars['time/wall_s'] = clock['clock'].elapsed()
+    scalars['time/env_steps_per_s'] = (env_steps - clock['env_steps']) / clock['clock'].lap()
+    clock['env_steps'] = env_steps
     scalars.update(
       {f'eval_return_seed{s}': float(v) for s, v in zip(seeds, metrics['eval_return'])}
     )
@@ -212,6 +226,7 @@ def train(
           carry, first = init(keys), 0
         else:
           _, carry, ckpt_meta = restored
+          resume_clock(ckpt_meta)
           first = ckpt_meta['env_steps'] // loop_config.eval_every
           if primary:
             print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
@@ -224,7 +239,7 @@ def train(
           host_metrics = {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()}
           log(env_steps, host_metrics)
           check_finite(env_steps, host_metrics, distributed.to_host(finite_fn(carry.agent_state)))
-          ckpt.save(env_steps, carry, {'env_steps': env_steps})
+          ckpt.save(env_steps, carry, meta(env_steps))
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
         states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
@@ -242,6 +257,7 @@ def train(
         restored = ckpt.restore_newest(abstract, warn)
         if restored is not None:
           _, initial, ckpt_meta = restored
+          resume_clock(ckpt_meta)
           print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         pending = {}
 
@@ -252,7 +268,7 @@ def train(
           host_metrics = {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()}
           log(env_steps, host_metrics)
           check_finite(env_steps, host_metrics, np.asarray([finite_fn(carry.agent_state)]))
-          ckpt.save(env_steps, carry, {'env_steps': env_steps})
+          ckpt.save(env_steps, carry, meta(env_steps))
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
 

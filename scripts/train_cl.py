@@ -30,6 +30,7 @@ def main(argv):
   from cljax import preemption, runs
   from cljax.checkpoint import Checkpointer
   from cljax.config import ConfigError
+  from cljax.timing import RunClock
   from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
   config, workdir = _CONFIG.value, _WORKDIR.value
@@ -65,11 +66,14 @@ def main(argv):
       warn=print if primary else (lambda message: None),
     )
     if restored is None:
+      clock = RunClock()
       run_state = train.init_run(compiled, stream, keys, mesh=mesh)
-      ckpt.save(0, run_state, {'tasks_done': 0})
+      ckpt.save(0, run_state, {'tasks_done': 0, 'wall_s': clock.elapsed()})
     else:
       _, run_state, meta = restored
+      clock = RunClock(meta.get('wall_s', 0.0))  # the seconds before the kill count too
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
+    cumulative = train.method_flags(method)['cumulative']
 
     writer = MultiWriter(
       [
@@ -92,6 +96,13 @@ def main(argv):
           leave=False,
         )
       scalars = {f'train/{k}': float(np.mean(v)) for k, v in metrics.items()}
+      # Time: seconds since the run started, and this epoch's training examples (all seeds) per
+      # second of wall-clock since the previous record (a task's first epoch includes compilation
+      # and the previous task's evaluation and checkpoint).
+      trained = stream.tasks[: task + 1] if cumulative else stream.tasks[task : task + 1]
+      examples = sum(len(t.y_train) for t in trained)
+      scalars['time/wall_s'] = clock.elapsed()
+      scalars['time/examples_per_s'] = examples * config.num_seeds / clock.lap()
       writer.write_scalars(task * config.epochs + epoch + 1, {'task': task + 1, **scalars})
       bar.set_postfix(loss=f'{scalars["train/loss"]:.4f}')
       bar.update(1)
@@ -102,7 +113,7 @@ def main(argv):
         bar.close()
         bar = None
       t = int(rs.tasks_done)
-      ckpt.save(t, rs, {'tasks_done': t})
+      ckpt.save(t, rs, {'tasks_done': t, 'wall_s': clock.elapsed()})
       guard.check(t)
       row = np.asarray(rs.accuracy_matrix)[:, t - 1]  # [S, T]
       val_row = np.asarray(rs.val_accuracy_matrix)[:, t - 1]

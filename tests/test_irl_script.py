@@ -49,8 +49,13 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
     'discriminator/policy_accuracy',
     'discriminator/reward',
     'discriminator/bce',
+    'time/wall_s',
+    'time/env_steps_per_s',
   ):
     assert all(key in l for l in lines), key
+  # Time in the log: seconds since the start grow, and every period ran at a positive rate.
+  wall = [l['time/wall_s'] for l in lines]
+  assert wall == sorted(wall) and all(l['time/env_steps_per_s'] > 0 for l in lines)
   record = json.loads((reference / 'reward' / 'seed1' / 'reward.json').read_text())
   assert record['env'] == 'PointMaze-Left' and record['discriminator_config']['kind'] == 'airl'
 
@@ -63,6 +68,11 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   resumed = json.loads((workdir / 'results.json').read_text())
   assert resumed['learning_curve'] == results['learning_curve']
   assert resumed['per_seed'] == results['per_seed']
+  # The clock goes on from the checkpoint's seconds: the log's wall-clock never steps back (the last
+  # record of a step counts, as in read_curve: a period logged before the kill is logged again).
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  wall = [w for _, w in sorted({r['step']: r['time/wall_s'] for r in records}.items())]
+  assert len(wall) == 4 and wall == sorted(wall)
 
   # A damaged newest checkpoint (a crash mid-write) is reported in one line, set aside, and the run
   # resumes from the one before it to the same results; none restoring is one line and status 1.

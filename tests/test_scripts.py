@@ -72,6 +72,10 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
   assert any('train/loss' in l for l in lines) and any(
     'eval/average_accuracy_seen' in l for l in lines
   )
+  # Time in the log: every epoch's record has the seconds since the start (growing) and its rate.
+  epochs = [l for l in lines if 'train/loss' in l]
+  wall = [l['time/wall_s'] for l in epochs]
+  assert wall == sorted(wall) and all(l['time/examples_per_s'] > 0 for l in epochs)
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir / 'tensorboard'))
   assert (workdir / 'accuracy_matrix.png').read_bytes()[:4] == b'\x89PNG'
 
