@@ -33,6 +33,10 @@ class RunClock:
     self._start = self._last = time.perf_counter()
     self._before = float(before)
 
+  def resumed(self, before: float) -> None:
+    """The run had taken `before` seconds when it was killed; they count in `elapsed` from now on."""
+    self._before = float(before)
+
   def elapsed(self) -> float:
     return self._before + time.perf_counter() - self._start
 

@@ -19,6 +19,9 @@ _CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags(
 
 def main(argv):
   del argv
+  from cljax.timing import RunClock  # deferred: jax
+
+  clock = RunClock()  # the run's seconds: imports, data, compilation and training
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import numpy as np
@@ -30,7 +33,6 @@ def main(argv):
   from cljax import preemption, runs
   from cljax.checkpoint import Checkpointer
   from cljax.config import ConfigError
-  from cljax.timing import RunClock
   from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
   config, workdir = _CONFIG.value, _WORKDIR.value
@@ -66,12 +68,11 @@ def main(argv):
       warn=print if primary else (lambda message: None),
     )
     if restored is None:
-      clock = RunClock()
       run_state = train.init_run(compiled, stream, keys, mesh=mesh)
       ckpt.save(0, run_state, {'tasks_done': 0, 'wall_s': clock.elapsed()})
     else:
       _, run_state, meta = restored
-      clock = RunClock(meta.get('wall_s', 0.0))  # the seconds before the kill count too
+      clock.resumed(meta.get('wall_s', 0.0))  # the seconds before the kill count too
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
     cumulative = train.method_flags(method)['cumulative']
 
