@@ -165,6 +165,12 @@ def test_killed_run_resumes_to_the_same_accuracy_matrix(tmp_path):
   expected = json.loads((reference / 'results.json').read_text())
   assert resumed['accuracy_matrix'] == expected['accuracy_matrix']
   assert resumed['accuracy_before'] == expected['accuracy_before']
+  # The clock goes on from the checkpoint's seconds (the last record of an epoch counts: the epochs
+  # after the checkpoint are logged again by the resumed run).
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  epochs = {r['step']: r['time/wall_s'] for r in records if 'time/wall_s' in r}
+  wall = [w for _, w in sorted(epochs.items())]
+  assert len(wall) == 5 * 1500 and wall == sorted(wall)
 
 
 def test_diverged_run_stops_in_one_line_with_status_3_and_keeps_the_last_good_checkpoint(tmp_path):
