@@ -252,8 +252,9 @@ def checked_learner_inputs(
   fields (its `validate()`, ValueError), observations are flat (ValueError naming `learner`) and the
   action box is finite (`action_bounds`, EnvError). Returns (bounds, obs_dim, action_dim)."""
   if not isinstance(config, config_type):
-    article = 'an' if config_type.__name__[0] in 'AEIOUS' else 'a'
-    raise TypeError(f'config must be {article} {config_type.__name__}, got {type(config).__name__}')
+    raise TypeError(
+      f'config must be an instance of {config_type.__name__}, got {type(config).__name__}'
+    )
   config.validate()
   if len(spec.observation.shape) != 1:
     raise ValueError(

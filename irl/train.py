@@ -167,13 +167,15 @@ def train(
 
   # Wall-clock since the run started (a resumed run adds the seconds before its kill, kept in the
   # checkpoints' metadata) and the environment steps per second (per seed) since the last record.
-  clock = {'clock': RunClock(), 'env_steps': 0}
+  clock = RunClock()
+  last_logged = {'env_steps': 0}
 
   def resume_clock(ckpt_meta):
-    clock.update(clock=RunClock(ckpt_meta.get('wall_s', 0.0)), env_steps=ckpt_meta['env_steps'])
+    clock.resumed(ckpt_meta.get('wall_s', 0.0))
+    last_logged['env_steps'] = ckpt_meta['env_steps']
 
   def meta(env_steps):
-    return {'env_steps': env_steps, 'wall_s': clock['clock'].elapsed()}
+    return {'env_steps': env_steps, 'wall_s': clock.elapsed()}
 
   def log(env_steps, metrics):
     """metrics: name -> [num_seeds] values of one period."""
@@ -182,9 +184,9 @@ def train(
       for k, v in metrics.items()
       if k != 'env_steps'
     }
-    scalars['time/wall_s'] = clock['clock'].elapsed()
-    scalars['time/env_steps_per_s'] = (env_steps - clock['env_steps']) / clock['clock'].lap()
-    clock['env_steps'] = env_steps
+    scalars['time/wall_s'] = clock.elapsed()
+    scalars['time/env_steps_per_s'] = (env_steps - last_logged['env_steps']) / clock.lap()
+    last_logged['env_steps'] = env_steps
     scalars.update(
       {f'eval_return_seed{s}': float(v) for s, v in zip(seeds, metrics['eval_return'])}
     )

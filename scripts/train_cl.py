@@ -74,7 +74,6 @@ def main(argv):
       _, run_state, meta = restored
       clock.resumed(meta.get('wall_s', 0.0))  # the seconds before the kill count too
       print(f'Resuming from the checkpoint after task {meta["tasks_done"]} of {num_tasks}.')
-    cumulative = train.method_flags(method)['cumulative']
 
     writer = MultiWriter(
       [
@@ -100,7 +99,7 @@ def main(argv):
       # Time: seconds since the run started, and this epoch's training examples (all seeds) per
       # second of wall-clock since the previous record (a task's first epoch includes compilation
       # and the previous task's evaluation and checkpoint).
-      trained = stream.tasks[: task + 1] if cumulative else stream.tasks[task : task + 1]
+      trained = stream.tasks[: task + 1] if method.cumulative else stream.tasks[task : task + 1]
       examples = sum(len(t.y_train) for t in trained)
       scalars['time/wall_s'] = clock.elapsed()
       scalars['time/examples_per_s'] = examples * config.num_seeds / clock.lap()
