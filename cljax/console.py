@@ -80,6 +80,15 @@ def define_run_flags(config_help: str, workdir_help: str = 'Directory for this r
   return config, workdir, distributed.define_flags()
 
 
+def overridden_fields(config_flag) -> set[str]:
+  """The dotted config fields set on the command line (`--config.a.b=...`) of a `define_run_flags`
+  config flag: `runs.check_or_write_config` lets a run made before a new field resume only when the
+  field was left at its default."""
+  from ml_collections import config_flags  # deferred: the launchers need no configs
+
+  return set(config_flags.get_override_values(flags.FLAGS[config_flag.name]))
+
+
 @contextlib.contextmanager
 def bad_input(*errors: type[BaseException]):
   """Inside, an exception of the `errors` types (bad config values, data or work directory) becomes

@@ -14,25 +14,58 @@ class WorkdirError(ValueError):
   """A work directory that holds a run with a different config."""
 
 
-def check_or_write_config(config, workdir: str) -> None:
-  """Writes `workdir/config.json`, or checks that an existing one (a run to resume) is the same."""
+def check_or_write_config(config, workdir: str, overridden=None, warn=print) -> None:
+  """Writes `workdir/config.json`, or checks that an existing one (a run to resume) is the same.
+
+  A run made before a config field existed has no value for it. When `overridden` (the dotted fields
+  set on the command line, `console.overridden_fields`) is given, such a field left at its default is
+  accepted: the run resumes with one line from `warn` naming the new fields, and `config.json` gains
+  them. A new field set on the command line, a changed value, or a field the config no longer has
+  still refuses the work directory."""
   path = os.path.join(workdir, 'config.json')
   resolved = json.loads(config.to_json_best_effort())
   if os.path.exists(path):
     with open(path, encoding='utf-8') as f:
       previous = json.load(f)
-    if previous != resolved:
-      changed = sorted(
-        k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k)
-      )
+    old, new = _flatten(previous), _flatten(resolved)
+    added = sorted(k for k in set(new) - set(old) if overridden is not None)
+    added = [k for k in added if not any(_within(k, o) for o in overridden or ())]
+    changed = sorted(k for k in set(old) | set(new) if k not in added and old.get(k) != new.get(k))
+    if changed:
       raise WorkdirError(
         f'{workdir} holds a run with a different config (fields {changed}); '
         'use a new --workdir or the same config to resume.'
       )
+    if added:
+      warn(
+        f'{workdir} predates the config fields {added}; resuming with their defaults '
+        f'({", ".join(f"{k}={new[k]!r}" for k in added)}).'
+      )
+      _write_json(path, resolved)
   else:
     os.makedirs(workdir, exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as f:
-      json.dump(resolved, f, indent=2, sort_keys=True)
+    _write_json(path, resolved)
+
+
+def _flatten(tree, prefix=''):
+  """{'a': {'b': 1}} -> {'a.b': 1}; an empty dict stays a leaf."""
+  if not isinstance(tree, dict) or not tree:
+    return {prefix: tree}
+  out = {}
+  for key, value in tree.items():
+    out.update(_flatten(value, f'{prefix}.{key}' if prefix else key))
+  return out
+
+
+def _within(field: str, override: str) -> bool:
+  """Whether the command-line override `override` sets `field` (itself, or a group above it)."""
+  return field == override or field.startswith(override + '.')
+
+
+def _write_json(path, value):
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
 
 
 def read_curve(path: str, key: str = 'eval_return') -> list[list]:

@@ -6,9 +6,13 @@ For each benchmark config and each method, trains `--num_seeds` seeds together (
 the test average accuracy and forgetting as mean ± std over seeds. With `--tune` (the default), the
 main hyper-parameter of each regularised method (see GRIDS below) is first chosen from a
 grid by the final *validation* average accuracy (validation splits are carved from the training data;
-test data are never used for the choice). Prints a markdown table and writes everything to `--out`.
+test data are never used for the choice). On Permuted FMNIST the memory methods' grid is τ × memory
+size per task (MEMORY_GRIDS). Each grid point's validation score is saved as it finishes, in
+`<out>.tuning` keyed by the whole config, so a killed run resumes its search. Prints a markdown table
+and writes everything to `--out`.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -52,9 +56,47 @@ GRIDS = {
 }
 
 
-def _set(config, fields, value):
-  for dotted in (fields,) if isinstance(fields, str) else fields:
-    _set_one(config, dotted, value)
+# Where the issue asks for it, the memory size per task is tuned together with τ (a product grid):
+# Permuted FMNIST, 100 / 200 / 500 points per task (issue 13).
+MEMORY_GRIDS = {'permuted_fmnist': [100, 200, 500]}
+MEMORY_GROUPS = {
+  'fromp': 'fromp',
+  'fromp_l2': 'fromp',
+  'kpriors': 'kpriors',
+  'ewc_fr_replay': 'ewc_fr_replay',
+}
+
+
+def grid_points(bench, name):
+  """The tuning grid of method `name` on benchmark `bench`: a list of {field(s): value} points, each
+  field a dotted config path or a tuple of tied paths that take one value."""
+  field, values = GRIDS[name]
+  points = [{field: v} for v in values]
+  memory = MEMORY_GRIDS.get(bench.partition(':')[0])
+  if memory and name in MEMORY_GROUPS:
+    mem_field = f'{MEMORY_GROUPS[name]}.memory_per_task'
+    points = [{**p, mem_field: m} for m in memory for p in points]
+  return points
+
+
+def describe(point):
+  """{'fromp.tau': 1000.0, 'fromp.memory_per_task': 500} -> 'fromp.tau=1000, fromp.memory_per_task=500';
+  tied fields read 'a.x=b.y=1'."""
+  return ', '.join(
+    f'{field if isinstance(field, str) else "=".join(field)}={value:g}'
+    for field, value in point.items()
+  )
+
+
+def _set(config, point):
+  for fields, value in point.items():
+    for dotted in (fields,) if isinstance(fields, str) else fields:
+      _set_one(config, dotted, value)
+
+
+def _get(config, dotted):
+  group, leaf = dotted.split('.')
+  return config[group][leaf]
 
 
 def _set_one(config, dotted, value):
@@ -103,6 +145,18 @@ def main(argv):
       f'{100 * np.std(acc):.1f} | {100 * np.mean(fgt):.1f} ± {100 * np.std(fgt):.1f} |'
     )
 
+  tuning_path = _OUT.value + '.tuning'
+  tuning_cache = {}
+  if os.path.exists(tuning_path):
+    with open(tuning_path, encoding='utf-8') as f:
+      tuning_cache = json.load(f)
+
+  def save_tuning():
+    os.makedirs(os.path.dirname(os.path.abspath(tuning_path)), exist_ok=True)
+    with open(tuning_path + '.tmp', 'w', encoding='utf-8') as f:
+      json.dump(tuning_cache, f, indent=1)
+    os.replace(tuning_path + '.tmp', tuning_path)
+
   def save():
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, 'w', encoding='utf-8') as f:
@@ -122,19 +176,24 @@ def main(argv):
       builders.validate_config(config)
       chosen, tuning = '', {}
       if _TUNE.value and name in GRIDS:
-        field, grid = GRIDS[name]
-        for value in grid:
-          _set(config, field, value)
-          _, val = run(config, stream)
-          tuning[value] = float(np.mean([metrics.average_accuracy(v) for v in val]))
-        best = max(tuning, key=tuning.get)
-        _set(config, field, best)
-        chosen = f'{field if isinstance(field, str) else "=".join(field)}={best:g}'
+        points = grid_points(bench, name)
+        for point in points:
+          _set(config, point)
+          # Keyed by the whole config: a killed run's grid points are not redone, a changed config's are.
+          digest = hashlib.sha256(config.to_json(sort_keys=True).encode()).hexdigest()[:16]
+          key = f'{bench}/{name}/{describe(point)}/{digest}'
+          if key not in tuning_cache:
+            _, val = run(config, stream)
+            tuning_cache[key] = float(np.mean([metrics.average_accuracy(v) for v in val]))
+            save_tuning()
+          tuning[describe(point)] = tuning_cache[key]
+        best = max(points, key=lambda p: tuning[describe(p)])
+        _set(config, best)
+        chosen = describe(best)
       elif name in GRIDS:  # --notune: the config's value (a benchmark's default is its chosen one)
-        field, _ = GRIDS[name]
         builders.validate_config(config)
-        group, leaf = (field if isinstance(field, str) else field[0]).split('.')
-        chosen = f'{field if isinstance(field, str) else "=".join(field)}={config[group][leaf]:g}'
+        fields = grid_points(bench, name)[0]
+        chosen = describe({f: _get(config, f if isinstance(f, str) else f[0]) for f in fields})
       start = time.time()
       test, _ = run(config, stream)
       acc = [metrics.average_accuracy(r) for r in test]
@@ -142,7 +201,7 @@ def main(argv):
       all_results[f'{bench}/{name}'] = {
         'hyperparameter': chosen,
         'tuned': bool(tuning),
-        'validation_tuning': {str(k): v for k, v in tuning.items()},
+        'validation_tuning': tuning,
         'average_accuracy': acc,
         'forgetting': fgt,
         'accuracy_matrices': test.tolist(),

@@ -46,7 +46,7 @@ def main(argv):
         f'got {config.joint_reference!r} (no such file)'
       )
     if primary:
-      runs.check_or_write_config(config, workdir)
+      runs.check_or_write_config(config, workdir, console.overridden_fields(_CONFIG))
     stream = builders.build_stream(config)
   learner, method = builders.build_learner(config, stream, mesh)
   compiled = builders.compile_learner(config, learner, mesh)

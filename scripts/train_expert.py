@@ -86,7 +86,7 @@ def main(argv):
     is_jax = registry.is_jax_env(config.env)
     mesh = builders.build_mesh(config, is_jax, num_seeds=1)
     if primary:
-      runs.check_or_write_config(config, workdir)
+      runs.check_or_write_config(config, workdir, console.overridden_fields(_CONFIG))
 
   if is_jax:
     env = registry.make(config.env)

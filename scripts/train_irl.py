@@ -40,7 +40,7 @@ def main(argv):
     built = builders.build(config)
     mesh = builders.build_mesh(config, built.is_jax)
     if distributed.is_primary():
-      runs.check_or_write_config(config, workdir)
+      runs.check_or_write_config(config, workdir, console.overridden_fields(_CONFIG))
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts

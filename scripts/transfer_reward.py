@@ -93,7 +93,7 @@ def main(argv):
     mesh = builders.build_mesh(config, registry.is_jax_env(config.env))
     env, is_jax, agent, transform_fn, loop_config, record = build(config)
     if distributed.is_primary():
-      runs.check_or_write_config(config, workdir)
+      runs.check_or_write_config(config, workdir, console.overridden_fields(_CONFIG))
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   source_algo = record['algo'] if record else 'true reward'

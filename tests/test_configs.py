@@ -56,11 +56,13 @@ def test_cl_sweeps_carry_the_table_hyperparameters():
 
 
 def _table_hyperparameters(entry: str) -> dict:
-  """'fromp.tau=100000' -> {'fromp.tau': 100000.0}; 'a.x=b.y=1' (tied fields) -> both; '' -> {}."""
-  if not entry:
-    return {}
-  *fields, value = entry.split('=')
-  return {field: float(value) for field in fields}
+  """'fromp.tau=100000' -> {'fromp.tau': 100000.0}; 'a.x=b.y=1' (tied fields) -> both;
+  'fromp.tau=1000, fromp.memory_per_task=500' -> both; '' -> {}."""
+  out = {}
+  for item in filter(None, entry.split(', ')):
+    *fields, value = item.split('=')
+    out.update({field: float(value) for field in fields})
+  return out
 
 
 @pytest.mark.parametrize('benchmark', ['split_fmnist', 'split_fmnist:class', 'permuted_fmnist'])

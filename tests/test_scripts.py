@@ -237,6 +237,35 @@ def test_resume_refuses_a_different_config(tmp_path):
   assert proc.returncode != 0 and "different config (fields ['method'])" in proc.stderr
 
 
+def test_a_run_made_before_a_new_config_field_resumes_with_its_default(tmp_path):
+  """A work directory from before a field existed (its config.json lacks the field) resumes when the
+  field is left at its default, saying so in one line; the mirror: the same run with the new field set
+  on the command line is refused, as is a changed nested value."""
+  workdir = tmp_path / 'run'
+  base = ['--config', 'configs/cl/split_digits.py:quick', f'--workdir={workdir}']
+  assert run(script('train_cl.py', *base)).returncode == 0
+  stored = json.loads((workdir / 'config.json').read_text())
+
+  def older(**changes):  # config.json as an older version of the project wrote it
+    config = json.loads(json.dumps(stored))
+    del config['keep_checkpoints'], config['ewc']['fisher_num_examples']
+    for group, value in changes.items():
+      config[group].update(value)
+    (workdir / 'config.json').write_text(json.dumps(config))
+
+  older()
+  proc = run(script('train_cl.py', *base, '--config.keep_checkpoints=3'))
+  assert proc.returncode == 2 and "(fields ['keep_checkpoints'])" in proc.stderr, proc.stderr
+  older(replay={'memory_size': 7})
+  proc = run(script('train_cl.py', *base))
+  assert proc.returncode == 2 and "(fields ['replay.memory_size'])" in proc.stderr, proc.stderr
+  older()
+  proc = run(script('train_cl.py', *base))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "predates the config fields ['ewc.fisher_num_examples', 'keep_checkpoints']" in proc.stdout
+  assert json.loads((workdir / 'config.json').read_text()) == stored
+
+
 @pytest.mark.skipif(not HAS_FMNIST, reason='Debian package dataset-fashion-mnist not installed')
 def test_split_fmnist_quick_run(tmp_path):
   proc = run(
@@ -435,3 +464,53 @@ def test_the_mirror_without_the_cache_flag_compiles_everything_again(tmp_path):
   _cache_counts(tmp_path, 'first')  # fills the cache
   hits, misses = _cache_counts(tmp_path, 'second', '--compilation_cache=False')
   assert hits == 0
+
+
+def test_cl_results_table_chooses_on_validation_and_resumes_its_search(tmp_path):
+  """The table script picks the grid point with the best *validation* score, saves every point's score
+  as it finishes (`<out>.tuning`) and reads them back instead of retraining: with one cached score
+  raised above the others, the rerun picks that point (the mirror: a search that ignored the cache
+  would pick the same point as before)."""
+  out = tmp_path / 'cl.json'
+  cmd = script(
+    'cl_results_table.py',
+    '--benchmarks=split_digits:quick',
+    '--methods=kpriors',
+    '--num_seeds=1',
+    f'--out={out}',
+  )
+  proc = run(cmd)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  row = json.loads(out.read_text())['split_digits:quick/kpriors']
+  tuning = row['validation_tuning']
+  assert set(tuning) == {'kpriors.tau=0.3', 'kpriors.tau=1', 'kpriors.tau=3'}
+  assert row['hyperparameter'] == max(tuning, key=tuning.get)
+  cache = json.loads((tmp_path / 'cl.json.tuning').read_text())
+  assert len(cache) == 3 and all(k.startswith('split_digits:quick/kpriors/') for k in cache)
+  other = next(k for k in cache if f'/{row["hyperparameter"]}/' not in k)
+  cache[other] = 2.0  # no accuracy reaches this: only a search that reads the cache can choose it
+  (tmp_path / 'cl.json.tuning').write_text(json.dumps(cache))
+  proc = run(cmd)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  row = json.loads(out.read_text())['split_digits:quick/kpriors']
+  assert row['hyperparameter'] == other.split('/')[2] and row['validation_tuning'][
+    row['hyperparameter']
+  ] == pytest.approx(2.0)
+
+
+def test_permuted_memory_methods_search_tau_and_memory_size():
+  """Issue 13: on Permuted FMNIST the memory methods' grid is τ × memory per task (100/200/500)."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location(
+    'cl_results_table', os.path.join(ROOT, 'scripts', 'cl_results_table.py')
+  )
+  table = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(table)
+  points = table.grid_points('permuted_fmnist', 'kpriors')
+  assert len(points) == 9 and {'kpriors.tau': 0.3, 'kpriors.memory_per_task': 500} in points
+  assert table.describe(points[0]) == 'kpriors.tau=0.3, kpriors.memory_per_task=100'
+  assert len(table.grid_points('split_fmnist', 'kpriors')) == 3
+  assert table.describe(table.grid_points('permuted_fmnist', 'ewc_fr_replay')[0]) == (
+    'ewc_fr_replay.tau=ewc_fr_replay.replay_weight=0.3, ewc_fr_replay.memory_per_task=100'
+  )
