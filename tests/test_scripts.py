@@ -467,8 +467,8 @@ def test_the_mirror_without_the_cache_flag_compiles_everything_again(tmp_path):
 
 
 def test_cl_results_table_chooses_on_validation_and_resumes_its_search(tmp_path):
-  """The table script picks the grid point with the best *validation* score, saves every point's score
-  as it finishes (`<out>.tuning`) and reads them back instead of retraining: with one cached score
+  """The table script picks the grid point with the best *validation* score (here searched on one seed,
+  reported on two), saves every point's score as it finishes (`<out>.tuning`) and reads them back instead of retraining: with one cached score
   raised above the others, the rerun picks that point (the mirror: a search that ignored the cache
   would pick the same point as before)."""
   out = tmp_path / 'cl.json'
@@ -476,12 +476,14 @@ def test_cl_results_table_chooses_on_validation_and_resumes_its_search(tmp_path)
     'cl_results_table.py',
     '--benchmarks=split_digits:quick',
     '--methods=kpriors',
-    '--num_seeds=1',
+    '--num_seeds=2',
+    '--tune_seeds=1',
     f'--out={out}',
   )
   proc = run(cmd)
   assert proc.returncode == 0, proc.stderr[-3000:]
   row = json.loads(out.read_text())['split_digits:quick/kpriors']
+  assert row['seeds'] == [0, 1] and row['validation_seeds'] == 1
   tuning = row['validation_tuning']
   assert set(tuning) == {'kpriors.tau=0.3', 'kpriors.tau=1', 'kpriors.tau=3'}
   assert row['hyperparameter'] == max(tuning, key=tuning.get)
