@@ -21,6 +21,8 @@ import sys
 
 from absl import app, flags, logging
 
+from cljax import compilations
+
 _COMPILATION_CACHE = flags.DEFINE_bool(
   'compilation_cache',
   True,
@@ -113,6 +115,7 @@ def run(main) -> None:
   def main_in_one_line(argv):
     quiet_logs()  # library INFO logs only with --verbosity
     use_compilation_cache()  # before the first compilation
+    compilations.count()  # results.json's `compilation`: executables built and their seconds
     try:
       return main(argv)
     except app.UsageError as e:  # bad input found in main (config values, data, workdir): one line

@@ -9,6 +9,8 @@ import platform
 
 import numpy as np
 
+from cljax import compilations
+
 
 class WorkdirError(ValueError):
   """A work directory that holds a run with a different config."""
@@ -196,10 +198,15 @@ def package_versions() -> dict[str, str | None]:
 
 
 def write_results(workdir: str, results: dict) -> str:
-  """Writes `workdir/results.json` (with `versions`: `package_versions()`) atomically; its path."""
+  """Writes `workdir/results.json` (with `versions`: `package_versions()`, and `compilation`: the
+  executables this process compiled and their seconds, `cljax.compilations.stats()`, when counted)
+  atomically; its path."""
   path = os.path.join(workdir, 'results.json')
   tmp = path + '.tmp'
+  extra = {'versions': package_versions()}
+  if compilations.stats() is not None:
+    extra['compilation'] = compilations.stats()
   with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump({**results, 'versions': package_versions()}, f, indent=2)
+    json.dump({**results, **extra}, f, indent=2)
   os.replace(tmp, path)
   return path

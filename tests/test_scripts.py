@@ -60,6 +60,8 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
   # keep_checkpoints (default 2): the newest two task boundaries stay.
   assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['4', '5']
   assert results['versions']['jax'] and results['versions']['python']
+  compilation = results['compilation']  # issue 16: executables built by the run, and their seconds
+  assert compilation['executables'] > 0 and compilation['seconds'] > 0
   R = np.array(results['accuracy_matrix'])
   assert R.shape == (5, 5) and np.all((R >= 0) & (R <= 1))
   assert len(results['accuracy_before']) == 5
