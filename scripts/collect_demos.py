@@ -51,6 +51,9 @@ def main(argv):
       if is_jax
       else registry.make(_ENV.value, num_envs=1, seed=_SEED.value)
     )
+  except EnvError as e:  # an unknown environment name: the message names the flag
+    raise app.UsageError(f'--env: {e}') from None
+  try:
     policy, record = experts.load_policy(_EXPERT.value, env.spec)
   except EnvError as e:
     raise app.UsageError(str(e)) from None

@@ -128,6 +128,12 @@ def run_variant(name: str, workdir: str) -> dict:
   return {'variant': name, 'overrides': variant_overrides(name), **results}
 
 
+def steps_to_90_text(reached: list[int | None]) -> str:
+  """The per-seed steps to 90 % of the expert as printed: 'not reached' for a seed that never got
+  there (null in the JSON), e.g. '[12000, not reached]'."""
+  return '[' + ', '.join('not reached' if s is None else str(s) for s in reached) + ']'
+
+
 def main(argv):
   del argv
   for name in _VARIANTS.value:
@@ -167,7 +173,7 @@ def main(argv):
     )
     print(
       f'{name:>22}: final {rows[-1]["final_return"]:8.1f} ± {rows[-1]["final_return_std"]:6.1f} '
-      f'(score {rows[-1]["final_score"]:.2f}), steps to 90 %: {reached}',
+      f'(score {rows[-1]["final_score"]:.2f}), steps to 90 %: {steps_to_90_text(reached)}',
       flush=True,
     )
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)

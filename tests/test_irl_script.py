@@ -84,6 +84,7 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert sum('does not restore' in l for l in proc.stdout.splitlines()) == 1, proc.stdout
   assert 'Resuming' in proc.stdout and 'at 3000 environment steps' in proc.stdout
+  assert 'Traceback' not in proc.stderr
   assert (damaged / 'checkpoints' / '4000.corrupt').is_dir()
   again = json.loads((damaged / 'results.json').read_text())
   assert again['learning_curve'] == results['learning_curve']
@@ -147,7 +148,9 @@ def test_baselines_run(tmp_path, algo):
 )
 def test_bad_config_is_rejected_before_compute(tmp_path, args, message):
   proc = run(script(*QUICK, *args, f'--workdir={tmp_path / "x"}'))
-  assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()  # one line: the script's name, then the reason
+  assert len(lines) == 1 and lines[0].startswith('train_irl.py: ') and message in lines[0], lines
   assert not (tmp_path / 'x').exists()
 
 

@@ -66,3 +66,8 @@ def test_tiny_study_writes_rows_and_a_figure(tmp_path):
   assert row['variant'] == 'official+net64' and len(row['per_seed_curves']) == 2
   assert [x for x, _ in row['per_seed_curves'][0]] == [600, 1200]
   assert (tmp_path / 'Pendulum_seed100_1200.png').stat().st_size > 0
+
+
+def test_a_seed_that_never_reaches_90_percent_prints_not_reached():
+  assert opirl_study.steps_to_90_text([12000, None]) == '[12000, not reached]'
+  assert 'None' not in opirl_study.steps_to_90_text([None, None, 5000])

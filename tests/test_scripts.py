@@ -218,6 +218,7 @@ def test_damaged_newest_checkpoint_is_set_aside_and_the_one_before_resumes(tmp_p
   proc = run(script('train_cl.py', *args))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert sum('does not restore' in l for l in proc.stdout.splitlines()) == 1, proc.stdout
+  assert 'Traceback' not in proc.stderr
   assert f'Resuming from the checkpoint after task {newest - 1} of' in proc.stdout
   assert (workdir / 'checkpoints' / f'{newest}.corrupt').is_dir()
   resumed = json.loads((workdir / 'results.json').read_text())
