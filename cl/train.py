@@ -13,6 +13,7 @@ resumed from the checkpoint taken after task t therefore repeats exactly what an
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -377,6 +378,7 @@ def run_stream(
   task_end_fn: Callable[[RunState], None] = lambda r: None,
   mesh=None,
   seeds=None,
+  phases=None,
 ) -> RunState:
   """Trains every seed in `keys` ([S] typed keys) on the stream, task after task.
 
@@ -389,8 +391,11 @@ def run_stream(
   task data and the accuracy matrices are placed on it (replicated), which multi-process runs need.
   A non-finite loss term or parameter after an epoch raises `cljax.divergence.DivergenceError`
   naming the task, the epoch, the terms and the `seeds` (the seeds the keys were made from; default
-  their indices), before that task's checkpoint.
+  their indices), before that task's checkpoint. `phases` (a `cljax.timing.Phases`) gets the
+  seconds of placing each task's data ('data'), training ('training': the task's start, its
+  epochs and its consolidation) and evaluation ('evaluation'); compilation inside them is its own.
   """
+  timed = phases or (lambda name: contextlib.nullcontext())
   compiled = learner if isinstance(learner, CompiledLearner) else compile_learner(learner, mesh)
   num_past_fn = (lambda t: t) if static_task_count else (lambda t: None)
   test_sets, val_sets = _eval_sets(stream, 'test', mesh), _eval_sets(stream, 'val', mesh)
@@ -398,12 +403,15 @@ def run_stream(
     run_state = init_run(compiled, stream, keys, (test_sets, val_sets), mesh)
   state = run_state.train_state
   for t in range(int(run_state.tasks_done), stream.num_tasks):
-    data = training_data(stream, t, cumulative, mesh)
+    with timed('data'):
+      data = training_data(stream, t, cumulative, mesh)
     epoch_keys, consolidate_key = task_keys(keys, t, epochs)
-    state = compiled.begin_task(state, data)
+    with timed('training'):
+      state = compiled.begin_task(state, data)
     for epoch in range(epochs):
-      state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
-      metrics = jax.tree.map(to_host, metrics)
+      with timed('training'):  # to_host waits for the epoch
+        state, metrics = compiled.train_epoch(state, data, epoch_keys[epoch], num_past_fn(t))
+        metrics = jax.tree.map(to_host, metrics)
       divergence.check(
         f'task {t + 1}, epoch {epoch + 1}',
         metrics,
@@ -411,10 +419,12 @@ def run_stream(
         seeds=range(keys.shape[0]) if seeds is None else seeds,
       )
       progress_fn(t, epoch, metrics)
-    state = compiled.consolidate(state, data, consolidate_key)
+    with timed('training'):
+      state = jax.block_until_ready(compiled.consolidate(state, data, consolidate_key))
     del data
-    test_row = _evaluate(compiled, state, test_sets)
-    val_row = _evaluate(compiled, state, val_sets)
+    with timed('evaluation'):
+      test_row = _evaluate(compiled, state, test_sets)
+      val_row = _evaluate(compiled, state, val_sets)
     matrix = np.array(to_host(run_state.accuracy_matrix))
     val_matrix = np.array(to_host(run_state.val_accuracy_matrix))
     matrix[:, t], val_matrix[:, t] = test_row, val_row

@@ -18,10 +18,16 @@ import contextlib
 import os
 import re
 import sys
+import time
 
 from absl import app, flags, logging
 
 from cljax import compilations
+
+# When the script started, near enough: a script imports this module first (its flags come from
+# here). The breakdowns count the seconds from here to `main`'s heavy imports (jax's import by the
+# compilation cache, the config file, the libraries) as imports.
+STARTED = time.perf_counter()
 
 _COMPILATION_CACHE = flags.DEFINE_bool(
   'compilation_cache',

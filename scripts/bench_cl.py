@@ -16,9 +16,20 @@ warm-up epoch first).
 consolidation at the last task boundary (one seed, four tasks already in memory, compiled first,
 median of `--repeats`) with `targets='previous'` (the default: every past memory's predictions, and
 FROMP's kernels, recomputed) and with `targets='task_end'` (the new task's only), and their ratio.
+
+`--breakdown`: instead, where the wall-clock of the README's quick-start command goes. Runs
+`scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc` twice in fresh
+processes sharing a fresh compilation cache (cold: empty cache; warm: the second run) and prints one
+JSON line with each run's seconds by phase (its results.json `time`: imports, data, setup,
+compilation, training, evaluation, checkpoints, report, other) and compilation counts
+(`compilation`), and `wall_over_training_cold` / `_warm`.
 """
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 from absl import flags
@@ -46,10 +57,51 @@ _CONSOLIDATE = flags.DEFINE_list(
   ['fromp', 'kpriors'],
   'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.',
 )
+_BREAKDOWN = flags.DEFINE_bool(
+  'breakdown', False, "Time the quick-start command's phases instead (see above)."
+)
+_BREAKDOWN_ARGS = flags.DEFINE_list(
+  'breakdown_args',
+  ['--config', 'configs/cl/split_fmnist.py', '--config.method=ewc'],
+  "train_cl.py's arguments for --breakdown (default: the README's quick-start command).",
+)
+
+
+def breakdown(script, args):
+  """{'cold': ..., 'warm': ...}: `time` and `compilation` of two runs of `scripts/<script> args` in
+  fresh processes and work directories, the first with an empty compilation cache, the second with
+  the cache the first filled."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    env = {**os.environ, 'CLJAX_CACHE_DIR': os.path.join(tmp, 'cache')}
+    env.pop('JAX_COMPILATION_CACHE_DIR', None)  # the scripts' own cache, empty at first
+    for run in ('cold', 'warm'):
+      workdir = os.path.join(tmp, run)
+      cmd = [sys.executable, os.path.join(root, 'scripts', script), *args, f'--workdir={workdir}']
+      start = time.perf_counter()
+      proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+      if proc.returncode:
+        raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
+      with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+        results = json.load(f)
+      out[run] = {
+        'time': results['time'],
+        'compilation': results['compilation'],
+        'process_wall_s': round(time.perf_counter() - start, 3),  # interpreter start and exit too
+      }
+  return out
 
 
 def main(argv):
   del argv
+  if _BREAKDOWN.value:
+    runs = breakdown('train_cl.py', _BREAKDOWN_ARGS.value)
+    record = {'command': 'train_cl.py ' + ' '.join(_BREAKDOWN_ARGS.value), **runs}
+    for run in ('cold', 'warm'):
+      record[f'wall_over_training_{run}'] = runs[run]['time']['wall_over_training']
+    print(json.dumps(record))
+    return
   import jax
   import numpy as np
 

@@ -19,9 +19,12 @@ _CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags(
 
 def main(argv):
   del argv
-  from cljax.timing import RunClock  # deferred: jax
+  import time
+
+  from cljax.timing import Phases, RunClock  # deferred: jax
 
   clock = RunClock()  # the run's seconds: imports, data, compilation and training
+  phases = Phases()  # this process's seconds by phase: results.json's `time`
   # Heavy imports after flag parsing, so that `--help` and config errors are instant.
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import numpy as np
@@ -35,6 +38,7 @@ def main(argv):
   from cljax.config import ConfigError
   from cljax.writers import JsonlWriter, MultiWriter, TensorBoardWriter
 
+  phases.add('imports', time.perf_counter() - console.STARTED)
   config, workdir = _CONFIG.value, _WORKDIR.value
   primary = distributed.is_primary()  # only process 0 writes files other than checkpoints
   with console.bad_input(ConfigError, runs.WorkdirError, DataError):
@@ -47,10 +51,12 @@ def main(argv):
       )
     if primary:
       runs.check_or_write_config(config, workdir, console.overridden_fields(_CONFIG))
-    stream = builders.build_stream(config)
-  learner, method = builders.build_learner(config, stream, mesh)
-  compiled = builders.compile_learner(config, learner, mesh)
-  keys = builders.seed_keys(config, mesh)
+    with phases('data'):
+      stream = builders.build_stream(config)
+  with phases('setup'):
+    learner, method = builders.build_learner(config, stream, mesh)
+    compiled = builders.compile_learner(config, learner, mesh)
+    keys = builders.seed_keys(config, mesh)
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   num_tasks = stream.num_tasks
   joint_accuracy = None
@@ -63,13 +69,16 @@ def main(argv):
   ) as ckpt:
     # A damaged newest checkpoint is reported and set aside, and the one before it used;
     # none restoring is one line from console.run (CheckpointError).
-    restored = ckpt.restore_newest(
-      train.abstract_run_state(compiled, stream, keys, mesh),
-      warn=print if primary else (lambda message: None),
-    )
+    with phases('checkpoints'):
+      restored = ckpt.restore_newest(
+        train.abstract_run_state(compiled, stream, keys, mesh),
+        warn=print if primary else (lambda message: None),
+      )
     if restored is None:
-      run_state = train.init_run(compiled, stream, keys, mesh=mesh)
-      ckpt.save(0, run_state, {'tasks_done': 0, 'wall_s': clock.elapsed()})
+      with phases('evaluation'):  # the accuracy before training
+        run_state = train.init_run(compiled, stream, keys, mesh=mesh)
+      with phases('checkpoints'):
+        ckpt.save(0, run_state, {'tasks_done': 0, 'wall_s': clock.elapsed()})
     else:
       _, run_state, meta = restored
       clock.resumed(meta.get('wall_s', 0.0))  # the seconds before the kill count too
@@ -113,7 +122,8 @@ def main(argv):
         bar.close()
         bar = None
       t = int(rs.tasks_done)
-      ckpt.save(t, rs, {'tasks_done': t, 'wall_s': clock.elapsed()})
+      with phases('checkpoints'):
+        ckpt.save(t, rs, {'tasks_done': t, 'wall_s': clock.elapsed()})
       guard.check(t)
       row = np.asarray(rs.accuracy_matrix)[:, t - 1]  # [S, T]
       val_row = np.asarray(rs.val_accuracy_matrix)[:, t - 1]
@@ -142,6 +152,7 @@ def main(argv):
           task_end_fn=task_end_fn,
           mesh=mesh,
           seeds=seeds,
+          phases=phases,
         )
     finally:  # a diverged run (DivergenceError, one line from console.run) too
       if bar is not None:
@@ -150,20 +161,23 @@ def main(argv):
   if not primary:
     return
 
-  results = report.results_json(run_state, seeds, joint_accuracy)
-  results.update(
-    method=config.method,
-    dataset=config.dataset,
-    stream=stream.name,
-    scenario=stream.scenario,
-    mesh=mesh_lib.describe(mesh),
-  )
+  with phases('report'):
+    results = report.results_json(run_state, seeds, joint_accuracy)
+    results.update(
+      method=config.method,
+      dataset=config.dataset,
+      stream=stream.name,
+      scenario=stream.scenario,
+      mesh=mesh_lib.describe(mesh),
+    )
+    R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
+    title = f'{stream.name} ({stream.scenario}-IL), {config.method}, ' + (
+      f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}'
+    )
+    report.plot_accuracy_matrix(R_mean, os.path.join(workdir, 'accuracy_matrix.png'), title)
+  # This process's wall-clock by phase (a resumed run: since the resume), issue 16's breakdown.
+  results['time'] = phases.summary(time.perf_counter() - console.STARTED)
   runs.write_results(workdir, results)
-  R_mean = np.asarray(run_state.accuracy_matrix).mean(0)
-  title = f'{stream.name} ({stream.scenario}-IL), {config.method}, ' + (
-    f'seed {seeds[0]}' if len(seeds) == 1 else f'mean of seeds {seeds[0]}..{seeds[-1]}'
-  )
-  report.plot_accuracy_matrix(R_mean, os.path.join(workdir, 'accuracy_matrix.png'), title)
 
   print(f'{stream.name} ({stream.scenario}-incremental), method {config.method}, seed {seeds[0]}')
   print('Test accuracy matrix R (row i: after training task i; column j: task j):')

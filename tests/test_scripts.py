@@ -25,6 +25,16 @@ def run(cmd, **kwargs):
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
 
 
+PHASES = (
+  'imports',
+  'data',
+  'setup',
+  'compilation',
+  'training',
+  'evaluation',
+  'checkpoints',
+  'report',
+)
 RESULT_KEYS = {
   'accuracy_matrix',
   'accuracy_before',
@@ -62,6 +72,10 @@ def test_train_cl_writes_the_documented_outputs(tmp_path):
   assert results['versions']['jax'] and results['versions']['python']
   compilation = results['compilation']  # issue 16: executables built by the run, and their seconds
   assert compilation['executables'] > 0 and compilation['seconds'] > 0
+  phases = results['time']  # and the run's wall-clock by phase, which add up to the whole
+  assert set(phases) == {*PHASES, 'other', 'wall_s', 'wall_over_training'}
+  assert all(phases[p] > 0 for p in ('imports', 'data', 'compilation', 'training', 'evaluation'))
+  assert sum(phases[p] for p in (*PHASES, 'other')) == pytest.approx(phases['wall_s'], abs=0.02)
   R = np.array(results['accuracy_matrix'])
   assert R.shape == (5, 5) and np.all((R >= 0) & (R <= 1))
   assert len(results['accuracy_before']) == 5
@@ -519,3 +533,19 @@ def test_permuted_memory_methods_search_tau_and_memory_size():
   assert table.describe(table.grid_points('permuted_fmnist', 'ewc_fr_replay')[0]) == (
     'ewc_fr_replay.tau=ewc_fr_replay.replay_weight=0.3, ewc_fr_replay.memory_per_task=100'
   )
+
+
+def test_bench_cl_breakdown_times_a_cold_and_a_warm_run():
+  """`bench_cl.py --breakdown` (issue 16): the phases of a command run twice, with an empty and then
+  a filled compilation cache; the warm run loads from the cache and compiles in less time."""
+  proc = run(
+    script(
+      'bench_cl.py', '--breakdown', '--breakdown_args=--config,configs/cl/split_digits.py:quick'
+    )
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads(proc.stdout.strip().splitlines()[-1])
+  cold, warm = record['cold'], record['warm']
+  assert cold['compilation']['cache_hits'] == 0 and warm['compilation']['cache_hits'] > 0
+  assert warm['time']['compilation'] < cold['time']['compilation']
+  assert record['wall_over_training_cold'] == cold['time']['wall_over_training'] > 1
