@@ -10,6 +10,7 @@ JAX-native environment the seeds share one jitted computation (`seed_functions`)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any, Callable
@@ -121,6 +122,7 @@ def train(
   model_min_size: int | None = None,
   seed_batching: str = 'vmap',
   keep_checkpoints: int = 2,
+  phases=None,
 ) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
@@ -135,7 +137,10 @@ def train(
   is replicated; checkpoints are restored with the same shardings. `seed_batching` ('vmap' or 'map'):
   how the seeds share the computation (`seed_functions`). The newest `keep_checkpoints` checkpoints
   stay on disk (0: every one). `after_checkpoint(env_steps)` runs
-  after every checkpoint (e.g. `cljax.preemption.Guard.check`, which may raise to stop)."""
+  after every checkpoint (e.g. `cljax.preemption.Guard.check`, which may raise to stop). `phases` (a
+  `cljax.timing.Phases`) gets the seconds of 'training' (the evaluation episodes run inside it: in
+  the jitted period on JAX-native environments, inside the host loop otherwise) and 'checkpoints'."""
+  timed = phases or (lambda name: contextlib.nullcontext())
 
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
@@ -223,9 +228,11 @@ def train(
           env, agent, loop_config, expert_buffer, transform_fn, mesh, model_min_size, seed_batching
         )
         # A damaged newest checkpoint is reported and set aside; the one before it is used.
-        restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)  # init's out_shardings
+        with timed('checkpoints'):  # init's out_shardings
+          restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)
         if restored is None:
-          carry, first = init(keys), 0
+          with timed('training'):
+            carry, first = jax.block_until_ready(init(keys)), 0
         else:
           _, carry, ckpt_meta = restored
           resume_clock(ckpt_meta)
@@ -234,14 +241,16 @@ def train(
             print(f'Resuming {workdir} at {ckpt_meta["env_steps"]} environment steps.')
         finite_fn = jax.jit(jax.vmap(divergence.all_finite))
         for period in range(first, num_periods):
-          carry, metrics = period_fn(carry, period)
+          with timed('training'):  # to_host waits for the period
+            carry, metrics = period_fn(carry, period)
+            host_metrics = {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()}
           env_steps = (period + 1) * loop_config.eval_every
           # Log first: a kill between the two repeats this period's record (read_curve keeps the
           # last), while the other order could lose it.
-          host_metrics = {k: distributed.to_host(v)[:, 0] for k, v in metrics.items()}
           log(env_steps, host_metrics)
           check_finite(env_steps, host_metrics, distributed.to_host(finite_fn(carry.agent_state)))
-          ckpt.save(env_steps, carry, meta(env_steps))
+          with timed('checkpoints'):
+            ckpt.save(env_steps, carry, meta(env_steps))
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
         states = [jax.tree.map(lambda x: x[i], carry.agent_state) for i in range(len(seeds))]
@@ -256,7 +265,8 @@ def train(
           if is_onpolicy
           else loops.abstract_host_carry(env.spec, agent, loop_config, transform_fn)
         )
-        restored = ckpt.restore_newest(abstract, warn)
+        with timed('checkpoints'):
+          restored = ckpt.restore_newest(abstract, warn)
         if restored is not None:
           _, initial, ckpt_meta = restored
           resume_clock(ckpt_meta)
@@ -270,37 +280,39 @@ def train(
           host_metrics = {k: np.asarray([v]) for k, v in pending.pop(env_steps).items()}
           log(env_steps, host_metrics)
           check_finite(env_steps, host_metrics, np.asarray([finite_fn(carry.agent_state)]))
-          ckpt.save(env_steps, carry, meta(env_steps))
+          with timed('checkpoints'):  # inside 'training': counted here only
+            ckpt.save(env_steps, carry, meta(env_steps))
           if after_checkpoint is not None:
             after_checkpoint(env_steps)
 
         progress_fn = lambda s, m: pending.__setitem__(s, m)
         try:
-          if is_onpolicy:  # PPO rounds on the Gymnasium vector environment
-            carry = onpolicy.train_host(
-              env,
-              agent,
-              keys[0],
-              num_env_steps=loop_config.num_env_steps,
-              eval_every=loop_config.eval_every,
-              eval_env=eval_env,
-              progress_fn=progress_fn,
-              checkpoint_fn=checkpoint_fn,
-              initial=initial,
-            )
-          else:
-            carry, _ = loops.train_host(
-              env,
-              agent,
-              loop_config,
-              keys[0],
-              expert_buffer=expert_buffer,
-              transform_fn=transform_fn,
-              eval_env=eval_env,
-              progress_fn=progress_fn,
-              checkpoint_fn=checkpoint_fn,
-              initial=initial,
-            )
+          with timed('training'):  # the host loop, its evaluations and checkpoints
+            if is_onpolicy:  # PPO rounds on the Gymnasium vector environment
+              carry = onpolicy.train_host(
+                env,
+                agent,
+                keys[0],
+                num_env_steps=loop_config.num_env_steps,
+                eval_every=loop_config.eval_every,
+                eval_env=eval_env,
+                progress_fn=progress_fn,
+                checkpoint_fn=checkpoint_fn,
+                initial=initial,
+              )
+            else:
+              carry, _ = loops.train_host(
+                env,
+                agent,
+                loop_config,
+                keys[0],
+                expert_buffer=expert_buffer,
+                transform_fn=transform_fn,
+                eval_env=eval_env,
+                progress_fn=progress_fn,
+                checkpoint_fn=checkpoint_fn,
+                initial=initial,
+              )
         finally:
           eval_env.close()
         states = [carry.agent_state]

@@ -26,15 +26,11 @@ compilation, training, evaluation, checkpoints, report, other) and compilation c
 """
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 
 from absl import flags
 
-from cljax import console
+from cljax import breakdown, console
 from cljax.config import load_module
 
 _STEP_COST = flags.DEFINE_list(
@@ -67,39 +63,12 @@ _BREAKDOWN_ARGS = flags.DEFINE_list(
 )
 
 
-def breakdown(script, args):
-  """{'cold': ..., 'warm': ...}: `time` and `compilation` of two runs of `scripts/<script> args` in
-  fresh processes and work directories, the first with an empty compilation cache, the second with
-  the cache the first filled."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = {}
-  with tempfile.TemporaryDirectory() as tmp:
-    env = {**os.environ, 'CLJAX_CACHE_DIR': os.path.join(tmp, 'cache')}
-    env.pop('JAX_COMPILATION_CACHE_DIR', None)  # the scripts' own cache, empty at first
-    for run in ('cold', 'warm'):
-      workdir = os.path.join(tmp, run)
-      cmd = [sys.executable, os.path.join(root, 'scripts', script), *args, f'--workdir={workdir}']
-      start = time.perf_counter()
-      proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-      if proc.returncode:
-        raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
-      with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
-        results = json.load(f)
-      out[run] = {
-        'time': results['time'],
-        'compilation': results['compilation'],
-        'process_wall_s': round(time.perf_counter() - start, 3),  # interpreter start and exit too
-      }
-  return out
-
-
 def main(argv):
   del argv
   if _BREAKDOWN.value:
-    runs = breakdown('train_cl.py', _BREAKDOWN_ARGS.value)
+    runs = breakdown.cold_and_warm('train_cl.py', _BREAKDOWN_ARGS.value)
     record = {'command': 'train_cl.py ' + ' '.join(_BREAKDOWN_ARGS.value), **runs}
-    for run in ('cold', 'warm'):
-      record[f'wall_over_training_{run}'] = runs[run]['time']['wall_over_training']
+    record.update(breakdown.ratios(runs))
     print(json.dumps(record))
     return
   import jax

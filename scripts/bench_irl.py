@@ -42,6 +42,14 @@ official sizes, AlgaeDICE with 256-256 networks).
 Compilation is excluded: the jitted runs are compiled ahead of time and timed on one call of the
 executable; the host loop is timed between two of its progress callbacks, the first one after the
 warm-up.
+
+`--breakdown`: instead, where the wall-clock of a quick IRL command goes (`--breakdown_args`, default
+`train_irl.py --config configs/irl/pointmaze.py:quick --config.algo=opirl`). Runs it twice in fresh
+processes sharing a fresh compilation cache (cold, then warm) and prints one JSON line with each
+run's seconds by phase (results.json's `time`: imports, data = demonstrations with the environment
+and agent built, compilation, training = the jitted periods with their evaluation episodes,
+evaluation = the random policy's reference return, checkpoints, report, other) and compilation
+counts, and `wall_over_training_cold` / `_warm`.
 """
 
 import json
@@ -49,7 +57,7 @@ import os
 
 from absl import app, flags, logging
 
-from cljax import console, timing
+from cljax import breakdown, console, timing
 from cljax.config import load_module
 from irl import timing as irl_timing
 
@@ -68,6 +76,14 @@ _ONPOLICY_BUDGET = flags.DEFINE_integer(
   1_000_000,
   'Most environment steps of the on-policy AIRL wall-clock run.',
   lower_bound=1,
+)
+_BREAKDOWN = flags.DEFINE_bool(
+  'breakdown', False, "Time a quick IRL command's phases instead (see above)."
+)
+_BREAKDOWN_ARGS = flags.DEFINE_list(
+  'breakdown_args',
+  ['--config', 'configs/irl/pointmaze.py:quick', '--config.algo=opirl'],
+  "train_irl.py's arguments for --breakdown.",
 )
 
 
@@ -259,6 +275,11 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if _BREAKDOWN.value:
+    runs = breakdown.cold_and_warm('train_irl.py', _BREAKDOWN_ARGS.value)
+    record = {'command': 'train_irl.py ' + ' '.join(_BREAKDOWN_ARGS.value), **runs}
+    print(json.dumps({**record, **breakdown.ratios(runs)}))
+    return
   import jax
 
   record = {

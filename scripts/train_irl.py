@@ -30,13 +30,19 @@ _CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags('Config file (co
 def main(argv):
   del argv
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
+  import time
+
   from cljax import mesh as mesh_lib
   from cljax import preemption, runs
   from cljax.config import ConfigError
+  from cljax.timing import Phases
   from irl import builders, report, rewards, train
 
+  phases = Phases()  # this process's seconds by phase: results.json's `time`
+  phases.add('imports', time.perf_counter() - console.STARTED)
   config, workdir = _CONFIG.value, _WORKDIR.value
-  with console.bad_input(ConfigError, runs.WorkdirError):
+  with console.bad_input(ConfigError, runs.WorkdirError), phases('data'):
+    # The demonstrations, and the environment and agent built around them.
     built = builders.build(config)
     mesh = builders.build_mesh(config, built.is_jax)
     if distributed.is_primary():
@@ -44,7 +50,8 @@ def main(argv):
 
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   loop_config, parts = built.loop_config, built.parts
-  random_return = report.random_return(config.env, built.env, loop_config.eval_episodes)
+  with phases('evaluation'):  # the uniform-random policy's reference return
+    random_return = report.random_return(config.env, built.env, loop_config.eval_episodes)
   with preemption.exit_when_preempted() as guard:
     states = train.train(
       workdir,
@@ -61,46 +68,51 @@ def main(argv):
       seed_batching=config.seed_batching,
       keep_checkpoints=config.keep_checkpoints,
       after_checkpoint=guard.check,
+      phases=phases,
     )
   if not built.is_jax:
     built.env.close()
 
   reward_dirs = []
   if parts.discriminator is not None:  # every process: orbax saves collectively
-    for s, state in zip(seeds, states):
-      reward_dirs.append(os.path.join(os.path.abspath(workdir), 'reward', f'seed{s}'))
-      rewards.save_reward(
-        reward_dirs[-1], parts, state.discriminator, algo=config.algo, env=config.env
-      )
+    with phases('checkpoints'):  # the learned rewards
+      for s, state in zip(seeds, states):
+        reward_dirs.append(os.path.join(os.path.abspath(workdir), 'reward', f'seed{s}'))
+        rewards.save_reward(
+          reward_dirs[-1], parts, state.discriminator, algo=config.algo, env=config.env
+        )
   if not distributed.is_primary():
     return
 
-  expert_return = float(built.meta['return_mean'])
-  summary = report.summarise(workdir, seeds, expert_return, random_return)
-  results = {
-    'algo': config.algo,
-    'env': config.env,
-    'env_steps': loop_config.num_env_steps,
-    'num_trajectories': config.num_trajectories,
-    'expert_return': expert_return,
-    'expert_return_used_trajectories': built.meta['used_return_mean'],
-    'mesh': mesh_lib.describe(mesh),
-    **summary,
-  }
-  if reward_dirs:
-    results['reward_dirs'] = reward_dirs
+  with phases('report'):
+    expert_return = float(built.meta['return_mean'])
+    summary = report.summarise(workdir, seeds, expert_return, random_return)
+    results = {
+      'algo': config.algo,
+      'env': config.env,
+      'env_steps': loop_config.num_env_steps,
+      'num_trajectories': config.num_trajectories,
+      'expert_return': expert_return,
+      'expert_return_used_trajectories': built.meta['used_return_mean'],
+      'mesh': mesh_lib.describe(mesh),
+      **summary,
+    }
+    if reward_dirs:
+      results['reward_dirs'] = reward_dirs
+    runs.plot_curves(
+      {
+        f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})': results[
+          'learning_curve'
+        ]
+      },
+      os.path.join(workdir, 'learning_curve.png'),
+      f'{config.algo} on {config.env}',
+      'true return (deterministic policy)',
+      hlines={'expert': expert_return, 'random': random_return},
+    )
+  # This process's wall-clock by phase (a resumed run: since the resume), issue 16's breakdown.
+  results['time'] = phases.summary(time.perf_counter() - console.STARTED)
   runs.write_results(workdir, results)
-  runs.plot_curves(
-    {
-      f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})': results[
-        'learning_curve'
-      ]
-    },
-    os.path.join(workdir, 'learning_curve.png'),
-    f'{config.algo} on {config.env}',
-    'true return (deterministic policy)',
-    hlines={'expert': expert_return, 'random': random_return},
-  )
   reached = results['steps_to_90pct_expert']
   print(
     f'{config.algo} on {config.env}: final return {results["final_return"]:.1f} '

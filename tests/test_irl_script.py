@@ -58,6 +58,12 @@ def test_opirl_outputs_and_exact_resume_after_kill(tmp_path):
   assert wall == sorted(wall) and all(l['time/env_steps_per_s'] > 0 for l in lines)
   record = json.loads((reference / 'reward' / 'seed1' / 'reward.json').read_text())
   assert record['env'] == 'PointMaze-Left' and record['discriminator_config']['kind'] == 'airl'
+  # Issue 16: the run's wall-clock by phase, adding up to the whole, and its compilations.
+  phases = results['time']
+  named = ('imports', 'data', 'compilation', 'training', 'evaluation', 'checkpoints', 'report')
+  assert all(phases[p] > 0 for p in named) and phases['wall_over_training'] > 1
+  assert sum(phases[p] for p in (*named, 'other')) == pytest.approx(phases['wall_s'], abs=0.02)
+  assert results['compilation']['executables'] > 0
 
   workdir = tmp_path / 'killed'
   kill_when_exists(script(*args, f'--workdir={workdir}'), ROOT, workdir / 'checkpoints' / '2000')

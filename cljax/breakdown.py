@@ -1,0 +1,45 @@
+"""Where a script's wall-clock goes: the `--breakdown` of `scripts/bench_cl.py` and
+`scripts/bench_irl.py` (issue 16). Runs a training script in fresh processes and reads the `time`
+(seconds by phase, `cljax.timing.Phases`) and `compilation` (`cljax.compilations`) of its
+results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cold_and_warm(script: str, args: list[str]) -> dict:
+  """{'cold': ..., 'warm': ...}: `time` and `compilation` of two runs of `scripts/<script> args` in
+  fresh processes and work directories, the first with an empty compilation cache, the second with
+  the cache the first filled."""
+  out = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    env = {**os.environ, 'CLJAX_CACHE_DIR': os.path.join(tmp, 'cache')}
+    env.pop('JAX_COMPILATION_CACHE_DIR', None)  # the scripts' own cache, empty at first
+    for run in ('cold', 'warm'):
+      workdir = os.path.join(tmp, run)
+      cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), *args, f'--workdir={workdir}']
+      start = time.perf_counter()
+      proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+      if proc.returncode:
+        raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
+      with open(os.path.join(workdir, 'results.json'), encoding='utf-8') as f:
+        results = json.load(f)
+      out[run] = {
+        'time': results['time'],
+        'compilation': results['compilation'],
+        'process_wall_s': round(time.perf_counter() - start, 3),  # interpreter start and exit too
+      }
+  return out
+
+
+def ratios(runs: dict) -> dict:
+  """`wall_over_training_<run>` of each run of `cold_and_warm`."""
+  return {f'wall_over_training_{run}': r['time']['wall_over_training'] for run, r in runs.items()}
