@@ -30,8 +30,11 @@ def check_or_write_config(config, workdir: str, overridden=None, warn=print) -> 
     with open(path, encoding='utf-8') as f:
       previous = json.load(f)
     old, new = _flatten(previous), _flatten(resolved)
-    added = sorted(k for k in set(new) - set(old) if overridden is not None)
-    added = [k for k in added if not any(_within(k, o) for o in overridden or ())]
+    added = (
+      []
+      if overridden is None  # unknown: every new field counts as a change
+      else sorted(k for k in set(new) - set(old) if not any(_within(k, o) for o in overridden))
+    )
     changed = sorted(k for k in set(old) | set(new) if k not in added and old.get(k) != new.get(k))
     if changed:
       raise WorkdirError(
