@@ -364,3 +364,47 @@ def test_fromp_sensitivity_selection_keeps_the_highest_scores():
     top = np.argsort(-scores[y == c])[:3]
     for i in np.flatnonzero(y == c)[top]:
       assert tuple(np.asarray(data.x[i]).round(6)) in stored
+
+
+@pytest.mark.parametrize('name', ['fromp', 'kpriors', 'ewc_fr_replay'])
+def test_one_past_task_per_step_needs_no_static_task_count(name):
+  """Issue 16 item 3: with tasks_per_step='one' the count of finished tasks is the memory's own
+  (traced), so a stream compiles one epoch function. Before any task has finished the loss and its
+  gradient are exactly 0 (the empty slot stays finite); after two tasks the loss is the one a static
+  count gives."""
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=3, classes_per_task=2, memory_per_task=6)
+  method = getattr(methods, name)(model.apply, tasks_per_step='one', **kw)
+  assert not method.static_task_count
+  assert getattr(methods, name)(model.apply, tasks_per_step='all', **kw).static_task_count
+  theta = perturb(params, seed=9)
+  state = method.init(params)
+  value, grads = jax.value_and_grad(method.loss)(theta, state, jax.random.key(0), None)
+  assert float(value) == 0.0
+  assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(grads))
+  for t, classes in enumerate([(0, 1), (2, 3)]):
+    state = method.consolidate(
+      state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t), jax.random.key(t)
+    )
+  traced = jax.jit(method.loss, static_argnums=3)(theta, state, jax.random.key(3), None)
+  assert float(traced) > 0
+  np.testing.assert_allclose(traced, method.loss(theta, state, jax.random.key(3), 2), rtol=1e-6)
+
+
+def test_a_stream_of_equal_tasks_compiles_one_epoch_function_with_one_past_task_per_step():
+  """The trainer compiles `train_epoch` once per distinct `num_past`: once for the stream with
+  tasks_per_step='one', once per task with 'all' (the mirror)."""
+  config = load_module('configs/cl/split_digits.py').get_config('quick')
+  config.method, config.num_tasks, config.classes_per_task = 'kpriors', 3, 2
+  config.max_train_examples_per_task = 64
+  for tasks_per_step, compiles in (('one', 1), ('all', 3)):
+    config.kpriors.tasks_per_step = tasks_per_step
+    builders.validate_config(config)
+    stream = builders.build_stream(config)
+    learner, method = builders.build_learner(config, stream)
+    compiled = train.compile_learner(learner)
+    train.run_stream(
+      compiled, stream, builders.seed_keys(config), epochs=1, **train.method_flags(method)
+    )
+    assert compiled.train_epoch._cache_size() == compiles, tasks_per_step

@@ -191,22 +191,35 @@ def remember(
   return memory
 
 
-def past_tasks(memory: TaskMemory, key, num_past: int, tasks_per_step: str):
+def past_tasks(memory: TaskMemory, key, num_past, tasks_per_step: str):
   """This step's memories and their weights in the estimate of the sum over past tasks.
 
-  `num_past` is static, so only the finished tasks' memories are evaluated: with 'all' the first
-  `num_past` task slots with weight 1 each; with 'one' a single slot drawn uniformly, weighted by
-  `num_past`. Returns `(memory restricted to the chosen slots, weights [k], slot index or None)`."""
+  'all': `num_past` is static (the trainer compiles one epoch function per task), so only the
+  finished tasks' memories are evaluated: the first `num_past` slots with weight 1 each.
+  'one': `num_past` is None and the count is the memory's own, a traced value, so the whole stream
+  compiles one epoch function: a single slot drawn uniformly among the finished tasks, weighted by
+  their count. Before any task has finished that weight is 0 and the drawn slot is empty; its head
+  masks are opened so that every term stays finite and the weight zeroes its value and gradient.
+  Returns `(memory restricted to the chosen slots, weights [k], slot index or None)`."""
   if tasks_per_step == 'all':
     take = lambda a: a[:num_past]
     chosen = None
     weights = jnp.ones((num_past,), jnp.float32)
   else:
-    chosen = jax.random.randint(key, (), 0, num_past)
+    count = memory.num_tasks
+    chosen = jax.random.randint(key, (), 0, jnp.maximum(count, 1))
     take = lambda a: jax.lax.dynamic_index_in_dim(a, chosen, axis=0, keepdims=True)
-    weights = jnp.full((1,), float(num_past), jnp.float32)
+    weights = jnp.full((1,), count, jnp.float32)
   mem = TaskMemory(*(take(a) for a in memory[:-1]), num_tasks=memory.num_tasks)
+  if tasks_per_step != 'all':
+    mem = mem._replace(mask=jnp.where(memory.num_tasks > 0, mem.mask, True))
   return mem, weights, chosen
+
+
+def _no_past_task(num_past) -> bool:
+  """Whether a static task count says that no task has finished (the loss is then 0 without any
+  work); None, the 'one' mode's traced count, decides inside the loss."""
+  return num_past is not None and not num_past
 
 
 class FrompState(NamedTuple):
@@ -277,7 +290,7 @@ def fromp(
     )
 
   def loss(params, state, key, num_past):
-    if not num_past:
+    if _no_past_task(num_past):
       return jnp.zeros((), jnp.float32)
     mem, w, chosen = past_tasks(state.memory, key, num_past, tasks_per_step)
     kinv = (
@@ -328,7 +341,11 @@ def fromp(
     )
 
   return Method(
-    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+    init=init,
+    loss=loss,
+    after_step=no_after_step,
+    consolidate=consolidate,
+    static_task_count=tasks_per_step == 'all',
   )
 
 
@@ -361,7 +378,7 @@ def kpriors(
     return KPriorState(memory=init_memory(num_tasks, m, input_shape, c), anchor=params)
 
   def loss(params, state, key, num_past):
-    if not num_past:
+    if _no_past_task(num_past):
       return jnp.zeros((), jnp.float32)
     mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
@@ -372,7 +389,8 @@ def kpriors(
     weight_term = sum(
       jax.tree.leaves(jax.tree.map(lambda p, a: jnp.sum(jnp.square(p - a)), params, state.anchor))
     )
-    return tau * jnp.sum(w * per_task) + 0.5 * delta * weight_term
+    started = (state.memory.num_tasks > 0).astype(jnp.float32)  # 'one' before task 2: no term
+    return tau * jnp.sum(w * per_task) + 0.5 * delta * weight_term * started
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
@@ -380,7 +398,11 @@ def kpriors(
     return KPriorState(memory=memory, anchor=params)
 
   return Method(
-    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+    init=init,
+    loss=loss,
+    after_step=no_after_step,
+    consolidate=consolidate,
+    static_task_count=tasks_per_step == 'all',
   )
 
 
@@ -424,7 +446,7 @@ def ewc_fr_replay(
     )
 
   def loss(params, state, key, num_past):
-    if not num_past:
+    if _no_past_task(num_past):
       return jnp.zeros((), jnp.float32)
     mem, w, _ = past_tasks(state.memory, key, num_past, tasks_per_step)
     k = mem.x.shape[0]
@@ -448,7 +470,9 @@ def ewc_fr_replay(
         )
       )
     )
-    return jnp.sum(w * (tau * fr_term + replay_weight * corr_term)) + 0.5 * ewc_lambda * ewc_term
+    started = (state.memory.num_tasks > 0).astype(jnp.float32)  # 'one' before task 2: no term
+    memory_terms = jnp.sum(w * (tau * fr_term + replay_weight * corr_term))
+    return memory_terms + 0.5 * ewc_lambda * ewc_term * started
 
   def consolidate(state, params, data, key, opt_state=None):
     del opt_state
@@ -464,5 +488,9 @@ def ewc_fr_replay(
     )
 
   return Method(
-    init=init, loss=loss, after_step=no_after_step, consolidate=consolidate, static_task_count=True
+    init=init,
+    loss=loss,
+    after_step=no_after_step,
+    consolidate=consolidate,
+    static_task_count=tasks_per_step == 'all',
   )
