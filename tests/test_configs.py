@@ -52,7 +52,8 @@ def test_cl_sweeps_carry_the_table_hyperparameters():
   assert {'method': 'si', 'num_seeds': 3, 'si.c': 100.0} in runs
   runs.clear()
   permuted_fmnist.sweep(lambda **kw: runs.append(kw))
-  assert {'method': 'fromp', 'num_seeds': 3, 'fromp.tau': 1000.0} in runs and len(runs) == 11
+  fromp = {'method': 'fromp', 'num_seeds': 3, 'fromp.tau': 1000.0, 'fromp.memory_per_task': 500}
+  assert fromp in runs and len(runs) == 11
 
 
 def _table_hyperparameters(entry: str) -> dict:
