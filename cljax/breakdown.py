@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,3 +45,21 @@ def cold_and_warm(script: str, args: list[str]) -> dict:
 def ratios(runs: dict) -> dict:
   """`wall_over_training_<run>` of each run of `cold_and_warm`."""
   return {f'wall_over_training_{run}': r['time']['wall_over_training'] for run, r in runs.items()}
+
+
+def define_flags(script: str, default_args: list[str], what: str):
+  """`--breakdown` and `--breakdown_args` (default `default_args`) of a benchmark; returns a function
+  that, when `--breakdown` was given, runs `cold_and_warm(script, args)`, prints its JSON line and
+  returns True (the benchmark then does nothing else)."""
+  on = flags.DEFINE_bool('breakdown', False, f"Time {what}'s phases instead (see the docstring).")
+  args = flags.DEFINE_list('breakdown_args', default_args, f"{script}'s arguments for --breakdown.")
+
+  def run_if_asked() -> bool:
+    if not on.value:
+      return False
+    runs = cold_and_warm(script, args.value)
+    record = {'command': f'{script} ' + ' '.join(args.value), **runs, **ratios(runs)}
+    print(json.dumps(record))
+    return True
+
+  return run_if_asked

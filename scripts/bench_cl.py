@@ -53,23 +53,16 @@ _CONSOLIDATE = flags.DEFINE_list(
   ['fromp', 'kpriors'],
   'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.',
 )
-_BREAKDOWN = flags.DEFINE_bool(
-  'breakdown', False, "Time the quick-start command's phases instead (see above)."
-)
-_BREAKDOWN_ARGS = flags.DEFINE_list(
-  'breakdown_args',
+_BREAKDOWN = breakdown.define_flags(
+  'train_cl.py',
   ['--config', 'configs/cl/split_fmnist.py', '--config.method=ewc'],
-  "train_cl.py's arguments for --breakdown (default: the README's quick-start command).",
+  "the README's quick-start command",
 )
 
 
 def main(argv):
   del argv
-  if _BREAKDOWN.value:
-    runs = breakdown.cold_and_warm('train_cl.py', _BREAKDOWN_ARGS.value)
-    record = {'command': 'train_cl.py ' + ' '.join(_BREAKDOWN_ARGS.value), **runs}
-    record.update(breakdown.ratios(runs))
-    print(json.dumps(record))
+  if _BREAKDOWN():
     return
   import jax
   import numpy as np

@@ -77,13 +77,10 @@ _ONPOLICY_BUDGET = flags.DEFINE_integer(
   'Most environment steps of the on-policy AIRL wall-clock run.',
   lower_bound=1,
 )
-_BREAKDOWN = flags.DEFINE_bool(
-  'breakdown', False, "Time a quick IRL command's phases instead (see above)."
-)
-_BREAKDOWN_ARGS = flags.DEFINE_list(
-  'breakdown_args',
+_BREAKDOWN = breakdown.define_flags(
+  'train_irl.py',
   ['--config', 'configs/irl/pointmaze.py:quick', '--config.algo=opirl'],
-  "train_irl.py's arguments for --breakdown.",
+  'a quick IRL command',
 )
 
 
@@ -275,10 +272,7 @@ def wall_figures(opirl_budget: int, onpolicy_budget: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if _BREAKDOWN.value:
-    runs = breakdown.cold_and_warm('train_irl.py', _BREAKDOWN_ARGS.value)
-    record = {'command': 'train_irl.py ' + ' '.join(_BREAKDOWN_ARGS.value), **runs}
-    print(json.dumps({**record, **breakdown.ratios(runs)}))
+  if _BREAKDOWN():
     return
   import jax
 
