@@ -23,8 +23,10 @@ def cold_and_warm(script: str, args: list[str]) -> dict:
   the cache the first filled."""
   out = {}
   with tempfile.TemporaryDirectory() as tmp:
-    env = {**os.environ, 'CLJAX_CACHE_DIR': os.path.join(tmp, 'cache')}
-    env.pop('JAX_COMPILATION_CACHE_DIR', None)  # the scripts' own cache, empty at first
+    # The scripts' own cache settings, the cache empty at first (a caller's JAX cache variables go).
+    env = {k: v for k, v in os.environ.items() if not k.startswith('JAX_PERSISTENT_CACHE')}
+    env.pop('JAX_COMPILATION_CACHE_DIR', None)
+    env['CLJAX_CACHE_DIR'] = os.path.join(tmp, 'cache')
     for run in ('cold', 'warm'):
       workdir = os.path.join(tmp, run)
       cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), *args, f'--workdir={workdir}']
