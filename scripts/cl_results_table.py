@@ -4,10 +4,10 @@ r"""Regenerates the continual-learning results table (docs/results.md): every ba
 
 For each benchmark config and each method, trains `--num_seeds` seeds together (jax.vmap) and reports
 the test average accuracy and forgetting as mean ± std over seeds. With `--tune` (the default), the
-main hyper-parameter of each regularised method (see GRIDS below) is first chosen from a
+main hyper-parameter of each regularised method (see GRIDS in cl/hparams.py) is first chosen from a
 grid by the final *validation* average accuracy (validation splits are carved from the training data;
 test data are never used for the choice). On Permuted FMNIST the memory methods' grid is τ × memory
-size per task (MEMORY_GRIDS). Each grid point's validation score is saved as it finishes, in
+size per task (MEMORY_GRIDS, ibid.). Each grid point's validation score is saved as it finishes, in
 `<out>.tuning` keyed by the whole config, so a killed run resumes its search. Prints a markdown table
 and writes everything to `--out`.
 """
@@ -19,7 +19,7 @@ import time
 
 from absl import flags
 
-from cl.hparams import METHODS
+from cl.hparams import GRIDS, METHODS, describe, get_field, grid_points, set_point
 from cljax import console
 from cljax.config import load_module
 
@@ -49,77 +49,6 @@ _MERGE = flags.DEFINE_bool(
   'Keep the entries already in --out that this run does not '
   'redo (e.g. re-run one method) and print the table of all of them.',
 )
-
-GRIDS = {
-  'ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
-  'online_ewc': ('ewc.ewc_lambda', [1.0, 10.0, 100.0, 1000.0, 10000.0]),
-  'si': ('si.c', [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]),
-  'vcl': ('vcl.prior_scale', [0.03, 0.1, 0.3, 1.0]),
-  'fromp': ('fromp.tau', [10.0, 100.0, 1000.0, 10000.0, 100000.0]),
-  'fromp_l2': ('fromp.tau', [100.0, 1000.0, 10000.0]),
-  'kpriors': ('kpriors.tau', [0.3, 1.0, 3.0]),
-  # τ and the replay weight move together, so FR + correction stays the replay gradient on M2.
-  'ewc_fr_replay': (('ewc_fr_replay.tau', 'ewc_fr_replay.replay_weight'), [0.3, 1.0, 3.0]),
-}
-
-
-# Where the issue asks for it, the memory size per task is tuned together with τ (a product grid):
-# Permuted FMNIST, 100 / 200 / 500 points per task (issue 13).
-MEMORY_GRIDS = {'permuted_fmnist': [100, 200, 500]}
-MEMORY_GROUPS = {
-  'fromp': 'fromp',
-  'fromp_l2': 'fromp',
-  'kpriors': 'kpriors',
-  'ewc_fr_replay': 'ewc_fr_replay',
-}
-
-# Per-benchmark narrower τ grids, for time: at 10 epochs per task one Permuted FMNIST FROMP grid point
-# takes minutes here (one seed). On validation (<out>.tuning), 100 points per task: τ = 10, 100, 1000,
-# 10⁴, 10⁵ scored 58, 69, 69, 73, 57 %; 200 points: τ = 10³, 10⁴, 10⁵ scored 76, 76, 63 %. So the
-# search keeps τ = 10³ and 10⁴ (10⁵ diverged at both sizes, 10 and 100 trail).
-BENCHMARK_GRIDS = {'permuted_fmnist': {'fromp': [1000.0, 10000.0]}}
-
-
-def grid_points(bench, name):
-  """The tuning grid of method `name` on benchmark `bench`: a list of {field(s): value} points, each
-  field a dotted config path or a tuple of tied paths that take one value."""
-  field, values = GRIDS[name]
-  values = BENCHMARK_GRIDS.get(bench.partition(':')[0], {}).get(name, values)
-  points = [{field: v} for v in values]
-  memory = MEMORY_GRIDS.get(bench.partition(':')[0])
-  if memory and name in MEMORY_GROUPS:
-    mem_field = f'{MEMORY_GROUPS[name]}.memory_per_task'
-    points = [{**p, mem_field: m} for m in memory for p in points]
-  return points
-
-
-def describe(point):
-  """{'fromp.tau': 1000.0, 'fromp.memory_per_task': 500} -> 'fromp.tau=1000, fromp.memory_per_task=500';
-  tied fields read 'a.x=b.y=1'."""
-  return ', '.join(
-    f'{field if isinstance(field, str) else "=".join(field)}={value:g}'
-    for field, value in point.items()
-  )
-
-
-def _set(config, point):
-  for fields, value in point.items():
-    for dotted in (fields,) if isinstance(fields, str) else fields:
-      _set_one(config, dotted, value)
-
-
-def _get(config, dotted):
-  group, leaf = dotted.split('.')
-  return config[group][leaf]
-
-
-def _set_one(config, dotted, value):
-  *path, leaf = dotted.split('.')
-  node = config
-  for p in path:
-    node = node[p]
-  node[leaf] = value
-
 
 def main(argv):
   del argv
@@ -192,7 +121,7 @@ def main(argv):
       if _TUNE.value and name in GRIDS:
         points = grid_points(bench, name)
         for point in points:
-          _set(config, point)
+          set_point(config, point)
           config.num_seeds = _TUNE_SEEDS.value or _SEEDS.value
           # Keyed by the whole config: a killed run's grid points are not redone, a changed config's are.
           digest = hashlib.sha256(config.to_json(sort_keys=True).encode()).hexdigest()[:16]
@@ -203,13 +132,13 @@ def main(argv):
             save_tuning()
           tuning[describe(point)] = tuning_cache[key]
         best = max(points, key=lambda p: tuning[describe(p)])
-        _set(config, best)
+        set_point(config, best)
         config.num_seeds = _SEEDS.value
         chosen = describe(best)
       elif name in GRIDS:  # --notune: the config's value (a benchmark's default is its chosen one)
         builders.validate_config(config)
         fields = grid_points(bench, name)[0]
-        chosen = describe({f: _get(config, f if isinstance(f, str) else f[0]) for f in fields})
+        chosen = describe({f: get_field(config, f if isinstance(f, str) else f[0]) for f in fields})
       start = time.time()
       test, _ = run(config, stream)
       acc = [metrics.average_accuracy(r) for r in test]

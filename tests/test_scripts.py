@@ -519,13 +519,8 @@ def test_cl_results_table_chooses_on_validation_and_resumes_its_search(tmp_path)
 
 def test_permuted_memory_methods_search_tau_and_memory_size():
   """Issue 13: on Permuted FMNIST the memory methods' grid is τ × memory per task (100/200/500)."""
-  import importlib.util
+  from cl import hparams as table
 
-  spec = importlib.util.spec_from_file_location(
-    'cl_results_table', os.path.join(ROOT, 'scripts', 'cl_results_table.py')
-  )
-  table = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(table)
   points = table.grid_points('permuted_fmnist', 'kpriors')
   assert len(points) == 9 and {'kpriors.tau': 0.3, 'kpriors.memory_per_task': 500} in points
   assert table.describe(points[0]) == 'kpriors.tau=0.3, kpriors.memory_per_task=100'
