@@ -17,6 +17,12 @@ consolidation at the last task boundary (one seed, four tasks already in memory,
 median of `--repeats`) with `targets='previous'` (the default: every past memory's predictions, and
 FROMP's kernels, recomputed) and with `targets='task_end'` (the new task's only), and their ratio.
 
+`fromp_consolidate_temp_mib` is the working memory (XLA's memory analysis of the compiled function,
+no run) of FROMP's consolidation on Permuted FMNIST's shipped config (10 classes, 500 points per
+task, MLP 784-100-100) for `--num_seeds_permuted` vmapped seeds, next to `all_jacobians_mib`, the
+size of the memory's M·C·P Jacobians for those seeds (what building the kernels from all Jacobians
+at once would hold).
+
 `--breakdown`: instead, where the wall-clock of the README's quick-start command goes. Runs
 `scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc` twice in fresh
 processes sharing a fresh compilation cache (cold: empty cache; warm: the second run) and prints one
@@ -52,6 +58,9 @@ _CONSOLIDATE = flags.DEFINE_list(
   'consolidate_methods',
   ['fromp', 'kpriors'],
   'Memory methods whose last-boundary consolidation is timed with targets previous and task_end.',
+)
+_SEEDS_PERMUTED = flags.DEFINE_integer(
+  'num_seeds_permuted', 3, "Seeds of the FROMP consolidation's memory analysis (Permuted FMNIST)."
 )
 _BREAKDOWN = breakdown.define_flags(
   'train_cl.py',
@@ -191,7 +200,35 @@ def main(argv):
       'task_end': round(task_end, 3),
       'ratio': round(previous / task_end, 2),
     }
+  record.update(fromp_consolidate_memory(_SEEDS_PERMUTED.value))
   print(json.dumps(record))
+
+
+def fromp_consolidate_memory(num_seeds):
+  """{fromp_consolidate_temp_mib, all_jacobians_mib, ...} for Permuted FMNIST's FROMP (compiled, not run)."""
+  import jax
+
+  from cl import builders, train
+
+  config = load_module('configs/cl/permuted_fmnist.py').get_config()
+  config.method, config.num_seeds = 'fromp', num_seeds
+  builders.validate_config(config)
+  stream = builders.build_stream(config)
+  learner, _ = builders.build_learner(config, stream)
+  compiled = train.compile_learner(learner)
+  keys = builders.seed_keys(config)
+  state = compiled.init(keys)
+  data = train.training_data(stream, 0, cumulative=False)
+  analysis = compiled.consolidate.lower(state, data, keys).compile().memory_analysis()
+  num_params = sum(p.size for p in jax.tree.leaves(state.params)) // num_seeds
+  points, classes = config.fromp.memory_per_task, stream.num_outputs
+  mib = lambda b: round(b / 2**20, 1)
+  return {
+    'fromp_consolidate_seeds': num_seeds,
+    'fromp_consolidate_memory_per_task': points,
+    'fromp_consolidate_temp_mib': mib(analysis.temp_size_in_bytes),
+    'all_jacobians_mib': mib(4 * num_seeds * points * classes * num_params),
+  }
 
 
 if __name__ == '__main__':

@@ -348,6 +348,8 @@ def test_bench_cl_prints_one_json_line():
   assert record['examples_per_sec_2_seeds_vmapped'] > 0
   assert record['vmapped_over_single_ratio'] > 0
   assert record['examples_per_sec_2_seeds_mapped'] > 0 and record['mapped_over_vmapped_ratio'] > 0
+  # FROMP's kernels are built a class at a time: far less than all the memory's Jacobians.
+  assert 0 < record['fromp_consolidate_temp_mib'] < 0.5 * record['all_jacobians_mib']
 
 
 def test_intransigence_against_a_joint_reference(tmp_path):
