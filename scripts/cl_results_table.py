@@ -50,6 +50,7 @@ _MERGE = flags.DEFINE_bool(
   'redo (e.g. re-run one method) and print the table of all of them.',
 )
 
+
 def main(argv):
   del argv
 
