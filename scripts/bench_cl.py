@@ -23,6 +23,12 @@ task, MLP 784-100-100) for `--num_seeds_permuted` vmapped seeds, next to `all_ja
 size of the memory's M·C·P Jacobians for those seeds (what building the kernels from all Jacobians
 at once would hold).
 
+Compute against the machine: `matmul_peak_flop_per_s` is the best FLOP/s of a jitted 2048² float32
+matmul in this process (`cljax.flops`); `epoch_step_flops` a fine-tuning step's FLOPs (XLA's cost
+analysis of the epoch function compiled on one minibatch: one step); `epoch_flop_per_s_1_seed` /
+`_{N}_seeds_vmapped` that times the measured steps per second, and `*_fraction_of_peak` their share of
+the matmul peak.
+
 `--breakdown`: instead, where the wall-clock of the README's quick-start command goes. Runs
 `scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc` twice in fresh
 processes sharing a fresh compilation cache (cold: empty cache; warm: the second run) and prints one
@@ -36,7 +42,7 @@ import time
 
 from absl import flags
 
-from cljax import breakdown, console
+from cljax import breakdown, console, flops
 from cljax.config import load_module
 
 _STEP_COST = flags.DEFINE_list(
@@ -168,6 +174,7 @@ def main(argv):
     'step_cost_vs_finetune': {},
     'step_cost_vs_finetune_one_past_task_per_step': {},
   }
+  record.update(epoch_flop_figures(config, stream, data, one_rate, many_rate))
   for method in _STEP_COST.value:
     record['step_cost_vs_finetune'][method] = round(
       median_ratio(epoch_timer(method, 1), base_timer), 3
@@ -202,6 +209,30 @@ def main(argv):
     }
   record.update(fromp_consolidate_memory(_SEEDS_PERMUTED.value))
   print(json.dumps(record))
+
+
+def epoch_flop_figures(config, stream, data, one_rate, many_rate):
+  """FLOP/s of fine-tuning's epoch for 1 seed and `--num_seeds` vmapped, against the matmul peak."""
+  from cl import builders, train
+
+  config = config.copy_and_resolve_references()
+  config.method, config.num_seeds = 'finetune', 1
+  learner, _ = builders.build_learner(config, stream)
+  compiled = train.compile_learner(learner)
+  keys = builders.seed_keys(config)
+  state = compiled.init(keys)
+  b = config.batch_size
+  one_batch = data.replace(x=data.x[:b], y=data.y[:b], mask=data.mask[:b])
+  step_flops = flops.compiled_flops(
+    compiled.train_epoch.lower(state, one_batch, keys, None).compile()
+  )
+  peak = flops.matmul_peak()
+  return {
+    'matmul_peak_flop_per_s': peak,
+    'epoch_step_flops': step_flops,
+    **flops.figures('epoch_1_seed', step_flops, one_rate / b, peak),
+    **flops.figures(f'epoch_{_SEEDS.value}_seeds_vmapped', step_flops, many_rate / b, peak),
+  }
 
 
 def fromp_consolidate_memory(num_seeds):

@@ -57,7 +57,7 @@ import os
 
 from absl import app, flags, logging
 
-from cljax import breakdown, console, timing
+from cljax import breakdown, console, flops, timing
 from cljax.config import load_module
 from irl import timing as irl_timing
 
@@ -160,6 +160,13 @@ def pointmaze() -> dict:
     record[f'pointmaze_policy_updates_done_{suffix}'] = policy
   record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (
     record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds'] / record['pointmaze_steps_per_s_1seed']
+  )
+  record['pointmaze_update_flops'] = irl_timing.update_flops(
+    built.env,
+    built.agent,
+    built.loop_config,
+    transform_fn=built.parts.prep.transitions,
+    expert_buffer=built.expert_buffer,
   )
   record[f'pointmaze_{NUM_SEEDS}_mapped_over_1_ratio'] = (
     record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds_mapped'] / record['pointmaze_steps_per_s_1seed']
@@ -287,6 +294,14 @@ def main(argv):
   record.update(pointmaze())
   logging.info('HalfCheetah-v5 host loop')
   record.update(halfcheetah())
+  record['matmul_peak_flop_per_s'] = peak = flops.matmul_peak()
+  for suffix in ('1seed', f'{NUM_SEEDS}seeds'):
+    steps_per_s = record[f'pointmaze_steps_per_s_{suffix}']
+    record.update(
+      flops.figures(
+        f'pointmaze_update_{suffix}', record['pointmaze_update_flops'], steps_per_s, peak
+      )
+    )
   if _WALL.value:
     logging.info('Wall-clock to 90 %% of the expert on PointMaze-Left')
     record.update(wall_figures(_OPIRL_BUDGET.value, _ONPOLICY_BUDGET.value))

@@ -30,7 +30,7 @@ import json
 
 from absl import app, flags, logging
 
-from cljax import console, timing
+from cljax import console, flops, timing
 from irl import timing as irl_timing
 
 NUM_SEEDS = 8  # fixed: the output keys name it
@@ -121,8 +121,10 @@ def sac_updates(sac_config) -> dict:
 
   compiled, compile_s = timing.aot_compile(run, state, buffer, run_key)
   (state, _), seconds = timing.timed_call(compiled, state, buffer, run_key)
+  update_flops = flops.flops(lambda s, b, k: agent.update(s, b, k, None), state, buffer, run_key)
   return {
     'sac_updates_per_s': _UPDATES.value / seconds,
+    'sac_update_flops': update_flops,
     'sac_updates_timed': _UPDATES.value,
     'sac_updates_done': int(state.step),
     'sac_compile_s': compile_s,
@@ -173,6 +175,7 @@ def pointmaze(sac_config) -> dict:
   record[f'pointmaze_{NUM_SEEDS}_over_1_ratio'] = (
     record[f'pointmaze_steps_per_s_{NUM_SEEDS}seeds'] / record['pointmaze_steps_per_s_1seed']
   )
+  record['pointmaze_update_flops'] = irl_timing.update_flops(env, agent, config)
   return record
 
 
@@ -215,6 +218,17 @@ def main(argv):
   record.update(pointmaze(sac_config))
   logging.info('HalfCheetah-v5 host loop')
   record.update(halfcheetah(sac_config))
+  record['matmul_peak_flop_per_s'] = peak = flops.matmul_peak()
+  record.update(
+    flops.figures('sac_update', record['sac_update_flops'], record['sac_updates_per_s'], peak)
+  )
+  for suffix in ('1seed', f'{NUM_SEEDS}seeds'):
+    steps_per_s = record[f'pointmaze_steps_per_s_{suffix}']
+    record.update(
+      flops.figures(
+        f'pointmaze_update_{suffix}', record['pointmaze_update_flops'], steps_per_s, peak
+      )
+    )
   record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
   print(json.dumps(record))
 

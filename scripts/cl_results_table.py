@@ -19,7 +19,7 @@ import time
 
 from absl import flags
 
-from cl.hparams import GRIDS, METHODS, describe, get_field, grid_points, set_point
+from cl.hparams import GRIDS, MEMORY_GROUPS, METHODS, describe, get_field, grid_points, set_point
 from cljax import console
 from cljax.config import load_module
 
@@ -154,7 +154,11 @@ def main(argv):
         'accuracy_matrices': test.tolist(),
         'seeds': list(range(config.seed, config.seed + config.num_seeds)),
         'seconds': time.time() - start,
+        'epochs': config.epochs,
       }
+      group = MEMORY_GROUPS.get(name)
+      if group and 'targets' in config[group]:
+        all_results[f'{bench}/{name}']['targets'] = config[group].targets
       print(row(f'{bench}/{name}'), flush=True)
       save()
   print('\n'.join(header + [row(key) for key in all_results]))

@@ -69,6 +69,17 @@ def test_prints_one_json_line_with_every_rate_and_its_context():
   assert record['halfcheetah_updates_done'] == (
     TINY['halfcheetah_steps'] + TINY['halfcheetah_warmup_steps']
   )
+  # Compute against the machine (issue 16): an update does at least the critics' 256×256 layer for
+  # the batch, forward and backward; the achieved FLOP/s is that count times the measured rate.
+  assert record['matmul_peak_flop_per_s'] > 0
+  assert record['sac_update_flops'] > 2 * 3 * 256 * 256 * 256
+  achieved = record['sac_update_flops'] * record['sac_updates_per_s']
+  assert record['sac_update_flop_per_s'] == pytest.approx(achieved, rel=1e-3)
+  assert record['sac_update_fraction_of_peak'] == pytest.approx(
+    achieved / record['matmul_peak_flop_per_s'], rel=1e-2
+  )
+  for suffix in ('1seed', '8seeds'):
+    assert record[f'pointmaze_update_{suffix}_fraction_of_peak'] > 0
 
 
 @pytest.mark.parametrize(

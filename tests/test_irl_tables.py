@@ -232,3 +232,8 @@ def test_bench_irl_prints_one_json_line_with_every_rate():
   assert (record['wall_ratio_at_airl_onpolicy_best'] is None) == (fast is None)
   assert record['halfcheetah_discriminator_updates_done'] == 10
   assert record['halfcheetah_policy_updates_done'] == 10
+  # OPIRL's update (discriminator and SAC, 64-wide) against the measured matmul peak.
+  assert record['pointmaze_update_flops'] > 0 and record['matmul_peak_flop_per_s'] > 0
+  for suffix in ('1seed', '8seeds'):
+    achieved = record['pointmaze_update_flops'] * record[f'pointmaze_steps_per_s_{suffix}']
+    assert record[f'pointmaze_update_{suffix}_flop_per_s'] == pytest.approx(achieved, rel=1e-2)
