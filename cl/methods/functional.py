@@ -222,6 +222,18 @@ def _no_past_task(num_past) -> bool:
   return num_past is not None and not num_past
 
 
+def _memory_method(init, loss, consolidate, tasks_per_step) -> Method:
+  """A memory method's `Method`: nothing after a step; with `tasks_per_step='all'` the loss sums a
+  static number of past tasks (one epoch compile per task), with 'one' it reads the memory's count."""
+  return Method(
+    init=init,
+    loss=loss,
+    after_step=no_after_step,
+    consolidate=consolidate,
+    static_task_count=tasks_per_step == 'all',
+  )
+
+
 class FrompState(NamedTuple):
   memory: TaskMemory
   kernel_inv: jax.Array  # [T, C, M, M]
@@ -340,13 +352,7 @@ def fromp(
       task_size=jnp.asarray(data.y.shape[0], jnp.float32),
     )
 
-  return Method(
-    init=init,
-    loss=loss,
-    after_step=no_after_step,
-    consolidate=consolidate,
-    static_task_count=tasks_per_step == 'all',
-  )
+  return _memory_method(init, loss, consolidate, tasks_per_step)
 
 
 class KPriorState(NamedTuple):
@@ -397,13 +403,7 @@ def kpriors(
     memory = remember(apply_fn, spec, state.memory, params, data, key)
     return KPriorState(memory=memory, anchor=params)
 
-  return Method(
-    init=init,
-    loss=loss,
-    after_step=no_after_step,
-    consolidate=consolidate,
-    static_task_count=tasks_per_step == 'all',
-  )
+  return _memory_method(init, loss, consolidate, tasks_per_step)
 
 
 class EwcFrReplayState(NamedTuple):
@@ -487,10 +487,4 @@ def ewc_fr_replay(
       memory=memory, anchor=params, fisher=jax.tree.map(jnp.add, state.fisher, fisher)
     )
 
-  return Method(
-    init=init,
-    loss=loss,
-    after_step=no_after_step,
-    consolidate=consolidate,
-    static_task_count=tasks_per_step == 'all',
-  )
+  return _memory_method(init, loss, consolidate, tasks_per_step)
