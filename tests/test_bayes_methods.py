@@ -392,13 +392,42 @@ def test_one_past_task_per_step_needs_no_static_task_count(name):
   np.testing.assert_allclose(traced, method.loss(theta, state, jax.random.key(3), 2), rtol=1e-6)
 
 
+@pytest.mark.parametrize('name', ['fromp', 'kpriors', 'ewc_fr_replay'])
+def test_all_past_tasks_in_fixed_shapes_is_the_static_count_loss(name):
+  """Issue 16 item 3: tasks_per_step='all_masked' evaluates every slot and weights unfinished tasks'
+  by 0: no static count (one compile per stream), and the same loss and gradient as 'all' with the
+  count given statically, before any task (exactly 0) and after two of three."""
+  model = mlp()
+  params = model.init(jax.random.key(0))
+  kw = dict(input_shape=(6,), num_outputs=4, num_tasks=3, classes_per_task=2, memory_per_task=6)
+  masked = getattr(methods, name)(model.apply, tasks_per_step='all_masked', **kw)
+  static = getattr(methods, name)(model.apply, tasks_per_step='all', **kw)
+  assert not masked.static_task_count
+  theta = perturb(params, seed=9)
+  state = masked.init(params)
+  value, grads = jax.value_and_grad(masked.loss)(theta, state, jax.random.key(0), None)
+  assert float(value) == 0.0
+  assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in jax.tree.leaves(grads))
+  for t, classes in enumerate([(0, 1), (2, 3)]):
+    state = masked.consolidate(
+      state, perturb(params, seed=t), task(classes=classes, task_index=t, seed=t), jax.random.key(t)
+    )
+  key = jax.random.key(3)
+  value, grads = jax.jit(jax.value_and_grad(masked.loss), static_argnums=3)(theta, state, key, None)
+  expected, expected_grads = jax.value_and_grad(static.loss)(theta, state, key, 2)
+  assert float(expected) > 0
+  np.testing.assert_allclose(value, expected, rtol=1e-5)
+  for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+    np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-7)
+
+
 def test_a_stream_of_equal_tasks_compiles_one_epoch_function_with_one_past_task_per_step():
   """The trainer compiles `train_epoch` once per distinct `num_past`: once for the stream with
-  tasks_per_step='one', once per task with 'all' (the mirror)."""
+  tasks_per_step='one' or 'all_masked', once per task with 'all' (the mirror)."""
   config = load_module('configs/cl/split_digits.py').get_config('quick')
   config.method, config.num_tasks, config.classes_per_task = 'kpriors', 3, 2
   config.max_train_examples_per_task = 64
-  for tasks_per_step, compiles in (('one', 1), ('all', 3)):
+  for tasks_per_step, compiles in (('one', 1), ('all_masked', 1), ('all', 3)):
     config.kpriors.tasks_per_step = tasks_per_step
     builders.validate_config(config)
     stream = builders.build_stream(config)

@@ -35,7 +35,9 @@ task (the two agree while one task lies in the past).
 N in FROMP's scaling is the training-set size of the last finished task (our streams have equal-sized
 tasks). Past tasks are summed every step (`tasks_per_step='all'`, the papers' choice) or one past task
 is drawn per step and its term scaled by the number of past tasks (`'one'`: an unbiased estimate whose
-cost does not grow with the number of tasks).
+cost does not grow with the number of tasks). `'all_masked'` is `'all'` in fixed shapes: every slot is
+evaluated each step and the slots of unfinished tasks are weighted 0, so the whole stream compiles one
+epoch function (the same loss as `'all'`, at the cost of the last task's memory from the first task on).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from cl.methods.ewc import diagonal_fisher
 from cl.models import masked_logits
 
 SELECTION_RULES = ('lambda_descend', 'lambda_ascend', 'random', 'sensitivity')
-TASKS_PER_STEP = ('all', 'one')
+TASKS_PER_STEP = ('all', 'one', 'all_masked')
 TARGETS = ('previous', 'task_end')
 
 
@@ -200,19 +202,31 @@ def past_tasks(memory: TaskMemory, key, num_past, tasks_per_step: str):
   compiles one epoch function: a single slot drawn uniformly among the finished tasks, weighted by
   their count. Before any task has finished that weight is 0 and the drawn slot is empty; its head
   masks are opened so that every term stays finite and the weight zeroes its value and gradient.
+  'all_masked': `num_past` is None; every slot, weighted 1 if its task has finished and 0 if not (empty
+  slots' head masks opened as for 'one'), so the shapes do not change with the task.
   Returns `(memory restricted to the chosen slots, weights [k], slot index or None)`."""
   if tasks_per_step == 'all':
     take = lambda a: a[:num_past]
     chosen = None
     weights = jnp.ones((num_past,), jnp.float32)
+  elif tasks_per_step == 'all_masked':
+    slots = memory.valid.shape[0]
+    take = lambda a: a
+    chosen = None
+    weights = (jnp.arange(slots) < memory.num_tasks).astype(jnp.float32)
   else:
     count = memory.num_tasks
     chosen = jax.random.randint(key, (), 0, jnp.maximum(count, 1))
     take = lambda a: jax.lax.dynamic_index_in_dim(a, chosen, axis=0, keepdims=True)
     weights = jnp.full((1,), count, jnp.float32)
   mem = TaskMemory(*(take(a) for a in memory[:-1]), num_tasks=memory.num_tasks)
-  if tasks_per_step != 'all':
+  if tasks_per_step == 'one':
     mem = mem._replace(mask=jnp.where(memory.num_tasks > 0, mem.mask, True))
+  elif tasks_per_step == 'all_masked':
+    finished = jnp.arange(mem.mask.shape[0]) < memory.num_tasks
+    mem = mem._replace(
+      mask=jnp.where(finished.reshape((-1,) + (1,) * (mem.mask.ndim - 1)), mem.mask, True)
+    )
   return mem, weights, chosen
 
 
