@@ -529,7 +529,7 @@ def test_permuted_memory_methods_search_tau_and_memory_size():
   from cl import hparams as table
 
   points = table.grid_points('permuted_fmnist', 'kpriors')
-  assert len(points) == 9 and {'kpriors.tau': 0.3, 'kpriors.memory_per_task': 500} in points
+  assert len(points) == 12 and {'kpriors.tau': 10.0, 'kpriors.memory_per_task': 500} in points
   assert table.describe(points[0]) == 'kpriors.tau=0.3, kpriors.memory_per_task=100'
   assert len(table.grid_points('split_fmnist', 'kpriors')) == 3
   assert table.describe(table.grid_points('permuted_fmnist', 'ewc_fr_replay')[0]) == (
