@@ -169,11 +169,11 @@ CHOSEN = {
     'online_ewc': {'ewc.ewc_lambda': 10.0},
     'si': {'si.c': 0.01},
     'vcl': {'vcl.prior_scale': 0.1},
-    # FROMP: tau x memory per task searched at 10 epochs per task (docs/results.md); FROMP-L2 keeps
-    # the 3-epoch search's tau and 200 points per task.
+    # FROMP and K-priors: tau x memory per task searched at 10 epochs per task (docs/results.md);
+    # FROMP-L2 keeps the 3-epoch search's tau and 200 points per task.
     'fromp': {'fromp.tau': 1000.0, 'fromp.memory_per_task': 500},
     'fromp_l2': {'fromp.tau': 10000.0, 'fromp.memory_per_task': 200},
-    'kpriors': {'kpriors.tau': 0.3},
+    'kpriors': {'kpriors.tau': 1.0, 'kpriors.memory_per_task': 500},
     'ewc_fr_replay': {'ewc_fr_replay.tau': 0.3, 'ewc_fr_replay.replay_weight': 0.3},
   },
 }
