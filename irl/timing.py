@@ -9,6 +9,7 @@ import time
 import jax
 from absl import logging
 
+from cljax import flops
 from irl import loops
 
 
@@ -92,8 +93,6 @@ def host_loop_rate(
 def update_flops(env, agent, loop_config, *, transform_fn=None, expert_buffer=None) -> float:
   """FLOPs of one `agent.update` (one seed) on the replay buffer a `train_jax` run of `loop_config`
   would hold, from XLA's cost analysis (compiled, not run; `cljax.flops`)."""
-  from cljax import flops
-
   carry = loops.init_carry(env, agent, loop_config, jax.random.key(0), transform_fn=transform_fn)
   return flops.flops(
     lambda state, buffer, key: agent.update(state, buffer, key, expert_buffer),
