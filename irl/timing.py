@@ -100,3 +100,19 @@ def update_flops(env, agent, loop_config, *, transform_fn=None, expert_buffer=No
     carry.buffer,
     jax.random.key(1),
   )
+
+
+def pointmaze_flop_figures(record: dict, num_seeds: int, peak: float) -> dict:
+  """`cljax.flops.figures` of the PointMaze loop's update (`record['pointmaze_update_flops']`) at the
+  measured `pointmaze_steps_per_s_1seed` and `_{num_seeds}seeds` (one update per step)."""
+  figures = {}
+  for suffix in ('1seed', f'{num_seeds}seeds'):
+    figures.update(
+      flops.figures(
+        f'pointmaze_update_{suffix}',
+        record['pointmaze_update_flops'],
+        record[f'pointmaze_steps_per_s_{suffix}'],
+        peak,
+      )
+    )
+  return figures

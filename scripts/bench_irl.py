@@ -32,8 +32,10 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
                                 first reaches it in, and on-policy AIRL's / OPIRL's (the paper's claim
                                 is a step ratio ≥ 5; the issue's, a wall ratio > 1 as well). The OPIRL
                                 run stops once it is at or above both 0.9 and that score
-(replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows) and the context:
-backend, device kind, batch sizes, the number of steps each rate is measured over, compile times,
+(replay capacity max(steps, 1000): each step may store 1 + 10 absorbing rows); compute against the
+machine: pointmaze_update_flops (one OPIRL update's FLOPs, XLA's cost analysis), matmul_peak_flop_per_s
+(measured here, `cljax.flops`) and pointmaze_update_{1seed,8seeds}_flop_per_s / _fraction_of_peak;
+and the context: backend, device kind, batch sizes, the number of steps each rate is measured over, compile times,
 and the number of discriminator and policy-critic updates each measurement made (the learners' own
 step counters), which must equal its steps.
 
@@ -295,13 +297,7 @@ def main(argv):
   logging.info('HalfCheetah-v5 host loop')
   record.update(halfcheetah())
   record['matmul_peak_flop_per_s'] = peak = flops.matmul_peak()
-  for suffix in ('1seed', f'{NUM_SEEDS}seeds'):
-    steps_per_s = record[f'pointmaze_steps_per_s_{suffix}']
-    record.update(
-      flops.figures(
-        f'pointmaze_update_{suffix}', record['pointmaze_update_flops'], steps_per_s, peak
-      )
-    )
+  record.update(irl_timing.pointmaze_flop_figures(record, NUM_SEEDS, peak))
   if _WALL.value:
     logging.info('Wall-clock to 90 %% of the expert on PointMaze-Left')
     record.update(wall_figures(_OPIRL_BUDGET.value, _ONPOLICY_BUDGET.value))

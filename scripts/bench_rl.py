@@ -17,6 +17,10 @@ Prints one JSON line (the only line on stdout; progress goes to stderr) with
                                 `irl.loops.train_host` with one SAC update per step, timed over
                                 `--halfcheetah_steps` steps after `--halfcheetah_warmup_steps` that
                                 compile the loop's jitted functions;
+compute against the machine: matmul_peak_flop_per_s (the best FLOP/s of a jitted 2048² float32 matmul,
+measured here, `cljax.flops`), sac_update_flops and pointmaze_update_flops (one update's FLOPs, XLA's
+cost analysis), sac_update_flop_per_s / _fraction_of_peak and pointmaze_update_{1seed,8seeds}_flop_per_s
+/ _fraction_of_peak (those FLOPs × the measured updates or steps per second, and over the peak);
 and the context: backend, device kind, batch size, hidden sizes, the number of steps or updates each
 rate is measured over, compile times, and the number of SAC updates each measurement really made (the
 agent's own step counter), which must equal its steps.
@@ -222,13 +226,7 @@ def main(argv):
   record.update(
     flops.figures('sac_update', record['sac_update_flops'], record['sac_updates_per_s'], peak)
   )
-  for suffix in ('1seed', f'{NUM_SEEDS}seeds'):
-    steps_per_s = record[f'pointmaze_steps_per_s_{suffix}']
-    record.update(
-      flops.figures(
-        f'pointmaze_update_{suffix}', record['pointmaze_update_flops'], steps_per_s, peak
-      )
-    )
+  record.update(irl_timing.pointmaze_flop_figures(record, NUM_SEEDS, peak))
   record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
   print(json.dumps(record))
 
