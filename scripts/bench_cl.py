@@ -25,9 +25,9 @@ at once would hold).
 
 Compute against the machine: `matmul_peak_flop_per_s` is the best FLOP/s of a jitted 2048² float32
 matmul in this process (`cljax.flops`); `epoch_step_flops` a fine-tuning step's FLOPs (XLA's cost
-analysis of the epoch function compiled on one minibatch: one step); `epoch_flop_per_s_1_seed` /
-`_{N}_seeds_vmapped` that times the measured steps per second, and `*_fraction_of_peak` their share of
-the matmul peak.
+analysis of the epoch function compiled on one minibatch: one step); `epoch_1_seed_flop_per_s` /
+`epoch_{N}_seeds_vmapped_flop_per_s` that times the measured steps per second, and
+`epoch_1_seed_fraction_of_peak` / `epoch_{N}_seeds_vmapped_fraction_of_peak` their share of the peak.
 
 `--breakdown`: instead, where the wall-clock of the README's quick-start command goes. Runs
 `scripts/train_cl.py --config configs/cl/split_fmnist.py --config.method=ewc` twice in fresh
