@@ -75,15 +75,21 @@ def steps_at_best_score(
 def summarise(
   workdir: str, seeds: list[int], expert_return: float | None, random_return: float
 ) -> dict:
-  """Per-seed and mean learning curves, final returns and (with `expert_return`) steps to 90 % of
-  the expert, from `workdir/metrics.jsonl`."""
+  """Per-seed and mean learning curves, final returns and (with `expert_return`) steps and
+  wall-clock seconds to 90 % of the expert, from `workdir/metrics.jsonl`.
+
+  The wall-clock is the run's training clock (`time/wall_s`, compilation and evaluations included,
+  carried over resumes) at that evaluation: the time of the process that trained all of `seeds`
+  together (vmapped on JAX-native environments), not of one seed alone."""
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
+  wall_s = dict(runs.read_curve(metrics_path, 'time/wall_s'))
   per_seed = []
   for s in seeds:
     curve = runs.read_curve(metrics_path, f'eval_return_seed{s}')
     record = {'seed': s, 'learning_curve': curve, 'final_return': curve[-1][1]}
     if expert_return is not None:
-      record['steps_to_90pct_expert'] = steps_to(curve, expert_return, random_return)
+      record['steps_to_90pct_expert'] = reached = steps_to(curve, expert_return, random_return)
+      record['wall_s_to_90pct_expert'] = None if reached is None else wall_s.get(reached)
     per_seed.append(record)
   finals = [r['final_return'] for r in per_seed]
   summary = {

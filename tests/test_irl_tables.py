@@ -175,6 +175,34 @@ def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
   assert '| PointMaze-Right | true reward | — | 1,200 |' in proc.stdout
 
 
+@pytest.mark.parametrize('parallel', [2, 1])
+def test_results_table_runs_the_seeds_of_a_host_environment_side_by_side(tmp_path, parallel):
+  # Mirror: with --parallel=1 seed 1 starts (writes its config.json) only after seed 0 finished.
+  pytest.importorskip('mujoco')
+  proc = run(
+    script(
+      'irl_results_table.py',
+      '--envs=Hopper-v5',
+      '--algos=bc',
+      '--num_seeds=2',
+      '--evals_per_run=1',
+      '--eval_episodes=1',
+      '--budgets=Hopper-v5=200',
+      f'--parallel={parallel}',
+      f'--root={tmp_path / "runs"}',
+      '--plot=',
+      f'--out={tmp_path / "t.json"}',
+    )
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  (row,) = json.loads((tmp_path / 't.json').read_text())['rows']
+  assert row['seeds'] == [0, 1] and row['seeds_per_process'] == 1
+  runs = tmp_path / 'runs' / 'Hopper-v5' / 'bc'
+  seed1_started = (runs / 'seed1' / 'config.json').stat().st_mtime
+  seed0_finished = (runs / 'seed0' / 'results.json').stat().st_mtime
+  assert (seed1_started < seed0_finished) == (parallel > 1)
+
+
 @pytest.mark.parametrize(
   'flag, message',
   [

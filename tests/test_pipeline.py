@@ -1,5 +1,7 @@
 """irl.rewards and irl.report: learned rewards saved and read back, SAC on a frozen reward, steps to 90 %."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,6 +106,40 @@ def test_frozen_reward_agent_trains_sac_on_the_learned_reward_of_preprocessed_ro
 def test_steps_to_90pct_uses_the_random_normalised_score(curve, expected):
   # expert −8, random −50: 90 % is −8 − 0.1·42 = −12.2.
   assert report.steps_to(curve, -8.0, -50.0) == expected
+
+
+def test_summarise_reports_the_training_clock_at_each_seeds_90pct_evaluation(tmp_path):
+  # Expert −8, random −50 (90 %: −12.2). Seed 0 reaches it at step 2, seed 1 never; step 2 was
+  # logged twice (a resumed run), the later record wins.
+  lines = [
+    {
+      'step': 1,
+      'eval_return': -40.0,
+      'eval_return_seed0': -40.0,
+      'eval_return_seed1': -45.0,
+      'time/wall_s': 10.0,
+    },
+    {
+      'step': 2,
+      'eval_return': -20.0,
+      'eval_return_seed0': -11.0,
+      'eval_return_seed1': -30.0,
+      'time/wall_s': 99.0,
+    },
+    {
+      'step': 2,
+      'eval_return': -20.0,
+      'eval_return_seed0': -11.0,
+      'eval_return_seed1': -30.0,
+      'time/wall_s': 25.0,
+    },
+  ]
+  (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(line) + '\n' for line in lines))
+  per_seed = report.summarise(str(tmp_path), [0, 1], -8.0, -50.0)['per_seed']
+  assert [(s['steps_to_90pct_expert'], s['wall_s_to_90pct_expert']) for s in per_seed] == [
+    (2, 25.0),
+    (None, None),
+  ]
 
 
 def test_steps_at_best_score_compares_two_algorithms_at_the_slow_ones_best_score():
