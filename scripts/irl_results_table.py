@@ -13,8 +13,8 @@ expert (the mean over the seeds that reached it, and how many did) and the wall-
 `--parallel` > 1 the processes share the machine). Runs that already finished are read, not redone; killed ones resume.
 Prints a markdown table, writes everything to `--out` and draws the learning curves (mean ± std over
 seeds, every algorithm, one panel per environment, log-scaled steps) into `--plot`. The on-policy
-algorithms (airl_onpolicy, gail_onpolicy) run on JAX-native environments only; their rows are left
-out on MuJoCo.
+algorithms (airl_onpolicy, gail_onpolicy) run on MuJoCo through the Gymnasium adapter's vector
+environment (`ppo.num_envs` environments per process).
 
 `--table=transfer`: for each target in `--targets` and each reward-learning algorithm (opirl, airl,
 dac) in `--algos`, the rewards of that algorithm's imitation runs on the target's source environment
@@ -232,25 +232,10 @@ def markdown(rows):
   return '\n'.join(lines)
 
 
-def runs_here(env, algo):
-  """Whether the table has a row for `algo` on `env` (on-policy algorithms: JAX-native only)."""
-  from envs import registry
-  from irl import onpolicy
-
-  return algo not in onpolicy.ONPOLICY_ALGOS or registry.is_jax_env(env)
-
-
 def imitation_rows(budgets):
   rows = []
   for env in _ENVS.value:
     for algo in _ALGOS.value:
-      if not runs_here(env, algo):
-        print(
-          f'{env} {algo}: left out (on-policy runs need a JAX-native environment)',
-          file=sys.stderr,
-          flush=True,
-        )
-        continue
       rows.append(row_of(source_runs(env, algo, budgets)))
       print(
         f'{env} {algo}: {rows[-1]["final_return"]:.1f} ± {rows[-1]["final_return_std"]:.1f}',

@@ -178,16 +178,17 @@ def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
 @pytest.mark.parametrize('parallel', [2, 1])
 def test_results_table_runs_the_seeds_of_a_host_environment_side_by_side(tmp_path, parallel):
   # Mirror: with --parallel=1 seed 1 starts (writes its config.json) only after seed 0 finished.
+  # On-policy rows run on MuJoCo too (the Gymnasium vector environment), with 10x the budget.
   pytest.importorskip('mujoco')
   proc = run(
     script(
       'irl_results_table.py',
       '--envs=Hopper-v5',
-      '--algos=bc',
+      '--algos=bc,gail_onpolicy',
       '--num_seeds=2',
       '--evals_per_run=1',
       '--eval_episodes=1',
-      '--budgets=Hopper-v5=200',
+      '--budgets=Hopper-v5=250',
       f'--parallel={parallel}',
       f'--root={tmp_path / "runs"}',
       '--plot=',
@@ -195,8 +196,10 @@ def test_results_table_runs_the_seeds_of_a_host_environment_side_by_side(tmp_pat
     )
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  (row,) = json.loads((tmp_path / 't.json').read_text())['rows']
-  assert row['seeds'] == [0, 1] and row['seeds_per_process'] == 1
+  rows = json.loads((tmp_path / 't.json').read_text())['rows']
+  assert [(r['algo'], r['env_steps']) for r in rows] == [('bc', 250), ('gail_onpolicy', 2500)]
+  for row in rows:
+    assert row['seeds'] == [0, 1] and row['seeds_per_process'] == 1
   runs = tmp_path / 'runs' / 'Hopper-v5' / 'bc'
   seed1_started = (runs / 'seed1' / 'config.json').stat().st_mtime
   seed0_finished = (runs / 'seed0' / 'results.json').stat().st_mtime
