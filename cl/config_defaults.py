@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from cl.hparams import BASELINES, BAYES_DUALITY
+from cl.hparams import BASELINES, BAYES_DUALITY, METHOD_DEFAULTS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -36,44 +36,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.vcl = ml_collections.ConfigDict(
     dict(prior_scale=1.0)
   )  # β: prior precision β·P_t; 1 = exact VCL
-  c.fromp = ml_collections.ConfigDict(
-    dict(
-      memory_per_task=40,
-      tau=1000.0,
-      prior_precision=1e-3,
-      jitter=1e-6,
-      relative_jitter=0.1,
-      selection='lambda_descend',
-      tasks_per_step='all',
-      ggn_num_examples=256,
-      targets='previous',
-    )
-  )
-  c.kpriors = ml_collections.ConfigDict(
-    dict(
-      memory_per_task=40,
-      tau=1.0,
-      delta=1e-3,
-      selection='lambda_descend',
-      tasks_per_step='all',
-      targets='previous',
-    )
-  )
-  c.ewc_fr_replay = ml_collections.ConfigDict(
-    dict(
-      memory_per_task=40,
-      ewc_lambda=1.0,
-      tau=1.0,
-      replay_weight=1.0,
-      m2_fraction=0.5,
-      temperature=1.0,
-      fisher_num_examples=1024,
-      fisher_type='empirical',
-      selection='random',
-      tasks_per_step='all',
-      targets='previous',
-    )
-  )
+  for name, defaults in METHOD_DEFAULTS.items():  # fromp, kpriors, ewc_fr_replay
+    c[name] = ml_collections.ConfigDict(defaults)
   # Optimisation. optimizer.name 'auto' = adam, or ivon for method vcl. IVON / VOGN take their
   # learning rate and the rest from c.ivon; adam / sgd use optimizer.learning_rate.
   c.optimizer = ml_collections.ConfigDict(dict(name='auto', learning_rate=1e-3, momentum=0.9))

@@ -1,10 +1,11 @@
 """Every shipped config is valid, and its `quick` variant too."""
 
+import inspect
 import os
 
 import pytest
 
-from cl import builders, methods
+from cl import builders, config_defaults, methods
 from cljax.config import ROOT, load_module
 
 CONFIGS = sorted(
@@ -96,6 +97,39 @@ def test_default_configs_give_the_results_table_hyperparameters(benchmark):
   config.method, config.fromp.tau = 'fromp', 7.0
   builders.validate_config(config)
   assert config.fromp.tau == 7.0
+
+
+# Config field -> keyword of the method's constructor, where the names differ.
+_KEYWORDS = {
+  'si': {'c': 'si_c'},
+  'replay': {'batch_size': 'replay_batch_size', 'weight': 'replay_weight'},
+}
+_SECTIONS = {'online_ewc': 'ewc', 'fromp_l2': 'fromp'}
+
+
+def default_mismatches(config) -> list:
+  """(method, field, config value, constructor default) wherever a CL config's method section and
+  the constructor's keyword default disagree."""
+  out = []
+  for name in methods.METHODS:
+    section = _SECTIONS.get(name, name)
+    if section not in config or name == 'fromp_l2':
+      continue
+    params = inspect.signature(getattr(methods, name)).parameters
+    for field, value in config[section].items():
+      keyword = _KEYWORDS.get(name, {}).get(field, field)
+      default = params[keyword].default if keyword in params else inspect.Parameter.empty
+      if default is not inspect.Parameter.empty and default != value:
+        out.append((name, field, value, default))
+  return out
+
+
+def test_a_method_called_from_a_notebook_defaults_to_the_configs_values():
+  # (A benchmark's config file then applies its validation choices, cl.config_defaults.CHOSEN.)
+  base = config_defaults.base_config()
+  assert default_mismatches(base) == []
+  base.kpriors.tau = 123.0  # the mirror: a drifted default is found
+  assert default_mismatches(base) == [('kpriors', 'tau', 123.0, 1.0)]
 
 
 def test_unknown_variant_is_rejected():

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from cl import dual
+from cl.hparams import METHOD_DEFAULTS
 from cl.methods.base import Method, TaskData, no_after_step
 from cl.methods.ewc import diagonal_fisher
 from cl.models import masked_logits
@@ -55,6 +56,11 @@ from cl.models import masked_logits
 SELECTION_RULES = ('lambda_descend', 'lambda_ascend', 'random', 'sensitivity')
 TASKS_PER_STEP = ('all', 'one', 'all_masked')
 TARGETS = ('previous', 'task_end')
+
+# The keyword defaults below (and every CL config's method sections) come from this one place.
+_FROMP, _KPRIORS, _EWC_FR_REPLAY = (
+  METHOD_DEFAULTS[name] for name in ('fromp', 'kpriors', 'ewc_fr_replay')
+)
 
 
 def _check_targets(targets: str) -> None:
@@ -262,17 +268,17 @@ def fromp(
   num_outputs,
   num_tasks,
   classes_per_task,
-  memory_per_task=40,
-  tau=10.0,
-  prior_precision=1e-3,
-  jitter=1e-6,
-  relative_jitter=0.0,
-  selection='lambda_descend',
-  tasks_per_step='all',
+  memory_per_task=_FROMP['memory_per_task'],
+  tau=_FROMP['tau'],
+  prior_precision=_FROMP['prior_precision'],
+  jitter=_FROMP['jitter'],
+  relative_jitter=_FROMP['relative_jitter'],
+  selection=_FROMP['selection'],
+  tasks_per_step=_FROMP['tasks_per_step'],
   use_kernel=True,
-  ggn_num_examples=1024,
+  ggn_num_examples=_FROMP['ggn_num_examples'],
   ggn_chunk_size=64,
-  targets='previous',
+  targets=_FROMP['targets'],
 ) -> Method:
   """FROMP (`use_kernel=True`) or FROMP-L2 (`use_kernel=False`).
 
@@ -381,12 +387,12 @@ def kpriors(
   num_outputs,
   num_tasks,
   classes_per_task,
-  memory_per_task=40,
-  tau=1.0,
-  delta=1e-3,
-  selection='lambda_descend',
-  tasks_per_step='all',
-  targets='previous',
+  memory_per_task=_KPRIORS['memory_per_task'],
+  tau=_KPRIORS['tau'],
+  delta=_KPRIORS['delta'],
+  selection=_KPRIORS['selection'],
+  tasks_per_step=_KPRIORS['tasks_per_step'],
+  targets=_KPRIORS['targets'],
 ) -> Method:
   """K-priors (module docstring); `targets` as for `fromp`: 'previous' relabels the whole memory
   with θ_{t−1} at each task boundary, the model the weight term is anchored at."""
@@ -433,17 +439,17 @@ def ewc_fr_replay(
   num_outputs,
   num_tasks,
   classes_per_task,
-  memory_per_task=40,
-  ewc_lambda=1.0,
-  tau=1.0,
-  replay_weight=1.0,
-  m2_fraction=0.5,
-  temperature=1.0,
-  fisher_num_examples=1024,
-  fisher_type='empirical',
-  selection='random',
-  tasks_per_step='all',
-  targets='previous',
+  memory_per_task=_EWC_FR_REPLAY['memory_per_task'],
+  ewc_lambda=_EWC_FR_REPLAY['ewc_lambda'],
+  tau=_EWC_FR_REPLAY['tau'],
+  replay_weight=_EWC_FR_REPLAY['replay_weight'],
+  m2_fraction=_EWC_FR_REPLAY['m2_fraction'],
+  temperature=_EWC_FR_REPLAY['temperature'],
+  fisher_num_examples=_EWC_FR_REPLAY['fisher_num_examples'],
+  fisher_type=_EWC_FR_REPLAY['fisher_type'],
+  selection=_EWC_FR_REPLAY['selection'],
+  tasks_per_step=_EWC_FR_REPLAY['tasks_per_step'],
+  targets=_EWC_FR_REPLAY['targets'],
 ) -> Method:
   """EWC + FR + replay (module docstring); `targets` as for `fromp`: 'previous' recomputes the soft
   labels (and so the correction term's residuals) of every memory at θ_old = θ_{t−1}, the point the
