@@ -11,6 +11,80 @@ import math
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
+# Field checks shared by the configs' `validate` (each raises ValueError naming `owner.field`)
+
+
+def is_int(value) -> bool:
+  return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def is_positive_int(value) -> bool:
+  return is_int(value) and value >= 1
+
+
+def check_positive_ints(owner: str, config, names) -> None:
+  for name in names:
+    value = getattr(config, name)
+    if not is_positive_int(value):
+      raise ValueError(f'{owner}.{name} must be a positive int, got {value!r}')
+
+
+def check_positive(owner: str, config, names) -> None:
+  for name in names:
+    if not getattr(config, name) > 0:
+      raise ValueError(f'{owner}.{name} must be > 0, got {getattr(config, name)!r}')
+
+
+def check_non_negative(owner: str, config, names) -> None:
+  for name in names:
+    if not getattr(config, name) >= 0:
+      raise ValueError(f'{owner}.{name} must be >= 0, got {getattr(config, name)!r}')
+
+
+def check_unit_interval(owner: str, config, names) -> None:
+  for name in names:
+    if not 0.0 <= getattr(config, name) <= 1.0:
+      raise ValueError(f'{owner}.{name} must be in [0, 1], got {getattr(config, name)!r}')
+
+
+def check_sizes(owner: str, name: str, value, *, non_empty: bool = False, note: str = '') -> None:
+  """`value` must be a tuple of positive ints (non-empty if `non_empty`); `note` follows the
+  requirement in the message."""
+  if (
+    not isinstance(value, tuple)
+    or (non_empty and not value)
+    or not all(map(is_positive_int, value))
+  ):
+    what = 'a non-empty tuple' if non_empty else 'a tuple'
+    raise ValueError(f'{owner}.{name} must be {what} of positive ints{note}, got {value!r}')
+
+
+def check_log_std_bounds(owner: str, config) -> None:
+  if not config.log_std_min < config.log_std_max:
+    raise ValueError(
+      f'{owner}.log_std_min must be < log_std_max, got {config.log_std_min!r} and '
+      f'{config.log_std_max!r}'
+    )
+
+
+def check_actor_critic(owner: str, config, int_fields) -> None:
+  """The fields SAC and AlgaeDICE share: learning rates, γ, τ, the integer sizes and periods
+  `int_fields`, and the temperature."""
+  check_positive(owner, config, ('actor_lr', 'critic_lr', 'temperature_lr'))
+  check_unit_interval(owner, config, ('discount',))
+  if not 0.0 < config.tau <= 1.0:
+    raise ValueError(f'{owner}.tau must be in (0, 1], got {config.tau!r}')
+  check_positive_ints(owner, config, int_fields)
+  if config.learn_temperature and not config.init_temperature > 0:
+    raise ValueError(
+      f'{owner}.init_temperature must be > 0 when learn_temperature is True, '
+      f'got {config.init_temperature!r}'
+    )
+  if not config.init_temperature >= 0:
+    raise ValueError(f'{owner}.init_temperature must be >= 0, got {config.init_temperature!r}')
+
+
+# ---------------------------------------------------------------------------------------------------
 # The actor network (irl/networks.py)
 
 LOG_STD_MIN = -20.0  # the bounds of the paper's reference implementation (softlearning);
@@ -52,24 +126,11 @@ class SACConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('actor_lr', 'critic_lr', 'temperature_lr'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'SACConfig.{name} must be > 0, got {getattr(self, name)!r}')
-    if not 0.0 <= self.discount <= 1.0:
-      raise ValueError(f'SACConfig.discount must be in [0, 1], got {self.discount!r}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'SACConfig.tau must be in (0, 1], got {self.tau!r}')
-    for name in ('batch_size', 'num_critics', 'actor_update_period', 'target_update_period'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'SACConfig.{name} must be a positive int, got {value!r}')
-    if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(
-        f'SACConfig.init_temperature must be > 0 when learn_temperature is True, '
-        f'got {self.init_temperature!r}'
-      )
-    if not self.init_temperature >= 0:
-      raise ValueError(f'SACConfig.init_temperature must be >= 0, got {self.init_temperature!r}')
+    check_actor_critic(
+      'SACConfig',
+      self,
+      ('batch_size', 'num_critics', 'actor_update_period', 'target_update_period'),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -132,18 +193,11 @@ class DiscriminatorConfig:
           f'DiscriminatorConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}'
         )
     for name in ('reward_hidden', 'shaping_hidden'):
-      value = getattr(self, name)
-      if not isinstance(value, tuple) or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in value
-      ):
-        raise ValueError(
-          f'DiscriminatorConfig.{name} must be a tuple of positive ints (() for a '
-          f'linear network), got {value!r}'
-        )
-    if not 0.0 <= self.gamma_d <= 1.0:
-      raise ValueError(f'DiscriminatorConfig.gamma_d must be in [0, 1], got {self.gamma_d!r}')
-    if not self.learning_rate > 0:
-      raise ValueError(f'DiscriminatorConfig.learning_rate must be > 0, got {self.learning_rate!r}')
+      check_sizes(
+        'DiscriminatorConfig', name, getattr(self, name), note=' (() for a linear network)'
+      )
+    check_unit_interval('DiscriminatorConfig', self, ('gamma_d',))
+    check_positive('DiscriminatorConfig', self, ('learning_rate',))
     for name in ('gp_coeff', 'gp_target'):
       value = getattr(self, name)
       if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value >= 0):
@@ -243,27 +297,14 @@ class AlgaeDICEConfig:
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
     name = type(self).__name__
-    for field in ('actor_lr', 'critic_lr', 'temperature_lr'):
-      if not getattr(self, field) > 0:
-        raise ValueError(f'{name}.{field} must be > 0, got {getattr(self, field)!r}')
-    if not 0.0 <= self.discount <= 1.0:
-      raise ValueError(f'{name}.discount must be in [0, 1], got {self.discount!r}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'{name}.tau must be in (0, 1], got {self.tau!r}')
-    for field in ('batch_size', 'num_critics', 'actor_update_period'):
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'{name}.{field} must be a positive int, got {value!r}')
+    check_actor_critic(name, self, ('batch_size', 'num_critics', 'actor_update_period'))
     if not self.f_exponent > 1.0:
       raise ValueError(
         f'{name}.f_exponent must be > 1 (f(x) = |x|^p / p convex with a '
         f'continuous derivative), got {self.f_exponent!r}'
       )
-    for field in ('algae_alpha', 'actor_loss_scale', 'exploration_noise'):
-      if not getattr(self, field) >= 0:
-        raise ValueError(f'{name}.{field} must be >= 0, got {getattr(self, field)!r}')
-    if not 0.0 <= self.target_mix <= 1.0:
-      raise ValueError(f'{name}.target_mix must be in [0, 1], got {self.target_mix!r}')
+    check_non_negative(name, self, ('algae_alpha', 'actor_loss_scale', 'exploration_noise'))
+    check_unit_interval(name, self, ('target_mix',))
     if self.bc_coeff is not None and not self.bc_coeff >= 0:
       raise ValueError(
         f'{name}.bc_coeff must be >= 0 or None (1/batch_size), got {self.bc_coeff!r}'
@@ -280,17 +321,7 @@ class AlgaeDICEConfig:
         f'{name}.log_std_squash must be one of {list(LOG_STD_SQUASHES)}, '
         f'got {self.log_std_squash!r}'
       )
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(
-        f'{name}.log_std_min must be < log_std_max, got {self.log_std_min} and {self.log_std_max}'
-      )
-    if self.learn_temperature and not self.init_temperature > 0:
-      raise ValueError(
-        f'{name}.init_temperature must be > 0 when learn_temperature is True, '
-        f'got {self.init_temperature!r}'
-      )
-    if not self.init_temperature >= 0:
-      raise ValueError(f'{name}.init_temperature must be >= 0, got {self.init_temperature!r}')
+    check_log_std_bounds(name, self)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -315,26 +346,12 @@ class BCConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    if not self.lr > 0:
-      raise ValueError(f'BCConfig.lr must be > 0, got {self.lr!r}')
-    if (
-      isinstance(self.batch_size, bool)
-      or not isinstance(self.batch_size, (int, np.integer))
-      or self.batch_size < 1
-    ):
-      raise ValueError(f'BCConfig.batch_size must be a positive int, got {self.batch_size!r}')
-    hidden = self.hidden_sizes
-    if not isinstance(hidden, tuple) or any(
-      isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden
-    ):
-      raise ValueError(f'BCConfig.hidden_sizes must be a tuple of positive ints, got {hidden!r}')
+    check_positive('BCConfig', self, ('lr',))
+    check_positive_ints('BCConfig', self, ('batch_size',))
+    check_sizes('BCConfig', 'hidden_sizes', self.hidden_sizes)
     if self.loss not in LOSSES:
       raise ValueError(f'BCConfig.loss must be one of {list(LOSSES)}, got {self.loss!r}')
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(
-        f'BCConfig.log_std_min must be < log_std_max, got {self.log_std_min!r} and '
-        f'{self.log_std_max!r}'
-      )
+    check_log_std_bounds('BCConfig', self)
     if not 0.0 < self.action_clip < 1.0:
       raise ValueError(f'BCConfig.action_clip must be in (0, 1), got {self.action_clip!r}')
 
@@ -369,42 +386,19 @@ class ValueDICEConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in ('actor_lr', 'nu_lr'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'ValueDICEConfig.{name} must be > 0, got {getattr(self, name)!r}')
+    check_positive('ValueDICEConfig', self, ('actor_lr', 'nu_lr'))
     if not 0.0 <= self.discount < 1.0:
       raise ValueError(
         f'ValueDICEConfig.discount must be in [0, 1) (the (1 − γ) initial-state term '
         f'vanishes at 1), got {self.discount!r}'
       )
-    if not 0.0 <= self.replay_regularization <= 1.0:
-      raise ValueError(
-        f'ValueDICEConfig.replay_regularization must be in [0, 1], got '
-        f'{self.replay_regularization!r}'
-      )
-    for name in ('nu_grad_penalty', 'actor_orthogonal_reg', 'exploration_noise'):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f'ValueDICEConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if (
-      isinstance(self.batch_size, bool)
-      or not isinstance(self.batch_size, (int, np.integer))
-      or self.batch_size < 1
-    ):
-      raise ValueError(
-        f'ValueDICEConfig.batch_size must be a positive int, got {self.batch_size!r}'
-      )
-    hidden = self.hidden_sizes
-    if not isinstance(hidden, tuple) or any(
-      isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in hidden
-    ):
-      raise ValueError(
-        f'ValueDICEConfig.hidden_sizes must be a tuple of positive ints, got {hidden!r}'
-      )
-    if not self.log_std_min < self.log_std_max:
-      raise ValueError(
-        f'ValueDICEConfig.log_std_min must be < log_std_max, got '
-        f'{self.log_std_min!r} and {self.log_std_max!r}'
-      )
+    check_unit_interval('ValueDICEConfig', self, ('replay_regularization',))
+    check_non_negative(
+      'ValueDICEConfig', self, ('nu_grad_penalty', 'actor_orthogonal_reg', 'exploration_noise')
+    )
+    check_positive_ints('ValueDICEConfig', self, ('batch_size',))
+    check_sizes('ValueDICEConfig', 'hidden_sizes', self.hidden_sizes)
+    check_log_std_bounds('ValueDICEConfig', self)
     if not isinstance(self.orthogonal_init, bool):
       raise ValueError(
         f'ValueDICEConfig.orthogonal_init must be a bool, got {self.orthogonal_init!r}'
@@ -451,40 +445,17 @@ class PPOConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in (
-      'num_envs',
-      'num_steps',
-      'num_epochs',
-      'num_minibatches',
-      'disc_updates',
-      'disc_batch_size',
-    ):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'PPOConfig.{name} must be a positive int, got {value!r}')
+    check_positive_ints(
+      'PPOConfig',
+      self,
+      ('num_envs', 'num_steps', 'num_epochs', 'num_minibatches', 'disc_updates', 'disc_batch_size'),
+    )
     if self.steps_per_round % self.num_minibatches:
       raise ValueError(
         f'PPOConfig.num_minibatches ({self.num_minibatches}) must divide num_envs × '
         f'num_steps ({self.steps_per_round})'
       )
-    for name in ('learning_rate', 'clip_eps', 'max_grad_norm'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'PPOConfig.{name} must be > 0, got {getattr(self, name)!r}')
-    for name in ('discount', 'gae_lambda'):
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f'PPOConfig.{name} must be in [0, 1], got {getattr(self, name)!r}')
-    for name in ('entropy_coeff', 'value_coeff'):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f'PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}')
-    if (
-      not isinstance(self.hidden_sizes, tuple)
-      or not self.hidden_sizes
-      or any(
-        isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1
-        for h in self.hidden_sizes
-      )
-    ):
-      raise ValueError(
-        f'PPOConfig.hidden_sizes must be a non-empty tuple of positive ints, got '
-        f'{self.hidden_sizes!r}'
-      )
+    check_positive('PPOConfig', self, ('learning_rate', 'clip_eps', 'max_grad_norm'))
+    check_unit_interval('PPOConfig', self, ('discount', 'gae_lambda'))
+    check_non_negative('PPOConfig', self, ('entropy_coeff', 'value_coeff'))
+    check_sizes('PPOConfig', 'hidden_sizes', self.hidden_sizes, non_empty=True)

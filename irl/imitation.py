@@ -42,7 +42,7 @@ import numpy as np
 
 from envs.core import EnvSpec
 from irl import absorbing as absorbing_lib
-from irl import algaedice, bc, loops, networks, replay, valuedice
+from irl import algaedice, bc, hparams, loops, networks, replay, valuedice
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 from irl.sac import agent as sac_agent
@@ -131,10 +131,7 @@ class IRLConfig:
       raise ValueError(
         f'policy_learner must be one of {list(POLICY_LEARNERS)}, got {self.policy_learner!r}'
       )
-    for name in ('batch_size', 'recent_window'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
+    hparams.check_positive_ints('IRLConfig', self, ('batch_size', 'recent_window'))
 
 
 @flax.struct.dataclass

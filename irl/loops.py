@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs.core import EnvError, EnvSpec, step_autoreset
-from irl import replay
+from irl import hparams, replay
 from irl.replay import ExpertBuffer, ReplayBuffer, Transition
 
 
@@ -80,23 +80,20 @@ class LoopConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first bad field and its allowed values."""
-    for name in (
-      'num_env_steps',
-      'num_envs',
-      'updates_per_step',
-      'replay_capacity',
-      'eval_every',
-      'eval_episodes',
-      'update_after',
-    ):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'LoopConfig.{name} must be a positive int, got {value!r}')
-    if (
-      isinstance(self.start_steps, bool)
-      or not isinstance(self.start_steps, (int, np.integer))
-      or self.start_steps < 0
-    ):
+    hparams.check_positive_ints(
+      'LoopConfig',
+      self,
+      (
+        'num_env_steps',
+        'num_envs',
+        'updates_per_step',
+        'replay_capacity',
+        'eval_every',
+        'eval_episodes',
+        'update_after',
+      ),
+    )
+    if not (hparams.is_int(self.start_steps) and self.start_steps >= 0):
       raise ValueError(f'LoopConfig.start_steps must be an int >= 0, got {self.start_steps!r}')
     if self.eval_every % self.num_envs:
       raise ValueError(
