@@ -247,20 +247,17 @@ def _make_baseline(algo, env_spec, prep, config, discriminator_config, policy_co
         expert_log_pi=_log_prob(policy, actor_params, expert_batch.obs, expert_batch.action),
         policy_log_pi=_log_prob(policy, actor_params, negatives.obs, negatives.action),
       )
-    disc_state, disc_metrics = opirl.discriminator_step(
-      disc, state.discriminator, expert_batch, negatives, disc_key, **log_pis
-    )
-    policy_state, policy_metrics = opirl.policy_step(
+    return opirl.both_steps(
       policy,
-      state.policy,
       disc,
-      disc_state,
-      replay.sample(replay_buffer, batch_key, policy.config.batch_size),
+      state,
+      expert_batch,
+      negatives,
+      replay_buffer,
+      disc_key,
+      batch_key,
       policy_key,
-    )
-    return (
-      IRLState(policy=policy_state, discriminator=disc_state),
-      prefixed(policy_metrics, disc_metrics),
+      **log_pis,
     )
 
   def act(state: IRLState, obs, key, deterministic):

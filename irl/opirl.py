@@ -83,6 +83,38 @@ def policy_step(
   return policy.update(policy_state, relabel(disc, disc_state, batch), key)
 
 
+def both_steps(
+  policy,
+  disc: Discriminator,
+  state,
+  expert_batch: Transition,
+  negatives: Transition,
+  replay_buffer: replay.ReplayBuffer,
+  disc_key: jax.Array,
+  batch_key: jax.Array,
+  policy_key: jax.Array,
+  **log_pis,
+):
+  """Steps 1 and 2 of the module docstring, in order: the discriminator on `expert_batch` against
+  `negatives`, then the policy learner on an independent replay batch relabelled with the reward
+  just learned. Returns (new `imitation.IRLState`, metrics)."""
+  disc_state, disc_metrics = discriminator_step(
+    disc, state.discriminator, expert_batch, negatives, disc_key, **log_pis
+  )
+  policy_state, policy_metrics = policy_step(
+    policy,
+    state.policy,
+    disc,
+    disc_state,
+    replay.sample(replay_buffer, batch_key, policy.config.batch_size),
+    policy_key,
+  )
+  return (
+    imitation.IRLState(policy=policy_state, discriminator=disc_state),
+    imitation.prefixed(policy_metrics, disc_metrics),
+  )
+
+
 def make_opirl(
   env_spec: EnvSpec,
   prep,
@@ -112,26 +144,17 @@ def make_opirl(
     expert_buffer: replay.ExpertBuffer,
   ) -> tuple[imitation.IRLState, dict]:
     expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(key, 5)
-    # 1. Reward learning: expert positives against negatives from the whole replay buffer.
-    disc_state, disc_metrics = discriminator_step(
+    # Reward learning against negatives from the whole replay buffer, then policy learning.
+    return both_steps(
+      policy,
       disc,
-      state.discriminator,
+      state,
       replay.sample(expert_buffer, expert_key, batch_size),
       replay.sample(replay_buffer, negative_key, batch_size),
+      replay_buffer,
       disc_key,
-    )
-    # 2. Policy learning on the reward just learned, from an independent replay batch.
-    policy_state, policy_metrics = policy_step(
-      policy,
-      state.policy,
-      disc,
-      disc_state,
-      replay.sample(replay_buffer, batch_key, policy.config.batch_size),
+      batch_key,
       policy_key,
-    )
-    return (
-      imitation.IRLState(policy=policy_state, discriminator=disc_state),
-      imitation.prefixed(policy_metrics, disc_metrics),
     )
 
   def act(state: imitation.IRLState, obs: jax.Array, key: jax.Array, deterministic: bool):
