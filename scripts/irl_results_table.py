@@ -10,10 +10,10 @@ MuJoCo, `--parallel` of them at once) in `--root/<env>/<algo>[/seed<i>]`, then r
 seeds; the deterministic policy's true return, `eval_episodes` episodes), the steps to 90 % of the
 expert (the mean over the seeds that reached it, and how many did) and the wall-clock seconds to it
 (the training clock of the seed's process, which trains `seeds_per_process` seeds together; with
-`--parallel` > 1 the processes share the machine). Runs that already finished are read, not redone; killed ones resume.
-Prints a markdown table, writes everything to `--out` and draws the learning curves (mean ± std over
-seeds, every algorithm, one panel per environment, log-scaled steps) into `--plot`. The on-policy
-algorithms (airl_onpolicy, gail_onpolicy) run on MuJoCo through the Gymnasium adapter's vector
+`--parallel` > 1 the processes share the machine). Runs that already finished are read, not redone;
+killed ones resume. Prints a markdown table, writes everything to `--out` and draws the learning
+curves (mean ± std over seeds, every algorithm, one panel per environment, log-scaled steps) into
+`--plot`. The on-policy algorithms (airl_onpolicy, gail_onpolicy) run on MuJoCo through the Gymnasium adapter's vector
 environment (`ppo.num_envs` environments per process).
 
 `--table=transfer`: for each target in `--targets` and each reward-learning algorithm (opirl, airl,
