@@ -495,16 +495,8 @@ def make_algaedice(spec: EnvSpec, config: AlgaeDICEConfig = AlgaeDICEConfig()) -
     """Actions in the environment's box for `obs` [..., d]: the mode tanh(mean) when
     `deterministic` (a Python bool; `key` is then unused), else OPIRL's exploration, the mode plus
     N(0, exploration_noise²) in the unit box, clipped to [−1, 1]."""
-    params = (
-      state_or_actor_params.actor_params
-      if isinstance(state_or_actor_params, AlgaeDICEState)
-      else state_or_actor_params
-    )
-    mean, _ = actor.apply(params, obs)
-    unit_action = jnp.tanh(mean)
-    if not deterministic:
-      noise = config.exploration_noise * jax.random.normal(key, mean.shape, mean.dtype)
-      unit_action = jnp.clip(unit_action + noise, -1.0, 1.0)
+    mean, _ = actor.apply(networks.actor_params_of(state_or_actor_params, AlgaeDICEState), obs)
+    unit_action = networks.noisy_mode_action(mean, config.exploration_noise, key, deterministic)
     return networks.to_env_action(unit_action, bounds)
 
   return AlgaeDICE(

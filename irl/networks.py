@@ -290,3 +290,24 @@ def to_env_action(unit_action: jax.Array, bounds: ActionBounds) -> jax.Array:
 def to_unit_action(action: jax.Array, bounds: ActionBounds) -> jax.Array:
   """The inverse of `to_env_action`: environment actions in [low, high] to [−1, 1]."""
   return 2.0 * (action - bounds.low) / (bounds.high - bounds.low) - 1.0
+
+
+def actor_params_of(state_or_actor_params: Any, state_type: type) -> Any:
+  """The actor's parameters: `state.actor_params` for a learner state of `state_type`, else the
+  argument itself (the learners' `act` take either)."""
+  if isinstance(state_or_actor_params, state_type):
+    return state_or_actor_params.actor_params
+  return state_or_actor_params
+
+
+def noisy_mode_action(
+  mean: jax.Array, noise_std: float, key: jax.Array, deterministic: bool
+) -> jax.Array:
+  """The deterministic policies' unit-box action: the mode tanh(mean), plus N(0, noise_std²)
+  clipped to [−1, 1] unless `deterministic` (a Python bool; `key` is then unused) or
+  `noise_std` is 0 (AlgaeDICE's and ValueDICE's exploration)."""
+  unit_action = jnp.tanh(mean)
+  if deterministic or noise_std == 0:
+    return unit_action
+  noise = noise_std * jax.random.normal(key, unit_action.shape, unit_action.dtype)
+  return jnp.clip(unit_action + noise, -1.0, 1.0)

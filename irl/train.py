@@ -97,6 +97,24 @@ def seed_functions(
   return init, period_fn
 
 
+def built_seed_functions(built, mesh=None, **kwargs):
+  """`seed_functions` for a run built by `irl.builders.build`: its environment, agent, loop,
+  expert buffer (replicated over `mesh`) and preprocessing. `kwargs` are `seed_functions`'s
+  `model_min_size` and `seed_batching`."""
+  buffer = built.expert_buffer
+  if mesh is not None and buffer is not None:
+    buffer = mesh_lib.replicate(buffer, mesh)
+  return seed_functions(
+    built.env,
+    built.agent,
+    built.loop_config,
+    buffer,
+    built.parts.prep.transitions,
+    mesh=mesh,
+    **kwargs,
+  )
+
+
 def carry_shardings(one_seed_carry, mesh, model_min_size: int):
   """The shardings of a `[S]`-seed carry given one seed's (abstract) carry: everything over `seed`,
   and the agent state's large leaves over `model` as well (`cljax.mesh.state_shardings`)."""

@@ -404,18 +404,8 @@ def make_valuedice(spec: EnvSpec, config: ValueDICEConfig = ValueDICEConfig()) -
     """Actions in the environment's box for `obs` [..., d]: the mode tanh(μ(s)), plus N(0, σ²) noise
     (σ = `exploration_noise`) clipped to the box unless `deterministic` (a Python bool; `key` is then
     unused)."""
-    params = (
-      state_or_actor_params.actor_params
-      if isinstance(state_or_actor_params, ValueDICEState)
-      else state_or_actor_params
-    )
-    mean, _ = actor.apply(params, obs)
-    unit_action = jnp.tanh(mean)
-    if not deterministic and config.exploration_noise > 0:
-      noise = config.exploration_noise * jax.random.normal(
-        key, unit_action.shape, unit_action.dtype
-      )
-      unit_action = jnp.clip(unit_action + noise, -1.0, 1.0)
+    mean, _ = actor.apply(networks.actor_params_of(state_or_actor_params, ValueDICEState), obs)
+    unit_action = networks.noisy_mode_action(mean, config.exploration_noise, key, deterministic)
     return networks.to_env_action(unit_action, bounds)
 
   return ValueDICE(

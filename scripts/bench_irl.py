@@ -221,9 +221,7 @@ def wall_curve(algo: str, budget: int, stop_at_score: float | None = None) -> li
     )
   expert = float(built.meta['return_mean'])
   random = report.random_return(config.env, built.env, loop.eval_episodes)
-  init, period_fn = irl_train.seed_functions(
-    built.env, built.agent, loop, built.expert_buffer, built.parts.prep.transitions
-  )
+  init, period_fn = irl_train.built_seed_functions(built)
   carry = init(irl_train.seed_keys([config.seed]))
   curve = []
   for period in range(budget // loop.eval_every):

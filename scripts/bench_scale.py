@@ -148,14 +148,7 @@ def irl_rate(mesh, num_seeds, steps, repeats):
     eval_episodes=1,
   )
   built = irl_builders.build(config)
-  init, period_fn = irl_train.seed_functions(
-    built.env,
-    built.agent,
-    built.loop_config,
-    mesh_lib.replicate(built.expert_buffer, mesh),
-    built.parts.prep.transitions,
-    mesh=mesh,
-  )
+  init, period_fn = irl_train.built_seed_functions(built, mesh)
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(num_seeds))), mesh))
   compile_s = _best_time(lambda: period_fn(carry, 0), 1)  # the first call compiles
   seconds = _best_time(lambda: period_fn(carry, 0), repeats)

@@ -153,14 +153,7 @@ def test_irl_carry_stays_split_over_seed_with_one_compile():
     num_env_steps=100, eval_every=50, start_steps=20, update_after=10, eval_episodes=1
   )
   built = irl_builders.build(config)
-  init, period_fn = irl_train.seed_functions(
-    built.env,
-    built.agent,
-    built.loop_config,
-    mesh_lib.replicate(built.expert_buffer, mesh),
-    built.parts.prep.transitions,
-    mesh=mesh,
-  )
+  init, period_fn = irl_train.built_seed_functions(built, mesh)
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys(list(range(8))), mesh))
   for period in range(2):
     carry, _ = period_fn(carry, period)
@@ -370,13 +363,9 @@ def test_irl_agent_state_sharded_over_model_matches_and_resumes(tmp_path):
   for a, b in zip(_float_leaves(sharded), _float_leaves(plain)):
     np.testing.assert_allclose(a, b, atol=4 * one_step)
 
-  init, period_fn = irl_train.seed_functions(
-    built.env,
-    built.agent,
-    built.loop_config,
-    mesh_lib.replicate(built.expert_buffer, mesh),
-    built.parts.prep.transitions,
-    mesh=mesh,
+  init, period_fn = irl_train.built_seed_functions(
+    built,
+    mesh,
     model_min_size=1000,
   )
   carry = init(mesh_lib.shard_leading(irl_train.seed_keys([0, 1]), mesh))

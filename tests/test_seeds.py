@@ -38,16 +38,7 @@ def _run(built, seeds, seed_batching, mesh=None):
   """The final carry's agent state and the evaluation returns, as NumPy, of `seeds` run together."""
   from irl import train as irl_train
 
-  buffer = built.expert_buffer if mesh is None else mesh_lib.replicate(built.expert_buffer, mesh)
-  init, period_fn = irl_train.seed_functions(
-    built.env,
-    built.agent,
-    built.loop_config,
-    buffer,
-    built.parts.prep.transitions,
-    mesh=mesh,
-    seed_batching=seed_batching,
-  )
+  init, period_fn = irl_train.built_seed_functions(built, mesh, seed_batching=seed_batching)
   keys = irl_train.seed_keys(seeds)
   carry = init(keys if mesh is None else mesh_lib.shard_leading(keys, mesh))
   returns = []

@@ -286,12 +286,7 @@ def make_sac(spec: EnvSpec, config: SACConfig = SACConfig()) -> SAC:
   ) -> jax.Array:
     """Actions in the environment's box for `obs` [..., d]: sampled from π(·|s), or tanh(mean)
     when `deterministic` (a Python bool; `key` is then unused)."""
-    params = (
-      state_or_actor_params.actor_params
-      if isinstance(state_or_actor_params, SACState)
-      else state_or_actor_params
-    )
-    mean, log_std = actor.apply(params, obs)
+    mean, log_std = actor.apply(networks.actor_params_of(state_or_actor_params, SACState), obs)
     if deterministic:
       unit_action = jnp.tanh(mean)
     else:
