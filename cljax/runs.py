@@ -113,12 +113,15 @@ def plot_curves(
   plt.close(fig)
 
 
-def _draw_bands(ax, curves: dict[str, list[list]], hlines: dict[str, float] | None) -> None:
+def _draw_bands(
+  ax, curves: dict[str, list[list]], hlines: dict[str, float] | None, colors: dict | None = None
+) -> None:
   for name, seeds in curves.items():
     x = np.asarray([p[0] for p in seeds[0]], float)
     y = np.asarray([[np.nan if p[1] is None else p[1] for p in curve] for curve in seeds], float)
     mean, std = np.nanmean(y, 0), np.nanstd(y, 0)
-    (line,) = ax.plot(x, mean, linewidth=1.5, label=name)
+    color = None if colors is None else colors[name]
+    (line,) = ax.plot(x, mean, linewidth=1.5, label=name, color=color)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
   for (name, value), style in zip((hlines or {}).items(), ('--', ':', '-.')):
     ax.axhline(value, linestyle=style, linewidth=1, color='black', label=name)
@@ -156,15 +159,19 @@ def plot_band_panels(
   ylabel: str,
   log_x: bool = False,
 ) -> None:
-  """`plot_band_curves` side by side: each panel title maps to (curves, hlines); one PNG."""
+  """`plot_band_curves` side by side: each panel title maps to (curves, hlines); one PNG. A curve's
+  name has the same colour in every panel."""
   import matplotlib  # deferred: heavy, only for plots
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # deferred: heavy, only for plots
 
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+  names = dict.fromkeys(name for curves, _ in panels.values() for name in curves)
+  cycle = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  colors = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
   for ax, (title, (curves, hlines)) in zip(axes[0], panels.items()):
-    _draw_bands(ax, curves, hlines)
+    _draw_bands(ax, curves, hlines, colors)
     if log_x:
       ax.set_xscale('log')
     ax.set_title(title, fontsize=10)

@@ -87,6 +87,13 @@ _ROOT = flags.DEFINE_string('root', 'runs/irl_table', "Parent of the runs' work 
 _PLOT = flags.DEFINE_string(
   'plot', 'runs/irl_curves.png', 'Learning-curve PNG of the imitation table (empty: none).'
 )
+_ROWS_FROM = flags.DEFINE_list(
+  'rows_from',
+  [],
+  "Imitation table only: read the rows from these --out JSON files (a later file's row replaces "
+  'an earlier one of the same environment and algorithm) instead of running; --envs / --algos '
+  'then select from them. For a table or figure of rows made in different sessions.',
+)
 _OUT = flags.DEFINE_string(
   'out',
   None,
@@ -341,7 +348,15 @@ def main(argv):
   )
   budgets = parse_budgets(_BUDGETS.value, used, _ALGOS.value)
 
-  rows = imitation_rows(budgets) if _TABLE.value == 'imitation' else transfer_rows(budgets)
+  if _ROWS_FROM.value:
+    if _TABLE.value != 'imitation':
+      raise app.UsageError('--rows_from: only for --table=imitation')
+    rows, budgets = saved_rows(_ROWS_FROM.value, _ENVS.value, _ALGOS.value)
+    used = list(budgets)
+  elif _TABLE.value == 'imitation':
+    rows = imitation_rows(budgets)
+  else:
+    rows = transfer_rows(budgets)
   comparisons = onpolicy_comparisons(rows) if _TABLE.value == 'imitation' else []
   out = _OUT.value or (
     'runs/irl_results.json' if _TABLE.value == 'imitation' else 'runs/irl_transfer.json'
@@ -370,6 +385,32 @@ def main(argv):
       f'first at {c["airl_onpolicy_steps"]:,} steps, OPIRL at '
       f'{c["opirl_steps"] and format(c["opirl_steps"], ",")} ({ratio})'
     )
+
+
+def saved_rows(paths, envs, algos):
+  """The imitation rows of the `--out` files `paths` for `envs` x `algos`, in that order (a later
+  file's row replaces an earlier one's), and the files' budgets of those environments; UsageError for a missing or unreadable file, a file of
+  another table, or a selection that none of them holds."""
+  found, budgets = {}, {}
+  for path in paths:
+    try:
+      with open(path, encoding='utf-8') as f:
+        saved = json.load(f)
+    except (OSError, ValueError) as e:
+      raise app.UsageError(f'--rows_from: cannot read {path}: {e}') from None
+    if saved.get('table') != 'imitation':
+      raise app.UsageError(
+        f'--rows_from: {path} is not an imitation table ({saved.get("table")!r})'
+      )
+    found.update({(r['env'], r['algo']): r for r in saved['rows']})
+    budgets.update(saved['budgets'])
+  rows = [found[e, a] for e in envs for a in algos if (e, a) in found]
+  if not rows:
+    raise app.UsageError(
+      f'--rows_from: no row for --envs={",".join(envs)} --algos={",".join(algos)} in '
+      f'{", ".join(paths)} (they hold {sorted(found)})'
+    )
+  return rows, {e: budgets[e] for e in dict.fromkeys(r['env'] for r in rows)}
 
 
 def onpolicy_comparisons(rows):

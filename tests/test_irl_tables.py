@@ -220,6 +220,46 @@ def test_results_table_bad_flags_fail_before_any_run(tmp_path, flag, message):
   assert not os.listdir(tmp_path)
 
 
+def test_results_table_from_saved_rows_merges_files_without_running(tmp_path):
+  """--rows_from: the committed tables' rows, a later file's row replacing an earlier one's, into one
+  table, JSON and figure, with nothing run (no --root directory appears)."""
+  saved = json.loads(open(os.path.join(ROOT, 'docs/results/irl_results.json')).read())
+  newer = dict(saved, rows=[dict(r, final_return=-1.25) for r in saved['rows']])
+  newer['rows'] = [r for r in newer['rows'] if r['algo'] == 'dac']
+  (tmp_path / 'newer.json').write_text(json.dumps(newer))
+  files = f'docs/results/irl_results.json,{tmp_path}/newer.json'
+  hopper = 'docs/results/irl_results_hopper_onpolicy.json'
+  common = [f'--root={tmp_path}/runs', f'--out={tmp_path}/t.json', f'--plot={tmp_path}/c.png']
+  proc = run(
+    script(
+      'irl_results_table.py',
+      f'--rows_from={files},{hopper}',
+      '--envs=PointMaze-Left,Hopper-v5',
+      '--algos=opirl,dac,airl_onpolicy',
+      *common,
+    )
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = json.loads((tmp_path / 't.json').read_text())
+  got = [(r['env'], r['algo'], r['final_return']) for r in table['rows']]
+  by_key = {(r['env'], r['algo']): r['final_return'] for r in saved['rows']}
+  assert got[0] == ('PointMaze-Left', 'opirl', by_key['PointMaze-Left', 'opirl'])
+  assert got[1:3] == [
+    ('PointMaze-Left', 'dac', -1.25),
+    ('PointMaze-Left', 'airl_onpolicy', by_key['PointMaze-Left', 'airl_onpolicy']),
+  ]
+  assert [g[:2] for g in got[3:]] == [('Hopper-v5', 'airl_onpolicy')]
+  assert table['budgets'] == {'PointMaze-Left': 100_000, 'Hopper-v5': 100_000}
+  assert '| Hopper-v5 | airl_onpolicy | 1,000,000 |' in proc.stdout
+  assert (tmp_path / 'c.png').stat().st_size > 0 and not (tmp_path / 'runs').exists()
+
+  missing = run(script('irl_results_table.py', f'--rows_from={hopper}', '--envs=Pendulum', *common))
+  assert missing.returncode != 0 and '--rows_from: no row for --envs=Pendulum' in missing.stderr
+  unreadable = run(script('irl_results_table.py', f'--rows_from={tmp_path}/none.json', *common))
+  assert unreadable.returncode != 0 and '--rows_from: cannot read' in unreadable.stderr
+  assert 'Traceback' not in missing.stderr + unreadable.stderr
+
+
 def test_bench_irl_prints_one_json_line_with_every_rate():
   pytest.importorskip('mujoco')
   tiny = {
