@@ -389,8 +389,8 @@ def main(argv):
 
 def saved_rows(paths, envs, algos):
   """The imitation rows of the `--out` files `paths` for `envs` x `algos`, in that order (a later
-  file's row replaces an earlier one's), and the files' budgets of those environments; UsageError for a missing or unreadable file, a file of
-  another table, or a selection that none of them holds."""
+  file's row replaces an earlier one's), and the files' budgets of those environments. UsageError
+  for a missing or unreadable file, a file of another table, or a selection none of them holds."""
   found, budgets = {}, {}
   for path in paths:
     try:
@@ -414,9 +414,9 @@ def saved_rows(paths, envs, algos):
 
 
 def onpolicy_comparisons(rows):
-  """`irl.report.steps_at_best_score` per environment with both rows: per environment with both: the best normalised score (mean over seeds) that on-policy AIRL
-  reaches within its budget, the steps it and OPIRL first reach it, and their ratio (issue 12's goal:
-  at least 5)."""
+  """`irl.report.steps_at_best_score` per environment with both an OPIRL and an on-policy AIRL row:
+  the best normalised score (mean over seeds) that on-policy AIRL reaches within its budget, the
+  steps at which it and OPIRL first reach it, and their ratio (issue 12's goal: at least 5)."""
   from irl import report
 
   out = []
