@@ -183,7 +183,7 @@ def test_ppo_generator_learns_pendulum_on_the_true_reward_and_not_without_a_lear
   within 1.6e5 steps on the median of seeds 0-2, and 40 % on every seed (measured, best of 8
   evaluations: 0.51, 0.98, 0.95 on an AVX-512 Xeon; about 0.95 on each seed at 1.4e5 on the machine
   of earlier rounds); its mirror with a learning rate of 1e-12 stays near random on every seed
-  (measured −0.48, 0.03, −0.21). (On-policy AIRL's own curves are in docs/opirl_study.md.)"""
+  (measured −0.48, 0.03, −0.21). (On-policy AIRL's own curves: docs/results.md, docs/irl_curves.png.)"""
   learned = _ppo_true_reward_scores(3e-4)
   assert np.median(learned) >= 0.8 and np.all(learned >= 0.4), learned
   mirror = _ppo_true_reward_scores(1e-12)
