@@ -156,7 +156,8 @@ def test_train_irl_script_runs_gail_onpolicy_and_saves_a_loadable_reward(tmp_pat
 def _ppo_true_reward_scores(learning_rate):
   """Each seed's best normalised score over 8 evaluations (every 2e4 steps), seeds 0-2. The best
   and not the last: one final evaluation of PPO on Pendulum swings with the CPU's floating-point
-  rounding (seed 0's last evaluation measured 0.95 on one machine, 0.05 on an AVX-512 one)."""
+  rounding (seed 0's last evaluation passed 0.8 in earlier CI runs and measured 0.05 on an AVX-512
+  Xeon)."""
   config = pendulum.get_config()
   config.algo = 'gail_onpolicy'
   config.ppo.true_reward, config.ppo.learning_rate = True, learning_rate
@@ -168,7 +169,7 @@ def _ppo_true_reward_scores(learning_rate):
   built = builders.build(config)
   init, period_fn = train.seed_functions(built.env, built.agent, built.loop_config)
   carry, returns = init(train.seed_keys([0, 1, 2])), []
-  for period in range(8):
+  for period in range(config.loop.num_env_steps // config.loop.eval_every):
     carry, metrics = period_fn(carry, period)
     returns.append(np.asarray(metrics['eval_return'])[:, 0])
   random = report.random_return('Pendulum', built.env, 20)
