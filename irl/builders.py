@@ -140,7 +140,6 @@ def build(config) -> Built:
       reward_hidden=tuple(d.reward_hidden),
       shaping_hidden=tuple(d.shaping_hidden),
       gamma_d=d.gamma_d,
-      learning_rate=d.learning_rate,
       gp_coeff=d.gp_coeff,
       reward_clip_max=None if math.isinf(d.reward_clip_max) else d.reward_clip_max,
       goal_relative=tuple(d.goal_relative),
@@ -148,8 +147,13 @@ def build(config) -> Built:
     form = onpolicy.DISCRIMINATOR_FORM.get(config.algo, config.algo)  # airl_onpolicy: airl's
     if form != 'dac':
       fields.update({k: d[k] for k in ('use_log_pi', 'policy_reward') if d[k] != 'auto'})
+    defaults = imitation.discriminator_defaults(form)
+    if d.learning_rate is not None:
+      fields['learning_rate'] = d.learning_rate
+    elif config.algo in onpolicy.ONPOLICY_ALGOS:  # DAC's own rate is for DAC alone
+      fields['learning_rate'] = imitation.DiscriminatorConfig.learning_rate
     try:
-      disc_config = dataclasses.replace(imitation.discriminator_defaults(form), **fields)
+      disc_config = dataclasses.replace(defaults, **fields)
       disc_config.validate()
     except (TypeError, ValueError) as e:
       raise ConfigError(f'config.discriminator: {e}') from None

@@ -139,7 +139,9 @@ def base_config() -> ml_collections.ConfigDict:
       reward_hidden=disc.reward_hidden,
       shaping_hidden=disc.shaping_hidden,
       gamma_d=disc.gamma_d,
-      learning_rate=disc.learning_rate,
+      # None: the algorithm's own (irl.imitation.discriminator_defaults: 1e-5, DAC 1e-3); a number
+      # (an env file's, e.g. HalfCheetah 3e-4) applies to every algorithm.
+      learning_rate=ml_collections.config_dict.placeholder(float),
       gp_coeff=disc.gp_coeff,
       use_log_pi='auto',  # auto: True for airl, False otherwise
       policy_reward='auto',  # auto: f (shaped) for airl, r for opirl

@@ -153,7 +153,7 @@ class DiscriminatorConfig:
   shaping_hidden: hidden sizes of h (AIRL only).
   gamma_d: the discount inside f (OPIRL: 0.9, not the policy's 0.99).
   learning_rate: one Adam per network, same rate (OPIRL: 1e-5 default, HalfCheetah 3e-4,
-    PointMaze 3e-3).
+    PointMaze 3e-3; DAC's own default is 1e-3, irl.imitation.discriminator_defaults).
   gp_coeff, gp_target: the gradient penalty gp_coeff·(‖∇‖ − gp_target)² on each network.
   use_log_pi: optimise the AIRL posterior logit f − log π(a|s) (module docstring); AIRL only.
   reward_clip_max: None, or clip the policy's reward from above at this value.

@@ -155,19 +155,30 @@ def _log_prob(policy, actor_params, obs, action):
   return networks.tanh_gaussian_log_prob(jnp.arctanh(unit), mean, log_std)
 
 
+# DAC's discriminator learning rate where the config names none (`discriminator.learning_rate='auto'`).
+# At the rate OPIRL's official scripts share (1e-5), DAC on Hopper-v5 learned to end its episodes:
+# the absorbing state's logit reward (−1.38 a step, seed 0) stayed above that of the policy's own
+# states (−1.84) because the discriminator moved too slowly to mark the policy's absorbing
+# transitions as its own (docs/results.md, "DAC on Hopper"). 1e-3 is the rate of the DAC paper's
+# discriminator (Kostrikov et al. 2019).
+DAC_LEARNING_RATE = 1e-3
+
+
 def discriminator_defaults(algo: str) -> DiscriminatorConfig:
   """Each adversarial algorithm's discriminator when nothing else is given: the one source of these
   defaults for notebooks (`make_agent`) and for the configs (`irl/config_defaults.py`, read by
   `irl.builders.build`). Hyper-parameters are `DiscriminatorConfig`'s (the official OPIRL code's);
   the algorithms differ only in form: opirl, the AIRL form with r(s, a) given to the policy; airl,
   the AIRL posterior logit f − log π with the shaped f given to the policy; dac, the GAIL form with
-  the logit reward."""
+  the logit reward and its own learning rate, 1e-3 (DAC_LEARNING_RATE)."""
   if algo not in ADVERSARIAL_ALGOS:
     raise ValueError(f'algo must be one of {list(ADVERSARIAL_ALGOS)}, got {algo!r}')
   return {
     'opirl': DiscriminatorConfig(kind='airl'),
     'airl': DiscriminatorConfig(kind='airl', use_log_pi=True, policy_reward='f'),
-    'dac': DiscriminatorConfig(kind='gail', reward_transform='logit'),
+    'dac': DiscriminatorConfig(
+      kind='gail', reward_transform='logit', learning_rate=DAC_LEARNING_RATE
+    ),
   }[algo]
 
 

@@ -211,6 +211,7 @@ def row_of(results_list):
     if wall_reached
     else None,
     'seeds_per_process': len(per_seed) // len(results_list),
+    'device': first.get('device', 'cpu'),  # runs made before it was recorded ran on this CPU
     'expert_return': first['expert_return'],
     'random_return': first['random_return'],
   }
@@ -230,7 +231,10 @@ def markdown(rows):
       else f'not reached (0/{len(r["seeds"])})'
     )
     seconds = r.get('wall_s_to_90pct_expert_mean_of_reached')
-    wall = '—' if seconds is None else f'{seconds:,.0f} ({r["seeds_per_process"]})'
+    # The wall-clock is the device's that ran the row: named when it is not this machine's CPU.
+    device = r.get('device', 'cpu')
+    where = '' if device == 'cpu' else f', {device}'
+    wall = '—' if seconds is None else f'{seconds:,.0f} ({r["seeds_per_process"]}{where})'
     lines.append(
       f'| {r["env"]} | {r["algo"]} | {r["env_steps"]:,} | {r["final_return"]:.1f} ± '
       f'{r["final_return_std"]:.1f} | {reached} | {wall} | {r["expert_return"]:.1f} / '

@@ -32,6 +32,8 @@ def main(argv):
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
   import time
 
+  import jax
+
   from cljax import mesh as mesh_lib
   from cljax import preemption, runs
   from cljax.config import ConfigError
@@ -95,6 +97,7 @@ def main(argv):
       'expert_return': expert_return,
       'expert_return_used_trajectories': built.meta['used_return_mean'],
       'mesh': mesh_lib.describe(mesh),
+      'device': jax.devices()[0].device_kind,  # the wall-clock figures are this device's
       **summary,
     }
     if reward_dirs:

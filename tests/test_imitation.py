@@ -271,3 +271,32 @@ def test_opirl_update_is_a_discriminator_step_then_a_policy_step_on_the_relabell
   np.testing.assert_allclose(metrics['policy/reward'], np.mean(learned), rtol=1e-5)
   assert abs(float(metrics['policy/reward']) - 7.0) > 1e-3
   assert opirl.relabel(disc, disc_state, batch).reward.shape == batch.reward.shape
+
+
+def test_dac_trains_its_discriminator_at_its_own_rate_unless_the_config_names_one():
+  """`discriminator.learning_rate` None (the shipped default) gives each algorithm its own rate: DAC
+  1e-3 (irl.imitation.DAC_LEARNING_RATE), the others, on-policy GAIL with DAC's form included, the
+  shared 1e-5; a number in the config (an env file's) applies to every algorithm."""
+  from irl import builders
+  from irl import config_defaults as common
+
+  config = common.base_config()
+  config.loop.replay_capacity = 1000
+  algos = ('opirl', 'airl', 'dac', 'gail_onpolicy')
+
+  def rates():
+    out = {}
+    for algo in algos:
+      config.algo = algo
+      out[algo] = builders.build(config).parts.discriminator.config.learning_rate
+    return out
+
+  assert rates() == {
+    'opirl': 1e-5,
+    'airl': 1e-5,
+    'dac': imitation.DAC_LEARNING_RATE,
+    'gail_onpolicy': 1e-5,
+  }
+  assert imitation.DAC_LEARNING_RATE == 1e-3
+  config.discriminator.learning_rate = 3e-4
+  assert rates() == dict.fromkeys(algos, 3e-4)

@@ -151,6 +151,7 @@ def test_results_tables_run_reuse_source_runs_and_print_every_row(tmp_path):
   ]
   for r in table['rows']:
     assert r['env_steps'] == 1200 and r['seeds'] == [0, 1] and len(r['final_return_per_seed']) == 2
+    assert r['device'] == 'cpu'  # the device whose wall-clock the row reports
   assert '| PointMaze-Left | dac | 1,200 |' in proc.stdout
   assert (tmp_path / 'curves.png').stat().st_size > 0
   assert len(table['rows'][0]['learning_curve_per_seed']) == 2
@@ -224,7 +225,14 @@ def test_results_table_from_saved_rows_merges_files_without_running(tmp_path):
   """--rows_from: the committed tables' rows, a later file's row replacing an earlier one's, into one
   table, JSON and figure, with nothing run (no --root directory appears)."""
   saved = json.loads(open(os.path.join(ROOT, 'docs/results/irl_results.json')).read())
-  newer = dict(saved, rows=[dict(r, final_return=-1.25) for r in saved['rows']])
+  # A row run elsewhere names its device beside its wall-clock.
+  elsewhere = dict(
+    final_return=-1.25,
+    device='NVIDIA H200',
+    wall_s_to_90pct_expert_mean_of_reached=12.0,
+    seeds_per_process=3,
+  )
+  newer = dict(saved, rows=[dict(r, **elsewhere) for r in saved['rows']])
   newer['rows'] = [r for r in newer['rows'] if r['algo'] == 'dac']
   (tmp_path / 'newer.json').write_text(json.dumps(newer))
   files = f'docs/results/irl_results.json,{tmp_path}/newer.json'
@@ -251,6 +259,8 @@ def test_results_table_from_saved_rows_merges_files_without_running(tmp_path):
   assert [g[:2] for g in got[3:]] == [('Hopper-v5', 'airl_onpolicy')]
   assert table['budgets'] == {'PointMaze-Left': 100_000, 'Hopper-v5': 100_000}
   assert '| Hopper-v5 | airl_onpolicy | 1,000,000 |' in proc.stdout
+  assert '| PointMaze-Left | dac | 100,000 | -1.2 ± ' in proc.stdout
+  assert ' | 12 (3, NVIDIA H200) | ' in proc.stdout
   assert (tmp_path / 'c.png').stat().st_size > 0 and not (tmp_path / 'runs').exists()
 
   missing = run(script('irl_results_table.py', f'--rows_from={hopper}', '--envs=Pendulum', *common))
