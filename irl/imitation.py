@@ -155,7 +155,7 @@ def _log_prob(policy, actor_params, obs, action):
   return networks.tanh_gaussian_log_prob(jnp.arctanh(unit), mean, log_std)
 
 
-# DAC's discriminator learning rate where the config names none (`discriminator.learning_rate='auto'`).
+# DAC's discriminator learning rate where the config names none (`discriminator.learning_rate` None).
 # At the rate OPIRL's official scripts share (1e-5), DAC on Hopper-v5 learned to end its episodes:
 # the absorbing state's logit reward (−1.38 a step, seed 0) stayed above that of the policy's own
 # states (−1.84) because the discriminator moved too slowly to mark the policy's absorbing
