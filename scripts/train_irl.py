@@ -11,7 +11,9 @@ the whole training state after every period (`checkpoints/`: agent, discriminato
 environment states and keys; rerunning the same command resumes, exactly for JAX-native
 environments), and at the end `learning_curve.png`, the learned reward (`reward/seed<i>/`, for the
 discriminator-based algorithms) and `results.json` with `algo`, `env`, `env_steps`, `final_return`,
-`expert_return`, `random_return`, `steps_to_90pct_expert` and the per-seed values.
+`expert_return`, `random_return`, `steps_to_90pct_expert`, the per-seed values and, for the
+discriminator-based algorithms, `discriminator`: its config as trained (the learning rate each
+algorithm resolved when `config.discriminator.learning_rate` is None).
 
 `steps_to_90pct_expert` is the first evaluation step at which the normalised score
 (R − R_random) / (R_expert − R_random) reaches 0.9 (null if never), where R_expert is the mean return of
@@ -30,6 +32,7 @@ _CONFIG, _WORKDIR, _INIT_DISTRIBUTED = console.define_run_flags('Config file (co
 def main(argv):
   del argv
   _INIT_DISTRIBUTED()  # jax.distributed, when one of several processes; before any JAX work
+  import dataclasses
   import time
 
   import jax
@@ -102,6 +105,10 @@ def main(argv):
     }
     if reward_dirs:
       results['reward_dirs'] = reward_dirs
+    if (
+      parts.discriminator is not None
+    ):  # as trained: config.json shows None for "the algorithm's own"
+      results['discriminator'] = dataclasses.asdict(parts.discriminator.config)
     runs.plot_curves(
       {
         f'{config.algo} (mean of {len(seeds)} seed{"s" * (len(seeds) > 1)})': results[

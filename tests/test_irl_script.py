@@ -134,6 +134,10 @@ def test_baselines_run(tmp_path, algo):
   results = json.loads((tmp_path / algo / 'results.json').read_text())
   assert results['algo'] == algo and RESULT_KEYS <= set(results)
   assert (tmp_path / algo / 'reward').exists() == (algo in ('airl', 'dac'))
+  # The discriminator as trained: PointMaze's config names a rate, which every algorithm takes.
+  assert results.get('discriminator', {}).get('learning_rate') == (
+    3e-3 if algo in ('airl', 'dac') else None
+  )
 
 
 @pytest.mark.parametrize(
