@@ -38,6 +38,13 @@ Reward (the AIRL/OPIRL point-maze reward), taken on the state before the step an
 action, so that it is exactly a function r(s, a) of the observation and the action:
   r(s, a) = −‖p − p_target‖ − 0.001‖clip(a)‖².
 Episodes last `max_episode_steps` = 100 steps and are truncated, never terminated. Observation: particle xyz then target xyz (z = 0), 6 float32 values.
+
+PointMaze-Goals-0 … PointMaze-Goals-5 (`GOAL_TASKS`; `envs.registry.make` builds them): the stream of continual inverse RL.
+Each task keeps the dynamics and the reward above but draws its target from one third of the top row
+(x in {0, 0.04, 0.08, 0.12}, {0.16, …, 0.32} or {0.36, …, 0.48}) and has its gap on one side; the
+tasks alternate the gap side, so consecutive tasks differ in both the path through the barrier and
+the region of the goals. The goal is in the observation, so one reward function of the observation
+and the action is right for every task: what changes from task to task is where the states are.
 """
 
 from __future__ import annotations
@@ -62,6 +69,18 @@ START = (0.3, 0.0)
 START_NOISE = 0.01  # half-width of the uniform start-position noise
 TARGET_Y = 0.5
 TARGET_XS = tuple(0.04 * i for i in range(13))  # {0, 0.04, ..., 0.48}
+
+# PointMaze-Goals-k: (variant, target xs) of task k (module docstring).
+_THIRDS = (TARGET_XS[0:4], TARGET_XS[4:9], TARGET_XS[9:13])
+GOAL_TASKS = (
+  ('left', _THIRDS[0]),
+  ('right', _THIRDS[2]),
+  ('left', _THIRDS[1]),
+  ('right', _THIRDS[0]),
+  ('left', _THIRDS[2]),
+  ('right', _THIRDS[1]),
+)
+GOALS_PREFIX = 'PointMaze-Goals-'
 
 DT = 0.01
 FRAME_SKIP = 5
@@ -111,9 +130,13 @@ class PointMaze:
   mass: float = MASS
   damping: float = DAMPING
   gear: float = GEAR
+  target_xs: tuple[float, ...] = TARGET_XS  # the target's x is drawn uniformly from these
+  name: str | None = None  # the spec's name; None: PointMaze-Left / PointMaze-Right
 
   def __post_init__(self):
     _check_variant(self.variant)
+    if not (isinstance(self.target_xs, tuple) and self.target_xs):
+      raise EnvError(f'PointMaze: target_xs must be a non-empty tuple, got {self.target_xs!r}')
     if not (isinstance(self.max_episode_steps, int) and self.max_episode_steps > 0):
       raise EnvError(
         f'PointMaze: max_episode_steps must be a positive int, got {self.max_episode_steps!r}'
@@ -128,20 +151,20 @@ class PointMaze:
   def spec(self) -> EnvSpec:
     obs_high = np.full((6,), np.inf, np.float32)
     return EnvSpec(
-      name='PointMaze-Left' if self.variant == 'left' else 'PointMaze-Right',
+      name=self.name or ('PointMaze-Left' if self.variant == 'left' else 'PointMaze-Right'),
       observation=BoxSpec((6,), -obs_high, obs_high, jnp.float32),
       action=BoxSpec((2,), -np.ones(2, np.float32), np.ones(2, np.float32), jnp.float32),
       max_episode_steps=self.max_episode_steps,
     )
 
   def reset(self, key: jax.Array) -> tuple[PointMazeState, jax.Array]:
-    """Start at (0.3, 0) + U(-0.01, 0.01)² at rest; target x uniform on `TARGET_XS`."""
+    """Start at (0.3, 0) + U(-0.01, 0.01)² at rest; target x uniform on `target_xs`."""
     start_key, target_key = jax.random.split(key)
     pos = jnp.asarray(START, jnp.float32) + jax.random.uniform(
       start_key, (2,), jnp.float32, -START_NOISE, START_NOISE
     )
-    target_x = jnp.asarray(TARGET_XS, jnp.float32)[
-      jax.random.randint(target_key, (), 0, len(TARGET_XS))
+    target_x = jnp.asarray(self.target_xs, jnp.float32)[
+      jax.random.randint(target_key, (), 0, len(self.target_xs))
     ]
     target = jnp.stack([target_x, jnp.float32(TARGET_Y)])
     state = PointMazeState(pos, jnp.zeros(2, jnp.float32), target, jnp.zeros((), jnp.int32))

@@ -1,6 +1,7 @@
 """Environments by name: `make(name, **kwargs)`.
 
-  JAX-native (`JAX_ENVS`)   'PointMaze-Left', 'PointMaze-Right' (`envs.pointmaze`), 'Pendulum'
+  JAX-native (`JAX_ENVS`)   'PointMaze-Left', 'PointMaze-Right', the continual stream's
+                            'PointMaze-Goals-0' … 'PointMaze-Goals-5' (`envs.pointmaze`), 'Pendulum'
                             (`envs.pendulum`): pure `reset`/`step`, run inside `jit`/`scan`/`vmap`.
   Gymnasium (`GYM_ENVS`)    the MuJoCo tasks, via `envs.gym_adapter.make_gym(name, **kwargs)`:
                             host-side NumPy batches, stepped from a Python loop.
@@ -17,10 +18,11 @@ from typing import Any
 
 from envs.core import EnvError
 from envs.pendulum import Pendulum
-from envs.pointmaze import PointMaze
+from envs.pointmaze import GOAL_TASKS, GOALS_PREFIX, PointMaze
 
 BRAX_PREFIX = 'brax:'
-JAX_ENVS = ('PointMaze-Left', 'PointMaze-Right', 'Pendulum')
+GOAL_ENVS = tuple(f'{GOALS_PREFIX}{k}' for k in range(len(GOAL_TASKS)))
+JAX_ENVS = ('PointMaze-Left', 'PointMaze-Right', 'Pendulum', *GOAL_ENVS)
 GYM_ENVS = (
   'Hopper-v5',
   'HalfCheetah-v5',
@@ -35,6 +37,10 @@ _JAX_FACTORIES = {
   'PointMaze-Left': (PointMaze, {'variant': 'left'}),
   'PointMaze-Right': (PointMaze, {'variant': 'right'}),
   'Pendulum': (Pendulum, {}),
+  **{
+    name: (PointMaze, {'variant': variant, 'target_xs': target_xs, 'name': name})
+    for name, (variant, target_xs) in zip(GOAL_ENVS, GOAL_TASKS)
+  },
 }
 
 
@@ -47,7 +53,7 @@ def is_jax_env(name: str) -> bool:
 def make(name: str, **kwargs: Any):
   """The environment called `name`, built with `kwargs`.
 
-  JAX-native environments take their constructor's keywords except the fixed `variant`
+  JAX-native environments take their constructor's keywords except the fixed ones (`variant`, …)
   (e.g. `max_episode_steps`); Gymnasium and Brax names pass `kwargs` through to their adapter.
   Raises EnvError for an unknown name or an unknown keyword of a JAX-native environment.
   """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 from typing import Any, Callable
@@ -32,6 +33,10 @@ SCRIPTED = {
   'PointMaze-Left': lambda obs: pointmaze.scripted_expert(obs, 'left'),
   'PointMaze-Right': lambda obs: pointmaze.scripted_expert(obs, 'right'),
   'Pendulum': pendulum.scripted_expert,
+  **{  # the continual stream's tasks: each through its own gap (envs.pointmaze.GOAL_TASKS)
+    f'{pointmaze.GOALS_PREFIX}{k}': functools.partial(pointmaze.scripted_expert, variant=variant)
+    for k, (variant, _) in enumerate(pointmaze.GOAL_TASKS)
+  },
 }
 
 Policy = Callable[[jax.Array], jax.Array]  # deterministic: obs [n, d] -> actions [n, |A|]

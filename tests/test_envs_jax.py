@@ -260,6 +260,34 @@ def test_pointmaze_expert_reaches_every_target(variant):
   assert np.all(stuck > 0.15), stuck
 
 
+def test_goal_tasks_draw_their_third_of_the_targets_and_their_expert_reaches_them():
+  """PointMaze-Goals-k: the registry's task k has its own gap side and its own third of the top row,
+  together the whole row; the scripted expert of its name (irl.experts.SCRIPTED) gets through its gap."""
+  from irl import experts  # the experts module is above envs in the layers; a test may reach both
+
+  seen = set()
+  for k, name in enumerate(registry.GOAL_ENVS):
+    env = registry.make(name, max_episode_steps=60)
+    variant, target_xs = pointmaze.GOAL_TASKS[k]
+    assert env.spec.name == name and env.variant == variant and env.spec.max_episode_steps == 60
+    states, obs = jax.vmap(env.reset)(jax.random.split(jax.random.key(k), 200))
+    drawn = set(np.round(np.asarray(states.target[:, 0]), 4).tolist())
+    assert drawn == set(np.round(np.asarray(target_xs, np.float32), 4).tolist())
+    assert not drawn & seen or k >= 3  # tasks 0-2 split the row, 3-5 split it again
+    seen |= drawn
+    policy = experts.load_policy('scripted', env.spec)[0]
+
+    def body(carry, _):
+      state, obs = carry
+      state, obs, _, _, _, info = jax.vmap(env.step)(state, policy(obs))
+      return (state, obs), info['distance']
+
+    _, distance = jax.lax.scan(body, (states, obs), None, length=60)
+    assert np.all(np.asarray(distance[-1]) < 0.01), (name, distance[-1])
+  assert seen == set(np.round(np.asarray(pointmaze.TARGET_XS, np.float32), 4).tolist())
+  assert [v for v, _ in pointmaze.GOAL_TASKS] == ['left', 'right'] * 3  # the gap alternates
+
+
 def test_pendulum_expert_swings_up():
   env = pendulum.Pendulum()
 
@@ -452,7 +480,8 @@ def test_registry_builds_jax_envs():
   right = registry.make('PointMaze-Right', max_episode_steps=50)
   assert right.variant == 'right' and right.spec.max_episode_steps == 50
   assert registry.make('Pendulum').spec.name == 'Pendulum'
-  assert registry.JAX_ENVS == ('PointMaze-Left', 'PointMaze-Right', 'Pendulum')
+  assert registry.JAX_ENVS == ('PointMaze-Left', 'PointMaze-Right', 'Pendulum', *registry.GOAL_ENVS)
+  assert registry.GOAL_ENVS == tuple(f'PointMaze-Goals-{k}' for k in range(6))
   from envs import gym_adapter  # importable without Gymnasium; its task list must match ours
 
   assert registry.GYM_ENVS == gym_adapter.GYM_ENVS

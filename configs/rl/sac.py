@@ -2,7 +2,7 @@
 
   python scripts/train_expert.py --config configs/rl/sac.py:Hopper-v5 --workdir runs/expert/hopper
 
-Environments (envs.registry): PointMaze-Left, PointMaze-Right, Pendulum (JAX-native: the whole run is
+Environments (envs.registry): PointMaze-Left, PointMaze-Right, PointMaze-Goals-0 … 5, Pendulum (JAX-native: the whole run is
 one jitted loop), Hopper-v5, HalfCheetah-v5, Walker2d-v5, Ant-v5, CustomAnt, AmputatedAnt, BigAnt
 (Gymnasium MuJoCo: host loop). `expert='scripted'` evaluates and exports the exact scripted controller
 (PointMaze, Pendulum) instead of training.
@@ -17,6 +17,7 @@ ENVS = {
   'Pendulum': (20_000, 1_000, 2_000, 'sac'),
   'PointMaze-Left': (50_000, 2_000, 5_000, 'scripted'),
   'PointMaze-Right': (50_000, 2_000, 5_000, 'scripted'),
+  **{f'PointMaze-Goals-{k}': (50_000, 2_000, 5_000, 'scripted') for k in range(6)},
   'Hopper-v5': (1_000_000, 10_000, 10_000, 'sac'),
   'HalfCheetah-v5': (1_000_000, 10_000, 10_000, 'sac'),
   'Walker2d-v5': (1_000_000, 10_000, 10_000, 'sac'),
