@@ -1,0 +1,133 @@
+"""irl.continual: the discriminator as a two-class classifier for cl.methods, and the reward AUC."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from cl import methods
+from irl import continual
+from irl.discriminator import DiscriminatorConfig, make_discriminator
+from irl.replay import Transition
+
+OBS, ACT = 3, 2
+
+
+def transitions(key, n, shift=0.0):
+  k1, k2, k3 = jax.random.split(key, 3)
+  obs = jax.random.normal(k1, (n, OBS)) + shift
+  return Transition(
+    obs=obs,
+    action=jax.random.normal(k2, (n, ACT)),
+    reward=jnp.zeros(n),
+    next_obs=obs + 0.3 * jax.random.normal(k3, (n, OBS)),
+    terminated=jnp.zeros(n, bool),
+    truncated=jnp.zeros(n, bool),
+  )
+
+
+def opirl_discriminator(**kwargs):
+  return make_discriminator(OBS, ACT, DiscriminatorConfig(kind='airl', use_log_pi=False, **kwargs))
+
+
+def test_the_two_class_cross_entropy_is_the_discriminators_binary_cross_entropy():
+  disc = opirl_discriminator(gp_coeff=0.0)
+  params = disc.init(jax.random.key(0)).params
+  expert, policy = transitions(jax.random.key(1), 16, 1.0), transitions(jax.random.key(2), 16)
+  apply_fn = continual.classifier_apply(disc)
+  data = continual.task_data(expert, policy, task_index=0)
+  logits = apply_fn(params, data.x)
+  ce = methods.cross_entropy(logits, data.y, data.mask)
+  bce, _ = disc.loss(params, expert, policy, jax.random.key(3))
+  # cross_entropy averages over all 32 rows, the discriminator each class's 16: half of its sum.
+  np.testing.assert_allclose(2.0 * ce, bce, rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.nn.softmax(logits)[:16, continual.EXPERT_LABEL],
+    jax.nn.sigmoid(disc.logits(params, expert.obs, expert.action, expert.next_obs)),
+    rtol=1e-6,
+  )
+
+
+def test_kpriors_on_the_discriminator_reconstructs_the_past_gradient():
+  """The K-priors identity (tests/test_previous_model_targets.py) on the binary classifier: with linear
+  r and h, OPIRL's logit f = r(s, a) + γ h(s') − h(s) is linear in its parameters, a GLM, and a memory
+  that holds every past transition with the previous discriminator's σ(f) as targets gives exactly the
+  gradient of the past tasks' cross-entropy plus (δ/2)‖θ‖², at any θ, when θ_old minimises it."""
+  disc = opirl_discriminator(reward_hidden=(), shaping_hidden=())
+  apply_fn = continual.classifier_apply(disc)
+  delta = 0.5
+  data = [
+    continual.task_data(
+      transitions(jax.random.key(10 + t), 4, 1.0), transitions(jax.random.key(20 + t), 4), t
+    )
+    for t in range(2)
+  ]
+
+  def past_objective(params):
+    total = sum(methods.cross_entropy(apply_fn(params, d.x), d.y, d.mask) for d in data)
+    return total + 0.5 * delta * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
+
+  flat, unravel = ravel_pytree(disc.init(jax.random.key(0)).params)
+  objective = lambda f: past_objective(unravel(f))  # noqa: E731
+  for _ in range(20):  # Newton's method: the objective is strictly convex
+    flat = flat - jnp.linalg.solve(jax.hessian(objective)(flat), jax.grad(objective)(flat))
+  theta_old = unravel(flat)
+  assert float(jnp.max(jnp.abs(jax.grad(objective)(flat)))) < 1e-5
+
+  method = methods.kpriors(
+    apply_fn,
+    input_shape=(2 * OBS + ACT,),
+    num_outputs=2,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=8,
+    tau=1.0,
+    delta=delta,
+    selection='lambda_descend',
+    targets='previous',
+  )
+  theta0 = disc.init(jax.random.key(5)).params
+  state = method.init(theta0)
+  state = method.consolidate(state, theta0, data[0], jax.random.key(1))
+  state = method.consolidate(state, theta_old, data[1], jax.random.key(2))
+  assert bool(jnp.all(state.memory.valid[:2]))  # every past transition is in the memory
+
+  theta = jax.tree.map(lambda p: p + 0.3 * jnp.sin(jnp.arange(p.size).reshape(p.shape)), theta_old)
+  got = ravel_pytree(jax.grad(method.loss)(theta, state, jax.random.key(0), 2))[0]
+  want = jax.grad(objective)(ravel_pytree(theta)[0])
+  np.testing.assert_allclose(got, want, atol=2e-5)
+  # The mirror: memories that hold half of each task's transitions miss the identity.
+  small = methods.kpriors(
+    apply_fn,
+    input_shape=(2 * OBS + ACT,),
+    num_outputs=2,
+    num_tasks=3,
+    classes_per_task=2,
+    memory_per_task=4,
+    tau=1.0,
+    delta=delta,
+    selection='lambda_descend',
+    targets='previous',
+  )
+  state = small.init(theta0)
+  state = small.consolidate(state, theta0, data[0], jax.random.key(1))
+  state = small.consolidate(state, theta_old, data[1], jax.random.key(2))
+  missed = ravel_pytree(jax.grad(small.loss)(theta, state, jax.random.key(0), 2))[0]
+  assert float(jnp.max(jnp.abs(missed - want))) > 1e-2
+
+
+def test_an_auc_rejects_log_pi_and_matches_counting_pairs():
+  with pytest.raises(ValueError, match='use_log_pi'):
+    continual.classifier_apply(make_discriminator(OBS, ACT, DiscriminatorConfig(use_log_pi=True)))
+  assert continual.auc([2.0, 3.0], [0.0, 1.0]) == 1.0
+  assert continual.auc([0.0, 1.0], [2.0, 3.0]) == 0.0
+  assert continual.auc([1.0, 1.0], [1.0]) == 0.5
+  rng = np.random.default_rng(0)
+  pos, neg = rng.integers(0, 5, 40).astype(float), rng.integers(0, 5, 30).astype(float)
+  pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)]
+  assert continual.auc(pos, neg) == pytest.approx(np.mean(pairs))
+  with pytest.raises(ValueError, match='both classes'):
+    continual.auc([], [1.0])
