@@ -85,8 +85,9 @@ def format_matrix(R, before=None) -> str:
   return '\n'.join(lines)
 
 
-def plot_accuracy_matrix(R, path: str, title: str = '') -> None:
-  """Heatmap of R (rows: after training task i; columns: accuracy on task j) saved to `path`."""
+def plot_accuracy_matrix(R, path: str, title: str = '', label: str = 'test accuracy') -> None:
+  """Heatmap of R (rows: after training task i; columns: accuracy on task j, or the measure
+  `label` names, in [0, 1], printed ×100) saved to `path`."""
   import matplotlib  # deferred: heavy, only for plots
 
   matplotlib.use('Agg')
@@ -113,7 +114,7 @@ def plot_accuracy_matrix(R, path: str, title: str = '') -> None:
   ax.set_xlabel('evaluated on task')
   ax.set_ylabel('after training task')
   ax.set_title(title, fontsize=9)
-  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='test accuracy')
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -170,6 +170,23 @@ class PointMaze:
     state = PointMazeState(pos, jnp.zeros(2, jnp.float32), target, jnp.zeros((), jnp.int32))
     return state, _observation(pos, target)
 
+  def uniform_state(self, key: jax.Array) -> tuple[PointMazeState, jax.Array]:
+    """A state drawn for coverage distributions (EPIC in `irl.continual`): the particle uniform in the
+    arena (a draw inside the barrier's exclusion band moves to the band's nearer face), its velocity
+    uniform in [-1, 1]² (the terminal speed per axis), the target as `reset` draws it."""
+    pos_key, vel_key, target_key = jax.random.split(key, 3)
+    lo, hi = ARENA_LOW + PARTICLE_RADIUS, ARENA_HIGH - PARTICLE_RADIUS
+    pos = jax.random.uniform(pos_key, (2,), jnp.float32, lo, hi)
+    x0, x1 = BARRIER_X[self.variant]
+    y_lo, y_hi = BARRIER_Y - PARTICLE_RADIUS, BARRIER_Y + PARTICLE_RADIUS
+    in_band = (pos[0] > x0 - PARTICLE_RADIUS) & (pos[0] < x1 + PARTICLE_RADIUS)
+    in_band = in_band & (pos[1] > y_lo) & (pos[1] < y_hi)
+    y = jnp.where(in_band, jnp.where(pos[1] < BARRIER_Y, y_lo, y_hi), pos[1])
+    pos = jnp.stack([pos[0], y])
+    state, _ = self.reset(target_key)
+    state = state._replace(pos=pos, vel=jax.random.uniform(vel_key, (2,), jnp.float32, -1.0, 1.0))
+    return state, _observation(pos, state.target)
+
   def physics_step(
     self, pos: jax.Array, vel: jax.Array, force: jax.Array
   ) -> tuple[jax.Array, jax.Array]:
@@ -220,6 +237,16 @@ class PointMaze:
     truncated = t >= self.max_episode_steps
     info = {'distance': jnp.linalg.norm(pos - state.target)}
     return next_state, _observation(pos, state.target), reward, terminated, truncated, info
+
+
+def true_reward(obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
+  """The environment's reward r(s, a) = −‖p − p_target‖ − 0.001‖clip(a)‖² as a function of the
+  observation (module docstring) [...], for reward distances (`irl.epic`); `next_obs` is unused."""
+  del next_obs
+  action = jnp.clip(action, -1.0, 1.0)
+  return -jnp.linalg.norm(obs[..., 0:2] - obs[..., 3:5], axis=-1) - CTRL_COST * jnp.sum(
+    action**2, -1
+  )
 
 
 def scripted_expert(obs: jax.Array, variant: str, gain: float = 10.0) -> jax.Array:

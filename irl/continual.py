@@ -18,15 +18,34 @@ AIRL's posterior logit f − log π (`use_log_pi`) depends on the policy, not on
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cl.methods.base import TaskData
+from cl.methods.base import Method, TaskData
+from irl import epic
 from irl.discriminator import Discriminator, DiscriminatorParams
 from irl.replay import Transition
 
 EXPERT_LABEL, POLICY_LABEL = 1, 0  # the classes of `classifier_apply`'s two logits
+
+
+class Consolidation(NamedTuple):
+  """A `cl.methods.Method` consolidating the reward learner (`irl.opirl.make_opirl`'s
+  `consolidation`): its state lives in the agent state's `consolidation` field, its term is added to
+  the discriminator's loss. `num_past` is the number of finished tasks, static for methods that
+  want it (`Method.static_task_count`), else None."""
+
+  method: Method
+  num_past: int | None
+
+  def init(self, params: DiscriminatorParams) -> Any:
+    return self.method.init(params)
+
+  def loss(self, params: DiscriminatorParams, state: Any, key: jax.Array) -> jax.Array:
+    return self.method.loss(params, state, key, self.num_past)
 
 
 def transition_inputs(batch: Transition) -> jax.Array:
@@ -86,3 +105,101 @@ def auc(positive_scores, negative_scores) -> float:
   below = np.searchsorted(neg_sorted, pos, side='left')  # negatives strictly below each positive
   ties = np.searchsorted(neg_sorted, pos, side='right') - below
   return float(np.sum(below + 0.5 * ties) / (pos.size * neg.size))
+
+
+class TaskEvaluation(NamedTuple):
+  """What one task's reward is measured on (`evaluation_data`), fixed for a whole run: EPIC's
+  coverage (`irl.epic.Coverage`: the task's held-out expert transitions, uniform-random-policy
+  transitions and uniformly drawn states, each stepped once with a uniform action) and the AUC's two
+  classes (held-out expert transitions against the random policy's)."""
+
+  coverage: epic.Coverage
+  expert: Transition
+  random: Transition
+
+
+def _uniform_actions(spec, key, num):
+  low, high = (jnp.asarray(b, jnp.float32) for b in (spec.action.low, spec.action.high))
+  return jax.random.uniform(key, (num,) + low.shape, jnp.float32, low, high)
+
+
+def random_policy_transitions(env, key: jax.Array, num_episodes: int) -> Transition:
+  """[num_episodes · T] transitions of uniform random actions in `env` (a JAX-native environment
+  with `max_episode_steps` T; episodes are cut there, never reset inside)."""
+  steps = env.spec.max_episode_steps
+
+  def episode(key):
+    reset_key, action_key = jax.random.split(key)
+    state, obs = env.reset(reset_key)
+    actions = _uniform_actions(env.spec, action_key, steps)
+
+    def body(carry, action):
+      state, obs = carry
+      state, next_obs, reward, terminated, truncated, _ = env.step(state, action)
+      row = Transition(obs, action, reward, next_obs, terminated, truncated)
+      return (state, next_obs), row
+
+    return jax.lax.scan(body, (state, obs), actions)[1]
+
+  rows = jax.vmap(episode)(jax.random.split(key, num_episodes))
+  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), rows)
+
+
+def uniform_state_transitions(env, key: jax.Array, num: int) -> Transition:
+  """[num] transitions from states drawn by `env.uniform_state` (e.g. `envs.pointmaze`), one uniform
+  action each."""
+  if not hasattr(env, 'uniform_state'):
+    raise ValueError(f'{env.spec.name} has no uniform_state: EPIC needs it for its coverage')
+  state_key, action_key = jax.random.split(key)
+  states, obs = jax.vmap(env.uniform_state)(jax.random.split(state_key, num))
+  actions = _uniform_actions(env.spec, action_key, num)
+  _, next_obs, reward, terminated, truncated, _ = jax.vmap(env.step)(states, actions)
+  return Transition(obs, actions, reward, next_obs, terminated, truncated)
+
+
+def evaluation_data(
+  env,
+  held_out_expert: Transition,
+  key: jax.Array,
+  *,
+  num_random_episodes: int,
+  num_uniform: int,
+  num_samples: int,
+  transform_fn=None,
+) -> TaskEvaluation:
+  """One task's `TaskEvaluation` (the coverage mixes the three sources in the proportions given:
+  every held-out expert row, `num_random_episodes` random episodes, `num_uniform` uniform states).
+  EPIC's S and S' are `num_samples` of the coverage's states, its A uniform actions. `transform_fn`
+  is the learners' preprocessing (`ObsTransform.transitions`), applied to every row."""
+  random_key, uniform_key, sample_key, action_key = jax.random.split(key, 4)
+  prep = (lambda t: transform_fn(t)[0]) if transform_fn is not None else (lambda t: t)
+  expert = prep(jax.tree.map(jnp.asarray, held_out_expert))
+  random_rows = prep(random_policy_transitions(env, random_key, num_random_episodes))
+  uniform_rows = prep(uniform_state_transitions(env, uniform_key, num_uniform))
+  rows = jax.tree.map(lambda *x: jnp.concatenate(x), expert, random_rows, uniform_rows)
+  pick = jax.random.choice(sample_key, rows.obs.shape[0], (num_samples,), replace=False)
+  coverage = epic.Coverage(
+    obs=rows.obs,
+    action=rows.action,
+    next_obs=rows.next_obs,
+    sample_obs=rows.obs[pick],
+    sample_action=_uniform_actions(env.spec, action_key, num_samples).astype(rows.action.dtype),
+  )
+  return TaskEvaluation(coverage=coverage, expert=expert, random=random_rows)
+
+
+def evaluate_reward(
+  disc: Discriminator,
+  params: DiscriminatorParams,
+  evaluation: TaskEvaluation,
+  true_reward: epic.RewardFn,
+  discount: float,
+  key: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+  """(EPIC distance of the discriminator's policy reward to `true_reward` on the task's coverage,
+  the logits of the held-out expert rows and of the random policy's rows) for one task; jittable
+  and vmappable over `params`. The AUC of the two logit vectors is `auc`'s, on the host."""
+  learned = lambda obs, action, next_obs: disc.reward(params, obs, action, next_obs)  # noqa: E731
+  distance = epic.epic_distance(learned, true_reward, evaluation.coverage, discount, key)
+  logit = lambda t: disc.logits(params, t.obs, t.action, t.next_obs)  # noqa: E731
+  return distance, logit(evaluation.expert), logit(evaluation.random)

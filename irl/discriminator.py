@@ -381,12 +381,20 @@ def make_discriminator(
     key: jax.Array,
     expert_log_pi: jax.Array | None = None,
     policy_log_pi: jax.Array | None = None,
+    penalty: Callable[[DiscriminatorParams], jax.Array] | None = None,
   ) -> tuple[DiscriminatorState, dict]:
-    """One Adam step on each network for `loss` on these batches; metrics are the scalar 'loss' and
-    `loss`'s aux. Pure and jittable: with the same shapes it traces once."""
-    (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(
-      state.params, expert_batch, policy_batch, key, expert_log_pi, policy_log_pi
-    )
+    """One Adam step on each network for `loss` on these batches, plus `penalty(params)` when given
+    (a continual-learning method's term, `irl.continual`; metric 'consolidation'); metrics are the
+    scalar 'loss' and `loss`'s aux. Pure and jittable: with the same shapes it traces once."""
+
+    def objective(params):
+      total, aux = loss(params, expert_batch, policy_batch, key, expert_log_pi, policy_log_pi)
+      if penalty is None:
+        return total, aux
+      extra = penalty(params)
+      return total + extra, {**aux, 'consolidation': extra}
+
+    (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     reward_updates, reward_opt_state = reward_tx.update(
       grads.reward, state.reward_opt_state, state.params.reward
     )

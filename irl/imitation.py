@@ -138,6 +138,7 @@ class IRLConfig:
 class IRLState:
   policy: Any  # the policy learner's state
   discriminator: Any  # DiscriminatorState, or None for valuedice / bc
+  consolidation: Any = None  # continual IRL: the cl.methods state of the reward learner
 
 
 class Parts(NamedTuple):

@@ -71,7 +71,8 @@ def discriminator_step(
 ) -> tuple[Any, dict]:
   """Step 1 of the module docstring: one Adam step on L(θ, φ), expert rows against `negatives`
   (OPIRL: uniform over the whole replay buffer). `log_pis` (`expert_log_pi`, `policy_log_pi`) are
-  only for AIRL's posterior form (`use_log_pi`)."""
+  only for AIRL's posterior form (`use_log_pi`); `penalty` adds a continual-learning term
+  (`irl.continual`)."""
   return disc.update(disc_state, expert_batch, negatives, key, **log_pis)
 
 
@@ -97,7 +98,8 @@ def both_steps(
 ):
   """Steps 1 and 2 of the module docstring, in order: the discriminator on `expert_batch` against
   `negatives`, then the policy learner on an independent replay batch relabelled with the reward
-  just learned. Returns (new `imitation.IRLState`, metrics)."""
+  just learned. Returns (new `imitation.IRLState`, metrics); the state's other fields (a continual
+  learner's `consolidation`) pass through."""
   disc_state, disc_metrics = discriminator_step(
     disc, state.discriminator, expert_batch, negatives, disc_key, **log_pis
   )
@@ -110,7 +112,7 @@ def both_steps(
     policy_key,
   )
   return (
-    imitation.IRLState(policy=policy_state, discriminator=disc_state),
+    state.replace(policy=policy_state, discriminator=disc_state),
     imitation.prefixed(policy_metrics, disc_metrics),
   )
 
@@ -121,12 +123,15 @@ def make_opirl(
   config,
   discriminator_config: DiscriminatorConfig,
   policy_config: Any = None,
+  consolidation=None,
 ):
   """OPIRL behind the `irl.loops.Agent` interface, and its `irl.imitation.Parts`.
 
   `prep` is the observation preprocessing (`irl.imitation.ObsTransform`: expert-statistics
   normalisation, absorbing indicator), `config` an `irl.imitation.IRLConfig` (discriminator batch
-  size, policy learner), `policy_config` the policy learner's config (None: its defaults)."""
+  size, policy learner), `policy_config` the policy learner's config (None: its defaults).
+  `consolidation` (`irl.continual.Consolidation`, continual IRL) adds its method's term to the
+  discriminator's loss; the method's state is the agent state's `consolidation` field."""
   config.validate()
   spec = prep.spec(env_spec)
   disc = make_discriminator(spec.observation.shape[0], spec.action.shape[0], discriminator_config)
@@ -135,7 +140,12 @@ def make_opirl(
 
   def init(key: jax.Array) -> imitation.IRLState:
     policy_key, disc_key = jax.random.split(key)
-    return imitation.IRLState(policy=policy.init(policy_key), discriminator=disc.init(disc_key))
+    disc_state = disc.init(disc_key)
+    return imitation.IRLState(
+      policy=policy.init(policy_key),
+      discriminator=disc_state,
+      consolidation=None if consolidation is None else consolidation.init(disc_state.params),
+    )
 
   def update(
     state: imitation.IRLState,
@@ -144,6 +154,12 @@ def make_opirl(
     expert_buffer: replay.ExpertBuffer,
   ) -> tuple[imitation.IRLState, dict]:
     expert_key, negative_key, disc_key, batch_key, policy_key = jax.random.split(key, 5)
+    penalty = {}
+    if consolidation is not None:  # the penalty's key: independent of this step's other draws
+      penalty_key = jax.random.fold_in(disc_key, 1)
+      penalty['penalty'] = lambda params: consolidation.loss(
+        params, state.consolidation, penalty_key
+      )
     # Reward learning against negatives from the whole replay buffer, then policy learning.
     return both_steps(
       policy,
@@ -155,6 +171,7 @@ def make_opirl(
       disc_key,
       batch_key,
       policy_key,
+      **penalty,
     )
 
   def act(state: imitation.IRLState, obs: jax.Array, key: jax.Array, deterministic: bool):

@@ -141,6 +141,8 @@ def train(
   seed_batching: str = 'vmap',
   keep_checkpoints: int = 2,
   phases=None,
+  initial_state_fn: Callable[[Any], Any] | None = None,
+  return_carry: bool = False,
 ) -> list[Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
@@ -157,12 +159,20 @@ def train(
   stay on disk (0: every one). `after_checkpoint(env_steps)` runs
   after every checkpoint (e.g. `cljax.preemption.Guard.check`, which may raise to stop). `phases` (a
   `cljax.timing.Phases`) gets the seconds of 'training' (the evaluation episodes run inside it: in
-  the jitted period on JAX-native environments, inside the host loop otherwise) and 'checkpoints'."""
+  the jitted period on JAX-native environments, inside the host loop otherwise) and 'checkpoints'.
+  `initial_state_fn` (JAX-native environments) maps the freshly initialised seed-batched agent state
+  to the one training starts from (a continual learner's: the reward learner of the task before);
+  a resumed run starts from its checkpoint instead. `return_carry` (JAX-native environments):
+  return `(states, carry)`, the seed-batched final carry with its replay buffers."""
   timed = phases or (lambda name: contextlib.nullcontext())
 
   is_jax = registry.is_jax_env(env_name)
   if not is_jax and len(seeds) != 1:
     raise ValueError(f'a host environment ({env_name}) trains one seed per process, got {seeds}')
+  if not is_jax and (initial_state_fn is not None or return_carry):
+    raise ValueError(
+      f'initial_state_fn and return_carry need a JAX-native environment; {env_name} runs on the host'
+    )
   if not is_jax and mesh is not None:
     raise ValueError(
       f'a device mesh shards vmapped seeds, which needs a JAX-native environment; '
@@ -250,7 +260,10 @@ def train(
           restored = ckpt.restore_newest(jax.eval_shape(init, keys), warn)
         if restored is None:
           with timed('training'):
-            carry, first = jax.block_until_ready(init(keys)), 0
+            carry, first = init(keys), 0
+            if initial_state_fn is not None:
+              carry = carry.replace(agent_state=initial_state_fn(carry.agent_state))
+            carry = jax.block_until_ready(carry)
         else:
           _, carry, ckpt_meta = restored
           resume_clock(ckpt_meta)
@@ -337,4 +350,4 @@ def train(
   finally:
     bar.close()
     writer.close()
-  return states
+  return (states, carry) if return_carry else states
