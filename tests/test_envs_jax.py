@@ -288,6 +288,25 @@ def test_goal_tasks_draw_their_third_of_the_targets_and_their_expert_reaches_the
   assert [v for v, _ in pointmaze.GOAL_TASKS] == ['left', 'right'] * 3  # the gap alternates
 
 
+def test_true_reward_is_the_step_reward_and_uniform_states_cover_the_free_arena():
+  """envs.pointmaze.true_reward (EPIC's reference in irl.continual) is r(s, a) as `step` pays it, read
+  from the observation; `uniform_state` draws anywhere outside the barrier's band."""
+  env = registry.make('PointMaze-Goals-1')
+  states, obs = jax.vmap(env.uniform_state)(jax.random.split(jax.random.key(0), 2000))
+  actions = jax.random.uniform(jax.random.key(1), (2000, 2), minval=-1.5, maxval=1.5)
+  _, next_obs, reward, _, _, _ = jax.vmap(env.step)(states, actions)
+  np.testing.assert_allclose(pointmaze.true_reward(obs, actions, next_obs), reward, rtol=1e-5)
+  pos = np.asarray(states.pos)
+  assert np.all((pos >= LO) & (pos <= HI))
+  x0, x1 = pointmaze.BARRIER_X[env.variant]
+  in_band = (pos[:, 0] > x0 - R) & (pos[:, 0] < x1 + R) & (np.abs(pos[:, 1] - 0.3) < R - 1e-6)
+  assert not np.any(in_band)
+  assert pos[:, 1].min() < 0.05 and pos[:, 1].max() > 0.45 and np.abs(states.vel).max() > 0.9
+  assert set(np.round(np.asarray(states.target[:, 0]), 4)) <= set(
+    np.round(np.asarray(pointmaze.GOAL_TASKS[1][1], np.float32), 4)
+  )
+
+
 def test_pendulum_expert_swings_up():
   env = pendulum.Pendulum()
 
