@@ -33,6 +33,7 @@ back as a distance, EPIC's forgetting of task j is the rise of its distance from
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from typing import Any, NamedTuple
 
@@ -44,13 +45,14 @@ import numpy as np
 from cl import metrics as cl_metrics
 from cl.methods import make_method
 from cl.methods.base import Method
-from cljax import distributed
+from cljax import distributed, runs
 from cljax.checkpoint import Checkpointer
 from cljax.config import ConfigError, check_choice, check_positive
 from envs import pointmaze, registry
-from irl import builders, continual, demos, imitation, opirl, replay
+from irl import builders, continual, demos, imitation, opirl, replay, report, rewards
 from irl import train as irl_train
 from irl.builders import Built
+from irl.sac import agent as sac_agent
 
 STREAMS = {'PointMaze-Goals': registry.GOAL_ENVS}
 TRUE_REWARDS = {name: pointmaze.true_reward for name in registry.GOAL_ENVS}
@@ -223,6 +225,9 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
     ),
     fresh_disc,
   )
+  if config.policy_check.enabled:  # its config errors before any training
+    builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
+    check_positive('policy_check.num_env_steps', config.policy_check.num_env_steps, integer=True)
   with Checkpointer(os.path.join(workdir, 'stream')) as ckpt:
     restored = ckpt.restore_newest(abstract, warn)
     if restored is None:
@@ -255,7 +260,71 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
         )
       if after_checkpoint is not None:
         after_checkpoint(t + 1)
-  return summarise(stream, config, state)
+  results = summarise(stream, config, state)
+  if config.policy_check.enabled:
+    results['final_policy_returns'] = policy_check(workdir, config, stream, state)
+  return results
+
+
+def _last_returns(metrics_path: str, seeds: list[int]) -> list[float]:
+  """Each seed's last evaluation return in a run's metrics.jsonl."""
+  return [float(runs.read_curve(metrics_path, f'eval_return_seed{s}')[-1][1]) for s in seeds]
+
+
+def policy_check(workdir: str, config, stream: Stream, state: StreamState) -> dict:
+  """SAC from scratch on each task j's frozen reward, twice: the reward right after task j was
+  learned ('fresh') and the final one, after the whole stream ('final'); `config.policy_check
+  .num_env_steps` steps, seeds vmapped, each seed with its own rewards, in
+  `workdir/policy_check/<fresh|final>_task<j>/` (resumable). Returns each task's true returns (mean
+  over seeds and per seed), the uniform random policy's, and `fraction`: the final reward's normalised
+  return (R_final − R_random) / (R_fresh − R_random), 1 when nothing of the reward was lost."""
+  sac_config = builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
+  budget = config.policy_check.num_env_steps
+  out = {'fresh': [], 'final': [], 'random': [], 'per_seed': {str(s): {} for s in stream.seeds}}
+  final_params = jax.tree.map(lambda x: x[-1], state.snapshots)
+  for j, (name, built) in enumerate(zip(stream.names, stream.builts)):
+    loop_config = dataclasses.replace(
+      built.loop_config,
+      num_env_steps=budget,
+      eval_every=max(budget // 4, 1),
+      start_steps=min(built.loop_config.start_steps, budget // 2),
+      update_after=min(built.loop_config.update_after, budget // 2),
+    )
+    prep, disc = built.parts.prep, built.parts.discriminator
+    one_seed = jax.tree.map(lambda x: x[0], final_params)
+    policy = sac_agent.make_sac(prep.spec(built.env.spec), sac_config)
+    agent = rewards.frozen_reward_agent(policy, rewards.LoadedReward({}, disc, one_seed, prep))
+    for kind, params in (
+      ('fresh', jax.tree.map(lambda x: x[j], state.snapshots)),
+      ('final', final_params),
+    ):
+      run_dir = os.path.join(workdir, 'policy_check', f'{kind}_task{j}')
+      irl_train.train(
+        run_dir,
+        built.env,
+        agent,
+        loop_config,
+        stream.seeds,
+        env_name=name,
+        transform_fn=prep.transitions,
+        desc=f'SAC on the {kind} reward of task {j + 1}',
+        keep_checkpoints=config.keep_checkpoints,
+        initial_state_fn=lambda fresh, p=params: fresh.replace(reward_params=p),
+      )
+      returns = _last_returns(os.path.join(run_dir, 'metrics.jsonl'), stream.seeds)
+      out[kind].append(float(np.mean(returns)))
+      for s, r in zip(stream.seeds, returns):
+        out['per_seed'][str(s)].setdefault(kind, []).append(r)
+    out['random'].append(report.random_return(name, built.env, loop_config.eval_episodes))
+
+  def fraction(final, fresh, random):
+    return [(a - r) / (b - r) if b != r else None for a, b, r in zip(final, fresh, random)]
+
+  out['fraction'] = fraction(out['final'], out['fresh'], out['random'])
+  for per_seed in out['per_seed'].values():
+    per_seed['fraction'] = fraction(per_seed['final'], per_seed['fresh'], out['random'])
+  out['env_steps'] = budget
+  return out
 
 
 def _train_task(workdir, config, stream: Stream, irl_config, state: StreamState, t: int):

@@ -12,8 +12,11 @@ ewc_fr_replay. Writes to --workdir: `config.json`; per task `task<t>/` (metrics.
 checkpoints: OPIRL's run on that task); `stream/` (a checkpoint after each task: the discriminator,
 the method's state, the matrices so far); and at the end `results.json` with `epic_matrix`,
 `auc_matrix` (row i: after task i; column j: task j), `epic_before`, `auc_before`, their forgetting
-metrics (`metrics.epic`, `metrics.auc`) and the same per seed (`per_seed`), plus `epic_matrix.png`
-and `auc_matrix.png` (heatmaps). Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint,
+metrics (`metrics.epic`, `metrics.auc`), the same per seed (`per_seed`) and `final_policy_returns`
+(the policy check: SAC from scratch on each task's reward right after it was learned, `fresh`, and
+on the final reward, `final`, their true returns, the random policy's, and `fraction`, the final
+reward's normalised return as a fraction of the fresh one's; runs in `policy_check/`), plus
+`epic_matrix.png` and `auc_matrix.png` (heatmaps). Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint,
 then exit 75, as the other training scripts).
 """
 
@@ -58,10 +61,13 @@ def main(argv):
   runs.write_results(workdir, results)
   epic, auc = results['metrics']['epic'], results['metrics']['auc']
   show = lambda v: 'n/a' if v is None else f'{v:.3f}'  # noqa: E731 (one task: no forgetting)
+  check = results.get('final_policy_returns')
   print(
     f'{config.method} on {config.stream}: average EPIC {show(epic["average_epic"])}, EPIC '
     f'forgetting {show(epic["epic_forgetting"])}; average AUC {show(auc["average_auc"])}, AUC '
-    f'forgetting {show(auc["auc_forgetting"])}; wrote {workdir}/results.json'
+    f'forgetting {show(auc["auc_forgetting"])}'
+    + (f'; task 1 final/fresh reward policy {show(check["fraction"][0])}' if check else '')
+    + f'; wrote {workdir}/results.json'
   )
 
 

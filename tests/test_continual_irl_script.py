@@ -42,10 +42,15 @@ def test_a_two_task_stream_writes_its_matrices_and_resumes_without_retraining(tm
   # After the first task its discriminator tells its held-out expert transitions from random ones
   # better than the untrained one.
   assert results['auc_matrix'][0][0] > results['auc_before'][0] + 0.2
+  check = results['final_policy_returns']
+  assert len(check['fresh']) == len(check['final']) == len(check['fraction']) == 2
+  assert set(check['per_seed']) == {'0', '1'} and check['env_steps'] == 1000
+  for kind in ('fresh', 'final'):
+    assert (tmp_path / 'policy_check' / f'{kind}_task1' / 'metrics.jsonl').exists()
 
   again = run('train_continual_irl.py', *args)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert 'Resuming the stream' in again.stdout and 'environment steps' not in again.stdout
+  assert 'Resuming the stream' in again.stdout and 'evaluation return' not in again.stdout
   assert (
     json.loads((tmp_path / 'results.json').read_text())['epic_matrix'] == results['epic_matrix']
   )
@@ -59,6 +64,7 @@ def test_finetune_on_one_task_is_plain_opirl(tmp_path):
     *QUICK,
     '--config.method=finetune',
     '--config.num_tasks=1',
+    '--config.policy_check.enabled=False',
     f'--workdir={tmp_path / "stream"}',
   )
   assert stream.returncode == 0, stream.stderr[-3000:]

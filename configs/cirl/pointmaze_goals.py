@@ -50,7 +50,11 @@ def get_config(arg=None):
   c.evaluation = ml_collections.ConfigDict(
     dict(num_random_episodes=10, num_uniform=1000, num_samples=256, discount=0.99, seed=12_345)
   )
+  # The policy check: SAC from scratch on each task's reward right after it was learned and on the
+  # final one, this many steps each (irl.continual_train.policy_check).
+  c.policy_check = ml_collections.ConfigDict(dict(enabled=True, num_env_steps=20_000))
   if arg == 'quick':
+    c.policy_check.num_env_steps = 1_000
     c.loop.num_env_steps, c.loop.eval_every = 1_000, 500
     c.num_seeds, c.num_tasks = 2, 3
     c.consolidation.num_negatives = 64
