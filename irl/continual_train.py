@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from typing import Any, NamedTuple
 
@@ -182,18 +183,29 @@ class StreamState:
   auc: jax.Array
 
 
-def _evaluate_all(stream: Stream, disc, params, config) -> tuple[np.ndarray, np.ndarray]:
-  """[S, T] EPIC distances and AUCs of the seed-batched discriminator `params` on every task."""
-  epic_rows, auc_rows = [], []
+def _evaluators(stream: Stream, disc, config) -> list:
+  """Per task j, the jitted, seed-vmapped `params -> (EPIC [S], expert logits, random logits)`
+  (`irl.continual.evaluate_reward`), compiled once per run."""
+  evaluators = []
   for j, (name, evaluation) in enumerate(zip(stream.names, stream.evaluations)):
     key = jax.random.key(config.evaluation.seed + 1000 + j)
-    distance, expert_logits, random_logits = jax.jit(
-      jax.vmap(
-        lambda p: continual.evaluate_reward(
-          disc, p, evaluation, TRUE_REWARDS[name], config.evaluation.discount, key
-        )
-      )
-    )(params)
+    evaluate = functools.partial(
+      continual.evaluate_reward,
+      disc,
+      evaluation=evaluation,
+      true_reward=TRUE_REWARDS[name],
+      discount=config.evaluation.discount,
+      key=key,
+    )
+    evaluators.append(jax.jit(jax.vmap(evaluate)))
+  return evaluators
+
+
+def _evaluate_all(evaluators, params) -> tuple[np.ndarray, np.ndarray]:
+  """[S, T] EPIC distances and AUCs of the seed-batched discriminator `params` on every task."""
+  epic_rows, auc_rows = [], []
+  for evaluate in evaluators:
+    distance, expert_logits, random_logits = evaluate(params)
     epic_rows.append(np.asarray(distance))
     expert_logits, random_logits = np.asarray(expert_logits), np.asarray(random_logits)
     auc_rows.append([continual.auc(e, r) for e, r in zip(expert_logits, random_logits)])
@@ -228,11 +240,12 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
   if config.policy_check.enabled:  # its config errors before any training
     builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
     check_positive('policy_check.num_env_steps', config.policy_check.num_env_steps, integer=True)
+  evaluators = _evaluators(stream, disc, config)
   with Checkpointer(os.path.join(workdir, 'stream')) as ckpt:
     restored = ckpt.restore_newest(abstract, warn)
     if restored is None:
       first = 0
-      epic0, auc0 = _evaluate_all(stream, disc, fresh_disc.params, config)
+      epic0, auc0 = _evaluate_all(evaluators, fresh_disc.params)
       nan = np.full((num_tasks, len(seeds), num_tasks), np.nan)
       state = StreamState(
         discriminator=fresh_disc,
@@ -248,7 +261,7 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
       warn(f'Resuming the stream in {workdir} after task {first} of {num_tasks}.')
 
     for t in range(first, num_tasks):
-      state = _train_task(workdir, config, stream, irl_config, state, t)
+      state = _train_task(workdir, config, stream, irl_config, state, t, evaluators)
       ckpt.save(t + 1, state, {'task': t + 1})
       if primary:
         row = np.asarray(state.epic[t + 1]).mean(0)
@@ -327,7 +340,9 @@ def policy_check(workdir: str, config, stream: Stream, state: StreamState) -> di
   return out
 
 
-def _train_task(workdir, config, stream: Stream, irl_config, state: StreamState, t: int):
+def _train_task(
+  workdir, config, stream: Stream, irl_config, state: StreamState, t: int, evaluators
+):
   """Step 1–3 of the module docstring for task `t`; returns the stream state after it."""
   method, built = stream.method, stream.builts[t]
   past = t if method.static_task_count else None
@@ -340,7 +355,6 @@ def _train_task(workdir, config, stream: Stream, irl_config, state: StreamState,
     built.parts.policy.config,
     consolidation=consolidation,
   )
-  disc = parts.discriminator
   expert_buffer = built.expert_buffer
   if method.cumulative:  # joint: every task's demonstrations so far
     rows = [_expert_rows(b) for b in stream.builts[: t + 1]]
@@ -387,7 +401,7 @@ def _train_task(workdir, config, stream: Stream, irl_config, state: StreamState,
   method_state = jax.jit(jax.vmap(consolidate))(
     state.consolidation, disc_state.params, carry.buffer, keys
   )
-  epic_row, auc_row = _evaluate_all(stream, disc, disc_state.params, config)
+  epic_row, auc_row = _evaluate_all(evaluators, disc_state.params)
   return StreamState(
     discriminator=disc_state,
     consolidation=method_state,

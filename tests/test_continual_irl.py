@@ -1,6 +1,7 @@
 """irl.continual: the discriminator as a two-class classifier for cl.methods, and the reward AUC."""
 
 import itertools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,11 +10,13 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from cl import methods
-from irl import continual
+from cljax.config import load_config
+from irl import continual, continual_train
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 
 OBS, ACT = 3, 2
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def transitions(key, n, shift=0.0):
@@ -131,3 +134,39 @@ def test_an_auc_rejects_log_pi_and_matches_counting_pairs():
   assert continual.auc(pos, neg) == pytest.approx(np.mean(pairs))
   with pytest.raises(ValueError, match='both classes'):
     continual.auc([], [1.0])
+
+
+@pytest.mark.parametrize('name', continual_train.METHODS)
+def test_every_stream_method_consolidates_the_discriminator(name):
+  """Each method the stream offers, built from the stream's config as the script builds it, keeps a
+  finite state over two tasks of discriminator data, and its term, where it has one, is positive a
+  step away from the consolidated parameters, with a finite, non-zero gradient."""
+  config = load_config(os.path.join(ROOT, 'configs/cirl/pointmaze_goals.py:quick'))
+  config.method = name
+  disc = opirl_discriminator(reward_hidden=(8,), shaping_hidden=(8,))
+  method = methods.make_method(
+    config,
+    continual.classifier_apply(disc),
+    input_shape=(2 * OBS + ACT,),
+    num_outputs=2,
+    num_tasks=3,
+    classes_per_task=2,
+  )
+  params = disc.init(jax.random.key(0)).params
+  state = method.init(params)
+  for t in range(2):
+    params = jax.tree.map(lambda p: p + 0.1 * t, params)
+    data = continual.task_data(
+      transitions(jax.random.key(10 + t), 16, 1.0), transitions(jax.random.key(20 + t), 48), t
+    )
+    state = method.consolidate(state, params, data, jax.random.key(t))
+  assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
+  num_past = 2 if method.static_task_count else None
+  moved = jax.tree.map(lambda p: p + 0.3, params)
+  loss, grad = jax.value_and_grad(method.loss)(moved, state, jax.random.key(5), num_past)
+  assert np.isfinite(float(loss))
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
+  if name in ('finetune', 'joint'):
+    assert float(loss) == 0.0
+  else:
+    assert float(loss) > 0.0 and max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad)) > 0
