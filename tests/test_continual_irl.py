@@ -170,3 +170,15 @@ def test_every_stream_method_consolidates_the_discriminator(name):
     assert float(loss) == 0.0
   else:
     assert float(loss) > 0.0 and max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad)) > 0
+
+
+def test_the_stream_config_sweeps_every_method_the_issue_names(tmp_path):
+  from cljax import sweep  # the sweep machinery, only for this test
+
+  tasks = sweep.expand(
+    'train_continual_irl.py', 'configs/cirl/pointmaze_goals.py', str(tmp_path / 'sweep')
+  )
+  assert [t.overrides for t in tasks] == [
+    {'method': m} for m in ('finetune', 'joint', 'ewc', 'replay', 'kpriors', 'fromp')
+  ]
+  assert {t.overrides['method'] for t in tasks} <= set(continual_train.METHODS)
