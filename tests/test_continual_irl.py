@@ -80,45 +80,35 @@ def test_kpriors_on_the_discriminator_reconstructs_the_past_gradient():
   theta_old = unravel(flat)
   assert float(jnp.max(jnp.abs(jax.grad(objective)(flat)))) < 1e-5
 
-  method = methods.kpriors(
-    apply_fn,
-    input_shape=(2 * OBS + ACT,),
-    num_outputs=2,
-    num_tasks=3,
-    classes_per_task=2,
-    memory_per_task=8,
-    tau=1.0,
-    delta=delta,
-    selection='lambda_descend',
-    targets='previous',
-  )
   theta0 = disc.init(jax.random.key(5)).params
-  state = method.init(theta0)
-  state = method.consolidate(state, theta0, data[0], jax.random.key(1))
-  state = method.consolidate(state, theta_old, data[1], jax.random.key(2))
-  assert bool(jnp.all(state.memory.valid[:2]))  # every past transition is in the memory
-
   theta = jax.tree.map(lambda p: p + 0.3 * jnp.sin(jnp.arange(p.size).reshape(p.shape)), theta_old)
-  got = ravel_pytree(jax.grad(method.loss)(theta, state, jax.random.key(0), 2))[0]
   want = jax.grad(objective)(ravel_pytree(theta)[0])
+
+  def kprior_gradient(memory_per_task):
+    """The K-prior's gradient at θ after the two tasks, and whether its memory holds them whole."""
+    method = methods.kpriors(
+      apply_fn,
+      input_shape=(2 * OBS + ACT,),
+      num_outputs=2,
+      num_tasks=3,
+      classes_per_task=2,
+      memory_per_task=memory_per_task,
+      tau=1.0,
+      delta=delta,
+      selection='lambda_descend',
+      targets='previous',
+    )
+    state = method.init(theta0)
+    state = method.consolidate(state, theta0, data[0], jax.random.key(1))
+    state = method.consolidate(state, theta_old, data[1], jax.random.key(2))
+    grad = ravel_pytree(jax.grad(method.loss)(theta, state, jax.random.key(0), 2))[0]
+    return grad, bool(jnp.all(state.memory.valid[:2]))
+
+  got, whole = kprior_gradient(8)
+  assert whole  # every past transition is in the memory
   np.testing.assert_allclose(got, want, atol=2e-5)
   # The mirror: memories that hold half of each task's transitions miss the identity.
-  small = methods.kpriors(
-    apply_fn,
-    input_shape=(2 * OBS + ACT,),
-    num_outputs=2,
-    num_tasks=3,
-    classes_per_task=2,
-    memory_per_task=4,
-    tau=1.0,
-    delta=delta,
-    selection='lambda_descend',
-    targets='previous',
-  )
-  state = small.init(theta0)
-  state = small.consolidate(state, theta0, data[0], jax.random.key(1))
-  state = small.consolidate(state, theta_old, data[1], jax.random.key(2))
-  missed = ravel_pytree(jax.grad(small.loss)(theta, state, jax.random.key(0), 2))[0]
+  missed, _ = kprior_gradient(4)
   assert float(jnp.max(jnp.abs(missed - want))) > 1e-2
 
 
