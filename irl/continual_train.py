@@ -214,8 +214,9 @@ def _evaluate_all(evaluators, params) -> tuple[np.ndarray, np.ndarray]:
 
 def train_stream(workdir: str, config, *, stream: Stream | None = None, after_checkpoint=None):
   """Trains the stream (module docstring) into `workdir`; returns the results dict
-  (`summarise`), also written by the script as results.json. `after_checkpoint(task)` runs after each
-  task's stream checkpoint (e.g. a preemption guard)."""
+  (`summarise`), also written by the script as results.json. `after_checkpoint(step)` runs after
+  every checkpoint: each evaluation period's inside a task or a policy-check run, and each task's
+  stream checkpoint (e.g. `cljax.preemption.Guard.check`, which may raise to stop)."""
   stream = stream or build_stream(config)
   method, seeds, num_tasks = stream.method, stream.seeds, len(stream.names)
   disc = stream.builts[0].parts.discriminator
@@ -261,7 +262,9 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
       warn(f'Resuming the stream in {workdir} after task {first} of {num_tasks}.')
 
     for t in range(first, num_tasks):
-      state = _train_task(workdir, config, stream, irl_config, state, t, evaluators)
+      state = _train_task(
+        workdir, config, stream, irl_config, state, t, evaluators, after_checkpoint
+      )
       ckpt.save(t + 1, state, {'task': t + 1})
       if primary:
         row = np.asarray(state.epic[t + 1]).mean(0)
@@ -275,7 +278,7 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
         after_checkpoint(t + 1)
   results = summarise(stream, config, state)
   if config.policy_check.enabled:
-    results['final_policy_returns'] = policy_check(workdir, config, stream, state)
+    results['final_policy_returns'] = policy_check(workdir, config, stream, state, after_checkpoint)
   return results
 
 
@@ -284,7 +287,9 @@ def _last_returns(metrics_path: str, seeds: list[int]) -> list[float]:
   return [float(runs.read_curve(metrics_path, f'eval_return_seed{s}')[-1][1]) for s in seeds]
 
 
-def policy_check(workdir: str, config, stream: Stream, state: StreamState) -> dict:
+def policy_check(
+  workdir: str, config, stream: Stream, state: StreamState, after_checkpoint=None
+) -> dict:
   """SAC from scratch on each task j's frozen reward, twice: the reward right after task j was
   learned ('fresh') and the final one, after the whole stream ('final'); `config.policy_check
   .num_env_steps` steps, seeds vmapped, each seed with its own rewards, in
@@ -322,6 +327,7 @@ def policy_check(workdir: str, config, stream: Stream, state: StreamState) -> di
         transform_fn=prep.transitions,
         desc=f'SAC on the {kind} reward of task {j + 1}',
         keep_checkpoints=config.keep_checkpoints,
+        after_checkpoint=after_checkpoint,
         initial_state_fn=lambda fresh, p=params: fresh.replace(reward_params=p),
       )
       returns = _last_returns(os.path.join(run_dir, 'metrics.jsonl'), stream.seeds)
@@ -341,7 +347,14 @@ def policy_check(workdir: str, config, stream: Stream, state: StreamState) -> di
 
 
 def _train_task(
-  workdir, config, stream: Stream, irl_config, state: StreamState, t: int, evaluators
+  workdir,
+  config,
+  stream: Stream,
+  irl_config,
+  state: StreamState,
+  t: int,
+  evaluators,
+  after_checkpoint=None,
 ):
   """Step 1–3 of the module docstring for task `t`; returns the stream state after it."""
   method, built = stream.method, stream.builts[t]
@@ -382,6 +395,7 @@ def _train_task(
     desc=f'task {t + 1}/{len(stream.names)} {stream.names[t]}',
     keep_checkpoints=config.keep_checkpoints,
     initial_state_fn=initial_state_fn,
+    after_checkpoint=after_checkpoint,
     return_carry=True,
   )
   del states

@@ -25,7 +25,7 @@ def eval_returns(path):
   return [(r['step'], r['eval_return_seed0'], r['eval_return_seed1']) for r in records]
 
 
-def test_a_two_task_stream_writes_its_matrices_and_resumes_without_retraining(tmp_path):
+def test_a_two_task_stream_writes_its_matrices_and_resumes_exactly(tmp_path):
   args = [*QUICK, '--config.method=kpriors', '--config.num_tasks=2', f'--workdir={tmp_path}']
   proc = run('train_continual_irl.py', *args)
   assert proc.returncode == 0, proc.stderr[-3000:]
