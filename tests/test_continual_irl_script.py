@@ -3,11 +3,13 @@ a one-task stream against plain OPIRL (scripts/train_irl.py), and bad input."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from killing import signal_when_exists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -54,6 +56,25 @@ def test_a_two_task_stream_writes_its_matrices_and_resumes_exactly(tmp_path):
   assert (
     json.loads((tmp_path / 'results.json').read_text())['epic_matrix'] == results['epic_matrix']
   )
+
+  # Preempted inside the second task (SIGTERM after its first checkpoint): status 75, and the rerun
+  # resumes there and ends with the uninterrupted run's results.
+  killed = tmp_path.parent / f'{tmp_path.name}_killed'
+  cmd = [
+    sys.executable,
+    os.path.join(ROOT, 'scripts', 'train_continual_irl.py'),
+    *args[:-1],
+    f'--workdir={killed}',
+  ]
+  marker = killed / 'task1' / 'checkpoints' / '500'
+  returncode, stderr = signal_when_exists(cmd, ROOT, marker, signal.SIGTERM)
+  assert returncode == 75, stderr[-3000:]
+  assert not (killed / 'results.json').exists()
+  resumed = run('train_continual_irl.py', *args[:-1], f'--workdir={killed}')
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  final = json.loads((killed / 'results.json').read_text())
+  for key in ('epic_matrix', 'auc_matrix', 'epic_before', 'final_policy_returns'):
+    assert final[key] == results[key], key
 
 
 def test_finetune_on_one_task_is_plain_opirl(tmp_path):
