@@ -122,6 +122,9 @@ def build_stream(config) -> Stream:
     raise ConfigError(
       f'config.evaluation.discount must be in [0, 1], got {config.evaluation.discount}'
     )
+  if config.policy_check.enabled:  # its config errors before any training
+    builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
+    check_positive('policy_check.num_env_steps', config.policy_check.num_env_steps, integer=True)
   names = STREAMS[config.stream]
   if not (isinstance(config.num_tasks, int) and 0 <= config.num_tasks <= len(names)):
     raise ConfigError(
@@ -238,9 +241,6 @@ def train_stream(workdir: str, config, *, stream: Stream | None = None, after_ch
     ),
     fresh_disc,
   )
-  if config.policy_check.enabled:  # its config errors before any training
-    builders.dataclass_from_config(sac_agent.SACConfig, config.sac, 'sac')
-    check_positive('policy_check.num_env_steps', config.policy_check.num_env_steps, integer=True)
   evaluators = _evaluators(stream, disc, config)
   with Checkpointer(os.path.join(workdir, 'stream')) as ckpt:
     restored = ckpt.restore_newest(abstract, warn)
