@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cl.methods.base import Method, TaskData
-from irl import epic
+from irl import epic, loops
 from irl.discriminator import Discriminator, DiscriminatorParams
 from irl.replay import Transition
 
@@ -118,11 +118,6 @@ class TaskEvaluation(NamedTuple):
   random: Transition
 
 
-def _uniform_actions(spec, key, num):
-  low, high = (jnp.asarray(b, jnp.float32) for b in (spec.action.low, spec.action.high))
-  return jax.random.uniform(key, (num,) + low.shape, jnp.float32, low, high)
-
-
 def random_policy_transitions(env, key: jax.Array, num_episodes: int) -> Transition:
   """[num_episodes · T] transitions of uniform random actions in `env` (a JAX-native environment
   with `max_episode_steps` T; episodes are cut there, never reset inside)."""
@@ -131,7 +126,7 @@ def random_policy_transitions(env, key: jax.Array, num_episodes: int) -> Transit
   def episode(key):
     reset_key, action_key = jax.random.split(key)
     state, obs = env.reset(reset_key)
-    actions = _uniform_actions(env.spec, action_key, steps)
+    actions = loops.random_action(env.spec, action_key, steps)
 
     def body(carry, action):
       state, obs = carry
@@ -152,7 +147,7 @@ def uniform_state_transitions(env, key: jax.Array, num: int) -> Transition:
     raise ValueError(f'{env.spec.name} has no uniform_state: EPIC needs it for its coverage')
   state_key, action_key = jax.random.split(key)
   states, obs = jax.vmap(env.uniform_state)(jax.random.split(state_key, num))
-  actions = _uniform_actions(env.spec, action_key, num)
+  actions = loops.random_action(env.spec, action_key, num)
   _, next_obs, reward, terminated, truncated, _ = jax.vmap(env.step)(states, actions)
   return Transition(obs, actions, reward, next_obs, terminated, truncated)
 
@@ -172,6 +167,11 @@ def evaluation_data(
   EPIC's S and S' are `num_samples` of the coverage's states, its A uniform actions. `transform_fn`
   is the learners' preprocessing (`ObsTransform.transitions`), applied to every row."""
   random_key, uniform_key, sample_key, action_key = jax.random.split(key, 4)
+  size = (
+    held_out_expert.obs.shape[0] + num_random_episodes * env.spec.max_episode_steps + num_uniform
+  )
+  if num_samples > size:
+    raise ValueError(f'num_samples ({num_samples}) exceeds the coverage ({size} transitions)')
   prep = (lambda t: transform_fn(t)[0]) if transform_fn is not None else (lambda t: t)
   expert = prep(jax.tree.map(jnp.asarray, held_out_expert))
   random_rows = prep(random_policy_transitions(env, random_key, num_random_episodes))
@@ -183,7 +183,7 @@ def evaluation_data(
     action=rows.action,
     next_obs=rows.next_obs,
     sample_obs=rows.obs[pick],
-    sample_action=_uniform_actions(env.spec, action_key, num_samples).astype(rows.action.dtype),
+    sample_action=loops.random_action(env.spec, action_key, num_samples).astype(rows.action.dtype),
   )
   return TaskEvaluation(coverage=coverage, expert=expert, random=random_rows)
 
@@ -195,7 +195,7 @@ def evaluate_reward(
   true_reward: epic.RewardFn,
   discount: float,
   key: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(EPIC distance of the discriminator's policy reward to `true_reward` on the task's coverage,
   the logits of the held-out expert rows and of the random policy's rows) for one task; jittable
   and vmappable over `params`. The AUC of the two logit vectors is `auc`'s, on the host."""

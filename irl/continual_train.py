@@ -155,8 +155,8 @@ def build_stream(config) -> Stream:
     held_out = held_out_expert(
       os.path.join(config.demos_dir, name), name, config.num_trajectories, built.env.spec
     )
-    evaluations.append(
-      continual.evaluation_data(
+    try:
+      evaluation = continual.evaluation_data(
         built.env,
         held_out,
         jax.random.key(config.evaluation.seed + j),  # the same coverage for every method and seed
@@ -165,7 +165,9 @@ def build_stream(config) -> Stream:
         num_samples=config.evaluation.num_samples,
         transform_fn=built.parts.prep.transitions,
       )
-    )
+    except ValueError as e:
+      raise ConfigError(f'config.evaluation: {e}') from None
+    evaluations.append(evaluation)
   seeds = list(range(config.seed, config.seed + config.num_seeds))
   return Stream(names, builts, method, evaluations, seeds)
 

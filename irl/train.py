@@ -143,7 +143,7 @@ def train(
   phases=None,
   initial_state_fn: Callable[[Any], Any] | None = None,
   return_carry: bool = False,
-) -> list[Any]:
+) -> list[Any] | tuple[list[Any], Any]:
   """Trains one agent per seed (vmapped on a JAX-native env; one seed on a host env), logging every
   evaluation period to `workdir/metrics.jsonl` and TensorBoard (means over seeds and
   `eval_return_seed<i>`) and checkpointing the whole state (agent, replay buffer, environment states

@@ -101,6 +101,7 @@ def test_finetune_on_one_task_is_plain_opirl(tmp_path):
     ('--config.method=si', "config.method must be one of ['finetune', 'joint'"),
     ('--config.num_tasks=9', 'config.num_tasks must be an int in [0, 6]'),
     ('--config.normalize_states=True', 'config.normalize_states must be False'),
+    ('--config.evaluation.num_samples=100000', 'config.evaluation: num_samples (100000) exceeds'),
   ],
 )
 def test_bad_input_is_one_line_before_any_training(tmp_path, override, message):
