@@ -203,3 +203,18 @@ def evaluate_reward(
   distance = epic.epic_distance(learned, true_reward, evaluation.coverage, discount, key)
   logit = lambda t: disc.logits(params, t.obs, t.action, t.next_obs)  # noqa: E731
   return distance, logit(evaluation.expert), logit(evaluation.random)
+
+
+def reward_drift(
+  disc: Discriminator,
+  params: DiscriminatorParams,
+  reference: DiscriminatorParams,
+  evaluation: TaskEvaluation,
+  discount: float,
+  key: jax.Array,
+) -> jax.Array:
+  """EPIC distance between the policy rewards of two discriminators (e.g. now and right after a task
+  was learned) on the task's coverage: how far a learned reward has moved, whatever the true one;
+  jittable and vmappable over both parameter sets."""
+  reward = lambda p: lambda o, a, n: disc.reward(p, o, a, n)  # noqa: E731
+  return epic.epic_distance(reward(params), reward(reference), evaluation.coverage, discount, key)

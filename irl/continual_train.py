@@ -427,6 +427,41 @@ def _train_task(
   )
 
 
+def drift_matrix(stream: Stream, config, snapshots) -> np.ndarray:
+  """[S, T, T] EPIC distance between the reward after task i and the reward right after task j, on
+  task j's coverage with its evaluation key (`irl.continual.reward_drift`); NaN above the diagonal
+  and 0 on it. Where the EPIC matrix mixes two things, a learned reward far from the true one and a
+  reward that moved, this is the second alone: the reward lost since the task was learned."""
+  disc = stream.builts[0].parts.discriminator
+  drift = jax.jit(
+    jax.vmap(
+      lambda p, r, e, k: continual.reward_drift(disc, p, r, e, config.evaluation.discount, k),
+      in_axes=(0, 0, None, None),
+    )
+  )
+  num_tasks = len(stream.names)
+  num_seeds = len(stream.seeds)
+  out = np.full((num_seeds, num_tasks, num_tasks), np.nan)
+  for j, evaluation in enumerate(stream.evaluations):
+    key = jax.random.key(config.evaluation.seed + 1000 + j)
+    reference = jax.tree.map(lambda x: x[j], snapshots)
+    out[:, j, j] = 0.0
+    for i in range(j + 1, num_tasks):
+      out[:, i, j] = np.asarray(
+        drift(jax.tree.map(lambda x: x[i], snapshots), reference, evaluation, key)
+      )
+  return out
+
+
+def _final_drift(drift: np.ndarray) -> float | None:
+  """The mean drift of the tasks before the last, in the final row (None for one task)."""
+  return None if drift.shape[0] < 2 else float(np.mean(drift[-1, :-1]))
+
+
+def _listed(matrix: np.ndarray) -> list:
+  return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
+
+
 def _metrics(quality: np.ndarray, before: np.ndarray) -> dict:
   return cl_metrics.compute_all(np.clip(quality, 0.0, 1.0), np.clip(before, 0.0, 1.0))
 
@@ -435,10 +470,12 @@ def summarise(stream: Stream, config, state: StreamState) -> dict:
   """results.json's stream part: the matrices (mean over seeds and per seed), and `cl.metrics` of
   the quality matrices 1 − EPIC and AUC (EPIC's are turned back into distances: `average_epic`,
   `epic_forgetting`, the rise of each task's distance from its best, and `epic_backward_transfer`,
-  the fall of its distance since it was learned, negative = forgetting)."""
+  the fall of its distance since it was learned, negative = forgetting), and `epic_drift_matrix`
+  (`drift_matrix`) with `final_drift`, the final row's mean over the tasks before the last."""
   epic_all, auc_all = np.asarray(state.epic), np.asarray(state.auc)  # [T + 1, S, T]
+  drift_all = drift_matrix(stream, config, state.snapshots)  # [S, T, T]
 
-  def metrics(epic, auc):
+  def metrics(epic, auc, drift):
     q = _metrics(1.0 - epic[1:], 1.0 - epic[0])
     a = _metrics(auc[1:], auc[0])
     return {
@@ -447,6 +484,7 @@ def summarise(stream: Stream, config, state: StreamState) -> dict:
         'epic_forgetting': q['forgetting'],
         'epic_backward_transfer': q['backward_transfer'],
         'epic_forward_transfer': q['forward_transfer'],
+        'final_drift': _final_drift(drift),
       },
       'auc': {
         'average_auc': a['average_accuracy'],
@@ -467,14 +505,16 @@ def summarise(stream: Stream, config, state: StreamState) -> dict:
     'auc_matrix': mean_auc[1:].tolist(),
     'epic_before': mean_epic[0].tolist(),
     'auc_before': mean_auc[0].tolist(),
-    'metrics': metrics(mean_epic, mean_auc),
+    'epic_drift_matrix': _listed(drift_all.mean(0)),
+    'metrics': metrics(mean_epic, mean_auc, drift_all.mean(0)),
     'per_seed': {
       str(s): {
         'epic_matrix': epic_all[1:, i].tolist(),
         'auc_matrix': auc_all[1:, i].tolist(),
         'epic_before': epic_all[0, i].tolist(),
         'auc_before': auc_all[0, i].tolist(),
-        'metrics': metrics(epic_all[:, i], auc_all[:, i]),
+        'epic_drift_matrix': _listed(drift_all[i]),
+        'metrics': metrics(epic_all[:, i], auc_all[:, i], drift_all[i]),
       }
       for i, s in enumerate(stream.seeds)
     },

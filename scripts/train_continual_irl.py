@@ -16,7 +16,8 @@ metrics (`metrics.epic`, `metrics.auc`), the same per seed (`per_seed`) and `fin
 (the policy check: SAC from scratch on each task's reward right after it was learned, `fresh`, and
 on the final reward, `final`, their true returns, the random policy's, and `fraction`, the final
 reward's normalised return as a fraction of the fresh one's; runs in `policy_check/`), plus
-`epic_matrix.png` and `auc_matrix.png` (heatmaps). Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint,
+`epic_matrix.png`, `auc_matrix.png` and `epic_drift_matrix.png` (heatmaps; the drift matrix: EPIC
+distance of each task's reward now to its reward right after the task, `epic_drift_matrix`). Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint,
 then exit 75, as the other training scripts).
 """
 
@@ -51,9 +52,13 @@ def main(argv):
     )
   if not distributed.is_primary():
     return
-  for name, label in (('epic', 'EPIC distance to the true reward'), ('auc', 'discriminator AUC')):
+  for name, label in (
+    ('epic', 'EPIC distance to the true reward'),
+    ('auc', 'discriminator AUC'),
+    ('epic_drift', 'EPIC distance to the reward as first learned'),
+  ):
     report.plot_accuracy_matrix(
-      np.asarray(results[f'{name}_matrix']),
+      np.asarray(results[f'{name}_matrix'], dtype=float),
       os.path.join(workdir, f'{name}_matrix.png'),
       title=f'{config.method} on {config.stream}',
       label=label,

@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from cl import methods
 from cljax.config import load_config
-from irl import continual, continual_train
+from irl import continual, continual_train, epic
 from irl.discriminator import DiscriminatorConfig, make_discriminator
 from irl.replay import Transition
 
@@ -110,6 +110,28 @@ def test_kpriors_on_the_discriminator_reconstructs_the_past_gradient():
   # The mirror: memories that hold half of each task's transitions miss the identity.
   missed, _ = kprior_gradient(4)
   assert float(jnp.max(jnp.abs(missed - want))) > 1e-2
+
+
+def test_reward_drift_sees_a_new_r_but_not_a_new_shaping_h():
+  """The drift between two discriminators is EPIC between their policy rewards f = r + γh' − h: a
+  new h alone is potential shaping (distance 0 when EPIC's discount is the discriminator's), a new r
+  moves the reward (the mirror)."""
+  disc = opirl_discriminator()
+  gamma = disc.config.gamma_d
+  a, b = (disc.init(jax.random.key(k)).params for k in (0, 1))
+  rows = transitions(jax.random.key(2), 300)
+  samples = transitions(jax.random.key(3), 64)
+  evaluation = continual.TaskEvaluation(
+    coverage=epic.Coverage(rows.obs, rows.action, rows.next_obs, samples.obs, samples.action),
+    expert=rows,
+    random=rows,
+  )
+  drift = lambda p, q: float(  # noqa: E731
+    continual.reward_drift(disc, p, q, evaluation, gamma, jax.random.key(4))
+  )
+  assert drift(a, a) < 1e-3
+  assert drift(a, a._replace(shaping=b.shaping)) < 1e-3
+  assert drift(a, a._replace(reward=b.reward)) > 0.05
 
 
 def test_an_auc_rejects_log_pi_and_matches_counting_pairs():

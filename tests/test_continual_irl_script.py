@@ -41,6 +41,11 @@ def test_a_two_task_stream_writes_its_matrices_and_resumes_exactly(tmp_path):
   assert set(results['per_seed']) == {'0', '1'}
   assert (tmp_path / 'epic_matrix.png').stat().st_size > 0
   assert (tmp_path / 'auc_matrix.png').stat().st_size > 0
+  assert (tmp_path / 'epic_drift_matrix.png').stat().st_size > 0
+  # The drift matrix: 0 on the diagonal (a reward to itself), nothing above it, a distance below.
+  drift = results['epic_drift_matrix']
+  assert drift[0] == [0.0, None] and drift[1][1] == 0.0 and 0.0 < drift[1][0] <= 1.0, drift
+  assert results['metrics']['epic']['final_drift'] == drift[1][0]
   # After the first task its discriminator tells its held-out expert transitions from random ones
   # better than the untrained one.
   assert results['auc_matrix'][0][0] > results['auc_before'][0] + 0.2
@@ -110,3 +115,30 @@ def test_bad_input_is_one_line_before_any_training(tmp_path, override, message):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0] and 'Traceback' not in proc.stderr, lines
   assert not (tmp_path / 'task0').exists()
+
+
+def test_the_results_table_runs_each_method_and_gathers_its_seeds(tmp_path):
+  """scripts/continual_irl_table.py: a run per method, a row of mean ± std over its seeds, the
+  figure; run again, it only re-reads the finished runs."""
+  args = [
+    '--config=configs/cirl/pointmaze_goals.py:quick',
+    '--methods=finetune',
+    f'--root={tmp_path / "runs"}',
+    f'--out={tmp_path / "table.json"}',
+    f'--figure={tmp_path / "table.png"}',
+    '--override=--config.num_tasks=2',
+    '--override=--config.policy_check.enabled=False',
+  ]
+  proc = run('continual_irl_table.py', *args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = json.loads((tmp_path / 'table.json').read_text())
+  results = json.loads((tmp_path / 'runs' / 'finetune' / 'results.json').read_text())
+  row = table['rows']['finetune']
+  per_seed = [results['per_seed'][s]['metrics']['epic']['epic_forgetting'] for s in ('0', '1')]
+  assert row['epic_forgetting']['per_seed'] == per_seed
+  assert row['epic_forgetting']['mean'] == pytest.approx(np.mean(per_seed))
+  assert table['matrices']['finetune']['epic_matrix'] == results['epic_matrix']
+  assert '| finetune |' in proc.stdout and (tmp_path / 'table.png').stat().st_size > 0
+  again = run('continual_irl_table.py', *args)
+  assert again.returncode == 0 and 'evaluation return' not in again.stdout
+  assert json.loads((tmp_path / 'table.json').read_text())['rows'] == table['rows']
