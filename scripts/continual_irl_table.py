@@ -23,6 +23,7 @@ from absl import flags
 
 from cljax import console
 from cljax.config import load_module
+from envs import pointmaze
 
 _CONFIG = flags.DEFINE_string(
   'config', 'configs/cirl/pointmaze_goals.py', 'The stream config (its `sweep` names the methods).'
@@ -62,6 +63,7 @@ def row(results: dict) -> dict:
   for key, (group, name), _ in COLUMNS:
     values = [s['metrics'][group][name] for s in per_seed]
     out[key] = {'mean': float(np.mean(values)), 'std': float(np.std(values)), 'per_seed': values}
+  out['by_barrier'] = by_barrier(results)
   check = results.get('final_policy_returns')
   if check:
     # Of the seed-mean returns: a seed whose fresh reward trains no better than the random policy
@@ -73,6 +75,28 @@ def row(results: dict) -> dict:
     out['fraction'] = check['fraction']
     out['policy_returns'] = {k: check[k] for k in ('fresh', 'final', 'random')}
   return out
+
+
+def by_barrier(results: dict) -> dict | None:
+  """Where the reward is lost on PointMaze-Goals: the mean drift and AUC drop (AUC[j, j] − AUC[i, j])
+  of task j after a later task i, split by whether task i has task j's barrier (gap side) or the
+  other one; None for another stream."""
+  if results['stream'] != 'PointMaze-Goals':
+    return None
+  barrier = [pointmaze.GOAL_TASKS[int(n.rsplit('-', 1)[1])][0] for n in results['tasks']]
+  drift = np.asarray(results['epic_drift_matrix'], dtype=float)
+  auc = np.asarray(results['auc_matrix'], dtype=float)
+  split = {'same': ([], []), 'other': ([], [])}
+  for i in range(len(barrier)):
+    for j in range(i):
+      d, a = split['same' if barrier[i] == barrier[j] else 'other']
+      d.append(drift[i, j])
+      a.append(auc[j, j] - auc[i, j])
+  return {
+    kind: {'drift': float(np.mean(d)), 'auc_drop': float(np.mean(a)), 'entries': len(d)}
+    for kind, (d, a) in split.items()
+    if d
+  }
 
 
 def goal(rows: dict) -> dict:
@@ -96,10 +120,15 @@ def goal(rows: dict) -> dict:
 
 
 def table(rows: dict) -> str:
-  head = ['method'] + [title for _, _, title in COLUMNS] + ['task 1 policy, final / fresh']
+  head = ['method'] + [title for _, _, title in COLUMNS]
+  head += ['drift after the other / the same gap side', 'task 1 policy, final / fresh']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for method, r in rows.items():
     cells = [method] + [f'{r[k]["mean"]:.3f} ± {r[k]["std"]:.3f}' for k, _, _ in COLUMNS]
+    split = r['by_barrier'] or {}
+    cells.append(
+      ' / '.join(f'{split[k]["drift"]:.3f}' if k in split else 'n/a' for k in ('other', 'same'))
+    )
     cells.append(
       f'{r["task1_fraction"]["of_mean_returns"]:.2f}' if 'task1_fraction' in r else 'n/a'
     )

@@ -138,6 +138,10 @@ def test_the_results_table_runs_each_method_and_gathers_its_seeds(tmp_path):
   assert row['epic_forgetting']['per_seed'] == per_seed
   assert row['epic_forgetting']['mean'] == pytest.approx(np.mean(per_seed))
   assert table['matrices']['finetune']['epic_matrix'] == results['epic_matrix']
+  # Tasks 1 and 2 have opposite gap sides: the one entry below the diagonal is 'other'.
+  ((kind, split),) = row['by_barrier'].items()
+  assert kind == 'other' and split['entries'] == 1
+  assert split['drift'] == pytest.approx(results['epic_drift_matrix'][1][0])
   assert '| finetune |' in proc.stdout and (tmp_path / 'table.png').stat().st_size > 0
   again = run('continual_irl_table.py', *args)
   assert again.returncode == 0 and 'evaluation return' not in again.stdout
