@@ -6,11 +6,10 @@ sweep on PointMaze-Goals, three seeds each, with the shipped config.
 
 Runs (or resumes: a finished run only re-reads its outputs) `scripts/train_continual_irl.py
 --config.method=<method> --workdir <root>/<method>` for each method in turn, then prints a markdown
-table (mean ± std over seeds of each run's per-seed metrics; the policy check's fraction of the
-seed-mean returns), writes every number to `--out` and
+table (mean ± std over seeds of each run's per-seed metrics; the policy check's fraction per seed), writes every number to `--out` and
 draws each method's three matrices (EPIC to the true reward, AUC, drift) in `--figure`. `goal` in the
 JSON is issue 17's: K-priors' or FROMP's EPIC forgetting at most a third of fine-tuning's, and task
-1's final reward training a policy to at least 80 % of its fresh reward's return.
+1's final reward training a policy to at least 80 % of its fresh reward's return, on every seed.
 """
 
 import json
@@ -66,8 +65,9 @@ def row(results: dict) -> dict:
   out['by_barrier'] = by_barrier(results)
   check = results.get('final_policy_returns')
   if check:
-    # Of the seed-mean returns: a seed whose fresh reward trains no better than the random policy
-    # has a ratio near 0 / 0, so per seed it is only listed.
+    # Per seed, and of the seed-mean returns. A seed whose fresh reward trains no better than the
+    # random policy has a ratio near 0 / 0 (large either way), so the goal asks it of every seed and
+    # the mean of ratios is not given.
     out['task1_fraction'] = {
       'of_mean_returns': check['fraction'][0],
       'per_seed': [s['fraction'][0] for s in check['per_seed'].values()],
@@ -114,14 +114,14 @@ def goal(rows: dict) -> dict:
   for method, r in rows.items():
     if 'task1_fraction' in r:
       out[f'{method}_task1_fraction_at_least_0.8'] = bool(
-        r['task1_fraction']['of_mean_returns'] >= 0.8
+        min(r['task1_fraction']['per_seed']) >= 0.8
       )
   return out
 
 
 def table(rows: dict) -> str:
   head = ['method'] + [title for _, _, title in COLUMNS]
-  head += ['drift after the other / the same gap side', 'task 1 policy, final / fresh']
+  head += ['drift after the other / the same gap side', 'task 1 policy, final / fresh, per seed']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for method, r in rows.items():
     cells = [method] + [f'{r[k]["mean"]:.3f} ± {r[k]["std"]:.3f}' for k, _, _ in COLUMNS]
@@ -130,7 +130,9 @@ def table(rows: dict) -> str:
       ' / '.join(f'{split[k]["drift"]:.3f}' if k in split else 'n/a' for k in ('other', 'same'))
     )
     cells.append(
-      f'{r["task1_fraction"]["of_mean_returns"]:.2f}' if 'task1_fraction' in r else 'n/a'
+      ' / '.join(f'{v:.2f}' for v in r['task1_fraction']['per_seed'])
+      if 'task1_fraction' in r
+      else 'n/a'
     )
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
