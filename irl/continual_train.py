@@ -187,6 +187,11 @@ class StreamState:
   auc: jax.Array
 
 
+def _evaluation_key(config, task: int) -> jax.Array:
+  """The key of task `task`'s EPIC samples, the same for every method, seed and measure."""
+  return jax.random.key(config.evaluation.seed + 1000 + task)
+
+
 def _evaluators(stream: Stream, disc, config) -> list:
   """Per task j, `params -> (EPIC [S], expert logits, random logits)` of the seed-batched
   discriminator params (`irl.continual.evaluate_reward`), jitted once per run. The task's evaluation
@@ -194,7 +199,7 @@ def _evaluators(stream: Stream, disc, config) -> list:
   compile time (the true reward's canonicalisation: minutes of compilation)."""
   evaluators = []
   for j, (name, evaluation) in enumerate(zip(stream.names, stream.evaluations)):
-    key = jax.random.key(config.evaluation.seed + 1000 + j)
+    key = _evaluation_key(config, j)
 
     def evaluate(params, evaluation, key, true_reward=TRUE_REWARDS[name]):
       return continual.evaluate_reward(
@@ -443,7 +448,7 @@ def drift_matrix(stream: Stream, config, snapshots) -> np.ndarray:
   num_seeds = len(stream.seeds)
   out = np.full((num_seeds, num_tasks, num_tasks), np.nan)
   for j, evaluation in enumerate(stream.evaluations):
-    key = jax.random.key(config.evaluation.seed + 1000 + j)
+    key = _evaluation_key(config, j)
     reference = jax.tree.map(lambda x: x[j], snapshots)
     out[:, j, j] = 0.0
     for i in range(j + 1, num_tasks):

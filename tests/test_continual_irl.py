@@ -2,6 +2,8 @@
 
 import itertools
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -194,3 +196,22 @@ def test_the_stream_config_sweeps_every_method_the_issue_names(tmp_path):
     {'method': m} for m in ('finetune', 'joint', 'ewc', 'replay', 'kpriors', 'fromp')
   ]
   assert {t.overrides['method'] for t in tasks} <= set(continual_train.METHODS)
+
+
+def test_the_docs_table_is_the_one_of_the_results_json():
+  """docs/continual-irl.md's results table is scripts/continual_irl_table.py's rendering of the
+  committed docs/results/cirl_pointmaze_goals.json (in a subprocess: the script defines absl flags)."""
+  program = (
+    'import importlib.util, json, sys\n'
+    "spec = importlib.util.spec_from_file_location('table', 'scripts/continual_irl_table.py')\n"
+    'module = importlib.util.module_from_spec(spec)\n'
+    'spec.loader.exec_module(module)\n'
+    "with open('docs/results/cirl_pointmaze_goals.json', encoding='utf-8') as f:\n"
+    "  print(module.table(json.load(f)['rows']))\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', program], cwd=ROOT, capture_output=True, text=True, timeout=300
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(ROOT, 'docs', 'continual-irl.md'), encoding='utf-8') as f:
+    assert proc.stdout.strip() in f.read()
