@@ -6,10 +6,11 @@ sweep on PointMaze-Goals, three seeds each, with the shipped config.
 
 Runs (or resumes: a finished run only re-reads its outputs) `scripts/train_continual_irl.py
 --config.method=<method> --workdir <root>/<method>` for each method in turn, then prints a markdown
-table (mean ± std over seeds of each run's per-seed metrics; the policy check's fraction per seed), writes every number to `--out` and
-draws each method's three matrices (EPIC to the true reward, AUC, drift) in `--figure`. `goal` in the
-JSON is issue 17's: K-priors' or FROMP's EPIC forgetting at most a third of fine-tuning's, and task
-1's final reward training a policy to at least 80 % of its fresh reward's return, on every seed.
+table (mean ± std over seeds of each run's per-seed metrics; the policy check's fraction per seed),
+writes every number to `--out` and draws each method's three matrices (EPIC to the true reward, AUC,
+drift) in `--figure`. `goal` in the JSON is issue 17's: K-priors' or FROMP's EPIC forgetting at most
+a third of fine-tuning's, and task 1's final reward training a policy to at least 80 % of its fresh
+reward's return, on every seed.
 """
 
 import json
@@ -28,7 +29,7 @@ _CONFIG = flags.DEFINE_string(
   'config', 'configs/cirl/pointmaze_goals.py', 'The stream config (its `sweep` names the methods).'
 )
 _METHODS = flags.DEFINE_list(
-  'methods', None, 'Methods to run (default: those of the config file`s sweep).'
+  'methods', None, "Methods to run (default: the methods of the config file's sweep)."
 )
 _ROOT = flags.DEFINE_string('root', 'runs/cirl', 'Work directories: <root>/<method>.')
 _OUT = flags.DEFINE_string('out', 'runs/cirl/results.json', 'Where to write all numbers.')
@@ -51,7 +52,8 @@ COLUMNS = (
 def sweep_methods(config_path: str) -> list[str]:
   """The `method` of every point of the config file's `sweep`."""
   points = []
-  load_module(config_path).sweep(lambda **point: points.append(point))
+  path, _, arg = config_path.partition(':')
+  load_module(path).sweep(lambda **point: points.append(point), arg or None)
   return [p['method'] for p in points]
 
 
