@@ -85,6 +85,28 @@ def format_matrix(R, before=None) -> str:
   return '\n'.join(lines)
 
 
+def draw_matrix(ax, R, fontsize: float = 7):
+  """R (values in [0, 1], NaN left blank) as a heatmap on the matplotlib axes `ax`, each entry
+  printed ×100, tasks numbered from 1; returns the image (for a colorbar)."""
+  R = np.asarray(R, dtype=float)
+  im = ax.imshow(R, vmin=0.0, vmax=1.0, cmap='viridis')
+  for i in range(R.shape[0]):
+    for j in range(R.shape[1]):
+      if not np.isnan(R[i, j]):
+        ax.text(
+          j,
+          i,
+          f'{100 * R[i, j]:.0f}',
+          ha='center',
+          va='center',
+          fontsize=fontsize,
+          color='white' if R[i, j] < 0.6 else 'black',
+        )
+  ax.set_xticks(range(R.shape[1]), [str(j + 1) for j in range(R.shape[1])])
+  ax.set_yticks(range(R.shape[0]), [str(i + 1) for i in range(R.shape[0])])
+  return im
+
+
 def plot_accuracy_matrix(R, path: str, title: str = '', label: str = 'test accuracy') -> None:
   """Heatmap of R (rows: after training task i; columns: accuracy on task j, or the measure
   `label` names, in [0, 1], printed ×100) saved to `path`."""
@@ -96,21 +118,7 @@ def plot_accuracy_matrix(R, path: str, title: str = '', label: str = 'test accur
   R = np.asarray(R)
   t = R.shape[0]
   fig, ax = plt.subplots(figsize=(1.0 + 0.6 * t, 0.8 + 0.6 * t))
-  im = ax.imshow(R, vmin=0.0, vmax=1.0, cmap='viridis')
-  for i in range(t):
-    for j in range(t):
-      if not np.isnan(R[i, j]):
-        ax.text(
-          j,
-          i,
-          f'{100 * R[i, j]:.0f}',
-          ha='center',
-          va='center',
-          fontsize=7,
-          color='white' if R[i, j] < 0.6 else 'black',
-        )
-  ax.set_xticks(range(t), [str(j + 1) for j in range(t)])
-  ax.set_yticks(range(t), [str(i + 1) for i in range(t)])
+  im = draw_matrix(ax, R)
   ax.set_xlabel('evaluated on task')
   ax.set_ylabel('after training task')
   ax.set_title(title, fontsize=9)

@@ -21,6 +21,7 @@ import sys
 import numpy as np
 from absl import flags
 
+from cl import report
 from cljax import console
 from cljax.config import load_module
 from envs import pointmaze
@@ -155,17 +156,9 @@ def draw(all_results: dict, path: str) -> None:
   fig, axes = plt.subplots(len(all_results), 3, figsize=(9, 2.6 * len(all_results)), squeeze=False)
   for i, (method, results) in enumerate(all_results.items()):
     for k, (key, title) in enumerate(kinds):
-      matrix = np.asarray(results[key], dtype=float)
       ax = axes[i, k]
-      ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap='viridis')
-      for a in range(matrix.shape[0]):
-        for b in range(matrix.shape[1]):
-          if not np.isnan(matrix[a, b]):
-            ax.text(b, a, f'{100 * matrix[a, b]:.0f}', ha='center', va='center', fontsize=6,
-                    color='white' if matrix[a, b] < 0.6 else 'black')  # fmt: skip
-      ticks = range(matrix.shape[0])
-      ax.set_xticks(ticks, [str(t + 1) for t in ticks], fontsize=7)
-      ax.set_yticks(ticks, [str(t + 1) for t in ticks], fontsize=7)
+      report.draw_matrix(ax, results[key], fontsize=6)
+      ax.tick_params(labelsize=7)
       ax.set_title(f'{method}: {title}', fontsize=8)
       if i == len(all_results) - 1:
         ax.set_xlabel('task measured', fontsize=7)
