@@ -86,7 +86,9 @@ def by_barrier(results: dict) -> dict | None:
   other one; None for another stream."""
   if results['stream'] != 'PointMaze-Goals':
     return None
-  barrier = [pointmaze.GOAL_TASKS[int(n.rsplit('-', 1)[1])][0] for n in results['tasks']]
+  barrier = [
+    pointmaze.GOAL_TASKS[int(n.removeprefix(pointmaze.GOALS_PREFIX))][0] for n in results['tasks']
+  ]
   drift = np.asarray(results['epic_drift_matrix'], dtype=float)
   auc = np.asarray(results['auc_matrix'], dtype=float)
   split = {'same': ([], []), 'other': ([], [])}

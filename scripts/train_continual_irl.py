@@ -17,8 +17,9 @@ metrics (`metrics.epic`, `metrics.auc`), the same per seed (`per_seed`) and `fin
 on the final reward, `final`, their true returns, the random policy's, and `fraction`, the final
 reward's normalised return as a fraction of the fresh one's; runs in `policy_check/`), plus
 `epic_matrix.png`, `auc_matrix.png` and `epic_drift_matrix.png` (heatmaps; the drift matrix: EPIC
-distance of each task's reward now to its reward right after the task, `epic_drift_matrix`). Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint,
-then exit 75, as the other training scripts).
+distance of each task's reward now to its reward right after the task, `epic_drift_matrix`).
+Rerunning the same command resumes (SIGTERM or SIGUSR1: checkpoint, then exit 75, as the other
+training scripts).
 """
 
 from cljax import console
